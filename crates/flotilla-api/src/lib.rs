@@ -1,0 +1,24 @@
+//! Flotilla's API, group `federation.flotilla.dev`, version `v1alpha1`.
+//!
+//! Every type lives here so later versions can refine fields in one place. The CRD YAML under
+//! `crds/` is generated from these types by the `crdgen` binary (`make crds`).
+pub mod federated_ingress;
+pub mod labels;
+pub mod member_cluster;
+pub mod overrides;
+pub mod placement;
+pub mod placement_status;
+pub mod policies;
+pub mod scaling_policy;
+
+mod crd;
+
+pub use crd::{CrdFile, crd_files};
+pub use federated_ingress::{FederatedIngress, FederatedIngressSpec, FederatedIngressStatus};
+pub use member_cluster::{MemberCluster, MemberClusterSpec, MemberClusterStatus};
+pub use scaling_policy::{ScalingPolicy, ScalingPolicySpec, ScalingPolicyStatus};
+
+/// The API group of every Flotilla kind.
+pub const GROUP: &str = "federation.flotilla.dev";
+/// The API version served and stored.
+pub const VERSION: &str = "v1alpha1";

