@@ -25,11 +25,32 @@ use crate::policies::{AdoptionPolicy, DeletionPolicy, DriftPolicy};
     namespaced,
     status = "FederatedIngressStatus",
     doc = "An Ingress propagated to the member clusters a placement selects.",
-    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
-    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
-    printcolumn(name = "Clusters", type_ = "string", json_path = ".status.placement.selected"),
-    printcolumn(name = "Drift", type_ = "string", json_path = ".spec.drift.mode", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
+    ),
+    printcolumn(
+        name = "Clusters",
+        type_ = "string",
+        json_path = ".status.placement.selected"
+    ),
+    printcolumn(
+        name = "Drift",
+        type_ = "string",
+        json_path = ".spec.drift.mode",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FederatedIngressSpec {

@@ -8,7 +8,8 @@ fn undocumented(path: &str, schema: &Value, out: &mut Vec<String>) {
         for (name, prop) in props {
             let here = format!("{path}.{name}");
             // apiVersion/kind/metadata are the standard envelope; the API server documents them.
-            let envelope = path.is_empty() && matches!(name.as_str(), "apiVersion" | "kind" | "metadata");
+            let envelope =
+                path.is_empty() && matches!(name.as_str(), "apiVersion" | "kind" | "metadata");
             if !envelope && prop.get("description").is_none() {
                 out.push(here.clone());
             }
@@ -25,7 +26,10 @@ fn undocumented(path: &str, schema: &Value, out: &mut Vec<String>) {
 
 fn schema_of(file: &flotilla_api::CrdFile) -> Value {
     let version = &file.crd.spec.versions[0];
-    let schema = version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref());
+    let schema = version
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref());
     serde_json::to_value(schema).expect("schema serializes")
 }
 
@@ -34,7 +38,11 @@ fn every_property_is_documented() {
     for file in crd_files() {
         let mut missing = Vec::new();
         undocumented("", &schema_of(&file), &mut missing);
-        assert!(missing.is_empty(), "{}: properties without description: {missing:?}", file.file_name);
+        assert!(
+            missing.is_empty(),
+            "{}: properties without description: {missing:?}",
+            file.file_name
+        );
     }
 }
 
@@ -42,12 +50,30 @@ fn every_property_is_documented() {
 fn kinds_have_short_names_category_and_status() {
     for file in crd_files() {
         let names = &file.crd.spec.names;
-        assert!(names.short_names.as_ref().is_some_and(|s| !s.is_empty()), "{}", file.file_name);
-        assert_eq!(names.categories.as_deref(), Some(&["flotilla".to_string()][..]));
+        assert!(
+            names.short_names.as_ref().is_some_and(|s| !s.is_empty()),
+            "{}",
+            file.file_name
+        );
+        assert_eq!(
+            names.categories.as_deref(),
+            Some(&["flotilla".to_string()][..])
+        );
         let version = &file.crd.spec.versions[0];
         assert!(version.served && version.storage);
-        assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
-        assert!(version.additional_printer_columns.as_ref().is_some_and(|c| c.len() >= 3));
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some()
+        );
+        assert!(
+            version
+                .additional_printer_columns
+                .as_ref()
+                .is_some_and(|c| c.len() >= 3)
+        );
     }
 }
 
@@ -56,14 +82,25 @@ fn schemas_are_structural_enough_for_kubernetes_1_20() {
     // No CEL (not in 1.20) and no anyOf/oneOf without a type, which 1.20 rejects as non-structural.
     for file in crd_files() {
         let text = serde_json::to_string(&schema_of(&file)).expect("json");
-        assert!(!text.contains("x-kubernetes-validations"), "{}: CEL rules", file.file_name);
-        assert!(!text.contains("\"$ref\""), "{}: unresolved $ref", file.file_name);
+        assert!(
+            !text.contains("x-kubernetes-validations"),
+            "{}: CEL rules",
+            file.file_name
+        );
+        assert!(
+            !text.contains("\"$ref\""),
+            "{}: unresolved $ref",
+            file.file_name
+        );
     }
 }
 
 #[test]
 fn enums_are_closed_in_the_schema() {
-    let fi = crd_files().into_iter().find(|f| f.file_name.starts_with("federatedingresses")).expect("FI crd");
+    let fi = crd_files()
+        .into_iter()
+        .find(|f| f.file_name.starts_with("federatedingresses"))
+        .expect("FI crd");
     let schema = schema_of(&fi);
     let mode = &schema["properties"]["spec"]["properties"]["drift"]["properties"]["mode"];
     assert_eq!(mode["enum"], serde_json::json!(["ReportOnly", "Enforce"]));
@@ -75,6 +112,11 @@ fn committed_yaml_matches_the_code() {
     for file in crd_files() {
         let committed = std::fs::read_to_string(dir.join(&file.file_name))
             .unwrap_or_else(|e| panic!("crds/{} missing ({e}); run `make crds`", file.file_name));
-        assert_eq!(committed, file.to_yaml().expect("yaml"), "crds/{} is stale; run `make crds`", file.file_name);
+        assert_eq!(
+            committed,
+            file.to_yaml().expect("yaml"),
+            "crds/{} is stale; run `make crds`",
+            file.file_name
+        );
     }
 }

@@ -1,0 +1,81 @@
+# Flotilla's developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+MEMBERS ?= 3
+PROVIDER ?= local
+CARGO ?= cargo
+export MEMBERS PROVIDER
+
+TESTBED := e2e/testbed/clusters.sh
+FLOTILLA_CACHE ?= $(HOME)/.cache/flotilla
+export PATH := $(FLOTILLA_CACHE)/bin:$(PATH)
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+## --- build and check -------------------------------------------------------------------------
+.PHONY: build
+build: ## Build every crate
+	$(CARGO) build --workspace --all-targets
+
+.PHONY: crds
+crds: ## Regenerate crds/*.yaml from the Rust types
+	$(CARGO) run -q -p flotilla-api --features crdgen --bin crdgen -- crds
+
+.PHONY: check
+check: ## fmt, clippy -D warnings, and generated files in sync with the code
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	  $(CARGO) run -q -p flotilla-api --features crdgen --bin crdgen -- $$tmp >/dev/null; \
+	  if ! diff -ru crds $$tmp; then echo "crds/ is stale: run 'make crds' and commit" >&2; exit 1; fi
+	@echo "check: ok"
+
+## --- tests -----------------------------------------------------------------------------------
+.PHONY: test
+test: test-unit e2e ## Unit tests, then end-to-end tests on the local test bed (up if needed, down after)
+
+.PHONY: test-unit
+test-unit: ## Unit and property tests (no clusters)
+	$(CARGO) test --workspace
+
+.PHONY: e2e
+e2e: ## End-to-end tests on the test bed; brings it up if needed and down after if it started it
+	e2e/run.sh
+
+.PHONY: tools
+tools: ## Install what the test bed needs (etcd, kube-apiserver, kube-controller-manager, helm)
+	e2e/testbed/install-tools.sh
+
+## --- the local test bed ----------------------------------------------------------------------
+.PHONY: clusters-up
+clusters-up: ## Start 1 host + $(MEMBERS) member clusters (PROVIDER=local|kind)
+	$(TESTBED) up
+
+.PHONY: clusters-down
+clusters-down: ## Stop every test-bed cluster and free its ports
+	$(TESTBED) down
+
+.PHONY: clusters-env
+clusters-env: ## Print how to use the test bed (KUBECONFIG, contexts, logs)
+	@$(TESTBED) env
+
+.PHONY: clusters-status
+clusters-status: ## One line per test-bed cluster
+	@$(TESTBED) status
+
+## --- demo ------------------------------------------------------------------------------------
+.PHONY: demo
+demo: ## Bring up the test bed, install the CRDs, apply the examples and show them
+	e2e/demo.sh
+
+## --- benchmarks (lines: BENCH <name> <value> <unit>) -------------------------------------------
+.PHONY: bench
+bench: bench-placement ## Every benchmark
+
+.PHONY: bench-placement
+bench-placement: ## Placement engine benchmarks
+	$(CARGO) bench -q -p flotilla-placement --bench placement 2>/dev/null | grep '^BENCH'

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs the end-to-end tests against the local test bed. Brings the test bed up when it is not
+# running, and takes it down afterwards only if this run started it (so a developer's running
+# test bed is left alone). Extra arguments go to `cargo test` (e.g. a test name filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+testbed=e2e/testbed/clusters.sh
+started=""
+if ! "$testbed" status >/dev/null 2>&1; then
+  started=1
+fi
+cleanup() {
+  code=$?
+  if [ "$code" != 0 ]; then
+    echo "e2e: failed; component logs are in e2e/.state/*/ (kept until the next 'make clusters-down')" >&2
+    if [ -n "$started" ] && [ -n "${CI:-}" ]; then
+      for log in e2e/.state/*/*.log; do [ -f "$log" ] && { echo "--- tail $log"; tail -20 "$log"; }; done >&2 || true
+    fi
+  fi
+  if [ -n "$started" ] && [ -z "${FLOTILLA_KEEP_CLUSTERS:-}" ]; then "$testbed" down; fi
+  exit "$code"
+}
+trap cleanup EXIT
+"$testbed" up
+export FLOTILLA_KUBECONFIG="$PWD/e2e/.state/kubeconfig"
+# One test binary at a time: scenarios share the clusters.
+cargo test -p flotilla-e2e -- --test-threads=1 "$@"
