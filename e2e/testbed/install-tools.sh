@@ -14,6 +14,11 @@ BIN="$CACHE/bin"
 K8S_DEB_VERSION="1.20.5+really1.20.2-1.1+deb12u1"
 mkdir -p "$BIN"
 
+# One install at a time per cache (parallel `clusters.sh up` runs, or a manual run alongside one):
+# a second caller waits for the first, then finds everything cached.
+exec 8>"$CACHE/.install.lock"
+flock 8
+
 log() { printf '[install-tools] %s\n' "$*" >&2; }
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -61,8 +66,9 @@ SRC
   local work="$CACHE/src"
   rm -rf "$work"; mkdir -p "$work"
   log "fetching kubernetes source $K8S_DEB_VERSION"
-  (cd "$work" && apt-get source --download-only "kubernetes=$K8S_DEB_VERSION" >/dev/null 2>&1 \
-     || apt-get source --download-only kubernetes >/dev/null)
+  if ! (cd "$work" && apt-get source --download-only "kubernetes=$K8S_DEB_VERSION" >/dev/null 2>&1); then
+    (cd "$work" && apt-get source --download-only kubernetes >/dev/null)
+  fi
   (cd "$work" && dpkg-source --no-check -x ./*.dsc k8s >/dev/null)
   local tree="$work/k8s"
   # reflect2 v1.0.1 crashes the API server under Go >= 1.18 ("fatal error: fault" on the first
@@ -100,6 +106,6 @@ if [ ! -x "$BIN/helm" ]; then
 fi
 
 # --- tools the tests use ----------------------------------------------------------------------
-apt_install openssl curl procps jq
+apt_install openssl curl procps jq iproute2 util-linux
 
 log "ready: $("$BIN/kube-apiserver" --version 2>&1), etcd $(etcd --version 2>/dev/null | head -1 | awk '{print $3}'), $("$BIN/helm" version --short 2>/dev/null)"

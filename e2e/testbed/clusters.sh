@@ -1,0 +1,794 @@
+#!/usr/bin/env bash
+# Flotilla's local multi-cluster Kubernetes test bed: one host cluster and N member clusters, each
+# a real control plane (etcd + kube-apiserver + kube-controller-manager) on 127.0.0.1, no Docker.
+# See README.md beside this file.
+#
+# Usage: clusters.sh up|down|env|status|stop-apiserver C|start-apiserver C|hang-apiserver C|resume-apiserver C
+#
+# Environment:
+#   MEMBERS              number of member clusters (default 3)
+#   PROVIDER             local (default) or kind
+#   FLOTILLA_STATE       state directory (default <repo>/e2e/.state)
+#   FLOTILLA_PORT_BASE   first port (default 36000); cluster i (host=0, memberK=K) uses BASE+10*i+{0..3}
+#   FLOTILLA_CACHE       where install-tools.sh caches binaries (default ~/.cache/flotilla)
+#   FLOTILLA_UP_TIMEOUT  seconds to wait for one cluster to become ready (default 240)
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+CACHE="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}"
+BIN="$CACHE/bin"
+STATE="$(realpath -m "${FLOTILLA_STATE:-$REPO_ROOT/e2e/.state}")"
+LOG_ARCHIVE="${STATE}-logs"
+MEMBERS="${MEMBERS:-3}"
+PROVIDER="${PROVIDER:-local}"
+PORT_BASE="${FLOTILLA_PORT_BASE:-36000}"
+UP_TIMEOUT="${FLOTILLA_UP_TIMEOUT:-240}"
+SERVICE_CIDR="10.96.0.0/16"
+SA_ISSUER="https://kubernetes.default.svc"
+MARKER=".flotilla-testbed"
+COMPONENTS=(etcd apiserver controller-manager)
+
+log() { printf '[testbed] %s\n' "$*" >&2; }
+die() { printf '[testbed] ERROR: %s\n' "$*" >&2; exit 1; }
+
+[[ $MEMBERS =~ ^[0-9]+$ ]] || die "MEMBERS must be a number, got '$MEMBERS'"
+[[ $PORT_BASE =~ ^[0-9]+$ ]] || die "FLOTILLA_PORT_BASE must be a number, got '$PORT_BASE'"
+[[ $UP_TIMEOUT =~ ^[0-9]+$ ]] || die "FLOTILLA_UP_TIMEOUT must be a number of seconds"
+case "$PROVIDER" in local | kind) ;; *) die "PROVIDER must be 'local' or 'kind', got '$PROVIDER'" ;; esac
+case "$STATE" in / | "$HOME" | "$REPO_ROOT") die "refusing to use $STATE as FLOTILLA_STATE" ;; esac
+
+# ---------------------------------------------------------------------------------------------
+# small helpers
+
+kv() { { sed -n "s/^$2=//p" "$1" 2>/dev/null || true; } | tail -n 1; } # kv FILE KEY
+
+cluster_index() {
+  if [ "$1" = host ]; then echo 0; elif [[ $1 =~ ^member([1-9][0-9]*)$ ]]; then echo "${BASH_REMATCH[1]}"; else return 1; fi
+}
+
+wanted_clusters() { # host member1 .. member$MEMBERS
+  local i
+  echo host
+  for ((i = 1; i <= MEMBERS; i++)); do echo "member$i"; done
+}
+
+existing_clusters() { # clusters that have a directory in the state dir, host first, members in order
+  local f
+  [ -d "$STATE" ] || return 0
+  for f in "$STATE"/*/cluster.env; do
+    [ -f "$f" ] || continue
+    basename "$(dirname "$f")"
+  done | sort -V # "host" sorts before "member1", and -V puts member10 after member9
+}
+
+recorded_provider() { kv "$STATE/testbed.env" PROVIDER; }
+
+port_in_use() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
+
+take_lock() { # serialises up/down on the same state dir; fd 9 is closed in every daemon we start
+  local lock
+  lock="${TMPDIR:-/tmp}/flotilla-testbed.$(printf '%s' "$STATE" | cksum | cut -d' ' -f1).lock"
+  exec 9>"$lock"
+  flock -w 600 9 || die "another clusters.sh up/down holds $lock"
+}
+
+ensure_state_dir() {
+  if [ -d "$STATE" ] && [ ! -f "$STATE/$MARKER" ] && [ -n "$(ls -A "$STATE")" ]; then
+    die "$STATE exists, is not empty and is not a test bed state dir; set FLOTILLA_STATE elsewhere"
+  fi
+  mkdir -p "$STATE"
+  touch "$STATE/$MARKER"
+  local rec
+  rec="$(recorded_provider)"
+  if [ -n "$rec" ] && [ "$rec" != "$PROVIDER" ]; then
+    die "the test bed in $STATE was brought up with PROVIDER=$rec; run '$0 down' first"
+  fi
+  if [ -z "$rec" ]; then
+    printf 'PROVIDER=%s\nPORT_BASE=%s\n' "$PROVIDER" "$PORT_BASE" >"$STATE/testbed.env"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# per-cluster layout (local provider)
+
+load_cluster() { # sets C_* globals for cluster $1
+  local f="$STATE/$1/cluster.env"
+  [ -f "$f" ] || die "cluster '$1' is not part of the test bed in $STATE (run: $0 up)"
+  C_NAME="$1"
+  C_DIR="$STATE/$1"
+  C_API_PORT="$(kv "$f" API_PORT)"
+  C_ETCD_PORT="$(kv "$f" ETCD_PORT)"
+  C_PEER_PORT="$(kv "$f" ETCD_PEER_PORT)"
+  C_KCM_PORT="$(kv "$f" KCM_PORT)"
+  C_SERVER="https://127.0.0.1:$C_API_PORT"
+}
+
+component_ports() { # ports a component listens on
+  case "$1" in
+    etcd) echo "$C_ETCD_PORT $C_PEER_PORT" ;;
+    apiserver) echo "$C_API_PORT" ;;
+    controller-manager) echo "$C_KCM_PORT" ;;
+  esac
+}
+
+# Prints the pid of a component if it is alive and really ours (its command line mentions the
+# cluster dir: guards against recycled pids). Zombies have an empty cmdline and count as dead.
+comp_pid() { # comp_pid CLUSTER_DIR COMPONENT
+  local f="$1/$2.pid" pid
+  [ -f "$f" ] || return 1
+  pid="$(<"$f")"
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$1/" || return 1
+  echo "$pid"
+}
+
+proc_state() { ps -o state= -p "$1" 2>/dev/null | tr -d ' '; } # R, S, T (stopped), ...
+
+gen_pki() {
+  local c="$1" pki="$C_DIR/pki" tmp
+  [ -f "$pki/tokens.csv" ] && return 0
+  tmp="$(mktemp -d "$C_DIR/pki.tmp.XXXXXX")"
+  cat >"$tmp/openssl.cnf" <<'CNF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = flotilla
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign, digitalSignature
+subjectKeyIdentifier = hash
+[v3_serving]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = IP:127.0.0.1, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local, IP:10.96.0.1
+[v3_client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
+CNF
+  # (a chain of &&: `set -e` does not apply inside a subshell whose status is tested)
+  (
+    cd "$tmp" &&
+      openssl req -x509 -new -nodes -newkey rsa:2048 -sha256 -days 3650 -config openssl.cnf \
+        -extensions v3_ca -subj "/CN=flotilla-$c-ca" -keyout ca.key -out ca.crt &&
+      openssl req -new -nodes -newkey rsa:2048 -sha256 -config openssl.cnf \
+        -subj "/CN=kube-apiserver" -keyout apiserver.key -out apiserver.csr &&
+      openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -set_serial "0x$(openssl rand -hex 12)" \
+        -sha256 -days 3650 -extfile openssl.cnf -extensions v3_serving -out apiserver.crt &&
+      openssl req -x509 -new -nodes -newkey rsa:2048 -sha256 -days 3650 -config openssl.cnf \
+        -extensions v3_ca -subj "/CN=flotilla-$c-front-proxy-ca" -keyout front-proxy-ca.key -out front-proxy-ca.crt &&
+      openssl req -new -nodes -newkey rsa:2048 -sha256 -config openssl.cnf \
+        -subj "/CN=front-proxy-client" -keyout front-proxy-client.key -out front-proxy-client.csr &&
+      openssl x509 -req -in front-proxy-client.csr -CA front-proxy-ca.crt -CAkey front-proxy-ca.key \
+        -set_serial "0x$(openssl rand -hex 12)" -sha256 -days 3650 -extfile openssl.cnf -extensions v3_client \
+        -out front-proxy-client.crt &&
+      openssl genrsa -out sa.key 2048 &&
+      openssl rsa -in sa.key -pubout -out sa.pub &&
+      openssl rand -hex 24 >admin.token &&
+      openssl rand -hex 24 >controller-manager.token &&
+      printf '%s,admin,flotilla-admin,"system:masters"\n%s,system:kube-controller-manager,flotilla-kcm\n' \
+        "$(<admin.token)" "$(<controller-manager.token)" >tokens.csv && # token,user,uid,"groups"
+      rm -f ./*.csr openssl.cnf &&
+      chmod 600 ./*
+  ) >/dev/null 2>"$tmp/openssl.err" || { cat "$tmp/openssl.err" >&2; die "[$c] certificate generation failed"; }
+  rm -f "$tmp/openssl.err"
+  rm -rf "$pki"
+  mv "$tmp" "$pki"
+  chmod 700 "$pki"
+}
+
+# emit_kubeconfig CURRENT SPEC... where SPEC is name|server|ca-file|user|token-file
+emit_kubeconfig() {
+  local current="$1" spec name server ca user tok
+  shift
+  printf 'apiVersion: v1\nkind: Config\npreferences: {}\nclusters:\n'
+  for spec in "$@"; do
+    IFS='|' read -r name server ca user tok <<<"$spec"
+    printf -- '- name: %s\n  cluster:\n    server: %s\n    certificate-authority-data: %s\n' \
+      "$name" "$server" "$(base64 -w0 <"$ca")"
+  done
+  printf 'users:\n'
+  for spec in "$@"; do
+    IFS='|' read -r name server ca user tok <<<"$spec"
+    printf -- '- name: %s\n  user:\n    token: %s\n' "$user" "$(<"$tok")"
+  done
+  printf 'contexts:\n'
+  for spec in "$@"; do
+    IFS='|' read -r name server ca user tok <<<"$spec"
+    printf -- '- name: %s\n  context:\n    cluster: %s\n    user: %s\n    namespace: default\n' "$name" "$name" "$user"
+  done
+  printf 'current-context: %s\n' "$current"
+}
+
+write_atomic() { # write_atomic FILE (content on stdin)
+  cat >"$1.tmp.$$"
+  chmod 600 "$1.tmp.$$"
+  mv -f "$1.tmp.$$" "$1"
+}
+
+admin_spec() { # admin_spec CLUSTER
+  local d="$STATE/$1"
+  printf '%s|https://127.0.0.1:%s|%s|%s|%s' "$1" "$(kv "$d/cluster.env" API_PORT)" \
+    "$d/pki/ca.crt" "$1-admin" "$d/pki/admin.token"
+}
+
+# write_run_script FILE PIDFILE ARGV...: a script that records its pid and execs ARGV, so that a
+# restart (start-apiserver) uses exactly the original command line.
+write_run_script() {
+  local file="$1" pidfile="$2"
+  shift 2
+  {
+    echo '#!/usr/bin/env bash'
+    echo '# Generated by e2e/testbed/clusters.sh. Restarts reuse this exact command line.'
+    # shellcheck disable=SC2016 # $$ is meant for the generated script
+    printf 'echo $$ >%q\n' "$pidfile"
+    printf 'exec'
+    printf ' \\\n  %q' "$@"
+    printf '\n'
+  } | write_atomic "$file"
+  chmod 700 "$file"
+}
+
+init_cluster() { # creates dir, ports, PKI, kubeconfigs and run scripts (each only if missing)
+  local c="$1" d="$STATE/$1" idx base
+  mkdir -p "$d"
+  if [ ! -f "$d/cluster.env" ]; then
+    idx="$(cluster_index "$c")" || die "bad cluster name '$c'"
+    base="$(kv "$STATE/testbed.env" PORT_BASE)"
+    base="${base:-$PORT_BASE}"
+    printf 'CLUSTER=%s\nINDEX=%s\nAPI_PORT=%s\nETCD_PORT=%s\nETCD_PEER_PORT=%s\nKCM_PORT=%s\n' \
+      "$c" "$idx" $((base + 10 * idx)) $((base + 10 * idx + 1)) $((base + 10 * idx + 2)) $((base + 10 * idx + 3)) \
+      | write_atomic "$d/cluster.env"
+  fi
+  load_cluster "$c"
+  gen_pki "$c"
+  local pki="$d/pki"
+  [ -f "$d/controller-manager.kubeconfig" ] ||
+    emit_kubeconfig "$c" "$c|$C_SERVER|$pki/ca.crt|system:kube-controller-manager|$pki/controller-manager.token" |
+    write_atomic "$d/controller-manager.kubeconfig"
+  [ -f "$STATE/$c.kubeconfig" ] || emit_kubeconfig "$c" "$(admin_spec "$c")" | write_atomic "$STATE/$c.kubeconfig"
+
+  if [ ! -f "$d/run-etcd.sh" ]; then
+    local fsync=()
+    # --unsafe-no-fsync only exists in etcd >= 3.4.? / 3.5; Debian's 3.4.23 lacks it.
+    if etcd --help 2>&1 | grep -q -- '--unsafe-no-fsync'; then fsync=(--unsafe-no-fsync); fi
+    write_run_script "$d/run-etcd.sh" "$d/etcd.pid" "$(command -v etcd)" \
+      --name=default \
+      --data-dir="$d/etcd-data" \
+      --listen-client-urls="http://127.0.0.1:$C_ETCD_PORT" \
+      --advertise-client-urls="http://127.0.0.1:$C_ETCD_PORT" \
+      --listen-peer-urls="http://127.0.0.1:$C_PEER_PORT" \
+      --initial-advertise-peer-urls="http://127.0.0.1:$C_PEER_PORT" \
+      --initial-cluster="default=http://127.0.0.1:$C_PEER_PORT" \
+      --initial-cluster-state=new \
+      --initial-cluster-token="flotilla-$c" \
+      --logger=zap --log-outputs=stderr \
+      "${fsync[@]}"
+  fi
+  # --endpoint-reconciler-type=none: the `kubernetes` Endpoints would hold the advertise address
+  # 127.0.0.1, which Endpoints validation rejects (loopback), so the default reconciler only logs
+  # errors. There are no pods that would use it. The requestheader/proxy-client flags set up the
+  # aggregation layer (front-proxy CA), which the controller-manager's delegated authn expects.
+  if [ ! -f "$d/run-apiserver.sh" ]; then
+    write_run_script "$d/run-apiserver.sh" "$d/apiserver.pid" "$BIN/kube-apiserver" \
+      --etcd-servers="http://127.0.0.1:$C_ETCD_PORT" \
+      --bind-address=127.0.0.1 \
+      --advertise-address=127.0.0.1 \
+      --secure-port="$C_API_PORT" \
+      --insecure-port=0 \
+      --tls-cert-file="$pki/apiserver.crt" \
+      --tls-private-key-file="$pki/apiserver.key" \
+      --client-ca-file="$pki/ca.crt" \
+      --token-auth-file="$pki/tokens.csv" \
+      --authorization-mode=Node,RBAC \
+      --service-account-issuer="$SA_ISSUER" \
+      --api-audiences="$SA_ISSUER" \
+      --service-account-key-file="$pki/sa.pub" \
+      --service-account-signing-key-file="$pki/sa.key" \
+      --service-cluster-ip-range="$SERVICE_CIDR" \
+      --allow-privileged=true \
+      --requestheader-client-ca-file="$pki/front-proxy-ca.crt" \
+      --requestheader-allowed-names=front-proxy-client \
+      --requestheader-username-headers=X-Remote-User \
+      --requestheader-group-headers=X-Remote-Group \
+      --requestheader-extra-headers-prefix=X-Remote-Extra- \
+      --proxy-client-cert-file="$pki/front-proxy-client.crt" \
+      --proxy-client-key-file="$pki/front-proxy-client.key" \
+      --endpoint-reconciler-type=none \
+      --profiling=false \
+      --cert-dir="$d/apiserver-certs"
+  fi
+  if [ ! -f "$d/run-controller-manager.sh" ]; then
+    write_run_script "$d/run-controller-manager.sh" "$d/controller-manager.pid" "$BIN/kube-controller-manager" \
+      --kubeconfig="$d/controller-manager.kubeconfig" \
+      --authentication-kubeconfig="$d/controller-manager.kubeconfig" \
+      --authorization-kubeconfig="$d/controller-manager.kubeconfig" \
+      --bind-address=127.0.0.1 \
+      --secure-port="$C_KCM_PORT" \
+      --port=0 \
+      --cert-dir="$d/controller-manager-certs" \
+      --service-account-private-key-file="$pki/sa.key" \
+      --root-ca-file="$pki/ca.crt" \
+      --cluster-signing-cert-file="$pki/ca.crt" \
+      --cluster-signing-key-file="$pki/ca.key" \
+      --use-service-account-credentials=true \
+      --leader-elect=false \
+      --controllers='*' \
+      --cluster-name="flotilla-$c" \
+      --service-cluster-ip-range="$SERVICE_CIDR" \
+      --profiling=false
+  fi
+}
+
+fail_with_log() { # fail_with_log MESSAGE COMPONENT
+  {
+    printf '[testbed] ERROR [%s]: %s\n' "$C_NAME" "$1"
+    printf -- '----- last 40 lines of %s -----\n' "$C_DIR/$2.log"
+    tail -n 40 "$C_DIR/$2.log" 2>/dev/null || true
+    printf -- '----- end of %s -----\n' "$C_DIR/$2.log"
+  } >&2
+  exit 1
+}
+
+start_component() { # start_component COMPONENT (no-op when it runs; resumes it when stopped)
+  local comp="$1" pid port i owner
+  if pid="$(comp_pid "$C_DIR" "$comp")"; then
+    if [ "$(proc_state "$pid")" = T ]; then
+      log "[$C_NAME] $comp (pid $pid) was stopped (SIGSTOP); resuming it"
+      kill -CONT "$pid"
+    fi
+    return 0
+  fi
+  for port in $(component_ports "$comp"); do
+    if port_in_use "$port"; then
+      # our own process whose pid file was lost: adopt it
+      owner="$(ss -Hltnp "sport = :$port" | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2 || true)"
+      if [ -n "$owner" ] && tr '\0' ' ' 2>/dev/null <"/proc/$owner/cmdline" | grep -qF -- "$C_DIR/"; then
+        echo "$owner" >"$C_DIR/$comp.pid"
+        log "[$C_NAME] $comp already runs as pid $owner (pid file was missing); adopted"
+        return 0
+      fi
+      die "[$C_NAME] cannot start $comp: port $port is taken: $(ss -Hltnp "sport = :$port" | tr -s ' ')"
+    fi
+  done
+  rm -f "$C_DIR/$comp.pid"
+  printf '\n===== %s clusters.sh: starting %s =====\n' "$(date -Is)" "$comp" >>"$C_DIR/$comp.log"
+  # Detached: own session, no terminal, stdin from /dev/null, lock fd closed.
+  setsid -f bash "$C_DIR/run-$comp.sh" >>"$C_DIR/$comp.log" 2>&1 </dev/null 9>&-
+  for ((i = 0; i < 100; i++)); do
+    [ -s "$C_DIR/$comp.pid" ] && return 0
+    sleep 0.05
+  done
+  fail_with_log "$comp did not start" "$comp"
+}
+
+wait_for() { # wait_for DEADLINE COMPONENT WHAT CHECK...
+  local deadline="$1" comp="$2" what="$3"
+  shift 3
+  while ! "$@"; do
+    comp_pid "$C_DIR" "$comp" >/dev/null || fail_with_log "$comp exited while waiting for $what" "$comp"
+    if (($(date +%s) >= deadline)); then
+      fail_with_log "timed out after ${UP_TIMEOUT}s waiting for $what" "$comp"
+    fi
+    sleep 0.5
+  done
+}
+
+api_get() { # api_get PATH [curl args]: GET on the cluster's apiserver as admin
+  local path="$1"
+  shift
+  curl -sS --max-time 3 --cacert "$C_DIR/pki/ca.crt" \
+    -H "Authorization: Bearer $(<"$C_DIR/pki/admin.token")" "$@" "$C_SERVER$path" 2>/dev/null
+}
+etcd_healthy() { curl -sS --max-time 2 "http://127.0.0.1:$C_ETCD_PORT/health" 2>/dev/null | grep -q '"health":"true"'; }
+api_ready() { [ "$(api_get /readyz)" = ok ]; }
+kcm_healthy() { [ "$(curl -sk --max-time 2 "https://127.0.0.1:$C_KCM_PORT/healthz" 2>/dev/null)" = ok ]; }
+# The default namespace is made by the apiserver; its ServiceAccount and the SA's token Secret
+# by kube-controller-manager (serviceaccount + serviceaccount-token controllers).
+default_sa_ready() {
+  api_get /api/v1/namespaces/default/serviceaccounts/default | jq -e '(.secrets // []) | length > 0' >/dev/null 2>&1
+}
+
+up_cluster() {
+  local c="$1" deadline
+  deadline=$(($(date +%s) + UP_TIMEOUT))
+  init_cluster "$c"
+  local was_up=1 comp
+  for comp in "${COMPONENTS[@]}"; do comp_pid "$C_DIR" "$comp" >/dev/null || was_up=0; done
+  start_component etcd
+  wait_for "$deadline" etcd "etcd health on :$C_ETCD_PORT" etcd_healthy
+  start_component apiserver
+  wait_for "$deadline" apiserver "apiserver /readyz on $C_SERVER" api_ready
+  start_component controller-manager
+  wait_for "$deadline" controller-manager "controller-manager /healthz on :$C_KCM_PORT" kcm_healthy
+  wait_for "$deadline" controller-manager "ServiceAccount default/default with a token" default_sa_ready
+  if [ "$was_up" = 1 ]; then
+    log "[$c] already up and healthy ($C_SERVER)"
+  else
+    log "[$c] ready ($C_SERVER)"
+  fi
+}
+
+write_kubeconfigs() {
+  local c specs=() first=""
+  for c in $(existing_clusters); do
+    [ -f "$STATE/$c/pki/admin.token" ] || continue
+    specs+=("$(admin_spec "$c")")
+    first="${first:-$c}"
+    emit_kubeconfig "$c" "$(admin_spec "$c")" | write_atomic "$STATE/$c.kubeconfig"
+  done
+  [ ${#specs[@]} -gt 0 ] || return 0
+  [ -f "$STATE/host/cluster.env" ] && first=host
+  emit_kubeconfig "$first" "${specs[@]}" | write_atomic "$STATE/kubeconfig"
+}
+
+local_up() {
+  "$SCRIPT_DIR/install-tools.sh"
+  local b
+  for b in "$BIN/kube-apiserver" "$BIN/kube-controller-manager"; do
+    [ -x "$b" ] || die "$b is missing (install-tools.sh failed?)"
+  done
+  command -v etcd >/dev/null || die "etcd is not on PATH"
+  local c pids=() names=() failed=() i start
+  start="$(date +%s)"
+  for c in $( (existing_clusters; wanted_clusters) | awk '!seen[$0]++'); do
+    up_cluster "$c" &
+    pids+=("$!")
+    names+=("$c")
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || failed+=("${names[$i]}")
+  done
+  write_kubeconfigs
+  [ ${#failed[@]} -eq 0 ] || die "cluster(s) not ready: ${failed[*]} (logs: $STATE/<cluster>/*.log)"
+  log "${#names[@]} clusters ready in $(($(date +%s) - start))s; kubeconfig: $STATE/kubeconfig"
+}
+
+# Every process of the test bed: pid files first, then anything whose command line mentions the
+# state dir and whose program is one of ours (catches processes whose pid file was lost).
+testbed_pids() {
+  local f pid cmd exe
+  {
+    for f in "$STATE"/*/*.pid; do
+      [ -f "$f" ] && cat "$f"
+    done
+    # one grep over every command line (cheap); our own grep matches too and is filtered out below
+    # (grep exits 2 when a process vanishes mid-scan: not an error here)
+    { grep -lsaF -- "$STATE/" /proc/[0-9]*/cmdline 2>/dev/null || true; } | sed -n 's|^/proc/\([0-9]*\)/cmdline$|\1|p'
+  } | sort -un | while read -r pid; do
+    [[ $pid =~ ^[0-9]+$ ]] || continue
+    cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")" || continue
+    case "$cmd" in *"$STATE/"*) ;; *) continue ;; esac # never a recycled pid
+    exe="${cmd%% *}"
+    case "${exe##*/}" in
+      etcd | kube-apiserver | kube-controller-manager) echo "$pid" ;;
+      bash) case "$cmd" in *"$STATE/"*/run-*.sh*) echo "$pid" ;; esac ;;
+    esac
+  done
+}
+
+local_down() {
+  local pids i port ports=() f
+  pids="$(testbed_pids | tr '\n' ' ')"
+  if [ -n "${pids// /}" ]; then
+    log "stopping test bed processes: $pids"
+    # shellcheck disable=SC2086 # word splitting of the pid list is intended
+    kill -TERM $pids 2>/dev/null || true
+    # shellcheck disable=SC2086
+    kill -CONT $pids 2>/dev/null || true # a SIGSTOPped (hung) apiserver only sees TERM once continued
+    for ((i = 0; i < 100; i++)); do
+      [ -z "$(testbed_pids)" ] && break
+      sleep 0.1
+    done
+    pids="$(testbed_pids | tr '\n' ' ')"
+    if [ -n "${pids// /}" ]; then
+      log "killing leftovers: $pids"
+      # shellcheck disable=SC2086
+      kill -KILL $pids 2>/dev/null || true
+      for ((i = 0; i < 100; i++)); do
+        [ -z "$(testbed_pids)" ] && break
+        sleep 0.1
+      done
+    fi
+    [ -z "$(testbed_pids)" ] || die "processes survived SIGKILL: $(testbed_pids | tr '\n' ' ')"
+  fi
+  for f in "$STATE"/*/cluster.env; do
+    [ -f "$f" ] || continue
+    ports+=("$(kv "$f" API_PORT)" "$(kv "$f" ETCD_PORT)" "$(kv "$f" ETCD_PEER_PORT)" "$(kv "$f" KCM_PORT)")
+  done
+  for port in "${ports[@]}"; do
+    for ((i = 0; i < 100; i++)); do
+      port_in_use "$port" || break
+      sleep 0.1
+    done
+    port_in_use "$port" && die "port $port is still in use: $(ss -Hltnp "sport = :$port" | tr -s ' ')"
+  done
+  return 0
+}
+
+archive_logs() { # keep the logs of the last test bed in $STATE-logs (replaced by every down)
+  local d c found=0
+  for d in "$STATE"/*/; do
+    compgen -G "$d*.log" >/dev/null || continue
+    if [ "$found" = 0 ]; then
+      rm -rf "$LOG_ARCHIVE"
+      found=1
+    fi
+    c="$(basename "$d")"
+    mkdir -p "$LOG_ARCHIVE/$c"
+    cp -p "$d"*.log "$LOG_ARCHIVE/$c/"
+  done
+  [ "$found" = 1 ] && log "logs saved in $LOG_ARCHIVE"
+  return 0
+}
+
+remove_state() {
+  [ -d "$STATE" ] || return 0
+  if [ ! -f "$STATE/$MARKER" ] && [ -n "$(ls -A "$STATE")" ]; then
+    die "$STATE does not look like a test bed state dir (no $MARKER); not deleting it"
+  fi
+  rm -rf "$STATE"
+}
+
+# ---------------------------------------------------------------------------------------------
+# kind provider. Not exercised on the project's machines (no Docker engine there): written to be
+# correct by reading kind's and Docker's documented CLI.
+
+kind_node() { echo "flotilla-$1-control-plane"; }
+need_kind() {
+  command -v kind >/dev/null || die "PROVIDER=kind needs 'kind' on PATH"
+  command -v docker >/dev/null || die "PROVIDER=kind needs 'docker' on PATH"
+  command -v kubectl >/dev/null || die "PROVIDER=kind needs 'kubectl' on PATH"
+}
+
+kind_up() {
+  need_kind
+  local c existing externals=()
+  existing="$(kind get clusters 2>/dev/null || true)"
+  for c in $( (existing_clusters; wanted_clusters) | awk '!seen[$0]++'); do
+    mkdir -p "$STATE/$c"
+    printf 'CLUSTER=%s\nKIND_NAME=flotilla-%s\n' "$c" "$c" | write_atomic "$STATE/$c/cluster.env"
+    if grep -qx "flotilla-$c" <<<"$existing"; then
+      log "[$c] kind cluster flotilla-$c exists"
+      if [ "$(docker inspect -f '{{.State.Paused}}' "$(kind_node "$c")" 2>/dev/null)" = true ]; then
+        docker unpause "$(kind_node "$c")" >/dev/null
+      fi
+    else
+      # sequential on purpose: parallel `kind create` is known to be flaky
+      log "[$c] creating kind cluster flotilla-$c"
+      kind create cluster --name "flotilla-$c" --kubeconfig "$STATE/$c/kind.kubeconfig" --wait 180s
+    fi
+    # external (from this machine) and internal (from pods on the kind network, e.g. the
+    # operator running on the host cluster) kubeconfigs, context renamed to the cluster name
+    kind get kubeconfig --name "flotilla-$c" | write_atomic "$STATE/$c.kubeconfig"
+    kind get kubeconfig --internal --name "flotilla-$c" | write_atomic "$STATE/$c.internal.kubeconfig"
+    kubectl --kubeconfig "$STATE/$c.kubeconfig" config rename-context "kind-flotilla-$c" "$c" >/dev/null
+    kubectl --kubeconfig "$STATE/$c.internal.kubeconfig" config rename-context "kind-flotilla-$c" "$c" >/dev/null
+    externals+=("$STATE/$c.kubeconfig")
+  done
+  KUBECONFIG="$(IFS=:; echo "${externals[*]}")" kubectl config view --flatten | write_atomic "$STATE/kubeconfig"
+  kubectl --kubeconfig "$STATE/kubeconfig" config use-context host >/dev/null
+  for c in $(existing_clusters); do
+    kind_wait_ready "$c"
+  done
+  log "kind clusters ready; kubeconfig: $STATE/kubeconfig"
+}
+
+kind_wait_ready() {
+  local c="$1" deadline
+  deadline=$(($(date +%s) + UP_TIMEOUT))
+  until [ "$(kubectl --kubeconfig "$STATE/$c.kubeconfig" get --raw /readyz --request-timeout=3s 2>/dev/null)" = ok ] &&
+    kubectl --kubeconfig "$STATE/$c.kubeconfig" -n default get serviceaccount default >/dev/null 2>&1; do
+    (($(date +%s) < deadline)) || die "[$c] kind cluster not ready after ${UP_TIMEOUT}s (try: kind export logs --name flotilla-$c)"
+    sleep 1
+  done
+}
+
+kind_down() {
+  command -v kind >/dev/null || die "PROVIDER=kind needs 'kind' on PATH"
+  local k
+  for k in $(kind get clusters 2>/dev/null | grep -E '^flotilla-(host|member[0-9]+)$' || true); do
+    log "deleting kind cluster $k"
+    kind delete cluster --name "$k"
+  done
+}
+
+# Fault injection on kind: the apiserver is a static pod managed by the node's kubelet, which would
+# restart a killed container at once, so "stop" moves its manifest out of the manifests dir (the
+# kubelet then removes the pod) and "start" moves it back. "hang" pauses the whole node container
+# (docker pause freezes every process in it, apiserver included) - the closest to SIGSTOP.
+kind_fault() {
+  need_kind
+  local action="$1" c="$2" node manifests=/etc/kubernetes/manifests
+  node="$(kind_node "$c")"
+  case "$action" in
+    stop-apiserver)
+      docker exec "$node" sh -c "mv $manifests/kube-apiserver.yaml /etc/kubernetes/kube-apiserver.yaml.stopped"
+      docker exec "$node" sh -c 'for i in $(seq 60); do crictl ps -q --name kube-apiserver | grep -q . || exit 0; sleep 1; done; exit 1' ||
+        die "[$c] kube-apiserver container still running"
+      log "[$c] kube-apiserver stopped"
+      ;;
+    start-apiserver)
+      docker exec "$node" sh -c "[ ! -f /etc/kubernetes/kube-apiserver.yaml.stopped ] || mv /etc/kubernetes/kube-apiserver.yaml.stopped $manifests/kube-apiserver.yaml"
+      kind_wait_ready "$c"
+      log "[$c] kube-apiserver ready"
+      ;;
+    hang-apiserver) docker pause "$node" >/dev/null && log "[$c] node container paused" ;;
+    resume-apiserver)
+      docker unpause "$node" >/dev/null
+      kind_wait_ready "$c"
+      log "[$c] node container resumed, apiserver ready"
+      ;;
+  esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# commands
+
+cmd_up() {
+  take_lock
+  ensure_state_dir
+  if [ "$PROVIDER" = kind ]; then kind_up; else local_up; fi
+}
+
+cmd_down() {
+  take_lock
+  local prov
+  prov="$(recorded_provider)"
+  prov="${prov:-$PROVIDER}"
+  if [ "$prov" = kind ]; then
+    kind_down
+  else
+    local_down
+  fi
+  archive_logs
+  remove_state
+  log "test bed down"
+}
+
+cmd_env() {
+  [ -f "$STATE/kubeconfig" ] || die "no test bed in $STATE (run: $0 up)"
+  local prov c
+  prov="$(recorded_provider)"
+  printf 'export KUBECONFIG=%q\n' "$STATE/kubeconfig"
+  printf '# Flotilla test bed, provider %s, state %s\n' "$prov" "$STATE"
+  printf '# contexts: %s (current: host)\n' "$(existing_clusters | tr '\n' ' ')"
+  for c in $(existing_clusters); do
+    if [ "$prov" = kind ]; then
+      printf '# %-9s kind cluster flotilla-%s  kubeconfig %s  in-cluster kubeconfig %s\n' \
+        "$c" "$c" "$STATE/$c.kubeconfig" "$STATE/$c.internal.kubeconfig"
+    else
+      load_cluster "$c"
+      printf '# %-9s apiserver %s  etcd :%s (peer :%s)  controller-manager :%s\n' \
+        "$c" "$C_SERVER" "$C_ETCD_PORT" "$C_PEER_PORT" "$C_KCM_PORT"
+      printf '#           kubeconfig %s  logs %s/{etcd,apiserver,controller-manager}.log\n' \
+        "$STATE/$c.kubeconfig" "$C_DIR"
+    fi
+  done
+  printf '# example: kubectl --context member1 get namespaces\n'
+}
+
+cmd_status() {
+  local prov c comp pid st line all_ok=0 clusters
+  clusters="$(existing_clusters)"
+  if [ -z "$clusters" ]; then
+    echo "no test bed in $STATE"
+    return 1
+  fi
+  prov="$(recorded_provider)"
+  for c in $clusters; do
+    if [ "$prov" = kind ]; then
+      st="$(docker inspect -f '{{.State.Status}}' "$(kind_node "$c")" 2>/dev/null || echo missing)"
+      line="$(printf '%-9s kind flotilla-%s node=%s' "$c" "$c" "$st")"
+      if [ "$(kubectl --kubeconfig "$STATE/$c.kubeconfig" get --raw /readyz --request-timeout=3s 2>/dev/null)" = ok ]; then
+        line+=" readyz=ok"
+      else
+        line+=" readyz=FAIL"
+        all_ok=1
+      fi
+    else
+      load_cluster "$c"
+      line="$(printf '%-9s %-24s' "$c" "$C_SERVER")"
+      for comp in "${COMPONENTS[@]}"; do
+        if pid="$(comp_pid "$C_DIR" "$comp")"; then
+          if [ "$(proc_state "$pid")" = T ]; then st="hung(SIGSTOP,pid=$pid)"; else st="running(pid=$pid)"; fi
+        else
+          st=stopped
+          all_ok=1
+        fi
+        line+=" $comp=$st"
+      done
+      if api_ready; then line+=" readyz=ok"; else
+        line+=" readyz=FAIL"
+        all_ok=1
+      fi
+    fi
+    echo "$line"
+  done
+  return "$all_ok"
+}
+
+cmd_fault() { # cmd_fault ACTION CLUSTER
+  local action="$1" c="${2:-}" pid i deadline
+  [ -n "$c" ] || die "usage: $0 $action <cluster>   (host, member1, ...)"
+  cluster_index "$c" >/dev/null || die "bad cluster name '$c'"
+  if [ "$(recorded_provider)" = kind ]; then
+    kind_fault "$action" "$c"
+    return
+  fi
+  load_cluster "$c"
+  case "$action" in
+    stop-apiserver)
+      if ! pid="$(comp_pid "$C_DIR" apiserver)"; then
+        log "[$c] kube-apiserver is not running"
+        return 0
+      fi
+      kill -KILL "$pid"
+      for ((i = 0; i < 100; i++)); do
+        comp_pid "$C_DIR" apiserver >/dev/null || port_in_use "$C_API_PORT" || break
+        sleep 0.1
+      done
+      port_in_use "$C_API_PORT" && die "[$c] port $C_API_PORT still in use after SIGKILL of $pid"
+      rm -f "$C_DIR/apiserver.pid"
+      log "[$c] kube-apiserver (pid $pid) killed"
+      ;;
+    start-apiserver)
+      deadline=$(($(date +%s) + UP_TIMEOUT))
+      start_component apiserver
+      wait_for "$deadline" apiserver "apiserver /readyz on $C_SERVER" api_ready
+      log "[$c] kube-apiserver ready (pid $(comp_pid "$C_DIR" apiserver))"
+      ;;
+    hang-apiserver)
+      pid="$(comp_pid "$C_DIR" apiserver)" || die "[$c] kube-apiserver is not running"
+      kill -STOP "$pid"
+      log "[$c] kube-apiserver (pid $pid) hung with SIGSTOP"
+      ;;
+    resume-apiserver)
+      pid="$(comp_pid "$C_DIR" apiserver)" || die "[$c] kube-apiserver is not running (use start-apiserver)"
+      kill -CONT "$pid"
+      deadline=$(($(date +%s) + UP_TIMEOUT))
+      wait_for "$deadline" apiserver "apiserver /readyz on $C_SERVER" api_ready
+      log "[$c] kube-apiserver (pid $pid) resumed and ready"
+      ;;
+  esac
+}
+
+usage() {
+  cat <<USAGE
+Usage: $(basename "$0") <command>
+  up                        bring up host + member1..member\$MEMBERS (idempotent)
+  down                      stop everything, free the ports, delete the state (logs kept in <state>-logs)
+  env                       print 'export KUBECONFIG=...' and where things are
+  status                    one line per cluster; exit 1 unless all are healthy
+  stop-apiserver <cluster>  SIGKILL that cluster's kube-apiserver (etcd, controller-manager stay)
+  start-apiserver <cluster> start it again with the saved command line, wait for /readyz
+  hang-apiserver <cluster>  SIGSTOP the kube-apiserver (connections hang)
+  resume-apiserver <cluster> SIGCONT it and wait for /readyz
+Environment: MEMBERS=$MEMBERS PROVIDER=$PROVIDER FLOTILLA_STATE=$STATE FLOTILLA_PORT_BASE=$PORT_BASE
+USAGE
+}
+
+main() {
+  local cmd="${1:-}"
+  [ $# -gt 0 ] && shift
+  case "$cmd" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    env) cmd_env ;;
+    status) cmd_status ;;
+    stop-apiserver | start-apiserver | hang-apiserver | resume-apiserver) cmd_fault "$cmd" "$@" ;;
+    help | -h | --help) usage ;;
+    *)
+      usage >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"
