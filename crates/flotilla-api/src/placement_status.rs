@@ -44,6 +44,10 @@ pub struct ClusterVerdict {
     /// Replicas assigned to this cluster (ScalingPolicy only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
+    /// When this cluster was selected (Selected clusters only). Keeps placements sticky across
+    /// reconciles and operator restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected_since: Option<Time>,
 }
 
 /// A placement verdict for one cluster.

@@ -1,1 +1,17 @@
+//! Flotilla's host-side controllers.
+//!
+//! Each reconcile follows the same steps: dereference (read what it needs), validate (pure),
+//! build (pure: placement decision, desired member objects), apply (server-side apply to members,
+//! one field manager), update status (only when it changed).
+pub mod conditions;
+pub mod context;
+pub mod error;
+pub mod finalizer;
+pub mod ingress;
+pub mod members;
+pub mod metrics;
+pub mod placement_input;
 
+pub use context::Context;
+pub use error::{Error, Result};
+pub use metrics::Metrics;

@@ -1,0 +1,51 @@
+//! What every reconciler shares: the host client, the member registry, metrics, events.
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use k8s_openapi::api::core::v1::ObjectReference;
+
+use crate::members::credentials::ClientTimeouts;
+use crate::members::registry::MemberRegistry;
+use crate::metrics::Metrics;
+
+/// Shared state of the controllers.
+pub struct Context {
+    /// The host cluster.
+    pub host: Client,
+    /// The operator's namespace: member credential Secrets live here.
+    pub namespace: String,
+    pub registry: MemberRegistry,
+    pub metrics: Metrics,
+    pub timeouts: ClientTimeouts,
+    recorder: Recorder,
+}
+
+impl Context {
+    pub fn new(host: Client, namespace: String, identity: String, metrics: Metrics) -> Self {
+        let reporter = Reporter {
+            controller: "flotilla".into(),
+            instance: Some(identity),
+        };
+        Self {
+            recorder: Recorder::new(host.clone(), reporter),
+            host,
+            namespace,
+            registry: MemberRegistry::new(),
+            metrics,
+            timeouts: ClientTimeouts::default(),
+        }
+    }
+
+    /// Publishes an Event on a host object. Failing to record an event never fails a reconcile.
+    pub async fn event(&self, reference: &ObjectReference, warning: bool, reason: &str, action: &str, note: String) {
+        let event = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, reference).await {
+            tracing::debug!(error = %e, reason, "could not record event");
+        }
+    }
+}

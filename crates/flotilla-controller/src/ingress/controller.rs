@@ -1,0 +1,321 @@
+//! The FederatedIngress controller: places each object with the placement engine, applies its
+//! copies to the selected members, removes copies where it is no longer placed, and reports.
+//!
+//! It reconciles on spec changes (not on its own status writes), on every member change the
+//! registry broadcasts (health transitions, labels, taints, credentials), and when a pending
+//! failback becomes due.
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use flotilla_api::FederatedIngress;
+use flotilla_api::federated_ingress::{CopyState, FederatedIngressStatus, LoadBalancerAddress};
+use flotilla_api::labels::FIELD_MANAGER;
+use flotilla_api::placement_status::{PlacementStatus, Verdict};
+use flotilla_api::policies::DeletionPolicy;
+use flotilla_placement::{DecisionInput, decide};
+
+use super::copies::{ApplyOutcome, RemoveOutcome, apply_copy, delete_copy, release_copy};
+use super::desired::{Origin, desired_copy};
+use super::status::{self, ClusterResult, Observed};
+use crate::conditions::{NewCondition, set_condition};
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::finalizer;
+use crate::placement_input::{any_unknown, inventory, next_failback, placement_spec, previous, timestamp, to_status};
+
+pub const CONTROLLER: &str = "federatedingress";
+const RESYNC: Duration = Duration::from_secs(300);
+const RETRY: Duration = Duration::from_secs(5);
+
+async fn reconcile(fi: Arc<FederatedIngress>, ctx: Arc<Context>) -> Result<Action> {
+    let start = Instant::now();
+    let origin = Origin::of(&fi).ok_or(Error::MissingObjectKey("namespace or name"))?;
+    let api: Api<FederatedIngress> = Api::namespaced(ctx.host.clone(), &origin.namespace);
+    let action = if fi.meta().deletion_timestamp.is_some() {
+        cleanup(&ctx, &api, &fi, &origin).await?
+    } else {
+        apply(&ctx, &api, fi, &origin).await?
+    };
+    ctx.metrics.reconciled(CONTROLLER, start.elapsed());
+    Ok(action)
+}
+
+/// dereference → validate → build → apply → status.
+async fn apply(ctx: &Context, api: &Api<FederatedIngress>, fi: Arc<FederatedIngress>, origin: &Origin) -> Result<Action> {
+    let members = ctx.registry.snapshot();
+    if any_unknown(&members) {
+        // Just after start-up: deciding now would treat unprobed members as down.
+        return Ok(Action::requeue(Duration::from_millis(250)));
+    }
+    let fi = if finalizer::has_finalizer(fi.as_ref()) {
+        fi
+    } else {
+        Arc::new(finalizer::add(api, fi.as_ref()).await.map_err(Error::HostApi)?)
+    };
+    let previous_status = fi.status.as_ref();
+
+    // Validate (pure).
+    let spec = match placement_spec(&fi.spec.placement) {
+        Ok(spec) => spec,
+        Err(message) => {
+            write_invalid_spec(api, &fi, &message).await?;
+            return Ok(Action::await_change());
+        }
+    };
+
+    // Build (pure): the decision.
+    let now = jiff::Timestamp::now();
+    let inventory = inventory(&members);
+    let previous_placement = previous(previous_status.and_then(|s| s.placement.as_ref()));
+    let decision = decide(&DecisionInput {
+        spec: &spec,
+        clusters: &inventory,
+        previous: &previous_placement,
+        now: timestamp(now),
+        replicas: None,
+    })
+    .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+
+    // Apply to the selected members, and remove copies from members no longer selected.
+    let applied = futures::future::join_all(
+        decision
+            .selected
+            .iter()
+            .map(|cluster| apply_to(ctx, &fi, origin, cluster, previous_status)),
+    );
+    let stale: Vec<String> = previous_status
+        .map(|s| {
+            s.clusters
+                .iter()
+                .filter(|e| !decision.selected.contains(&e.cluster) && e.state != CopyState::Conflict)
+                .map(|e| e.cluster.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let pruned = futures::future::join_all(stale.iter().map(|cluster| prune_from(ctx, origin, cluster)));
+    let propagation = Instant::now();
+    let (applied, pruned) = futures::join!(applied, pruned);
+    ctx.metrics.propagated(CONTROLLER, propagation.elapsed());
+    let results: Vec<Observed> = applied.into_iter().chain(pruned.into_iter().flatten()).collect();
+
+    // Status, written only when it changed.
+    let placement = to_status(&decision);
+    report_placement_change(ctx, &fi, previous_status.and_then(|s| s.placement.as_ref()), &placement).await;
+    let new_status = status::build(previous_status, fi.metadata.generation, placement, &results, Time(now));
+    if previous_status != Some(&new_status) {
+        write_status(api, &origin.name, &new_status).await?;
+    }
+
+    let retry = results
+        .iter()
+        .any(|o| matches!(o.result, ClusterResult::Failed(_) | ClusterResult::PruneFailed(_)));
+    Ok(if retry {
+        Action::requeue(RETRY)
+    } else if let Some(due) = next_failback(&decision, &inventory, &fi.spec.placement.failback) {
+        let wait = due.saturating_since(timestamp(jiff::Timestamp::now()));
+        Action::requeue(wait + Duration::from_millis(50))
+    } else {
+        Action::requeue(RESYNC)
+    })
+}
+
+async fn apply_to(
+    ctx: &Context,
+    fi: &FederatedIngress,
+    origin: &Origin,
+    cluster: &str,
+    previous: Option<&FederatedIngressStatus>,
+) -> Observed {
+    let result = match desired_copy(fi, origin, cluster) {
+        Err(e) => ClusterResult::InvalidOverride(e.0),
+        Ok(desired) => match ctx.registry.get(cluster).as_ref().and_then(|m| m.ready_client().cloned()) {
+            None => ClusterResult::Failed("the member has no usable client".into()),
+            Some(client) => {
+                // Status records that Flotilla applied this copy: skip the ownership read.
+                let known_ours = previous
+                    .and_then(|s| s.clusters.iter().find(|e| e.cluster == cluster))
+                    .is_some_and(|e| e.applied_generation.is_some() && e.state != CopyState::Conflict);
+                match apply_copy(&client, origin, &desired, fi.spec.adoption, known_ours).await {
+                    ApplyOutcome::Applied { load_balancer } => ClusterResult::Applied {
+                        load_balancer: load_balancer
+                            .into_iter()
+                            .map(|(ip, hostname)| LoadBalancerAddress { ip, hostname })
+                            .collect(),
+                    },
+                    ApplyOutcome::Conflict(m) => ClusterResult::Conflict(m),
+                    ApplyOutcome::Failed(m) => {
+                        tracing::warn!(cluster, object = %origin.name, error = %m, "apply to member failed");
+                        ClusterResult::Failed(m)
+                    }
+                }
+            }
+        },
+    };
+    Observed {
+        cluster: cluster.to_string(),
+        result,
+    }
+}
+
+/// Removes the copy from a member where the object is no longer placed. `None` when it is gone.
+/// A member that is not Ready keeps its copy until it is back (no purge while unreachable).
+async fn prune_from(ctx: &Context, origin: &Origin, cluster: &str) -> Option<Observed> {
+    let observed = |result| Some(Observed { cluster: cluster.to_string(), result });
+    let Some(member) = ctx.registry.get(cluster) else {
+        // The MemberCluster itself is gone: nothing left to clean up through it.
+        return None;
+    };
+    let Some(client) = member.ready_client() else {
+        return observed(ClusterResult::Unreachable { still_placed: false });
+    };
+    match delete_copy(client, origin).await {
+        RemoveOutcome::Done | RemoveOutcome::NotOurs => None,
+        RemoveOutcome::Failed(m) => observed(ClusterResult::PruneFailed(m)),
+    }
+}
+
+/// Deletion: remove (or release) every copy in a reachable member, then let the object go.
+/// Copies in members that are not Ready do not hold the deletion: they carry their deletion
+/// policy, and the sweeper applies it when the member is back.
+async fn cleanup(ctx: &Context, api: &Api<FederatedIngress>, fi: &FederatedIngress, origin: &Origin) -> Result<Action> {
+    if !finalizer::has_finalizer(fi) {
+        return Ok(Action::await_change());
+    }
+    let mut clusters: BTreeSet<String> = BTreeSet::new();
+    if let Some(s) = &fi.status {
+        clusters.extend(s.clusters.iter().filter(|e| e.state != CopyState::Conflict).map(|e| e.cluster.clone()));
+        clusters.extend(s.placement.iter().flat_map(|p| p.selected.iter().cloned()));
+    }
+    let outcomes = futures::future::join_all(clusters.iter().map(|cluster| async move {
+        let member = ctx.registry.get(cluster)?;
+        let client = member.ready_client()?.clone();
+        let outcome = match fi.spec.deletion {
+            DeletionPolicy::Delete => delete_copy(&client, origin).await,
+            DeletionPolicy::Orphan => release_copy(&client, origin).await,
+        };
+        match outcome {
+            RemoveOutcome::Failed(m) => Some((cluster.clone(), m)),
+            RemoveOutcome::Done | RemoveOutcome::NotOurs => None,
+        }
+    }))
+    .await;
+    let failures: Vec<String> = outcomes.into_iter().flatten().map(|(c, m)| format!("{c}: {m}")).collect();
+    if !failures.is_empty() {
+        // A reachable member refused: retry rather than leave a copy behind.
+        return Err(Error::Cleanup(failures.join("; ")));
+    }
+    finalizer::remove(api, fi).await.map_err(Error::HostApi)?;
+    tracing::info!(namespace = %origin.namespace, name = %origin.name, policy = ?fi.spec.deletion, "member copies cleaned up");
+    Ok(Action::await_change())
+}
+
+async fn write_status(api: &Api<FederatedIngress>, name: &str, status: &FederatedIngressStatus) -> Result<()> {
+    let patch = json!({
+        "apiVersion": "federation.flotilla.dev/v1alpha1",
+        "kind": "FederatedIngress",
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(Error::HostApi)?;
+    Ok(())
+}
+
+async fn write_invalid_spec(api: &Api<FederatedIngress>, fi: &FederatedIngress, message: &str) -> Result<()> {
+    let mut status = fi.status.clone().unwrap_or_default();
+    let now = Time(jiff::Timestamp::now());
+    set_condition(
+        &mut status.conditions,
+        NewCondition {
+            type_: "Ready",
+            status: false,
+            reason: "InvalidSpec",
+            message: message.to_string(),
+            observed_generation: fi.metadata.generation,
+        },
+        now,
+    );
+    status.observed_generation = fi.metadata.generation;
+    if fi.status.as_ref() != Some(&status) {
+        write_status(api, &fi.name_any(), &status).await?;
+    }
+    Ok(())
+}
+
+/// Events for a changed placement; a cluster dropped because it became unhealthy is a failover.
+async fn report_placement_change(ctx: &Context, fi: &FederatedIngress, before: Option<&PlacementStatus>, after: &PlacementStatus) {
+    let old: BTreeSet<&String> = before.map(|p| p.selected.iter().collect()).unwrap_or_default();
+    let new: BTreeSet<&String> = after.selected.iter().collect();
+    if old == new {
+        return;
+    }
+    ctx.metrics.placement_changed(CONTROLLER);
+    let reference = fi.object_ref(&());
+    let removed: Vec<&String> = old.difference(&new).copied().collect();
+    let added: Vec<&String> = new.difference(&old).copied().collect();
+    let failed: Vec<String> = removed
+        .iter()
+        .filter_map(|c| after.clusters.iter().find(|v| &&v.cluster == c))
+        .filter(|v| matches!(v.verdict, Verdict::Unhealthy | Verdict::Tainted))
+        .map(|v| format!("{} ({})", v.cluster, v.reason))
+        .collect();
+    let list = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+    if !failed.is_empty() {
+        ctx.metrics.failed_over(CONTROLLER);
+        let note = format!("failed over from {} to {}", failed.join(", "), if added.is_empty() { "no other cluster".into() } else { list(&added) });
+        ctx.event(&reference, true, "FailedOver", "Place", note).await;
+    } else if before.is_none() || old.is_empty() {
+        ctx.event(&reference, false, "Placed", "Place", format!("placed on {}", list(&added))).await;
+    } else {
+        let note = format!("placement changed: added [{}], removed [{}]", list(&added), list(&removed));
+        ctx.event(&reference, false, "PlacementChanged", "Place", note).await;
+    }
+}
+
+fn error_policy(fi: Arc<FederatedIngress>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(CONTROLLER, error.metric_label());
+    tracing::warn!(namespace = fi.namespace().unwrap_or_default(), name = %fi.name_any(), %error, "federatedingress reconcile failed");
+    Action::requeue(RETRY)
+}
+
+/// Reconcile again only when something the controller acts on changed: the spec (generation),
+/// deletion, or the finalizer list. Its own status writes do not retrigger it.
+fn spec_or_lifecycle(fi: &FederatedIngress) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    fi.metadata.generation.hash(&mut h);
+    fi.metadata.deletion_timestamp.is_some().hash(&mut h);
+    fi.metadata.finalizers.hash(&mut h);
+    Some(h.finish())
+}
+
+/// Runs the controller until `shutdown` resolves. Returns the object store, ready once listed.
+pub fn controller(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> (Store<FederatedIngress>, impl std::future::Future<Output = ()>) {
+    let api: Api<FederatedIngress> = Api::all(ctx.host.clone());
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(spec_or_lifecycle, Default::default());
+    let changes = ctx.registry.change_stream();
+    let run = Controller::for_stream(stream, reader.clone())
+        .reconcile_all_on(changes)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()));
+    (reader, run)
+}

@@ -1,0 +1,6 @@
+//! FederatedIngress: placement, propagation to members, pruning, cleanup.
+pub mod controller;
+pub mod copies;
+pub mod desired;
+pub mod status;
+pub mod sweeper;

@@ -1,0 +1,253 @@
+//! The FederatedIngress status, built from what a reconcile found. Pure: no I/O, time is an input.
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use flotilla_api::federated_ingress::{CopyState, FederatedIngressStatus, LoadBalancerAddress, MemberCopyStatus};
+use flotilla_api::placement_status::PlacementStatus;
+
+use crate::conditions::{NewCondition, set_condition};
+
+/// What happened in one cluster during a reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClusterResult {
+    Applied { load_balancer: Vec<LoadBalancerAddress> },
+    Conflict(String),
+    Failed(String),
+    /// An override does not apply to the template; nothing was sent to this cluster.
+    InvalidOverride(String),
+    /// Holds (or may hold) a copy but is not Ready: the copy stays until it is back.
+    Unreachable { still_placed: bool },
+    /// No longer placed here and removing the copy failed; retried.
+    PruneFailed(String),
+}
+
+/// One cluster's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub cluster: String,
+    pub result: ClusterResult,
+}
+
+/// Builds the new status. Entries keep their transition time and drift details (written by the
+/// status syncer) while their state does not change.
+pub fn build(
+    previous: Option<&FederatedIngressStatus>,
+    generation: Option<i64>,
+    placement: PlacementStatus,
+    results: &[Observed],
+    now: Time,
+) -> FederatedIngressStatus {
+    let previous_entry = |c: &str| previous.and_then(|p| p.clusters.iter().find(|e| e.cluster == c));
+    let mut clusters: Vec<MemberCopyStatus> = results
+        .iter()
+        .map(|o| {
+            let before = previous_entry(&o.cluster);
+            let (state, message, applied, load_balancer) = match &o.result {
+                ClusterResult::Applied { load_balancer } => (CopyState::Applied, None, generation, load_balancer.clone()),
+                ClusterResult::Conflict(m) => (CopyState::Conflict, Some(m.clone()), None, vec![]),
+                ClusterResult::Failed(m) | ClusterResult::InvalidOverride(m) => {
+                    (CopyState::Failed, Some(m.clone()), before.and_then(|b| b.applied_generation), vec![])
+                }
+                ClusterResult::Unreachable { still_placed } => (
+                    CopyState::Unreachable,
+                    Some(if *still_placed {
+                        "member is not Ready; its copy is kept until it is back".to_string()
+                    } else {
+                        "member is not Ready; its copy is no longer placed here and will be removed when the member is back".to_string()
+                    }),
+                    before.and_then(|b| b.applied_generation),
+                    before.map(|b| b.load_balancer.clone()).unwrap_or_default(),
+                ),
+                ClusterResult::PruneFailed(m) => (
+                    CopyState::Pruning,
+                    Some(format!("removing the copy failed: {m}")),
+                    before.and_then(|b| b.applied_generation),
+                    vec![],
+                ),
+            };
+            let last_transition_time = match before {
+                Some(b) if b.state == state => b.last_transition_time.clone(),
+                _ => Some(now.clone()),
+            };
+            MemberCopyStatus {
+                cluster: o.cluster.clone(),
+                state,
+                applied_generation: applied,
+                message,
+                last_transition_time,
+                load_balancer,
+                drift: before.and_then(|b| b.drift.clone()),
+            }
+        })
+        .collect();
+    clusters.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+
+    let mut conditions = previous.map(|p| p.conditions.clone()).unwrap_or_default();
+    let (ready, reason, message) = ready_condition(&placement, results);
+    set_condition(
+        &mut conditions,
+        NewCondition { type_: "Ready", status: ready, reason, message, observed_generation: generation },
+        now.clone(),
+    );
+    let (degraded, reason, message) = degraded_condition(&placement, results);
+    set_condition(
+        &mut conditions,
+        NewCondition { type_: "Degraded", status: degraded, reason, message, observed_generation: generation },
+        now,
+    );
+    FederatedIngressStatus {
+        observed_generation: generation,
+        conditions,
+        placement: Some(placement),
+        clusters,
+    }
+}
+
+fn ready_condition(placement: &PlacementStatus, results: &[Observed]) -> (bool, &'static str, String) {
+    if placement.selected.is_empty() {
+        let why: Vec<String> = placement
+            .clusters
+            .iter()
+            .map(|c| format!("{}: {}", c.cluster, c.reason))
+            .collect();
+        let detail = if why.is_empty() { "there are no member clusters".to_string() } else { why.join(", ") };
+        return (false, "NoClusterSelected", format!("no cluster is eligible ({detail})"));
+    }
+    let of = |c: &str| results.iter().find(|o| o.cluster == c).map(|o| &o.result);
+    let mut problems = Vec::new();
+    let mut reason = "Propagated";
+    for cluster in &placement.selected {
+        match of(cluster) {
+            Some(ClusterResult::Applied { .. }) => {}
+            Some(ClusterResult::Conflict(m)) => {
+                reason = "Conflict";
+                problems.push(format!("{cluster}: {m}"));
+            }
+            Some(ClusterResult::InvalidOverride(m)) => {
+                if reason != "Conflict" {
+                    reason = "InvalidOverride";
+                }
+                problems.push(format!("{cluster}: {m}"));
+            }
+            Some(other) => {
+                if reason == "Propagated" {
+                    reason = "PropagationFailed";
+                }
+                problems.push(format!("{cluster}: {other:?}"));
+            }
+            None => {
+                if reason == "Propagated" {
+                    reason = "PropagationFailed";
+                }
+                problems.push(format!("{cluster}: not applied"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        (true, reason, format!("applied to {}", placement.selected.join(", ")))
+    } else {
+        (false, reason, problems.join("; "))
+    }
+}
+
+fn degraded_condition(placement: &PlacementStatus, results: &[Observed]) -> (bool, &'static str, String) {
+    if !placement.unsatisfied.is_empty() {
+        return (true, "ConstraintsUnsatisfied", placement.unsatisfied.join("; "));
+    }
+    let awaiting: Vec<&str> = results
+        .iter()
+        .filter(|o| matches!(o.result, ClusterResult::Unreachable { still_placed: false } | ClusterResult::PruneFailed(_)))
+        .map(|o| o.cluster.as_str())
+        .collect();
+    if !awaiting.is_empty() {
+        return (
+            true,
+            "CopiesAwaitingCleanup",
+            format!("copies no longer placed remain in {} until removed", awaiting.join(", ")),
+        );
+    }
+    let failed = results
+        .iter()
+        .filter(|o| placement.selected.contains(&o.cluster))
+        .filter(|o| !matches!(o.result, ClusterResult::Applied { .. }))
+        .count();
+    if failed > 0 && failed < placement.selected.len() {
+        return (true, "PartiallyPropagated", format!("{failed} of {} selected clusters have no current copy", placement.selected.len()));
+    }
+    (false, "AsExpected", String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conditions::find;
+
+    fn at(s: i64) -> Time {
+        Time(jiff::Timestamp::from_second(s).expect("time"))
+    }
+
+    fn placed(selected: &[&str]) -> PlacementStatus {
+        PlacementStatus {
+            selected: selected.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn applied(c: &str) -> Observed {
+        Observed { cluster: c.into(), result: ClusterResult::Applied { load_balancer: vec![] } }
+    }
+
+    #[test]
+    fn all_applied_is_ready_and_not_degraded() {
+        let s = build(None, Some(3), placed(&["a", "b"]), &[applied("a"), applied("b")], at(1));
+        assert_eq!(find(&s.conditions, "Ready").map(|c| c.status.as_str()), Some("True"));
+        assert_eq!(find(&s.conditions, "Degraded").map(|c| c.status.as_str()), Some("False"));
+        assert_eq!(s.clusters[0].applied_generation, Some(3));
+        assert_eq!(s.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn a_conflict_is_named_in_ready_and_degrades() {
+        let results = [applied("a"), Observed { cluster: "b".into(), result: ClusterResult::Conflict("foreign".into()) }];
+        let s = build(None, Some(1), placed(&["a", "b"]), &results, at(1));
+        let ready = find(&s.conditions, "Ready").expect("ready");
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Conflict"));
+        assert!(ready.message.contains("b: foreign"));
+        assert_eq!(find(&s.conditions, "Degraded").map(|c| c.reason.as_str()), Some("PartiallyPropagated"));
+        assert_eq!(s.clusters[1].state, CopyState::Conflict);
+    }
+
+    #[test]
+    fn nothing_selected_explains_why() {
+        let mut p = placed(&[]);
+        p.clusters.push(flotilla_api::placement_status::ClusterVerdict {
+            cluster: "a".into(),
+            verdict: flotilla_api::placement_status::Verdict::Unhealthy,
+            reason: "ClusterNotReady".into(),
+            message: String::new(),
+            priority: None,
+            replicas: None,
+            selected_since: None,
+        });
+        let s = build(None, Some(1), p, &[], at(1));
+        let ready = find(&s.conditions, "Ready").expect("ready");
+        assert_eq!(ready.reason, "NoClusterSelected");
+        assert!(ready.message.contains("a: ClusterNotReady"));
+    }
+
+    #[test]
+    fn unchanged_state_keeps_its_transition_time() {
+        let first = build(None, Some(1), placed(&["a"]), &[applied("a")], at(1));
+        let second = build(Some(&first), Some(1), placed(&["a"]), &[applied("a")], at(50));
+        assert_eq!(second.clusters[0].last_transition_time, Some(at(1)));
+        assert_eq!(second, first, "a reconcile that finds nothing new builds the same status");
+    }
+
+    #[test]
+    fn copies_left_in_unreachable_members_degrade() {
+        let results = [applied("a"), Observed { cluster: "b".into(), result: ClusterResult::Unreachable { still_placed: false } }];
+        let s = build(None, Some(1), placed(&["a"]), &results, at(1));
+        assert_eq!(find(&s.conditions, "Ready").map(|c| c.status.as_str()), Some("True"));
+        assert_eq!(find(&s.conditions, "Degraded").map(|c| c.reason.as_str()), Some("CopiesAwaitingCleanup"));
+        assert_eq!(s.clusters[1].state, CopyState::Unreachable);
+    }
+}

@@ -1,0 +1,168 @@
+//! The per-member agent: probes the member on its interval, turns results into Ready/NotReady
+//! transitions, and is the only writer of its MemberCluster's status.
+//!
+//! Status is written on every transition and otherwise at most every [`STATUS_REFRESH`], so a
+//! healthy federation does not write status twice a second per member.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, Resource};
+use serde_json::json;
+use tokio::time::MissedTickBehavior;
+
+use flotilla_api::member_cluster::{MemberCluster, MemberClusterStatus, ProbeSettings};
+
+use super::credentials::CredentialsProblem;
+use super::health::{HealthState, HealthTracker, ProbeOutcome, Transition};
+use super::probe::probe_readyz;
+use crate::conditions::{NewCondition, set_condition};
+use crate::context::Context;
+
+/// How often a steady member's lastProbeTime and latency are written to status.
+pub const STATUS_REFRESH: Duration = Duration::from_secs(30);
+
+/// What an agent works from.
+pub struct AgentSpec {
+    pub member: MemberCluster,
+    pub credentials: Result<Client, CredentialsProblem>,
+}
+
+/// Runs until aborted.
+pub async fn run(ctx: Arc<Context>, spec: AgentSpec) {
+    let name = spec.member.metadata.name.clone().unwrap_or_default();
+    let mut writer = StatusWriter::new(&ctx, &spec.member);
+    match spec.credentials {
+        Err(problem) => credentials_unusable(&ctx, &name, &spec.member, &mut writer, problem).await,
+        Ok(client) => probe_loop(&ctx, &name, &spec.member, client, &mut writer).await,
+    }
+}
+
+async fn credentials_unusable(
+    ctx: &Context,
+    name: &str,
+    member: &MemberCluster,
+    writer: &mut StatusWriter,
+    problem: CredentialsProblem,
+) {
+    ctx.registry.set_health(name, HealthState::NotReady, Timestamp::now());
+    ctx.metrics.member_health(name, false, "NotReady");
+    writer.condition("CredentialsValid", false, problem.reason, problem.message.clone());
+    writer.condition("Ready", false, problem.reason, problem.message.clone());
+    writer.write(ctx).await;
+    ctx.event(&member.object_ref(&()), true, problem.reason, "ReadCredentials", problem.message)
+        .await;
+    // Nothing to probe until the reconciler replaces this agent with one that has credentials.
+    futures::future::pending::<()>().await;
+}
+
+async fn probe_loop(ctx: &Context, name: &str, member: &MemberCluster, client: Client, writer: &mut StatusWriter) {
+    let settings: &ProbeSettings = &member.spec.probe;
+    let timeout = Duration::from_millis(u64::from(settings.timeout_milliseconds));
+    let period = Duration::from_millis(u64::from(settings.period_milliseconds));
+    // Continue from the health the registry already holds, so replacing an agent (new
+    // credentials, new probe settings) does not make placements flap or repeat events.
+    let current = ctx.registry.get(name).map(|m| m.health).unwrap_or(HealthState::Unknown);
+    let mut tracker = HealthTracker::starting_at(settings.failure_threshold, settings.success_threshold, current);
+    writer.condition("CredentialsValid", true, "KubeconfigLoaded", "the kubeconfig yields a client".into());
+
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_write: Option<Instant> = None;
+    let mut version_known = false;
+    loop {
+        ticker.tick().await;
+        let (outcome, latency) = probe_readyz(&client, timeout).await;
+        let now = Timestamp::now();
+        writer.status.last_probe_time = Some(Time(now));
+        if outcome == ProbeOutcome::Healthy {
+            ctx.metrics.member_probed(name, latency);
+            writer.status.probe_latency_milliseconds = Some(u32::try_from(latency.as_millis()).unwrap_or(u32::MAX));
+            if !version_known {
+                if let Ok(info) = client.apiserver_version().await {
+                    writer.status.kubernetes_version = Some(info.git_version);
+                    version_known = true;
+                }
+            }
+        }
+        let transition = tracker.record(&outcome);
+        if let Some(t) = &transition {
+            report_transition(ctx, name, member, writer, t, now).await;
+        }
+        let due = last_write.is_none_or(|w| w.elapsed() >= STATUS_REFRESH);
+        if (transition.is_some() || due) && tracker.state() != HealthState::Unknown {
+            writer.write(ctx).await;
+            last_write = Some(Instant::now());
+        }
+    }
+}
+
+async fn report_transition(
+    ctx: &Context,
+    name: &str,
+    member: &MemberCluster,
+    writer: &mut StatusWriter,
+    t: &Transition,
+    now: Timestamp,
+) {
+    let ready = t.to == HealthState::Ready;
+    ctx.registry.set_health(name, t.to, now);
+    ctx.metrics.member_health(name, ready, if ready { "Ready" } else { "NotReady" });
+    writer.condition("Ready", ready, t.reason, t.message.clone());
+    tracing::info!(member = name, ready, reason = t.reason, message = %t.message, "member health changed");
+    // Only real changes of state are events: the first probe of a member seen healthy at start-up is not.
+    if t.from != HealthState::Unknown || !ready {
+        let (reason, note) = if ready {
+            ("MemberReady", format!("member {name} is Ready: {}", t.message))
+        } else {
+            ("MemberNotReady", format!("member {name} is NotReady ({}): {}", t.reason, t.message))
+        };
+        ctx.event(&member.object_ref(&()), !ready, reason, "Probe", note).await;
+    }
+}
+
+/// Keeps the status the agent owns and writes it as one merge patch.
+struct StatusWriter {
+    name: String,
+    generation: Option<i64>,
+    status: MemberClusterStatus,
+}
+
+impl StatusWriter {
+    fn new(_ctx: &Context, member: &MemberCluster) -> Self {
+        Self {
+            name: member.metadata.name.clone().unwrap_or_default(),
+            generation: member.metadata.generation,
+            status: member.status.clone().unwrap_or_default(),
+        }
+    }
+
+    fn condition(&mut self, type_: &str, status: bool, reason: &str, message: String) {
+        set_condition(
+            &mut self.status.conditions,
+            NewCondition {
+                type_,
+                status,
+                reason,
+                message,
+                observed_generation: self.generation,
+            },
+            Time(Timestamp::now()),
+        );
+    }
+
+    async fn write(&mut self, ctx: &Context) {
+        self.status.observed_generation = self.generation;
+        let api: Api<MemberCluster> = Api::all(ctx.host.clone());
+        let patch = json!({ "status": self.status });
+        if let Err(e) = api
+            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            // The next transition or refresh writes again; a member status is never worth a crash.
+            tracing::warn!(member = %self.name, error = %e, "could not write MemberCluster status");
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The MemberCluster controller: keeps the registry's view of each member (labels, taints,
+//! credentials) current and runs one agent per member that probes it and writes its status.
+//!
+//! It replaces a member's agent when the credentials Secret or the spec changes, and forgets the
+//! member when its MemberCluster is deleted (via a finalizer, so the agent never outlives it).
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use tokio::task::JoinHandle;
+
+use flotilla_api::labels::{REGION_LABEL, ZONE_LABEL};
+use flotilla_api::member_cluster::MemberCluster;
+
+use super::agent::{self, AgentSpec};
+use super::credentials::{client_from_secret, read_secret};
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::finalizer;
+
+const CONTROLLER: &str = "membercluster";
+
+/// The running agents, by member name, with what they were started from.
+#[derive(Default)]
+pub struct Agents {
+    running: Mutex<HashMap<String, Agent>>,
+}
+
+struct Agent {
+    /// Secret resourceVersion and object generation the agent was started with.
+    key: (Option<String>, Option<i64>),
+    handle: JoinHandle<()>,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+impl Agents {
+    fn key_of(&self, name: &str) -> Option<(Option<String>, Option<i64>)> {
+        self.lock().get(name).map(|a| a.key.clone())
+    }
+
+    fn replace(&self, name: &str, agent: Agent) {
+        self.lock().insert(name.to_string(), agent);
+    }
+
+    fn stop(&self, name: &str) {
+        self.lock().remove(name);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Agent>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct State {
+    ctx: Arc<Context>,
+    agents: Agents,
+}
+
+/// The labels placement selects on: the object's labels plus region and zone.
+pub fn placement_labels(member: &MemberCluster) -> BTreeMap<String, String> {
+    let mut labels = member.labels().clone();
+    if let Some(region) = &member.spec.region {
+        labels.insert(REGION_LABEL.to_string(), region.clone());
+    }
+    if let Some(zone) = &member.spec.zone {
+        labels.insert(ZONE_LABEL.to_string(), zone.clone());
+    }
+    labels
+}
+
+async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Action> {
+    let start = Instant::now();
+    let ctx = &state.ctx;
+    let name = member.name_any();
+    let api: Api<MemberCluster> = Api::all(ctx.host.clone());
+
+    if member.meta().deletion_timestamp.is_some() {
+        state.agents.stop(&name);
+        ctx.registry.remove(&name);
+        ctx.metrics.forget_member(&name);
+        if finalizer::has_finalizer(member.as_ref()) {
+            finalizer::remove(&api, member.as_ref()).await.map_err(Error::HostApi)?;
+        }
+        tracing::info!(member = %name, "member removed");
+        return Ok(Action::await_change());
+    }
+    if !finalizer::has_finalizer(member.as_ref()) {
+        finalizer::add(&api, member.as_ref()).await.map_err(Error::HostApi)?;
+    }
+
+    ctx.registry.upsert(&name, placement_labels(&member), member.spec.taints.clone());
+
+    let secret_ref = &member.spec.secret_ref;
+    let secret = read_secret(&ctx.host, &ctx.namespace, secret_ref).await;
+    let key = (
+        secret.as_ref().ok().and_then(|s| s.metadata.resource_version.clone()),
+        member.metadata.generation,
+    );
+    if state.agents.key_of(&name).as_ref() != Some(&key) {
+        let credentials = match secret {
+            Ok(secret) => client_from_secret(&secret, secret_ref, ctx.timeouts)
+                .await
+                .map(|(client, _server)| client),
+            Err(problem) => Err(problem),
+        };
+        ctx.registry.set_client(&name, credentials.as_ref().ok().cloned());
+        let spec = AgentSpec {
+            member: member.as_ref().clone(),
+            credentials,
+        };
+        let handle = tokio::spawn(agent::run(ctx.clone(), spec));
+        state.agents.replace(&name, Agent { key, handle });
+        tracing::info!(member = %name, "member agent (re)started");
+    }
+    ctx.metrics.reconciled(CONTROLLER, start.elapsed());
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+fn error_policy(_member: Arc<MemberCluster>, error: &Error, state: Arc<State>) -> Action {
+    state.ctx.metrics.reconcile_failed(CONTROLLER, error.metric_label());
+    tracing::warn!(%error, "membercluster reconcile failed");
+    Action::requeue(Duration::from_secs(2))
+}
+
+/// Runs the MemberCluster controller until `shutdown` resolves.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let members: Api<MemberCluster> = Api::all(ctx.host.clone());
+    let secrets: Api<Secret> = Api::namespaced(ctx.host.clone(), &ctx.namespace);
+    let controller = Controller::new(members, watcher::Config::default());
+    let store = controller.store();
+    let state = Arc::new(State {
+        ctx,
+        agents: Agents::default(),
+    });
+    controller
+        // A changed or new Secret re-reconciles every member that reads it.
+        .watches(secrets, watcher::Config::default(), move |secret: Secret| {
+            let name = secret.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(move |m| m.spec.secret_ref.name == name)
+                .map(|m| ObjectRef::from_obj(m.as_ref()))
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, state)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}

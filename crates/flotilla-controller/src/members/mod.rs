@@ -1,0 +1,7 @@
+//! Member clusters: credentials, health probing, and the registry the other controllers read.
+pub mod agent;
+pub mod controller;
+pub mod credentials;
+pub mod health;
+pub mod probe;
+pub mod registry;
