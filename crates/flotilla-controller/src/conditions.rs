@@ -12,7 +12,12 @@ pub struct NewCondition<'a> {
 
 /// Inserts or updates the condition of `new.type_`. The transition time moves only when the
 /// status changes, so repeated reconciles do not rewrite it.
-pub fn set_condition(conditions: &mut Vec<Condition>, new: NewCondition<'_>, now: Time) {
+pub fn set_condition(conditions: &mut Vec<Condition>, mut new: NewCondition<'_>, now: Time) {
+    // Kubernetes 1.20's server-side apply turns an empty string into null, which the schema
+    // rejects: a condition always says something.
+    if new.message.is_empty() {
+        new.message = new.reason.to_string();
+    }
     let status = if new.status { "True" } else { "False" }.to_string();
     match conditions.iter_mut().find(|c| c.type_ == new.type_) {
         Some(existing) => {
@@ -86,6 +91,13 @@ mod tests {
         set_condition(&mut c, ready(false, "C"), at(30));
         assert_eq!(c[0].last_transition_time, at(30));
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn an_empty_message_becomes_the_reason() {
+        let mut c = Vec::new();
+        set_condition(&mut c, ready(true, "AllGood"), at(1));
+        assert_eq!(c[0].message, "AllGood");
     }
 
     #[test]

@@ -143,6 +143,47 @@ pub fn any_unknown(members: &[Member]) -> bool {
     members.iter().any(|m| m.health == HealthState::Unknown)
 }
 
+/// The replica division request of a ScalingPolicy for `total` replicas.
+pub fn replica_request(distribution: &flotilla_api::scaling_policy::Distribution, total: i32) -> engine::ReplicaRequest {
+    engine::ReplicaRequest {
+        total,
+        default_weight: distribution.default_weight,
+        preferences: distribution
+            .clusters
+            .iter()
+            .map(|c| engine::ReplicaPreference {
+                name: c.name.clone(),
+                weight: c.weight,
+                min_replicas: c.min_replicas,
+                max_replicas: c.max_replicas,
+            })
+            .collect(),
+    }
+}
+
+/// A member as the host objects describe it (Ready condition included), for decisions made
+/// outside the running operator, such as `flotilla preview`.
+pub fn member_from_object(mc: &flotilla_api::MemberCluster) -> Member {
+    let ready = mc
+        .status
+        .as_ref()
+        .and_then(|s| crate::conditions::find(&s.conditions, "Ready"));
+    let health = match ready.map(|c| c.status.as_str()) {
+        Some("True") => HealthState::Ready,
+        Some("False") => HealthState::NotReady,
+        _ => HealthState::Unknown,
+    };
+    Member {
+        name: mc.metadata.name.clone().unwrap_or_default(),
+        labels: crate::members::controller::placement_labels(mc),
+        taints: mc.spec.taints.clone(),
+        health,
+        health_since: ready.map(|c| c.last_transition_time.0).unwrap_or(JiffTimestamp::UNIX_EPOCH),
+        client: None,
+        client_generation: 0,
+    }
+}
+
 /// The previous decision, read back from status.
 pub fn previous(status: Option<&PlacementStatus>) -> engine::PreviousDecision {
     let Some(status) = status else {

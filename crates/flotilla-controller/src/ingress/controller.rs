@@ -26,6 +26,7 @@ use flotilla_placement::{DecisionInput, decide};
 
 use super::copies::{ApplyOutcome, RemoveOutcome, apply_copy, delete_copy, release_copy};
 use super::desired::{Origin, desired_copy};
+use super::index::CopyIndex;
 use super::status::{self, ClusterResult, Observed};
 use crate::conditions::{NewCondition, set_condition};
 use crate::context::Context;
@@ -34,27 +35,36 @@ use crate::finalizer;
 use crate::placement_input::{any_unknown, inventory, next_failback, placement_spec, previous, timestamp, to_status};
 
 pub const CONTROLLER: &str = "federatedingress";
+
+/// What the reconciler works with.
+pub struct State {
+    pub ctx: Arc<Context>,
+    pub copies: Arc<CopyIndex>,
+}
 const RESYNC: Duration = Duration::from_secs(300);
 const RETRY: Duration = Duration::from_secs(5);
 
-async fn reconcile(fi: Arc<FederatedIngress>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile(fi: Arc<FederatedIngress>, state: Arc<State>) -> Result<Action> {
     let start = Instant::now();
+    let ctx = &state.ctx;
     let origin = Origin::of(&fi).ok_or(Error::MissingObjectKey("namespace or name"))?;
     let api: Api<FederatedIngress> = Api::namespaced(ctx.host.clone(), &origin.namespace);
     let action = if fi.meta().deletion_timestamp.is_some() {
-        cleanup(&ctx, &api, &fi, &origin).await?
+        cleanup(&state, &api, &fi, &origin).await?
     } else {
-        apply(&ctx, &api, fi, &origin).await?
+        apply(&state, &api, fi, &origin).await?
     };
     ctx.metrics.reconciled(CONTROLLER, start.elapsed());
     Ok(action)
 }
 
 /// dereference → validate → build → apply → status.
-async fn apply(ctx: &Context, api: &Api<FederatedIngress>, fi: Arc<FederatedIngress>, origin: &Origin) -> Result<Action> {
+async fn apply(state: &State, api: &Api<FederatedIngress>, fi: Arc<FederatedIngress>, origin: &Origin) -> Result<Action> {
+    let ctx = &state.ctx;
     let members = ctx.registry.snapshot();
-    if any_unknown(&members) {
+    if !ctx.registry.is_synced() || any_unknown(&members) {
         // Just after start-up: deciding now would treat unprobed members as down.
+        tracing::debug!(synced = ctx.registry.is_synced(), members = members.len(), "deferring: member inventory incomplete");
         return Ok(Action::requeue(Duration::from_millis(250)));
     }
     let fi = if finalizer::has_finalizer(fi.as_ref()) {
@@ -91,17 +101,17 @@ async fn apply(ctx: &Context, api: &Api<FederatedIngress>, fi: Arc<FederatedIngr
         decision
             .selected
             .iter()
-            .map(|cluster| apply_to(ctx, &fi, origin, cluster, previous_status)),
+            .map(|cluster| apply_to(state, &fi, origin, cluster, previous_status)),
     );
-    let stale: Vec<String> = previous_status
-        .map(|s| {
-            s.clusters
-                .iter()
-                .filter(|e| !decision.selected.contains(&e.cluster) && e.state != CopyState::Conflict)
-                .map(|e| e.cluster.clone())
-                .collect()
-        })
-        .unwrap_or_default();
+    // Copies to remove: wherever the members' watches see one, or status records one.
+    let mut stale: BTreeSet<String> = state.copies.members_with_copy(origin).into_iter().collect();
+    stale.extend(previous_status.iter().flat_map(|s| {
+        s.clusters
+            .iter()
+            .filter(|e| e.state != CopyState::Conflict)
+            .map(|e| e.cluster.clone())
+    }));
+    stale.retain(|c| !decision.selected.contains(c));
     let pruned = futures::future::join_all(stale.iter().map(|cluster| prune_from(ctx, origin, cluster)));
     let propagation = Instant::now();
     let (applied, pruned) = futures::join!(applied, pruned);
@@ -130,7 +140,7 @@ async fn apply(ctx: &Context, api: &Api<FederatedIngress>, fi: Arc<FederatedIngr
 }
 
 async fn apply_to(
-    ctx: &Context,
+    state: &State,
     fi: &FederatedIngress,
     origin: &Origin,
     cluster: &str,
@@ -138,13 +148,15 @@ async fn apply_to(
 ) -> Observed {
     let result = match desired_copy(fi, origin, cluster) {
         Err(e) => ClusterResult::InvalidOverride(e.0),
-        Ok(desired) => match ctx.registry.get(cluster).as_ref().and_then(|m| m.ready_client().cloned()) {
+        Ok(desired) => match state.ctx.registry.get(cluster).as_ref().and_then(|m| m.ready_client().cloned()) {
             None => ClusterResult::Failed("the member has no usable client".into()),
             Some(client) => {
-                // Status records that Flotilla applied this copy: skip the ownership read.
-                let known_ours = previous
-                    .and_then(|s| s.clusters.iter().find(|e| e.cluster == cluster))
-                    .is_some_and(|e| e.applied_generation.is_some() && e.state != CopyState::Conflict);
+                // The member's watch sees Flotilla's copy, or status records that Flotilla
+                // applied it: skip the ownership read.
+                let known_ours = state.copies.has_copy(cluster, origin)
+                    || previous
+                        .and_then(|s| s.clusters.iter().find(|e| e.cluster == cluster))
+                        .is_some_and(|e| e.applied_generation.is_some() && e.state != CopyState::Conflict);
                 match apply_copy(&client, origin, &desired, fi.spec.adoption, known_ours).await {
                     ApplyOutcome::Applied { load_balancer } => ClusterResult::Applied {
                         load_balancer: load_balancer
@@ -187,11 +199,12 @@ async fn prune_from(ctx: &Context, origin: &Origin, cluster: &str) -> Option<Obs
 /// Deletion: remove (or release) every copy in a reachable member, then let the object go.
 /// Copies in members that are not Ready do not hold the deletion: they carry their deletion
 /// policy, and the sweeper applies it when the member is back.
-async fn cleanup(ctx: &Context, api: &Api<FederatedIngress>, fi: &FederatedIngress, origin: &Origin) -> Result<Action> {
+async fn cleanup(state: &State, api: &Api<FederatedIngress>, fi: &FederatedIngress, origin: &Origin) -> Result<Action> {
+    let ctx = &state.ctx;
     if !finalizer::has_finalizer(fi) {
         return Ok(Action::await_change());
     }
-    let mut clusters: BTreeSet<String> = BTreeSet::new();
+    let mut clusters: BTreeSet<String> = state.copies.members_with_copy(origin).into_iter().collect();
     if let Some(s) = &fi.status {
         clusters.extend(s.clusters.iter().filter(|e| e.state != CopyState::Conflict).map(|e| e.cluster.clone()));
         clusters.extend(s.placement.iter().flat_map(|p| p.selected.iter().cloned()));
@@ -282,8 +295,8 @@ async fn report_placement_change(ctx: &Context, fi: &FederatedIngress, before: O
     }
 }
 
-fn error_policy(fi: Arc<FederatedIngress>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_failed(CONTROLLER, error.metric_label());
+fn error_policy(fi: Arc<FederatedIngress>, error: &Error, state: Arc<State>) -> Action {
+    state.ctx.metrics.reconcile_failed(CONTROLLER, error.metric_label());
     tracing::warn!(namespace = fi.namespace().unwrap_or_default(), name = %fi.name_any(), %error, "federatedingress reconcile failed");
     Action::requeue(RETRY)
 }
@@ -312,10 +325,14 @@ pub fn controller(
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, Default::default());
     let changes = ctx.registry.change_stream();
+    let (copies, deleted_copies) = CopyIndex::new();
+    tokio::spawn(copies.clone().run(ctx.clone()));
     let run = Controller::for_stream(stream, reader.clone())
         .reconcile_all_on(changes)
+        // A copy deleted in a member: put it back (or report it).
+        .reconcile_on(deleted_copies)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, Arc::new(State { ctx, copies }))
         .for_each(|_| futures::future::ready(()));
     (reader, run)
 }

@@ -2,5 +2,6 @@
 pub mod controller;
 pub mod copies;
 pub mod desired;
+pub mod index;
 pub mod status;
 pub mod sweeper;

@@ -173,7 +173,7 @@ fn degraded_condition(placement: &PlacementStatus, results: &[Observed]) -> (boo
     if failed > 0 && failed < placement.selected.len() {
         return (true, "PartiallyPropagated", format!("{failed} of {} selected clusters have no current copy", placement.selected.len()));
     }
-    (false, "AsExpected", String::new())
+    (false, "AsExpected", "every selected cluster has a current copy".to_string())
 }
 
 #[cfg(test)]

@@ -22,9 +22,8 @@ pub async fn run(ctx: Arc<Context>, store: Store<FederatedIngress>) {
     let mut events = ctx.registry.subscribe();
     // Never judge copies against a store that has not listed the host objects yet: an empty
     // store would make every copy look orphaned.
-    if store.wait_until_ready().await.is_err() {
-        return;
-    }
+    crate::store::wait_until_listed(&store).await;
+    tracing::debug!(objects = store.state().len(), "sweeper: host objects listed");
     // Members already Ready before the store was: sweep them once too.
     for member in ctx.registry.snapshot() {
         if member.ready_client().is_some() {

@@ -134,12 +134,39 @@ fn error_policy(_member: Arc<MemberCluster>, error: &Error, state: Arc<State>) -
     Action::requeue(Duration::from_secs(2))
 }
 
+/// Marks the registry synced once every MemberCluster that exists at start-up has an entry.
+async fn mark_synced_when_complete(ctx: Arc<Context>) {
+    let api: Api<MemberCluster> = Api::all(ctx.host.clone());
+    let names: Vec<String> = loop {
+        match api.list(&kube::api::ListParams::default()).await {
+            Ok(list) => {
+                break list
+                    .items
+                    .iter()
+                    .filter(|m| m.meta().deletion_timestamp.is_none())
+                    .map(|m| m.name_any())
+                    .collect();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list MemberClusters; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    while !names.iter().all(|n| ctx.registry.get(n).is_some()) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::debug!(members = names.len(), "member registry complete");
+    ctx.registry.mark_synced();
+}
+
 /// Runs the MemberCluster controller until `shutdown` resolves.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let members: Api<MemberCluster> = Api::all(ctx.host.clone());
     let secrets: Api<Secret> = Api::namespaced(ctx.host.clone(), &ctx.namespace);
     let controller = Controller::new(members, watcher::Config::default());
     let store = controller.store();
+    tokio::spawn(mark_synced_when_complete(ctx.clone()));
     let state = Arc::new(State {
         ctx,
         agents: Agents::default(),

@@ -24,6 +24,8 @@ pub struct Member {
     pub health_since: Timestamp,
     /// A client for the member, when its credentials are usable.
     pub client: Option<Client>,
+    /// Bumped whenever `client` is replaced, so watchers know to reconnect.
+    pub client_generation: u64,
 }
 
 impl Member {
@@ -49,6 +51,7 @@ pub enum RegistryEvent {
 pub struct MemberRegistry {
     members: Arc<RwLock<BTreeMap<String, Member>>>,
     events: broadcast::Sender<RegistryEvent>,
+    synced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for MemberRegistry {
@@ -63,6 +66,20 @@ impl MemberRegistry {
         Self {
             members: Arc::default(),
             events,
+            synced: Arc::default(),
+        }
+    }
+
+    /// Whether every MemberCluster on the host has an entry (set once after start-up). Until
+    /// then a placement decision could miss clusters that exist.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Marks the registry complete; see [`Self::is_synced`].
+    pub fn mark_synced(&self) {
+        if !self.synced.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            self.emit(RegistryEvent::Changed(String::new()));
         }
     }
 
@@ -114,6 +131,7 @@ impl MemberRegistry {
                             health: HealthState::Unknown,
                             health_since: Timestamp::now(),
                             client: None,
+                            client_generation: 0,
                         },
                     );
                     true
@@ -129,6 +147,7 @@ impl MemberRegistry {
     pub fn set_client(&self, name: &str, client: Option<Client>) {
         if let Some(m) = self.write().get_mut(name) {
             m.client = client;
+            m.client_generation += 1;
         }
         self.emit(RegistryEvent::Changed(name.to_string()));
     }

@@ -1,0 +1,183 @@
+//! Where Flotilla's copies are: one label-selected watch per member over the Ingresses Flotilla
+//! manages there, each feeding an in-memory store. Pruning asks it which members still hold a
+//! copy (status alone can be stale), and a copy deleted in a member reconciles its host object.
+//!
+//! A member's watch is restarted when its credentials change and when it becomes Ready again
+//! (a fresh list, rather than waiting out the watcher's backoff). While a member is unreachable
+//! its store keeps what it last saw: a copy there is still known to exist.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::Api;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio::task::JoinHandle;
+
+use flotilla_api::FederatedIngress;
+use flotilla_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, ORIGIN_KIND, ORIGIN_NAME, ORIGIN_NAMESPACE};
+
+use super::desired::{KIND, Origin, is_our_copy};
+use crate::context::Context;
+use crate::members::registry::RegistryEvent;
+
+/// The label selector of every FederatedIngress copy.
+pub fn copy_selector() -> String {
+    format!("{MANAGED_BY}={MANAGED_BY_VALUE},{ORIGIN_KIND}={KIND}")
+}
+
+struct MemberWatch {
+    client_generation: u64,
+    store: Store<Ingress>,
+    listed: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for MemberWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The copies in every member.
+pub struct CopyIndex {
+    watches: RwLock<HashMap<String, MemberWatch>>,
+    deleted: mpsc::UnboundedSender<ObjectRef<FederatedIngress>>,
+}
+
+impl CopyIndex {
+    /// The index, and the stream of host objects whose copy was deleted in some member.
+    pub fn new() -> (Arc<Self>, impl futures::Stream<Item = ObjectRef<FederatedIngress>> + Send + 'static) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let index = Arc::new(Self {
+            watches: RwLock::default(),
+            deleted: tx,
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+        (index, stream)
+    }
+
+    /// Members whose store holds Flotilla's copy of `origin`, and members whose store has not
+    /// listed yet (they might). Pruning treats both as holding a copy.
+    pub fn members_with_copy(&self, origin: &Origin) -> Vec<String> {
+        let key = ObjectRef::new(&origin.name).within(&origin.namespace);
+        self.read()
+            .iter()
+            .filter(|(_, w)| {
+                !w.listed.load(Ordering::Acquire)
+                    || w.store
+                        .get(&key)
+                        .is_some_and(|i| is_our_copy(i.metadata.labels.as_ref(), i.metadata.annotations.as_ref(), origin))
+            })
+            .map(|(m, _)| m.clone())
+            .collect()
+    }
+
+    /// Whether the member's store has listed and holds Flotilla's copy of `origin`.
+    pub fn has_copy(&self, member: &str, origin: &Origin) -> bool {
+        let key = ObjectRef::new(&origin.name).within(&origin.namespace);
+        self.read().get(member).is_some_and(|w| {
+            w.listed.load(Ordering::Acquire)
+                && w.store
+                    .get(&key)
+                    .is_some_and(|i| is_our_copy(i.metadata.labels.as_ref(), i.metadata.annotations.as_ref(), origin))
+        })
+    }
+
+    /// Follows the registry: a watch per member with a client. Runs until the registry closes.
+    pub async fn run(self: Arc<Self>, ctx: Arc<Context>) {
+        let mut events = ctx.registry.subscribe();
+        self.refresh_all(&ctx, false);
+        loop {
+            match events.recv().await {
+                Ok(RegistryEvent::Changed(name)) if name.is_empty() => self.refresh_all(&ctx, false),
+                Ok(RegistryEvent::Changed(name)) => self.refresh(&ctx, &name, false),
+                Ok(RegistryEvent::BecameReady(name)) => self.refresh(&ctx, &name, true),
+                Ok(RegistryEvent::BecameNotReady(_)) => {}
+                Err(RecvError::Lagged(_)) => self.refresh_all(&ctx, false),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
+    fn refresh_all(&self, ctx: &Context, restart: bool) {
+        for member in ctx.registry.snapshot() {
+            self.refresh(ctx, &member.name, restart);
+        }
+        let known: Vec<String> = self.read().keys().cloned().collect();
+        for name in known {
+            if ctx.registry.get(&name).is_none() {
+                self.write().remove(&name);
+            }
+        }
+    }
+
+    /// (Re)starts the member's watch when its client changed, or when `restart` is asked.
+    fn refresh(&self, ctx: &Context, name: &str, restart: bool) {
+        let Some(member) = ctx.registry.get(name) else {
+            self.write().remove(name);
+            return;
+        };
+        let Some(client) = member.client.clone() else {
+            self.write().remove(name);
+            return;
+        };
+        let current = self.read().get(name).map(|w| w.client_generation);
+        if current == Some(member.client_generation) && !restart {
+            return;
+        }
+        let (store, writer) = reflector::store();
+        let listed = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(watch_member(
+            name.to_string(),
+            Api::all(client),
+            writer,
+            listed.clone(),
+            self.deleted.clone(),
+        ));
+        self.write().insert(
+            name.to_string(),
+            MemberWatch {
+                client_generation: member.client_generation,
+                store,
+                listed,
+                task,
+            },
+        );
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, MemberWatch>> {
+        self.watches.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, MemberWatch>> {
+        self.watches.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+async fn watch_member(
+    member: String,
+    api: Api<Ingress>,
+    writer: reflector::store::Writer<Ingress>,
+    listed: Arc<AtomicBool>,
+    deleted: mpsc::UnboundedSender<ObjectRef<FederatedIngress>>,
+) {
+    let config = watcher::Config::default().labels(&copy_selector());
+    let mut events = watcher(api, config).default_backoff().reflect(writer).boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::InitDone) => listed.store(true, Ordering::Release),
+            Ok(watcher::Event::Delete(copy)) => {
+                let annotations = copy.metadata.annotations.unwrap_or_default();
+                if let (Some(ns), Some(name)) = (annotations.get(ORIGIN_NAMESPACE), annotations.get(ORIGIN_NAME)) {
+                    let _ = deleted.send(ObjectRef::new(name).within(ns));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(member, error = %e, "copy watch interrupted; retrying"),
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Command-line interface. Every flag of `run` can also be set by environment variable.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "flotilla", version, about = "Flotilla: a multi-cluster Kubernetes federation operator")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the operator against the host cluster.
+    Run(RunArgs),
+    /// Print the CustomResourceDefinitions as YAML.
+    Crd,
+    /// Join a member cluster: create least-privilege credentials in the member, and the Secret and
+    /// MemberCluster on the host.
+    Join(JoinArgs),
+    /// Reverse `join`: remove the MemberCluster, its Secret, and Flotilla's access in the member.
+    Unjoin(UnjoinArgs),
+    /// Print the placement decision for a FederatedIngress or ScalingPolicy, with the reason for
+    /// every cluster, without applying anything.
+    Preview(PreviewArgs),
+}
+
+/// Which host cluster to talk to (default: in-cluster config, or $KUBECONFIG's current context).
+#[derive(Args, Debug, Clone)]
+pub struct HostArgs {
+    /// A kubeconfig for the host cluster.
+    #[arg(long, env = "FLOTILLA_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The context of the host cluster in the kubeconfig.
+    #[arg(long, env = "FLOTILLA_CONTEXT")]
+    pub context: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Namespace holding member credential Secrets and the leader Lease.
+    #[arg(long, env = "FLOTILLA_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Address of the HTTP server for /metrics, /healthz, /readyz and PUT /log-level.
+    #[arg(long, env = "FLOTILLA_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Elect a leader among replicas through a Lease; only the leader reconciles.
+    #[arg(long, env = "FLOTILLA_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Name of the leader Lease.
+    #[arg(long, env = "FLOTILLA_LEASE_NAME", default_value = "flotilla-leader")]
+    pub lease_name: String,
+    /// How long a leader's Lease is valid without renewal; a standby takes over after it lapses.
+    #[arg(long, env = "FLOTILLA_LEASE_DURATION_SECONDS", default_value_t = 8, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub lease_duration_seconds: u64,
+    /// This replica's identity in the Lease (default: $POD_NAME, else the host name and pid).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Log format.
+    #[arg(long, env = "FLOTILLA_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Base URL of the Prometheus HTTP API for ScalingPolicy queries (e.g. http://prometheus:9090).
+    #[arg(long, env = "FLOTILLA_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct JoinArgs {
+    /// Name of the MemberCluster to create.
+    pub name: String,
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Kubeconfig holding the member's context (default: the host kubeconfig).
+    #[arg(long)]
+    pub member_kubeconfig: Option<PathBuf>,
+    /// Context of the member cluster.
+    #[arg(long)]
+    pub member_context: String,
+    /// The member API server URL as the operator reaches it (default: the context's server).
+    #[arg(long)]
+    pub member_server: Option<String>,
+    /// The operator's namespace on the host, where the credentials Secret goes.
+    #[arg(long, default_value = "flotilla-system")]
+    pub namespace: String,
+    /// Region of the member (label topology.kubernetes.io/region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Zone of the member (label topology.kubernetes.io/zone).
+    #[arg(long)]
+    pub zone: Option<String>,
+    /// Labels for the MemberCluster, as key=value (repeatable).
+    #[arg(long = "label", value_parser = parse_key_value)]
+    pub labels: Vec<(String, String)>,
+}
+
+#[derive(Args, Debug)]
+pub struct UnjoinArgs {
+    /// Name of the MemberCluster to remove.
+    pub name: String,
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Kubeconfig holding the member's context (default: the host kubeconfig).
+    #[arg(long)]
+    pub member_kubeconfig: Option<PathBuf>,
+    /// Context of the member cluster.
+    #[arg(long)]
+    pub member_context: String,
+    /// The operator's namespace on the host.
+    #[arg(long, default_value = "flotilla-system")]
+    pub namespace: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PreviewArgs {
+    /// A YAML file with a FederatedIngress or ScalingPolicy (`-` for standard input). Without it,
+    /// `--name` reads the object from the host.
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// Kind of the object to read from the host: federatedingress or scalingpolicy.
+    #[arg(long, requires = "name")]
+    pub kind: Option<String>,
+    /// Name of the object to read from the host.
+    #[arg(long, requires = "kind")]
+    pub name: Option<String>,
+    /// Namespace of the object to read from the host.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    #[command(flatten)]
+    pub host: HostArgs,
+    /// Print the decision as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_the_flag_named() {
+        let err = Cli::try_parse_from(["flotilla", "run", "--metrics-addr", "nope"]).expect_err("bad addr");
+        assert!(err.to_string().contains("--metrics-addr"), "{err}");
+        let err = Cli::try_parse_from(["flotilla", "run", "--lease-duration-seconds", "1"]).expect_err("too short");
+        assert!(err.to_string().contains("--lease-duration-seconds"), "{err}");
+        let err = Cli::try_parse_from(["flotilla", "join", "m1", "--member-context", "c", "--label", "novalue"]).expect_err("bad label");
+        assert!(err.to_string().contains("key=value"), "{err}");
+    }
+
+    #[test]
+    fn leader_election_can_be_turned_off() {
+        let cli = Cli::try_parse_from(["flotilla", "run", "--leader-elect", "false"]).expect("parses");
+        let Command::Run(args) = cli.command else { panic!("run") };
+        assert!(!args.leader_elect);
+    }
+}

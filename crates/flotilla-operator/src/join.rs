@@ -1,0 +1,261 @@
+//! `flotilla join` / `flotilla unjoin`: give the operator least-privilege access to a member
+//! cluster, and register it on the host.
+//!
+//! In the member: a ServiceAccount `flotilla-operator` in namespace `flotilla-system`, a
+//! ClusterRole granting only what Flotilla manages there (Ingresses, namespaces to hold them,
+//! workload scale subresources, reading HPAs) — no wildcard rules — and a token Secret.
+//! On the host: a Secret `<name>-kubeconfig` with a kubeconfig using that token, and the
+//! MemberCluster `<name>`.
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::Client;
+use serde_json::{Value, json};
+
+use flotilla_api::MemberCluster;
+use flotilla_api::labels::{FIELD_MANAGER, MANAGED_BY, MANAGED_BY_VALUE};
+
+use crate::cli::{HostArgs, JoinArgs, UnjoinArgs};
+use crate::run::host_client;
+
+const MEMBER_NAMESPACE: &str = "flotilla-system";
+const SERVICE_ACCOUNT: &str = "flotilla-operator";
+const CLUSTER_ROLE: &str = "flotilla:member";
+const TOKEN_SECRET: &str = "flotilla-operator-token";
+
+/// What the operator may do in a member cluster. Kept to the kinds it manages.
+pub fn member_rules() -> Value {
+    json!([
+        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"],
+         "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"],
+         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale", "replicasets/scale"],
+         "verbs": ["get", "update", "patch"]},
+        {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]}
+    ])
+}
+
+pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
+    let (member, member_config, server) = member_client(&args.host, args.member_kubeconfig.as_deref(), &args.member_context).await?;
+    let server = args.member_server.clone().unwrap_or(server);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let labels = json!({MANAGED_BY: MANAGED_BY_VALUE});
+
+    // In the member.
+    apply(&member, "v1", "Namespace", None, MEMBER_NAMESPACE, json!({"metadata": {"labels": labels}}), &params).await?;
+    apply(&member, "v1", "ServiceAccount", Some(MEMBER_NAMESPACE), SERVICE_ACCOUNT, json!({"metadata": {"labels": labels}}), &params).await?;
+    apply(&member, "rbac.authorization.k8s.io/v1", "ClusterRole", None, CLUSTER_ROLE,
+        json!({"metadata": {"labels": labels}, "rules": member_rules()}), &params).await?;
+    apply(&member, "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, CLUSTER_ROLE, json!({
+        "metadata": {"labels": labels},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ROLE},
+        "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": MEMBER_NAMESPACE}]
+    }), &params).await?;
+    apply(&member, "v1", "Secret", Some(MEMBER_NAMESPACE), TOKEN_SECRET, json!({
+        "metadata": {"labels": labels, "annotations": {"kubernetes.io/service-account.name": SERVICE_ACCOUNT}},
+        "type": "kubernetes.io/service-account-token"
+    }), &params).await?;
+    let (token, secret_ca) = wait_for_token(&member).await?;
+    let ca = cluster_ca(&member_config).or(secret_ca).context("no CA for the member: neither the kubeconfig nor the token Secret has one")?;
+    let kubeconfig = service_account_kubeconfig(&args.name, &server, &ca, &token);
+
+    // On the host.
+    let host = host_client(&args.host).await?;
+    apply(&host, "v1", "Namespace", None, &args.namespace, json!({}), &params).await?;
+    let secret_name = format!("{}-kubeconfig", args.name);
+    apply(&host, "v1", "Secret", Some(&args.namespace), &secret_name, json!({
+        "metadata": {"labels": {MANAGED_BY: MANAGED_BY_VALUE, "federation.flotilla.dev/member": args.name}},
+        "type": "Opaque",
+        "stringData": {"kubeconfig": kubeconfig}
+    }), &params).await?;
+    let mut spec = json!({"secretRef": {"name": secret_name, "key": "kubeconfig"}});
+    if let Some(region) = &args.region {
+        spec["region"] = json!(region);
+    }
+    if let Some(zone) = &args.zone {
+        spec["zone"] = json!(zone);
+    }
+    let member_labels: BTreeMap<_, _> = args.labels.iter().cloned().collect();
+    let mc = json!({
+        "apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "MemberCluster",
+        "metadata": {"name": args.name, "labels": member_labels},
+        "spec": spec
+    });
+    Api::<MemberCluster>::all(host)
+        .patch(&args.name, &params, &Patch::Apply(&mc))
+        .await
+        .context("creating the MemberCluster on the host (are the CRDs installed?)")?;
+    println!("joined {} ({server}): MemberCluster {} with credentials in Secret {}/{secret_name}", args.member_context, args.name, args.namespace);
+    Ok(())
+}
+
+pub async fn unjoin(args: UnjoinArgs) -> anyhow::Result<()> {
+    let host = host_client(&args.host).await?;
+    delete(&host, "federation.flotilla.dev/v1alpha1", "MemberCluster", None, &args.name).await?;
+    delete(&host, "v1", "Secret", Some(&args.namespace), &format!("{}-kubeconfig", args.name)).await?;
+    let (member, _, _) = member_client(&args.host, args.member_kubeconfig.as_deref(), &args.member_context).await?;
+    delete(&member, "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, CLUSTER_ROLE).await?;
+    delete(&member, "rbac.authorization.k8s.io/v1", "ClusterRole", None, CLUSTER_ROLE).await?;
+    delete(&member, "v1", "Secret", Some(MEMBER_NAMESPACE), TOKEN_SECRET).await?;
+    delete(&member, "v1", "ServiceAccount", Some(MEMBER_NAMESPACE), SERVICE_ACCOUNT).await?;
+    // The namespace may hold copies Flotilla placed there; it is left for the member's owner.
+    println!("unjoined {}: MemberCluster, its Secret, and Flotilla's access in the member removed", args.name);
+    Ok(())
+}
+
+async fn member_client(host: &HostArgs, kubeconfig: Option<&std::path::Path>, context: &str) -> anyhow::Result<(Client, Kubeconfig, String)> {
+    let path = kubeconfig.map(std::path::Path::to_path_buf).or_else(|| host.kubeconfig.clone());
+    let config = match &path {
+        Some(p) => Kubeconfig::read_from(p).with_context(|| format!("reading {}", p.display()))?,
+        None => Kubeconfig::read().context("reading $KUBECONFIG")?,
+    };
+    let options = KubeConfigOptions { context: Some(context.to_string()), ..KubeConfigOptions::default() };
+    let client_config = kube::Config::from_custom_kubeconfig(config.clone(), &options)
+        .await
+        .with_context(|| format!("context {context:?}"))?;
+    let server = client_config.cluster_url.to_string().trim_end_matches('/').to_string();
+    let client = Client::try_from(client_config)?;
+    let named = config.contexts.iter().find(|c| c.name == context).and_then(|c| c.context.clone());
+    let cluster_name = named.map(|c| c.cluster).unwrap_or_default();
+    let only_cluster = Kubeconfig {
+        clusters: config.clusters.into_iter().filter(|c| c.name == cluster_name).collect(),
+        ..Kubeconfig::default()
+    };
+    Ok((client, only_cluster, server))
+}
+
+fn cluster_ca(config: &Kubeconfig) -> Option<Vec<u8>> {
+    let cluster = config.clusters.first()?.cluster.as_ref()?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        return decode_base64(data);
+    }
+    cluster.certificate_authority.as_ref().and_then(|p| std::fs::read(p).ok())
+}
+
+async fn wait_for_token(member: &Client) -> anyhow::Result<(String, Option<Vec<u8>>)> {
+    let api: Api<Secret> = Api::namespaced(member.clone(), MEMBER_NAMESPACE);
+    let start = Instant::now();
+    loop {
+        let secret = api.get(TOKEN_SECRET).await?;
+        let data = secret.data.unwrap_or_default();
+        if let Some(ByteString(token)) = data.get("token") {
+            let token = String::from_utf8(token.clone()).context("token is not UTF-8")?;
+            return Ok((token, data.get("ca.crt").map(|c| c.0.clone())));
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("the member did not issue a token for ServiceAccount {MEMBER_NAMESPACE}/{SERVICE_ACCOUNT} within 60s (is its kube-controller-manager running?)");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn service_account_kubeconfig(name: &str, server: &str, ca: &[u8], token: &str) -> String {
+    let ca = encode_base64(ca);
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: flotilla\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: flotilla\ncurrent-context: {name}\n"
+    )
+}
+
+async fn apply(client: &Client, api_version: &str, kind: &str, namespace: Option<&str>, name: &str, body: Value, params: &PatchParams) -> anyhow::Result<()> {
+    let (api, mut object) = dynamic(client, api_version, kind, namespace);
+    if let (Value::Object(target), Value::Object(extra)) = (&mut object, body) {
+        for (k, v) in extra {
+            if k == "metadata" {
+                if let (Some(Value::Object(meta)), Value::Object(more)) = (target.get_mut("metadata"), v) {
+                    meta.extend(more);
+                }
+            } else {
+                target.insert(k, v);
+            }
+        }
+    }
+    object["metadata"]["name"] = json!(name);
+    if let Some(ns) = namespace {
+        object["metadata"]["namespace"] = json!(ns);
+    }
+    api.patch(name, params, &Patch::Apply(&object))
+        .await
+        .with_context(|| format!("applying {kind} {name}"))?;
+    Ok(())
+}
+
+async fn delete(client: &Client, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> anyhow::Result<()> {
+    let (api, _) = dynamic(client, api_version, kind, namespace);
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("deleting {kind} {name}")),
+    }
+}
+
+fn dynamic(client: &Client, api_version: &str, kind: &str, namespace: Option<&str>) -> (Api<DynamicObject>, Value) {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+    let api = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    (api, json!({"apiVersion": api_version, "kind": kind, "metadata": {}}))
+}
+
+const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn encode_base64(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(BASE64[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut buffer = 0u32;
+    let mut bits = 0;
+    for c in text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+        let value = u32::try_from(BASE64.iter().position(|&b| b == c)?).ok()?;
+        buffer = (buffer << 6) | value;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((buffer >> bits) & 0xff).ok()?);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for input in [&b""[..], b"f", b"fo", b"foo", b"foob", b"-----BEGIN CERTIFICATE-----\n"] {
+            assert_eq!(decode_base64(&encode_base64(input)).as_deref(), Some(input));
+        }
+        assert_eq!(encode_base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn member_rules_have_no_wildcards() {
+        let text = member_rules().to_string();
+        assert!(!text.contains('*'), "{text}");
+    }
+}

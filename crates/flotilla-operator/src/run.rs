@@ -1,0 +1,174 @@
+//! `flotilla run`: the operator.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::Client;
+use tokio::sync::watch;
+
+use flotilla_api::MemberCluster;
+use flotilla_controller::ingress::{controller as ingress_controller, sweeper};
+use flotilla_controller::members::controller as member_controller;
+use flotilla_controller::{Context, Metrics};
+
+use crate::cli::{HostArgs, RunArgs};
+use crate::http::{self, Health};
+use crate::leader::LeaderElection;
+use crate::telemetry;
+
+/// How long in-flight reconciles may take to finish after SIGTERM.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let log_level = telemetry::init(args.log_format);
+    let client = host_client(&args.host).await?;
+    let namespace = args
+        .namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or_else(|| "flotilla-system".to_string());
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+
+    Api::<MemberCluster>::all(client.clone())
+        .list(&ListParams::default().limit(1))
+        .await
+        .context("cannot list MemberClusters on the host; are the CRDs installed? (helm install, or `flotilla crd | kubectl apply -f -`)")?;
+
+    let metrics = Metrics::new();
+    let health = Health {
+        ready: Arc::new(AtomicBool::new(true)),
+        leading: Arc::new(AtomicBool::new(false)),
+    };
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (--metrics-addr)", args.metrics_addr))?;
+    tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), log_level));
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+
+    let mut election = args.leader_elect.then(|| {
+        LeaderElection::new(
+            client.clone(),
+            &namespace,
+            &args.lease_name,
+            identity.clone(),
+            Duration::from_secs(args.lease_duration_seconds),
+        )
+    });
+    if let Some(election) = election.as_mut() {
+        tracing::info!(identity = election.identity(), lease = %args.lease_name, %namespace, "waiting to become leader");
+        tokio::select! {
+            () = election.acquire() => {}
+            () = stopped(stop_rx.clone()) => return Ok(()),
+        }
+    }
+    health.leading.store(true, Ordering::Relaxed);
+    tracing::info!(identity = %identity, "leading: starting controllers");
+
+    let ctx = Arc::new(Context::new(client, namespace, identity, metrics));
+    let members = tokio::spawn(member_controller::run(ctx.clone(), stopped(stop_rx.clone())));
+    let (store, ingresses) = ingress_controller::controller(ctx.clone(), stopped(stop_rx.clone()));
+    let ingresses = tokio::spawn(ingresses);
+    let sweeper = tokio::spawn(sweeper::run(ctx.clone(), store));
+
+    let lost = async {
+        match election.as_mut() {
+            Some(e) => e.hold().await,
+            None => futures::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = lost => {
+            // Another replica may lead now: stop writing at once rather than drain.
+            tracing::error!("lost the leader Lease; exiting so that no write happens without it");
+            std::process::exit(1);
+        }
+        () = stopped(stop_rx.clone()) => {}
+    }
+    // Graceful shutdown: the controllers finish their in-flight reconciles, then the Lease is
+    // released so a standby takes over at once.
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        let _ = members.await;
+        let _ = ingresses.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("in-flight reconciles did not finish within {DRAIN_TIMEOUT:?}");
+    }
+    sweeper.abort();
+    if let Some(election) = election.as_mut() {
+        election.release().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The host client: an explicit kubeconfig/context, else in-cluster config, else $KUBECONFIG.
+pub async fn host_client(host: &HostArgs) -> anyhow::Result<Client> {
+    if host.kubeconfig.is_none() && host.context.is_none() {
+        return Client::try_default()
+            .await
+            .context("no host cluster: not in a pod, and no usable $KUBECONFIG (or pass --kubeconfig/--context)");
+    }
+    let kubeconfig = match &host.kubeconfig {
+        Some(path) => Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?,
+        None => Kubeconfig::read().context("reading $KUBECONFIG")?,
+    };
+    let options = KubeConfigOptions {
+        context: host.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .context("building the host client from the kubeconfig")?;
+    Client::try_from(config).context("building the host client")
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "flotilla".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Resolves once a stop has been requested. Send + Sync, as the controllers' shutdown needs.
+fn stopped(mut rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+        let _ = done_tx.send(());
+    });
+    async move {
+        let _ = done_rx.await;
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
