@@ -24,5 +24,8 @@ cleanup() {
 trap cleanup EXIT
 "$testbed" up
 export FLOTILLA_KUBECONFIG="$PWD/e2e/.state/kubeconfig"
+# The tests drive the real binary, as users do.
+cargo build -p flotilla-operator --bin flotilla
+export FLOTILLA_BIN="$PWD/target/debug/flotilla"
 # One test binary at a time: scenarios share the clusters.
 cargo test -p flotilla-e2e -- --test-threads=1 "$@"

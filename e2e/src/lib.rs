@@ -140,3 +140,251 @@ pub fn read_yaml_documents(path: &Path) -> Result<Vec<serde_json::Value>> {
     let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
     serde_saphyr::from_multiple(&text).with_context(|| format!("{}: invalid YAML", path.display()))
 }
+
+/// The flotilla binary under test (`FLOTILLA_BIN`, else target/debug/flotilla; `make e2e` builds it).
+pub fn flotilla_bin() -> PathBuf {
+    std::env::var_os("FLOTILLA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/debug/flotilla"))
+}
+
+/// The operator's namespace on the host in these tests.
+pub const OPERATOR_NAMESPACE: &str = "flotilla-system";
+
+static FEDERATION: std::sync::Once = std::sync::Once::new();
+
+impl TestBed {
+    /// Runs a test-bed command (`stop-apiserver member1`, …).
+    pub fn testbed(&self, args: &[&str]) {
+        let out = Command::new(repo_root().join("e2e/testbed/clusters.sh"))
+            .args(args)
+            .output()
+            .expect("clusters.sh runs");
+        assert!(
+            out.status.success(),
+            "clusters.sh {} failed:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The federation as a user sets it up, once per test binary: CRDs applied with kubectl,
+    /// every member joined with `flotilla join` (least-privilege credentials), then the example
+    /// MemberClusters applied for their labels and taints.
+    pub fn federation(&self) {
+        FEDERATION.call_once(|| {
+            self.kubectl_ok("host", &["apply", "-f", "crds/"]);
+            self.kubectl_ok(
+                "host",
+                &["wait", "--for=condition=Established", "--timeout=60s", "crd/memberclusters.federation.flotilla.dev"],
+            );
+            let regions = [("member1", "eu-west"), ("member2", "eu-central"), ("member3", "us-east")];
+            for member in self.members() {
+                let region = regions.iter().find(|(m, _)| *m == member).map(|(_, r)| *r).unwrap_or("elsewhere");
+                self.join(&member, region);
+            }
+            self.kubectl_ok("host", &["apply", "-f", "manifests/examples/10-member-clusters.yaml"]);
+        });
+    }
+
+    /// `flotilla join <member>`.
+    pub fn join(&self, member: &str, region: &str) {
+        let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
+        let out = Command::new(flotilla_bin())
+            .args(["join", member, "--kubeconfig", &kubeconfig, "--context", "host", "--member-context", member])
+            .args(["--namespace", OPERATOR_NAMESPACE, "--region", region, "--label", "env=prod"])
+            .output()
+            .expect("flotilla binary built (make e2e builds it)");
+        assert!(
+            out.status.success(),
+            "flotilla join {member} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A fresh namespace name for one test.
+    pub fn namespace(&self, prefix: &str) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        format!("{prefix}-{:x}", nanos % 0xfffff)
+    }
+
+    /// Applies a JSON or YAML document with kubectl (the user's side).
+    pub fn apply(&self, context: &str, document: &str) {
+        let out = self.kubectl_with_stdin(context, &["apply", "-f", "-"], Some(document));
+        assert!(
+            out.status.success(),
+            "kubectl apply failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            document
+        );
+    }
+}
+
+/// A running operator process; killed when dropped.
+pub struct Operator {
+    child: std::process::Child,
+    pub metrics_port: u16,
+    pub log: PathBuf,
+}
+
+/// How to start an operator.
+pub struct OperatorOptions {
+    pub leader_elect: bool,
+    pub identity: String,
+    /// A kubeconfig for the host (default: the test bed's admin kubeconfig, context `host`).
+    pub kubeconfig: Option<(PathBuf, String)>,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl Default for OperatorOptions {
+    fn default() -> Self {
+        Self {
+            leader_elect: false,
+            identity: "e2e".into(),
+            kubeconfig: None,
+            extra_env: Vec::new(),
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Operator {
+    /// Starts `flotilla run` against the host and waits until it serves /readyz.
+    pub fn start(bed: &TestBed, name: &str) -> Self {
+        Self::start_with(bed, name, OperatorOptions::default())
+    }
+
+    pub fn start_with(bed: &TestBed, name: &str, options: OperatorOptions) -> Self {
+        let metrics_port = free_port();
+        let log = repo_root().join(format!("e2e/.state/operator-{name}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let (kubeconfig, context) = options
+            .kubeconfig
+            .clone()
+            .unwrap_or_else(|| (bed.kubeconfig.clone(), "host".to_string()));
+        let mut cmd = Command::new(flotilla_bin());
+        cmd.arg("run")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["--context", &context, "--namespace", OPERATOR_NAMESPACE])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+            .args(["--leader-elect", if options.leader_elect { "true" } else { "false" }])
+            .args(["--identity", &options.identity, "--lease-duration-seconds", "4"])
+            .env("RUST_LOG", std::env::var("FLOTILLA_E2E_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(options.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file);
+        let child = cmd.spawn().expect("flotilla binary built (make e2e builds it)");
+        let mut op = Self { child, metrics_port, log };
+        let start = Instant::now();
+        while op.get("/readyz").as_deref() != Some("ok") {
+            if let Ok(Some(status)) = op.child.try_wait() {
+                panic!("operator exited ({status}); log {}:\n{}", op.log.display(), op.log_tail());
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "operator not ready; log:\n{}", op.log_tail());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        op
+    }
+
+    /// GET on the operator's HTTP port; `None` when it does not answer.
+    pub fn get(&self, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+    }
+
+    /// The last lines of the operator's log.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for it to exit.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A member whose API server is down (or hung) for the guard's lifetime: restored when dropped,
+/// also when the test fails.
+pub struct Outage<'a> {
+    bed: &'a TestBed,
+    member: String,
+    hung: bool,
+    restored: bool,
+}
+
+impl<'a> Outage<'a> {
+    /// SIGKILLs the member's API server.
+    pub fn kill(bed: &'a TestBed, member: &str) -> Self {
+        bed.testbed(&["stop-apiserver", member]);
+        Self { bed, member: member.into(), hung: false, restored: false }
+    }
+
+    /// SIGSTOPs the member's API server.
+    pub fn hang(bed: &'a TestBed, member: &str) -> Self {
+        bed.testbed(&["hang-apiserver", member]);
+        Self { bed, member: member.into(), hung: true, restored: false }
+    }
+
+    /// Brings the member back.
+    pub fn restore(&mut self) {
+        if !self.restored {
+            let cmd = if self.hung { "resume-apiserver" } else { "start-apiserver" };
+            self.bed.testbed(&[cmd, &self.member]);
+            self.restored = true;
+        }
+    }
+}
+
+impl Drop for Outage<'_> {
+    fn drop(&mut self) {
+        self.restore();
+    }
+}

@@ -230,7 +230,7 @@ pub fn to_status(decision: &engine::Decision) -> PlacementStatus {
                     engine::Verdict::Tainted => status_api::Verdict::Tainted,
                 },
                 reason: c.reason.as_str().to_string(),
-                message: c.message.clone(),
+                message: c.message.to_string(),
                 priority: c.priority,
                 replicas: c.replicas,
                 selected_since: c.selected_since.map(time),

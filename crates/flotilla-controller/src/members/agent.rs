@@ -91,8 +91,17 @@ async fn probe_loop(ctx: &Context, name: &str, member: &MemberCluster, client: C
         if let Some(t) = &transition {
             report_transition(ctx, name, member, writer, t, now).await;
         }
+        // While NotReady, the condition names the latest cause (new credentials may fail in a
+        // new way without any transition).
+        let cause_changed = match (&outcome, tracker.state()) {
+            (ProbeOutcome::Failed { reason, message }, HealthState::NotReady) if writer.reason_of("Ready") != Some(*reason) => {
+                writer.condition("Ready", false, reason, message.clone());
+                true
+            }
+            _ => false,
+        };
         let due = last_write.is_none_or(|w| w.elapsed() >= STATUS_REFRESH);
-        if (transition.is_some() || due) && tracker.state() != HealthState::Unknown {
+        if (transition.is_some() || cause_changed || due) && tracker.state() != HealthState::Unknown {
             writer.write(ctx).await;
             last_write = Some(Instant::now());
         }
@@ -137,6 +146,10 @@ impl StatusWriter {
             generation: member.metadata.generation,
             status: member.status.clone().unwrap_or_default(),
         }
+    }
+
+    fn reason_of(&self, type_: &str) -> Option<&str> {
+        crate::conditions::find(&self.status.conditions, type_).map(|c| c.reason.as_str())
     }
 
     fn condition(&mut self, type_: &str, status: bool, reason: &str, message: String) {
