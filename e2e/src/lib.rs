@@ -239,6 +239,8 @@ pub struct OperatorOptions {
     /// A kubeconfig for the host (default: the test bed's admin kubeconfig, context `host`).
     pub kubeconfig: Option<(PathBuf, String)>,
     pub extra_env: Vec<(String, String)>,
+    /// `--lease-duration-seconds` (the operator's default is 8).
+    pub lease_duration_seconds: u64,
 }
 
 impl Default for OperatorOptions {
@@ -248,6 +250,7 @@ impl Default for OperatorOptions {
             identity: "e2e".into(),
             kubeconfig: None,
             extra_env: Vec::new(),
+            lease_duration_seconds: 8,
         }
     }
 }
@@ -280,7 +283,8 @@ impl Operator {
             .args(["--context", &context, "--namespace", OPERATOR_NAMESPACE])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
             .args(["--leader-elect", if options.leader_elect { "true" } else { "false" }])
-            .args(["--identity", &options.identity, "--lease-duration-seconds", "4"])
+            .args(["--identity", &options.identity])
+            .args(["--lease-duration-seconds", &options.lease_duration_seconds.to_string()])
             .env("RUST_LOG", std::env::var("FLOTILLA_E2E_LOG").unwrap_or_else(|_| "info".into()))
             .envs(options.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(log_file.try_clone().expect("log"))
@@ -348,6 +352,27 @@ impl Operator {
 impl Drop for Operator {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The value of an unlabelled gauge or counter in a Prometheus exposition, if present.
+pub fn metric_value(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The helm binary: on PATH, or the one `make tools` caches.
+pub fn helm_bin() -> PathBuf {
+    let cached = std::env::var_os("FLOTILLA_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/flotilla")))
+        .map(|c| c.join("bin/helm"));
+    match cached {
+        Some(path) if path.exists() => path,
+        _ => PathBuf::from("helm"),
     }
 }
 

@@ -1,0 +1,146 @@
+//! Install as users do: `helm install` the chart into the host, then run the operator with the
+//! chart's ServiceAccount token as its only credentials (the host has no kubelet to run the pod),
+//! and drive a FederatedIngress through it. `kubectl auth can-i` shows the RBAC is no wider than
+//! needed.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use flotilla_e2e::{OPERATOR_NAMESPACE, Operator, OperatorOptions, TestBed, eventually, helm_bin, repo_root};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::Api;
+use serde_json::json;
+
+const SA: &str = "system:serviceaccount:flotilla-system:flotilla";
+
+fn helm(bed: &TestBed, args: &[&str]) -> String {
+    let out = Command::new(helm_bin())
+        .args(args)
+        .args(["--kubeconfig", &bed.kubeconfig().to_string_lossy(), "--kube-context", "host"])
+        .current_dir(repo_root())
+        .output()
+        .expect("helm runs (make tools installs it)");
+    assert!(
+        out.status.success(),
+        "helm {} failed:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A kubeconfig for the host that authenticates with the chart's ServiceAccount token only.
+async fn service_account_kubeconfig(bed: &TestBed) -> std::path::PathBuf {
+    let host = bed.client("host").await;
+    // kube-controller-manager issues the token Secret shortly after the ServiceAccount exists.
+    let secret_name = eventually("ServiceAccount token issued", Duration::from_secs(30), || {
+        let api: Api<ServiceAccount> = Api::namespaced(host.clone(), OPERATOR_NAMESPACE);
+        async move { Ok(api.get("flotilla").await?.secrets.and_then(|s| s.into_iter().next()).and_then(|r| r.name)) }
+    })
+    .await
+    .unwrap();
+    let secret = Api::<Secret>::namespaced(host, OPERATOR_NAMESPACE).get(&secret_name).await.unwrap();
+    let token = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
+    // The admin kubeconfig of the host, with its user swapped for the token.
+    let admin = std::fs::read_to_string(repo_root().join("e2e/.state/host.kubeconfig")).unwrap();
+    let line = admin.lines().find(|l| l.trim_start().starts_with("token:")).unwrap();
+    let indent = &line[..line.len() - line.trim_start().len()];
+    let text = admin.replace(line, &format!("{indent}token: {token}"));
+    let path = repo_root().join("e2e/.state/host-flotilla-sa.kubeconfig");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn can_i(bed: &TestBed, args: &[&str]) -> bool {
+    let mut all = vec!["auth", "can-i"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--as", SA]);
+    let out = bed.kubectl("host", &all);
+    String::from_utf8_lossy(&out.stdout).trim() == "yes"
+}
+
+#[tokio::test]
+async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
+    let bed = TestBed::get();
+    bed.federation();
+    // The CRDs were applied with kubectl by the other tests; helm takes them over.
+    helm(&bed, &["upgrade", "--install", "flotilla", "charts/flotilla", "--namespace", OPERATOR_NAMESPACE,
+        "--create-namespace", "--take-ownership", "--wait=false"]);
+    let rendered = helm(&bed, &["get", "manifest", "flotilla", "--namespace", OPERATOR_NAMESPACE]);
+    for kind in ["kind: Deployment", "kind: ServiceAccount", "kind: ClusterRole", "kind: Role", "kind: Service", "kind: PodDisruptionBudget", "kind: CustomResourceDefinition"] {
+        assert!(rendered.contains(kind), "the release lacks {kind}");
+    }
+
+    // Enough: everything the operator does, it may do.
+    for (verb, resource, ns) in [
+        ("list", "memberclusters.federation.flotilla.dev", None),
+        ("watch", "federatedingresses.federation.flotilla.dev", None),
+        ("patch", "federatedingresses.federation.flotilla.dev/status", Some("default")),
+        ("update", "federatedingresses.federation.flotilla.dev/finalizers", Some("default")),
+        ("patch", "scalingpolicies.federation.flotilla.dev/status", Some("default")),
+        ("list", "secrets", Some(OPERATOR_NAMESPACE)),
+        ("create", "events.events.k8s.io", Some("default")),
+        ("create", "leases.coordination.k8s.io", Some(OPERATOR_NAMESPACE)),
+    ] {
+        let mut args = vec![verb, resource];
+        if let Some(ns) = ns {
+            args.extend_from_slice(&["-n", ns]);
+        }
+        assert!(can_i(&bed, &args), "the chart's ServiceAccount cannot {verb} {resource} ({ns:?})");
+    }
+    // No more: nothing outside what it manages.
+    for (verb, resource, ns) in [
+        ("get", "secrets", Some("kube-system")),
+        ("list", "secrets", Some("default")),
+        ("create", "secrets", Some(OPERATOR_NAMESPACE)),
+        ("delete", "secrets", Some(OPERATOR_NAMESPACE)),
+        ("create", "deployments.apps", Some("default")),
+        ("delete", "namespaces", None),
+        ("create", "ingresses.networking.k8s.io", Some("default")),
+        ("create", "memberclusters.federation.flotilla.dev", None),
+        ("delete", "federatedingresses.federation.flotilla.dev", Some("default")),
+        ("update", "leases.coordination.k8s.io", Some("kube-system")),
+        ("create", "clusterrolebindings.rbac.authorization.k8s.io", None),
+    ] {
+        let mut args = vec![verb, resource];
+        if let Some(ns) = ns {
+            args.extend_from_slice(&["-n", ns]);
+        }
+        assert!(!can_i(&bed, &args), "the chart's ServiceAccount may {verb} {resource} ({ns:?}): wider than needed");
+    }
+
+    // Sufficient in practice: run the operator with only that token, with leader election (the
+    // Lease rules are exercised too), and propagate an object through it.
+    let kubeconfig = service_account_kubeconfig(&bed).await;
+    let mut op = Operator::start_with(&bed, "chart-sa", OperatorOptions {
+        leader_elect: true,
+        kubeconfig: Some((kubeconfig, "host".into())),
+        ..OperatorOptions::default()
+    });
+    let ns = bed.namespace("chart");
+    bed.apply("host", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string());
+    bed.apply("host", &json!({
+        "apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "FederatedIngress",
+        "metadata": {"name": "through-chart", "namespace": ns},
+        "spec": {"template": {"spec": {"rules": [{"host": "chart.example.com"}]}},
+                 "placement": {"clusters": ["member1", "member2"]}}
+    }).to_string());
+    for member in ["member1", "member2"] {
+        let client = bed.client(member).await;
+        eventually(&format!("copy in {member}"), Duration::from_secs(30), || {
+            let api: Api<Ingress> = Api::namespaced(client.clone(), &ns);
+            async move { Ok(api.get_opt("through-chart").await?) }
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\noperator log:\n{}", op.log_tail()));
+    }
+    bed.kubectl_ok("host", &["delete", "federatedingress", "through-chart", "-n", &ns, "--wait=true", "--timeout=30s"]);
+    assert!(op.is_running(), "the operator stopped:\n{}", op.log_tail());
+    let log = std::fs::read_to_string(&op.log).unwrap();
+    assert!(!log.contains("forbidden"), "the operator hit a permission error:\n{}", op.log_tail());
+    op.terminate();
+    helm(&bed, &["uninstall", "flotilla", "--namespace", OPERATOR_NAMESPACE]);
+}
