@@ -22,8 +22,13 @@ build: ## Build every crate
 	$(CARGO) build --workspace --all-targets
 
 .PHONY: crds
-crds: ## Regenerate crds/*.yaml from the Rust types
+crds: ## Regenerate crds/*.yaml from the Rust types, and the chart's copies and manifests/install
 	$(CARGO) run -q -p flotilla-api --features crdgen --bin crdgen -- crds
+	charts/flotilla/sync-crds.sh
+	charts/flotilla/render-manifests.sh
+
+.PHONY: manifests
+manifests: crds ## Same as crds: every generated file
 
 .PHONY: check
 check: ## fmt, clippy -D warnings, and generated files in sync with the code
@@ -32,6 +37,9 @@ check: ## fmt, clippy -D warnings, and generated files in sync with the code
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	  $(CARGO) run -q -p flotilla-api --features crdgen --bin crdgen -- $$tmp >/dev/null; \
 	  if ! diff -ru crds $$tmp; then echo "crds/ is stale: run 'make crds' and commit" >&2; exit 1; fi
+	charts/flotilla/sync-crds.sh --check
+	charts/flotilla/render-manifests.sh --check
+	helm lint --strict charts/flotilla
 	@echo "check: ok"
 
 ## --- tests -----------------------------------------------------------------------------------
@@ -74,8 +82,12 @@ demo: ## Bring up the test bed, install the CRDs, apply the examples and show th
 
 ## --- benchmarks (lines: BENCH <name> <value> <unit>) -------------------------------------------
 .PHONY: bench
-bench: bench-placement ## Every benchmark
+bench: bench-placement bench-leader ## Every benchmark
 
 .PHONY: bench-placement
-bench-placement: ## Placement engine benchmarks
+bench-placement: ## Placement engine benchmarks (no clusters)
 	$(CARGO) bench -q -p flotilla-placement --bench placement 2>/dev/null | grep '^BENCH'
+
+.PHONY: bench-leader
+bench-leader: ## Leader failover time of two operator replicas (test bed)
+	e2e/bench.sh leader
