@@ -1,31 +1,74 @@
 #!/usr/bin/env bash
 # `make demo`: the whole story on the local test bed, in one command.
-# Brings up 1 host + $MEMBERS members, installs the CRDs on the host with kubectl, applies the
-# examples, and shows what the host now holds. The test bed stays up afterwards so you can keep
-# exploring (`make clusters-env`); `make clusters-down` stops it.
+#   1. 1 host + $MEMBERS member clusters (real API servers)
+#   2. the Helm chart installed on the host (CRDs, RBAC, ServiceAccount, Deployment)
+#   3. every member joined with `flotilla join` (least-privilege credentials)
+#   4. the operator running with the chart's ServiceAccount token (the test bed has no kubelet to
+#      run the chart's pod, so the same binary runs here, with the pod's credentials)
+#   5. the examples applied; their member copies and status shown
+# The test bed and the operator stay up afterwards; `make clusters-down` stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/bin:$PATH"
+STATE="$PWD/e2e/.state"
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 say "Starting the test bed (1 host + ${MEMBERS:-3} members)"
 e2e/testbed/clusters.sh up
-export KUBECONFIG="$PWD/e2e/.state/kubeconfig"
+export KUBECONFIG="$STATE/kubeconfig"
 kubectl config get-contexts
 
-say "Installing the Flotilla CRDs on the host"
-kubectl --context host apply -f crds/
-kubectl --context host wait --for=condition=Established --timeout=60s \
-  crd/memberclusters.federation.flotilla.dev \
-  crd/federatedingresses.federation.flotilla.dev \
-  crd/scalingpolicies.federation.flotilla.dev
+say "Building flotilla"
+cargo build -q -p flotilla-operator --bin flotilla
+FLOTILLA="$PWD/target/debug/flotilla"
+
+say "Installing the chart on the host (helm upgrade --install)"
+helm upgrade --install flotilla charts/flotilla --kube-context host --namespace flotilla-system \
+  --create-namespace --take-ownership --wait=false
+kubectl --context host -n flotilla-system get serviceaccount,role,deployment,service
+
+say "Joining the members (flotilla join)"
+regions=(eu-west eu-central us-east ap-south ap-east sa-east)
+i=0
+for member in $(kubectl config get-contexts -o name | grep '^member' | sort); do
+  "$FLOTILLA" join "$member" --kubeconfig "$KUBECONFIG" --context host --member-context "$member" \
+    --namespace flotilla-system --region "${regions[$((i % ${#regions[@]}))]}" --label env=prod
+  i=$((i + 1))
+done
+# The example MemberClusters add labels, zones and member3's taint.
+kubectl --context host apply -f manifests/examples/10-member-clusters.yaml
+
+say "Starting the operator with the chart's ServiceAccount token"
+for _ in $(seq 1 60); do
+  secret=$(kubectl --context host -n flotilla-system get serviceaccount flotilla -o jsonpath='{.secrets[0].name}' 2>/dev/null || true)
+  [ -n "$secret" ] && break
+  sleep 0.5
+done
+token=$(kubectl --context host -n flotilla-system get secret "$secret" -o jsonpath='{.data.token}' | base64 -d)
+sed "s|^\(\s*token:\).*|\1 $token|" "$STATE/host.kubeconfig" > "$STATE/host-flotilla-sa.kubeconfig"
+if [ -f "$STATE/demo-operator.pid" ]; then kill "$(cat "$STATE/demo-operator.pid")" 2>/dev/null || true; fi
+nohup "$FLOTILLA" run --kubeconfig "$STATE/host-flotilla-sa.kubeconfig" --context host \
+  --namespace flotilla-system --metrics-addr 127.0.0.1:18080 > "$STATE/demo-operator.log" 2>&1 &
+echo $! > "$STATE/demo-operator.pid"
+for _ in $(seq 1 100); do curl -sf 127.0.0.1:18080/readyz >/dev/null && break; sleep 0.2; done
+echo "operator pid $(cat "$STATE/demo-operator.pid"), log $STATE/demo-operator.log, metrics http://127.0.0.1:18080/metrics"
 
 say "Applying the examples (manifests/examples/)"
 kubectl --context host apply -f manifests/examples/
+kubectl --context host -n payments wait --for=condition=Ready --timeout=60s federatedingress/payment-gateway
 
-say "What the host holds"
-kubectl --context host get memberclusters
-kubectl --context host get federatedingresses,scalingpolicies -n payments
+say "Member clusters"
+kubectl --context host get memberclusters -o wide
+say "FederatedIngress on the host"
+kubectl --context host -n payments get federatedingresses
+kubectl --context host -n payments get federatedingress payment-gateway -o jsonpath='{range .status.placement.clusters[*]}{.cluster}{"\t"}{.verdict}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}'
+say "The copies in the members"
+for member in $(kubectl config get-contexts -o name | grep '^member' | sort); do
+  echo "--- $member"
+  kubectl --context "$member" -n payments get ingress -o custom-columns=NAME:.metadata.name,HOST:.spec.rules[0].host,MANAGED-BY:.metadata.labels.app\\.kubernetes\\.io/managed-by 2>&1 || true
+done
+say "Placement preview (flotilla preview)"
+"$FLOTILLA" preview --kubeconfig "$KUBECONFIG" --context host -f manifests/examples/20-federated-ingress.yaml
 
-say "Done. The test bed is still up:"
+say "Done. Try: e2e/testbed/clusters.sh stop-apiserver member1, then watch the copy move (kubectl --context member3 -n payments get ingress -w)"
 e2e/testbed/clusters.sh env

@@ -23,6 +23,11 @@ cleanup() {
 }
 trap cleanup EXIT
 "$testbed" up
+# An operator left running by `make demo` would reconcile alongside the tests' own.
+if [ -f e2e/.state/demo-operator.pid ]; then
+  kill "$(cat e2e/.state/demo-operator.pid)" 2>/dev/null || true
+  rm -f e2e/.state/demo-operator.pid
+fi
 export FLOTILLA_KUBECONFIG="$PWD/e2e/.state/kubeconfig"
 # The tests drive the real binary, as users do.
 cargo build -p flotilla-operator --bin flotilla
