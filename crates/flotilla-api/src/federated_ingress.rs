@@ -132,6 +132,7 @@ pub struct MemberCopyStatus {
     /// The MemberCluster name.
     pub cluster: String,
     /// Where the copy stands.
+    #[serde(default)]
     pub state: CopyState,
     /// The host object's generation last applied to this member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,9 +152,10 @@ pub struct MemberCopyStatus {
 }
 
 /// Where one member copy stands.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum CopyState {
     /// Selected, not applied yet.
+    #[default]
     Pending,
     /// Applied and current.
     Applied,

@@ -117,7 +117,7 @@ pub fn inventory(members: &[Member]) -> Vec<engine::ClusterInfo> {
     members
         .iter()
         .map(|m| engine::ClusterInfo {
-            name: m.name.clone(),
+            name: m.name.as_str().into(),
             labels: m.labels.clone(),
             taints: m
                 .taints
@@ -221,7 +221,7 @@ pub fn to_status(decision: &engine::Decision) -> PlacementStatus {
             .clusters
             .iter()
             .map(|c| status_api::ClusterVerdict {
-                cluster: c.name.clone(),
+                cluster: c.name.to_string(),
                 verdict: match c.verdict {
                     engine::Verdict::Selected => status_api::Verdict::Selected,
                     engine::Verdict::Standby => status_api::Verdict::Standby,

@@ -18,7 +18,8 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use flotilla_api::FederatedIngress;
-use flotilla_api::federated_ingress::{CopyState, FederatedIngressStatus, LoadBalancerAddress};
+use flotilla_api::federated_ingress::{CopyState, FederatedIngressStatus};
+use flotilla_api::policies::DriftMode;
 use flotilla_api::labels::FIELD_MANAGER;
 use flotilla_api::placement_status::{PlacementStatus, Verdict};
 use flotilla_api::policies::DeletionPolicy;
@@ -122,7 +123,7 @@ async fn apply(state: &State, api: &Api<FederatedIngress>, fi: Arc<FederatedIngr
     let placement = to_status(&decision);
     report_placement_change(ctx, &fi, previous_status.and_then(|s| s.placement.as_ref()), &placement).await;
     let new_status = status::build(previous_status, fi.metadata.generation, placement, &results, Time(now));
-    if previous_status != Some(&new_status) {
+    if previous_status.map(status::controller_part).as_ref() != Some(&new_status) {
         write_status(api, &origin.name, &new_status).await?;
     }
 
@@ -146,6 +147,21 @@ async fn apply_to(
     cluster: &str,
     previous: Option<&FederatedIngressStatus>,
 ) -> Observed {
+    let entry = previous.and_then(|s| s.clusters.iter().find(|e| e.cluster == cluster));
+    // Under ReportOnly a copy already applied at this generation is left as it is: re-applying
+    // would silently undo a change the user asked to be told about. (The status syncer reports
+    // it; a new generation is the user's new intent and is applied.)
+    // A copy kept while its member was unreachable counts too: coming back is no reason to
+    // overwrite it.
+    let up_to_date = entry.is_some_and(|e| {
+        matches!(e.state, CopyState::Applied | CopyState::Unreachable) && e.applied_generation == fi.metadata.generation
+    });
+    if up_to_date && fi.spec.drift.mode == DriftMode::ReportOnly {
+        return Observed {
+            cluster: cluster.to_string(),
+            result: ClusterResult::Applied,
+        };
+    }
     let result = match desired_copy(fi, origin, cluster) {
         Err(e) => ClusterResult::InvalidOverride(e.0),
         Ok(desired) => match state.ctx.registry.get(cluster).as_ref().and_then(|m| m.ready_client().cloned()) {
@@ -154,16 +170,9 @@ async fn apply_to(
                 // The member's watch sees Flotilla's copy, or status records that Flotilla
                 // applied it: skip the ownership read.
                 let known_ours = state.copies.has_copy(cluster, origin)
-                    || previous
-                        .and_then(|s| s.clusters.iter().find(|e| e.cluster == cluster))
-                        .is_some_and(|e| e.applied_generation.is_some() && e.state != CopyState::Conflict);
+                    || entry.is_some_and(|e| e.applied_generation.is_some() && e.state != CopyState::Conflict);
                 match apply_copy(&client, origin, &desired, fi.spec.adoption, known_ours).await {
-                    ApplyOutcome::Applied { load_balancer } => ClusterResult::Applied {
-                        load_balancer: load_balancer
-                            .into_iter()
-                            .map(|(ip, hostname)| LoadBalancerAddress { ip, hostname })
-                            .collect(),
-                    },
+                    ApplyOutcome::Applied { .. } => ClusterResult::Applied,
                     ApplyOutcome::Conflict(m) => ClusterResult::Conflict(m),
                     ApplyOutcome::Failed(m) => {
                         tracing::warn!(cluster, object = %origin.name, error = %m, "apply to member failed");
@@ -245,7 +254,8 @@ async fn write_status(api: &Api<FederatedIngress>, name: &str, status: &Federate
 }
 
 async fn write_invalid_spec(api: &Api<FederatedIngress>, fi: &FederatedIngress, message: &str) -> Result<()> {
-    let mut status = fi.status.clone().unwrap_or_default();
+    let before = fi.status.as_ref().map(status::controller_part);
+    let mut status = before.clone().unwrap_or_default();
     let now = Time(jiff::Timestamp::now());
     set_condition(
         &mut status.conditions,
@@ -259,7 +269,7 @@ async fn write_invalid_spec(api: &Api<FederatedIngress>, fi: &FederatedIngress, 
         now,
     );
     status.observed_generation = fi.metadata.generation;
-    if fi.status.as_ref() != Some(&status) {
+    if before.as_ref() != Some(&status) {
         write_status(api, &fi.name_any(), &status).await?;
     }
     Ok(())
@@ -325,12 +335,11 @@ pub fn controller(
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, Default::default());
     let changes = ctx.registry.change_stream();
-    let (copies, deleted_copies) = CopyIndex::new();
+    let (copies, copy_events) = CopyIndex::new();
     tokio::spawn(copies.clone().run(ctx.clone()));
+    tokio::spawn(super::drift::run(ctx.clone(), reader.clone(), copies.clone(), copy_events));
     let run = Controller::for_stream(stream, reader.clone())
         .reconcile_all_on(changes)
-        // A copy deleted in a member: put it back (or report it).
-        .reconcile_on(deleted_copies)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, Arc::new(State { ctx, copies }))
         .for_each(|_| futures::future::ready(()));

@@ -10,6 +10,9 @@ use flotilla_api::policies::DeletionPolicy;
 /// member that was unreachable when its host object was deleted is still handled as the user
 /// asked (deleted or released) once the member is back.
 pub const DELETION_POLICY_ANNOTATION: &str = "federation.flotilla.dev/deletion-policy";
+/// The host object's generation a copy was built from: drift is judged only against the
+/// generation the copy was applied from.
+pub const ORIGIN_GENERATION_ANNOTATION: &str = "federation.flotilla.dev/origin-generation";
 /// The kind recorded in [`ORIGIN_KIND`].
 pub const KIND: &str = "FederatedIngress";
 
@@ -69,7 +72,7 @@ pub fn desired_copy(fi: &FederatedIngress, origin: &Origin, cluster: &str) -> Re
                 .map_err(|e| OverrideError(format!("override {i} ({:?} {}): {e}", op.op, op.path)))?;
         }
     }
-    stamp_tracking(&mut doc, origin, fi.spec.deletion)?;
+    stamp_tracking(&mut doc, origin, fi.spec.deletion, fi.metadata.generation.unwrap_or_default())?;
     Ok(doc)
 }
 
@@ -82,7 +85,7 @@ fn touches_identity(path: &str) -> bool {
 }
 
 /// Adds Flotilla's labels and annotations after the overrides, so no override can remove them.
-fn stamp_tracking(doc: &mut Value, origin: &Origin, deletion: DeletionPolicy) -> Result<(), OverrideError> {
+fn stamp_tracking(doc: &mut Value, origin: &Origin, deletion: DeletionPolicy, generation: i64) -> Result<(), OverrideError> {
     let metadata = doc
         .get_mut("metadata")
         .and_then(Value::as_object_mut)
@@ -94,6 +97,7 @@ fn stamp_tracking(doc: &mut Value, origin: &Origin, deletion: DeletionPolicy) ->
     annotations.insert(ORIGIN_NAMESPACE.into(), origin.namespace.clone().into());
     annotations.insert(ORIGIN_NAME.into(), origin.name.clone().into());
     annotations.insert(ORIGIN_UID.into(), origin.uid.clone().into());
+    annotations.insert(ORIGIN_GENERATION_ANNOTATION.into(), generation.to_string().into());
     annotations.insert(
         DELETION_POLICY_ANNOTATION.into(),
         match deletion {

@@ -1,6 +1,6 @@
 //! Where Flotilla's copies are: one label-selected watch per member over the Ingresses Flotilla
 //! manages there, each feeding an in-memory store. Pruning asks it which members still hold a
-//! copy (status alone can be stale), and a copy deleted in a member reconciles its host object.
+//! copy (status alone can be stale), and every change it sees goes to the status syncer.
 //!
 //! A member's watch is restarted when its credentials change and when it becomes Ready again
 //! (a fresh list, rather than waiting out the watcher's backoff). While a member is unreachable
@@ -17,8 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio::task::JoinHandle;
 
-use flotilla_api::FederatedIngress;
-use flotilla_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, ORIGIN_KIND, ORIGIN_NAME, ORIGIN_NAMESPACE};
+use flotilla_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, ORIGIN_KIND};
 
 use super::desired::{KIND, Origin, is_our_copy};
 use crate::context::Context;
@@ -42,22 +41,46 @@ impl Drop for MemberWatch {
     }
 }
 
+/// A change seen by a member's watch, for the status syncer.
+#[derive(Debug, Clone)]
+pub enum CopyEvent {
+    /// A copy was created or changed (also: listed again after a reconnect).
+    Applied { member: String, copy: Arc<Ingress> },
+    /// A copy was deleted.
+    Deleted { member: String, copy: Arc<Ingress> },
+    /// The member's copies were listed afresh: deletions missed while disconnected show now.
+    Relisted { member: String },
+}
+
 /// The copies in every member.
 pub struct CopyIndex {
     watches: RwLock<HashMap<String, MemberWatch>>,
-    deleted: mpsc::UnboundedSender<ObjectRef<FederatedIngress>>,
+    events: mpsc::UnboundedSender<CopyEvent>,
 }
 
 impl CopyIndex {
-    /// The index, and the stream of host objects whose copy was deleted in some member.
-    pub fn new() -> (Arc<Self>, impl futures::Stream<Item = ObjectRef<FederatedIngress>> + Send + 'static) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// The index, and the receiver of every change its watches see.
+    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<CopyEvent>) {
+        let (events, rx) = mpsc::unbounded_channel();
         let index = Arc::new(Self {
             watches: RwLock::default(),
-            deleted: tx,
+            events,
         });
-        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
-        (index, stream)
+        (index, rx)
+    }
+
+    /// Flotilla's copy of `origin` in the member, as last seen.
+    pub fn copy(&self, member: &str, origin: &Origin) -> Option<Arc<Ingress>> {
+        let key = ObjectRef::new(&origin.name).within(&origin.namespace);
+        self.read()
+            .get(member)
+            .and_then(|w| w.store.get(&key))
+            .filter(|i| is_our_copy(i.metadata.labels.as_ref(), i.metadata.annotations.as_ref(), origin))
+    }
+
+    /// Whether the member's watch has listed its copies at least once.
+    pub fn is_listed(&self, member: &str) -> bool {
+        self.read().get(member).is_some_and(|w| w.listed.load(Ordering::Acquire))
     }
 
     /// Members whose store holds Flotilla's copy of `origin`, and members whose store has not
@@ -136,7 +159,7 @@ impl CopyIndex {
             Api::all(client),
             writer,
             listed.clone(),
-            self.deleted.clone(),
+            self.events.clone(),
         ));
         self.write().insert(
             name.to_string(),
@@ -163,21 +186,34 @@ async fn watch_member(
     api: Api<Ingress>,
     writer: reflector::store::Writer<Ingress>,
     listed: Arc<AtomicBool>,
-    deleted: mpsc::UnboundedSender<ObjectRef<FederatedIngress>>,
+    out: mpsc::UnboundedSender<CopyEvent>,
 ) {
     let config = watcher::Config::default().labels(&copy_selector());
     let mut events = watcher(api, config).default_backoff().reflect(writer).boxed();
     while let Some(event) = events.next().await {
-        match event {
-            Ok(watcher::Event::InitDone) => listed.store(true, Ordering::Release),
-            Ok(watcher::Event::Delete(copy)) => {
-                let annotations = copy.metadata.annotations.unwrap_or_default();
-                if let (Some(ns), Some(name)) = (annotations.get(ORIGIN_NAMESPACE), annotations.get(ORIGIN_NAME)) {
-                    let _ = deleted.send(ObjectRef::new(name).within(ns));
-                }
+        let member = member.clone();
+        let forwarded = match event {
+            Ok(watcher::Event::InitDone) => {
+                listed.store(true, Ordering::Release);
+                Some(CopyEvent::Relisted { member })
             }
-            Ok(_) => {}
-            Err(e) => tracing::debug!(member, error = %e, "copy watch interrupted; retrying"),
+            Ok(watcher::Event::Apply(copy) | watcher::Event::InitApply(copy)) => Some(CopyEvent::Applied {
+                member,
+                copy: Arc::new(copy),
+            }),
+            Ok(watcher::Event::Delete(copy)) => Some(CopyEvent::Deleted {
+                member,
+                copy: Arc::new(copy),
+            }),
+            Ok(watcher::Event::Init) => None,
+            Err(e) => {
+                tracing::debug!(member, error = %e, "copy watch interrupted; retrying");
+                None
+            }
+        };
+        if let Some(event) = forwarded {
+            // The syncer is gone only at shutdown.
+            let _ = out.send(event);
         }
     }
 }

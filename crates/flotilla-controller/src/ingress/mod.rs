@@ -2,6 +2,7 @@
 pub mod controller;
 pub mod copies;
 pub mod desired;
+pub mod drift;
 pub mod index;
 pub mod status;
 pub mod sweeper;

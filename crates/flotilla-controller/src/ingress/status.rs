@@ -1,7 +1,7 @@
 //! The FederatedIngress status, built from what a reconcile found. Pure: no I/O, time is an input.
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use flotilla_api::federated_ingress::{CopyState, FederatedIngressStatus, LoadBalancerAddress, MemberCopyStatus};
+use flotilla_api::federated_ingress::{CopyState, FederatedIngressStatus, MemberCopyStatus};
 use flotilla_api::placement_status::PlacementStatus;
 
 use crate::conditions::{NewCondition, set_condition};
@@ -9,7 +9,7 @@ use crate::conditions::{NewCondition, set_condition};
 /// What happened in one cluster during a reconcile.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClusterResult {
-    Applied { load_balancer: Vec<LoadBalancerAddress> },
+    Applied,
     Conflict(String),
     Failed(String),
     /// An override does not apply to the template; nothing was sent to this cluster.
@@ -27,8 +27,35 @@ pub struct Observed {
     pub result: ClusterResult,
 }
 
-/// Builds the new status. Entries keep their transition time and drift details (written by the
-/// status syncer) while their state does not change.
+/// The condition types this controller writes; others (Drifted) belong to the status syncer.
+pub const OWN_CONDITIONS: [&str; 2] = ["Ready", "Degraded"];
+
+/// The part of a status this controller writes: without drift and load-balancer details and
+/// the syncer's conditions, which the status syncer writes under its own field managers.
+pub fn controller_part(status: &FederatedIngressStatus) -> FederatedIngressStatus {
+    FederatedIngressStatus {
+        observed_generation: status.observed_generation,
+        conditions: status
+            .conditions
+            .iter()
+            .filter(|c| OWN_CONDITIONS.contains(&c.type_.as_str()))
+            .cloned()
+            .collect(),
+        placement: status.placement.clone(),
+        clusters: status
+            .clusters
+            .iter()
+            .map(|c| MemberCopyStatus {
+                drift: None,
+                load_balancer: vec![],
+                ..c.clone()
+            })
+            .collect(),
+    }
+}
+
+/// Builds the controller's part of the new status (see [`controller_part`]). Entries keep their
+/// transition time while their state does not change.
 pub fn build(
     previous: Option<&FederatedIngressStatus>,
     generation: Option<i64>,
@@ -36,16 +63,18 @@ pub fn build(
     results: &[Observed],
     now: Time,
 ) -> FederatedIngressStatus {
+    let previous = previous.map(controller_part);
+    let previous = previous.as_ref();
     let previous_entry = |c: &str| previous.and_then(|p| p.clusters.iter().find(|e| e.cluster == c));
     let mut clusters: Vec<MemberCopyStatus> = results
         .iter()
         .map(|o| {
             let before = previous_entry(&o.cluster);
-            let (state, message, applied, load_balancer) = match &o.result {
-                ClusterResult::Applied { load_balancer } => (CopyState::Applied, None, generation, load_balancer.clone()),
-                ClusterResult::Conflict(m) => (CopyState::Conflict, Some(m.clone()), None, vec![]),
+            let (state, message, applied) = match &o.result {
+                ClusterResult::Applied => (CopyState::Applied, None, generation),
+                ClusterResult::Conflict(m) => (CopyState::Conflict, Some(m.clone()), None),
                 ClusterResult::Failed(m) | ClusterResult::InvalidOverride(m) => {
-                    (CopyState::Failed, Some(m.clone()), before.and_then(|b| b.applied_generation), vec![])
+                    (CopyState::Failed, Some(m.clone()), before.and_then(|b| b.applied_generation))
                 }
                 ClusterResult::Unreachable { still_placed } => (
                     CopyState::Unreachable,
@@ -55,13 +84,11 @@ pub fn build(
                         "member is not Ready; its copy is no longer placed here and will be removed when the member is back".to_string()
                     }),
                     before.and_then(|b| b.applied_generation),
-                    before.map(|b| b.load_balancer.clone()).unwrap_or_default(),
                 ),
                 ClusterResult::PruneFailed(m) => (
                     CopyState::Pruning,
                     Some(format!("removing the copy failed: {m}")),
                     before.and_then(|b| b.applied_generation),
-                    vec![],
                 ),
             };
             let last_transition_time = match before {
@@ -74,8 +101,8 @@ pub fn build(
                 applied_generation: applied,
                 message,
                 last_transition_time,
-                load_balancer,
-                drift: before.and_then(|b| b.drift.clone()),
+                load_balancer: vec![],
+                drift: None,
             }
         })
         .collect();
@@ -117,7 +144,7 @@ fn ready_condition(placement: &PlacementStatus, results: &[Observed]) -> (bool, 
     let mut reason = "Propagated";
     for cluster in &placement.selected {
         match of(cluster) {
-            Some(ClusterResult::Applied { .. }) => {}
+            Some(ClusterResult::Applied) => {}
             Some(ClusterResult::Conflict(m)) => {
                 reason = "Conflict";
                 problems.push(format!("{cluster}: {m}"));
@@ -168,7 +195,7 @@ fn degraded_condition(placement: &PlacementStatus, results: &[Observed]) -> (boo
     let failed = results
         .iter()
         .filter(|o| placement.selected.contains(&o.cluster))
-        .filter(|o| !matches!(o.result, ClusterResult::Applied { .. }))
+        .filter(|o| !matches!(o.result, ClusterResult::Applied))
         .count();
     if failed > 0 && failed < placement.selected.len() {
         return (true, "PartiallyPropagated", format!("{failed} of {} selected clusters have no current copy", placement.selected.len()));
@@ -193,7 +220,7 @@ mod tests {
     }
 
     fn applied(c: &str) -> Observed {
-        Observed { cluster: c.into(), result: ClusterResult::Applied { load_balancer: vec![] } }
+        Observed { cluster: c.into(), result: ClusterResult::Applied }
     }
 
     #[test]
