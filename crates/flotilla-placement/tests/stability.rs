@@ -1,0 +1,105 @@
+//! Stability: same input, same output; inventory order does not matter; unrelated clusters do
+//! not reshuffle the selection.
+mod common;
+
+use common::*;
+use flotilla_placement::{ClusterInfo, PlacementSpec, SpreadConstraint};
+
+fn fleet() -> Vec<ClusterInfo> {
+    vec![
+        in_region("m", "eu"),
+        in_region("c", "us"),
+        in_region("x", "eu"),
+        in_region("f", "ap"),
+        in_region("k", "us"),
+    ]
+}
+
+fn spec(max: u32) -> PlacementSpec {
+    let mut spec = PlacementSpec::default();
+    spec.constraints.max_clusters = Some(max);
+    spec
+}
+
+#[test]
+fn same_input_same_output_regardless_of_inventory_order() {
+    let mut spec = spec(3);
+    spec.constraints.spread = vec![SpreadConstraint::new(REGION, Some(1), Some(2))];
+    let a = run_fresh(&spec, &fleet());
+    let mut reversed = fleet();
+    reversed.reverse();
+    let b = run_fresh(&spec, &reversed);
+    assert_eq!(a, b);
+    assert_eq!(a, run_fresh(&spec, &fleet()));
+}
+
+#[test]
+fn adding_a_cluster_that_sorts_first_does_not_reshuffle() {
+    let first = run_fresh(&spec(2), &fleet());
+    assert_eq!(selected(&first), ["c", "f"]);
+    let mut grown = fleet();
+    grown.push(in_region("a", "eu"));
+    let d = run(&spec(2), &grown, &first.to_previous(), 2_000);
+    assert_eq!(selected(&d), ["c", "f"]);
+    assert!(!d.changed);
+}
+
+#[test]
+fn removing_an_unselected_cluster_does_not_reshuffle() {
+    let previous = was(&["m", "x"]);
+    let mut shrunk = fleet();
+    shrunk.retain(|c| &*c.name != "k");
+    let d = run(&spec(2), &shrunk, &previous, 2_000);
+    assert_eq!(selected(&d), ["m", "x"]);
+}
+
+#[test]
+fn losing_one_selected_cluster_replaces_only_that_one() {
+    let previous = was(&["m", "x"]);
+    let mut shrunk = fleet();
+    shrunk.retain(|c| &*c.name != "x");
+    let d = run(&spec(2), &shrunk, &previous, 2_000);
+    // m stays; the free slot goes to the first other cluster by name.
+    assert_eq!(selected(&d), ["c", "m"]);
+}
+
+#[test]
+fn spread_keeps_current_members_of_a_full_region() {
+    let mut spec = spec(3);
+    spec.constraints.spread = vec![SpreadConstraint::new(REGION, Some(1), None)];
+    let previous = was(&["x", "k"]);
+    let mut grown = fleet();
+    grown.push(in_region("a", "eu"));
+    let d = run(&spec, &grown, &previous, 2_000);
+    assert_eq!(selected(&d), ["f", "k", "x"]);
+}
+
+#[test]
+fn the_longest_selected_clusters_are_kept_when_the_count_shrinks() {
+    let previous = flotilla_placement::PreviousDecision {
+        selected: vec![
+            flotilla_placement::PreviousSelection {
+                name: "m".into(),
+                since: at(20),
+            },
+            flotilla_placement::PreviousSelection {
+                name: "x".into(),
+                since: at(10),
+            },
+        ],
+        last_change: Some(at(20)),
+    };
+    let d = run(&spec(1), &fleet(), &previous, 2_000);
+    assert_eq!(selected(&d), ["x"]);
+}
+
+#[test]
+fn a_proven_cluster_is_preferred_for_a_new_slot() {
+    // Without priorities, equal clusters go by name, except that one ready for less than the
+    // stabilization period (60s by default) comes after those that have proven themselves.
+    let inventory = [up(plain("a"), 1_990), plain("b")];
+    let d = run(&spec(1), &inventory, &Default::default(), 2_000);
+    assert_eq!(selected(&d), ["b"]);
+    let d = run(&spec(1), &inventory, &Default::default(), 2_050);
+    assert_eq!(selected(&d), ["a"]);
+}
