@@ -48,7 +48,7 @@ test: test-unit e2e ## Unit tests, then end-to-end tests on the local test bed (
 
 .PHONY: test-unit
 test-unit: ## Unit and property tests (no clusters)
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --exclude flotilla-e2e
 
 .PHONY: e2e
 e2e: ## End-to-end tests on the test bed; brings it up if needed and down after if it started it

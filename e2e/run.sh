@@ -13,9 +13,11 @@ fi
 cleanup() {
   code=$?
   if [ "$code" != 0 ]; then
-    echo "e2e: failed; component logs are in e2e/.state/*/ (kept until the next 'make clusters-down')" >&2
-    if [ -n "$started" ] && [ -n "${CI:-}" ]; then
-      for log in e2e/.state/*/*.log; do [ -f "$log" ] && { echo "--- tail $log"; tail -20 "$log"; }; done >&2 || true
+    mkdir -p e2e/.state-logs
+    cp e2e/.state/operator-*.log e2e/.state-logs/ 2>/dev/null || true
+    echo "e2e: failed; operator logs kept in e2e/.state-logs/, cluster logs in e2e/.state-logs/<cluster>/ after 'down'" >&2
+    if [ -n "${CI:-}" ]; then
+      for log in e2e/.state/operator-*.log; do [ -f "$log" ] && { echo "--- tail $log"; tail -30 "$log"; }; done >&2 || true
     fi
   fi
   if [ -n "$started" ] && [ -z "${FLOTILLA_KEEP_CLUSTERS:-}" ]; then "$testbed" down; fi

@@ -642,6 +642,12 @@ cmd_down() {
   local prov
   prov="$(recorded_provider)"
   prov="${prov:-$PROVIDER}"
+  # The operator `make demo` leaves running talks to these clusters: stop it with them.
+  if [ -f "$STATE/demo-operator.pid" ]; then
+    kill "$(cat "$STATE/demo-operator.pid")" 2>/dev/null || true
+  fi
+  mkdir -p "$STATE/../.state-logs"
+  cp "$STATE"/operator-*.log "$STATE"/demo-operator.log "$STATE/../.state-logs/" 2>/dev/null || true
   if [ "$prov" = kind ]; then
     kind_down
   else

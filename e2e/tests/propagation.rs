@@ -86,6 +86,8 @@ async fn the_example_is_propagated_with_its_overrides() {
     let bed = TestBed::get();
     bed.federation();
     let _op = Operator::start(&bed, "example");
+    // Start from scratch: an earlier run (or `make demo`) may have left the example placed elsewhere.
+    bed.kubectl("host", &["delete", "-f", "manifests/examples/20-federated-ingress.yaml", "--ignore-not-found", "--wait=true", "--timeout=30s"]);
     bed.kubectl_ok("host", &["apply", "-f", "manifests/examples/00-namespace.yaml", "-f", "manifests/examples/20-federated-ingress.yaml"]);
 
     let m1 = wait_copy(&bed, "member1", "payments", "payment-gateway").await;

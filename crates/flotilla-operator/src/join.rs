@@ -1,9 +1,11 @@
 //! `flotilla join` / `flotilla unjoin`: give the operator least-privilege access to a member
 //! cluster, and register it on the host.
 //!
-//! In the member: a ServiceAccount `flotilla-operator` in namespace `flotilla-system`, a
-//! ClusterRole granting only what Flotilla manages there (Ingresses, namespaces to hold them,
-//! workload scale subresources, reading HPAs) — no wildcard rules — and a token Secret.
+//! In the member: a ServiceAccount `flotilla-<name>` in namespace `flotilla-system`, a
+//! ClusterRole `flotilla:member:<name>` granting only what Flotilla manages there (Ingresses,
+//! namespaces to hold them, workload scale subresources, reading HPAs) — no wildcard rules — and
+//! a token Secret. Names carry the MemberCluster name, so unjoining one registration of a member
+//! never removes another's access.
 //! On the host: a Secret `<name>-kubeconfig` with a kubeconfig using that token, and the
 //! MemberCluster `<name>`.
 use std::collections::BTreeMap;
@@ -25,9 +27,23 @@ use crate::cli::{HostArgs, JoinArgs, UnjoinArgs};
 use crate::run::host_client;
 
 const MEMBER_NAMESPACE: &str = "flotilla-system";
-const SERVICE_ACCOUNT: &str = "flotilla-operator";
-const CLUSTER_ROLE: &str = "flotilla:member";
-const TOKEN_SECRET: &str = "flotilla-operator-token";
+
+/// Names of what `join` creates in the member for MemberCluster `name`.
+struct MemberNames {
+    service_account: String,
+    cluster_role: String,
+    token_secret: String,
+}
+
+impl MemberNames {
+    fn of(name: &str) -> Self {
+        Self {
+            service_account: format!("flotilla-{name}"),
+            cluster_role: format!("flotilla:member:{name}"),
+            token_secret: format!("flotilla-{name}-token"),
+        }
+    }
+}
 
 /// What the operator may do in a member cluster. Kept to the kinds it manages.
 pub fn member_rules() -> Value {
@@ -49,22 +65,24 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
     let server = args.member_server.clone().unwrap_or(server);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let labels = json!({MANAGED_BY: MANAGED_BY_VALUE});
+    let names = MemberNames::of(&args.name);
+    let (sa, role, token_secret) = (names.service_account.as_str(), names.cluster_role.as_str(), names.token_secret.as_str());
 
     // In the member.
     apply(&member, "v1", "Namespace", None, MEMBER_NAMESPACE, json!({"metadata": {"labels": labels}}), &params).await?;
-    apply(&member, "v1", "ServiceAccount", Some(MEMBER_NAMESPACE), SERVICE_ACCOUNT, json!({"metadata": {"labels": labels}}), &params).await?;
-    apply(&member, "rbac.authorization.k8s.io/v1", "ClusterRole", None, CLUSTER_ROLE,
+    apply(&member, "v1", "ServiceAccount", Some(MEMBER_NAMESPACE), sa, json!({"metadata": {"labels": labels}}), &params).await?;
+    apply(&member, "rbac.authorization.k8s.io/v1", "ClusterRole", None, role,
         json!({"metadata": {"labels": labels}, "rules": member_rules()}), &params).await?;
-    apply(&member, "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, CLUSTER_ROLE, json!({
+    apply(&member, "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, role, json!({
         "metadata": {"labels": labels},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CLUSTER_ROLE},
-        "subjects": [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": MEMBER_NAMESPACE}]
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": MEMBER_NAMESPACE}]
     }), &params).await?;
-    apply(&member, "v1", "Secret", Some(MEMBER_NAMESPACE), TOKEN_SECRET, json!({
-        "metadata": {"labels": labels, "annotations": {"kubernetes.io/service-account.name": SERVICE_ACCOUNT}},
+    apply(&member, "v1", "Secret", Some(MEMBER_NAMESPACE), token_secret, json!({
+        "metadata": {"labels": labels, "annotations": {"kubernetes.io/service-account.name": sa}},
         "type": "kubernetes.io/service-account-token"
     }), &params).await?;
-    let (token, secret_ca) = wait_for_token(&member).await?;
+    let (token, secret_ca) = wait_for_token(&member, &names).await?;
     let ca = cluster_ca(&member_config).or(secret_ca).context("no CA for the member: neither the kubeconfig nor the token Secret has one")?;
     let kubeconfig = service_account_kubeconfig(&args.name, &server, &ca, &token);
 
@@ -103,10 +121,11 @@ pub async fn unjoin(args: UnjoinArgs) -> anyhow::Result<()> {
     delete(&host, "federation.flotilla.dev/v1alpha1", "MemberCluster", None, &args.name).await?;
     delete(&host, "v1", "Secret", Some(&args.namespace), &format!("{}-kubeconfig", args.name)).await?;
     let (member, _, _) = member_client(&args.host, args.member_kubeconfig.as_deref(), &args.member_context).await?;
-    delete(&member, "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, CLUSTER_ROLE).await?;
-    delete(&member, "rbac.authorization.k8s.io/v1", "ClusterRole", None, CLUSTER_ROLE).await?;
-    delete(&member, "v1", "Secret", Some(MEMBER_NAMESPACE), TOKEN_SECRET).await?;
-    delete(&member, "v1", "ServiceAccount", Some(MEMBER_NAMESPACE), SERVICE_ACCOUNT).await?;
+    let names = MemberNames::of(&args.name);
+    delete(&member, "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, &names.cluster_role).await?;
+    delete(&member, "rbac.authorization.k8s.io/v1", "ClusterRole", None, &names.cluster_role).await?;
+    delete(&member, "v1", "Secret", Some(MEMBER_NAMESPACE), &names.token_secret).await?;
+    delete(&member, "v1", "ServiceAccount", Some(MEMBER_NAMESPACE), &names.service_account).await?;
     // The namespace may hold copies Flotilla placed there; it is left for the member's owner.
     println!("unjoined {}: MemberCluster, its Secret, and Flotilla's access in the member removed", args.name);
     Ok(())
@@ -141,18 +160,21 @@ fn cluster_ca(config: &Kubeconfig) -> Option<Vec<u8>> {
     cluster.certificate_authority.as_ref().and_then(|p| std::fs::read(p).ok())
 }
 
-async fn wait_for_token(member: &Client) -> anyhow::Result<(String, Option<Vec<u8>>)> {
+async fn wait_for_token(member: &Client, names: &MemberNames) -> anyhow::Result<(String, Option<Vec<u8>>)> {
     let api: Api<Secret> = Api::namespaced(member.clone(), MEMBER_NAMESPACE);
     let start = Instant::now();
     loop {
-        let secret = api.get(TOKEN_SECRET).await?;
+        let secret = api.get(&names.token_secret).await?;
         let data = secret.data.unwrap_or_default();
         if let Some(ByteString(token)) = data.get("token") {
             let token = String::from_utf8(token.clone()).context("token is not UTF-8")?;
             return Ok((token, data.get("ca.crt").map(|c| c.0.clone())));
         }
         if start.elapsed() > Duration::from_secs(60) {
-            bail!("the member did not issue a token for ServiceAccount {MEMBER_NAMESPACE}/{SERVICE_ACCOUNT} within 60s (is its kube-controller-manager running?)");
+            bail!(
+                "the member did not issue a token for ServiceAccount {MEMBER_NAMESPACE}/{} within 60s (is its kube-controller-manager running?)",
+                names.service_account
+            );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -26,7 +26,11 @@ pub fn init(format: LogFormat) -> LogLevel {
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Json => registry.with(fmt::layer().json().with_writer(std::io::stderr)).init(),
-        LogFormat::Text => registry.with(fmt::layer().with_writer(std::io::stderr)).init(),
+        LogFormat::Text => {
+            use std::io::IsTerminal;
+            let ansi = std::io::stderr().is_terminal();
+            registry.with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr)).init()
+        }
     }
     LogLevel { handle }
 }

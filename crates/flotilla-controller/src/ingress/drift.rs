@@ -109,8 +109,9 @@ impl Syncer {
         let key = (namespace.clone(), name.clone(), member.to_string());
         if !selected {
             // Pruned or never placed here: nothing to report for this member any more.
-            if entry.is_some_and(|e| e.drift.is_some() || !e.load_balancer.is_empty()) || self.written.contains_key(&key) {
-                self.write_entry(&fi, member, &Written::default()).await;
+            if (entry.is_some_and(|e| e.drift.is_some() || !e.load_balancer.is_empty()) || self.written.contains_key(&key))
+                && self.write_entry(&fi, member, &Written::default()).await
+            {
                 self.written.remove(&key);
             }
             return;
@@ -162,10 +163,11 @@ impl Syncer {
         }
         let load_balancer = copy.as_ref().map(|c| load_balancer_of(c)).unwrap_or_default();
         let after = Written { drift, load_balancer };
-        if !same_drift(before.drift.as_ref(), after.drift.as_ref()) || before.load_balancer != after.load_balancer {
-            self.write_entry(&fi, member, &after).await;
+        let changed = !same_drift(before.drift.as_ref(), after.drift.as_ref()) || before.load_balancer != after.load_balancer;
+        // Remember only what reached the host: a failed write is retried on the next event.
+        if !changed || self.write_entry(&fi, member, &after).await {
+            self.written.insert(key, after);
         }
-        self.written.insert(key, after);
         self.update_condition(&fi).await;
     }
 
@@ -194,7 +196,7 @@ impl Syncer {
 
     /// Writes one member's entry under that member's own field manager. An empty entry releases
     /// it (the controller's fields of the entry stay).
-    async fn write_entry(&self, fi: &FederatedIngress, member: &str, written: &Written) {
+    async fn write_entry(&self, fi: &FederatedIngress, member: &str, written: &Written) -> bool {
         // Nothing to say: apply an empty status, which releases this manager's fields of the
         // entry (the controller's stay).
         let status = if written.drift.is_none() && written.load_balancer.is_empty() {
@@ -214,7 +216,7 @@ impl Syncer {
             "kind": "FederatedIngress",
             "status": status,
         });
-        self.apply_status(fi, &entry_manager(member), &patch).await;
+        self.apply_status(fi, &entry_manager(member), &patch).await
     }
 
     /// The Drifted condition, from what this syncer last wrote for every member of the object.
@@ -276,17 +278,23 @@ impl Syncer {
             "kind": "FederatedIngress",
             "status": {"conditions": conditions},
         });
-        self.apply_status(fi, CONDITION_MANAGER, &patch).await;
-        self.drifted.insert(key, state);
+        if self.apply_status(fi, CONDITION_MANAGER, &patch).await {
+            self.drifted.insert(key, state);
+        }
     }
 
-    async fn apply_status(&self, fi: &FederatedIngress, manager: &str, patch: &Value) {
+    /// Whether the write succeeded.
+    async fn apply_status(&self, fi: &FederatedIngress, manager: &str, patch: &Value) -> bool {
         let api: Api<FederatedIngress> = Api::namespaced(self.ctx.host.clone(), &fi.namespace().unwrap_or_default());
-        if let Err(e) = api
+        match api
             .patch_status(&fi.name_any(), &PatchParams::apply(manager).force(), &Patch::Apply(patch))
             .await
         {
-            tracing::warn!(object = %fi.name_any(), manager, error = %e, "could not write drift status");
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(object = %fi.name_any(), manager, error = %e, "could not write drift status");
+                false
+            }
         }
     }
 }

@@ -155,11 +155,17 @@ fn ready_condition(placement: &PlacementStatus, results: &[Observed]) -> (bool, 
                 }
                 problems.push(format!("{cluster}: {m}"));
             }
-            Some(other) => {
+            Some(ClusterResult::Failed(m) | ClusterResult::PruneFailed(m)) => {
                 if reason == "Propagated" {
                     reason = "PropagationFailed";
                 }
-                problems.push(format!("{cluster}: {other:?}"));
+                problems.push(format!("{cluster}: {m}"));
+            }
+            Some(ClusterResult::Unreachable { .. }) => {
+                if reason == "Propagated" {
+                    reason = "PropagationFailed";
+                }
+                problems.push(format!("{cluster}: the member is not Ready"));
             }
             None => {
                 if reason == "Propagated" {
@@ -197,8 +203,9 @@ fn degraded_condition(placement: &PlacementStatus, results: &[Observed]) -> (boo
         .filter(|o| placement.selected.contains(&o.cluster))
         .filter(|o| !matches!(o.result, ClusterResult::Applied))
         .count();
-    if failed > 0 && failed < placement.selected.len() {
-        return (true, "PartiallyPropagated", format!("{failed} of {} selected clusters have no current copy", placement.selected.len()));
+    if failed > 0 {
+        let reason = if failed < placement.selected.len() { "PartiallyPropagated" } else { "PropagationFailed" };
+        return (true, reason, format!("{failed} of {} selected clusters have no current copy", placement.selected.len()));
     }
     (false, "AsExpected", "every selected cluster has a current copy".to_string())
 }
@@ -241,6 +248,14 @@ mod tests {
         assert!(ready.message.contains("b: foreign"));
         assert_eq!(find(&s.conditions, "Degraded").map(|c| c.reason.as_str()), Some("PartiallyPropagated"));
         assert_eq!(s.clusters[1].state, CopyState::Conflict);
+    }
+
+    #[test]
+    fn every_selected_cluster_failing_degrades() {
+        let results = [Observed { cluster: "a".into(), result: ClusterResult::Failed("refused".into()) }];
+        let s = build(None, Some(1), placed(&["a"]), &results, at(1));
+        assert_eq!(find(&s.conditions, "Degraded").map(|c| (c.status.as_str(), c.reason.as_str())), Some(("True", "PropagationFailed")));
+        assert_eq!(find(&s.conditions, "Ready").map(|c| c.message.as_str()), Some("a: refused"));
     }
 
     #[test]

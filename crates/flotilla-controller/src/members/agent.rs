@@ -117,7 +117,14 @@ async fn report_transition(
     now: Timestamp,
 ) {
     let ready = t.to == HealthState::Ready;
-    ctx.registry.set_health(name, t.to, now);
+    // A member first concluded Ready by this process that its status already showed Ready has
+    // been Ready since that condition's transition: keep that time, so a restart of the operator
+    // does not restart failback stabilization periods.
+    let since = match (t.from, ready, crate::conditions::find(&writer.status.conditions, "Ready")) {
+        (HealthState::Unknown, true, Some(c)) if c.status == "True" => c.last_transition_time.0,
+        _ => now,
+    };
+    ctx.registry.set_health(name, t.to, since);
     ctx.metrics.member_health(name, ready, if ready { "Ready" } else { "NotReady" });
     writer.condition("Ready", ready, t.reason, t.message.clone());
     tracing::info!(member = name, ready, reason = t.reason, message = %t.message, "member health changed");
