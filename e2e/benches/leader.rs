@@ -10,11 +10,15 @@ use flotilla_e2e::{OPERATOR_NAMESPACE, Operator, OperatorOptions, TestBed, metri
 const ROUNDS: usize = 3;
 
 fn replica(bed: &TestBed, identity: &str) -> Operator {
-    Operator::start_with(bed, &format!("bench-{identity}"), OperatorOptions {
-        leader_elect: true,
-        identity: identity.into(),
-        ..OperatorOptions::default()
-    })
+    Operator::start_with(
+        bed,
+        &format!("bench-{identity}"),
+        OperatorOptions {
+            leader_elect: true,
+            identity: identity.into(),
+            ..OperatorOptions::default()
+        },
+    )
 }
 
 fn leading(op: &Operator) -> bool {
@@ -34,7 +38,17 @@ fn main() {
     bed.federation();
     let mut samples = Vec::new();
     for round in 0..ROUNDS {
-        bed.kubectl("host", &["delete", "lease", "flotilla-leader", "-n", OPERATOR_NAMESPACE, "--ignore-not-found"]);
+        bed.kubectl(
+            "host",
+            &[
+                "delete",
+                "lease",
+                "flotilla-leader",
+                "-n",
+                OPERATOR_NAMESPACE,
+                "--ignore-not-found",
+            ],
+        );
         let mut leader = replica(&bed, &format!("a{round}"));
         wait_until("first replica leads", Duration::from_secs(20), || leading(&leader));
         let standby = replica(&bed, &format!("b{round}"));
@@ -50,6 +64,10 @@ fn main() {
     }
     samples.sort_unstable();
     let median = samples[samples.len() / 2];
-    eprintln!("leader failover over {ROUNDS} rounds: min {} ms, max {} ms", samples[0], samples[samples.len() - 1]);
+    eprintln!(
+        "leader failover over {ROUNDS} rounds: min {} ms, max {} ms",
+        samples[0],
+        samples[samples.len() - 1]
+    );
     println!("BENCH leader_failover_ms {median} ms");
 }

@@ -91,12 +91,7 @@ impl TestBed {
         }
         let mut child = cmd.spawn().expect("kubectl on PATH");
         if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         }
         child.wait_with_output().unwrap()
     }
@@ -177,11 +172,24 @@ impl TestBed {
             self.kubectl_ok("host", &["apply", "-f", "crds/"]);
             self.kubectl_ok(
                 "host",
-                &["wait", "--for=condition=Established", "--timeout=60s", "crd/memberclusters.federation.flotilla.dev"],
+                &[
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=60s",
+                    "crd/memberclusters.federation.flotilla.dev",
+                ],
             );
-            let regions = [("member1", "eu-west"), ("member2", "eu-central"), ("member3", "us-east")];
+            let regions = [
+                ("member1", "eu-west"),
+                ("member2", "eu-central"),
+                ("member3", "us-east"),
+            ];
             for member in self.members() {
-                let region = regions.iter().find(|(m, _)| *m == member).map(|(_, r)| *r).unwrap_or("elsewhere");
+                let region = regions
+                    .iter()
+                    .find(|(m, _)| *m == member)
+                    .map(|(_, r)| *r)
+                    .unwrap_or("elsewhere");
                 self.join(&member, region);
             }
             self.kubectl_ok("host", &["apply", "-f", "manifests/examples/10-member-clusters.yaml"]);
@@ -192,8 +200,24 @@ impl TestBed {
     pub fn join(&self, member: &str, region: &str) {
         let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
         let out = Command::new(flotilla_bin())
-            .args(["join", member, "--kubeconfig", &kubeconfig, "--context", "host", "--member-context", member])
-            .args(["--namespace", OPERATOR_NAMESPACE, "--region", region, "--label", "env=prod"])
+            .args([
+                "join",
+                member,
+                "--kubeconfig",
+                &kubeconfig,
+                "--context",
+                "host",
+                "--member-context",
+                member,
+            ])
+            .args([
+                "--namespace",
+                OPERATOR_NAMESPACE,
+                "--region",
+                region,
+                "--label",
+                "env=prod",
+            ])
             .output()
             .expect("flotilla binary built (make e2e builds it)");
         assert!(
@@ -285,18 +309,33 @@ impl Operator {
             .args(["--leader-elect", if options.leader_elect { "true" } else { "false" }])
             .args(["--identity", &options.identity])
             .args(["--lease-duration-seconds", &options.lease_duration_seconds.to_string()])
-            .env("RUST_LOG", std::env::var("FLOTILLA_E2E_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("FLOTILLA_E2E_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .envs(options.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file);
         let child = cmd.spawn().expect("flotilla binary built (make e2e builds it)");
-        let mut op = Self { child, metrics_port, log };
+        let mut op = Self {
+            child,
+            metrics_port,
+            log,
+        };
         let start = Instant::now();
         while op.get("/readyz").as_deref() != Some("ok") {
             if let Ok(Some(status)) = op.child.try_wait() {
-                panic!("operator exited ({status}); log {}:\n{}", op.log.display(), op.log_tail());
+                panic!(
+                    "operator exited ({status}); log {}:\n{}",
+                    op.log.display(),
+                    op.log_tail()
+                );
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "operator not ready; log:\n{}", op.log_tail());
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "operator not ready; log:\n{}",
+                op.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         op
@@ -333,7 +372,10 @@ impl Operator {
 
     /// SIGTERM, then wait for it to exit.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -389,19 +431,33 @@ impl<'a> Outage<'a> {
     /// SIGKILLs the member's API server.
     pub fn kill(bed: &'a TestBed, member: &str) -> Self {
         bed.testbed(&["stop-apiserver", member]);
-        Self { bed, member: member.into(), hung: false, restored: false }
+        Self {
+            bed,
+            member: member.into(),
+            hung: false,
+            restored: false,
+        }
     }
 
     /// SIGSTOPs the member's API server.
     pub fn hang(bed: &'a TestBed, member: &str) -> Self {
         bed.testbed(&["hang-apiserver", member]);
-        Self { bed, member: member.into(), hung: true, restored: false }
+        Self {
+            bed,
+            member: member.into(),
+            hung: true,
+            restored: false,
+        }
     }
 
     /// Brings the member back.
     pub fn restore(&mut self) {
         if !self.restored {
-            let cmd = if self.hung { "resume-apiserver" } else { "start-apiserver" };
+            let cmd = if self.hung {
+                "resume-apiserver"
+            } else {
+                "start-apiserver"
+            };
             self.bed.testbed(&[cmd, &self.member]);
             self.restored = true;
         }

@@ -17,7 +17,10 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn namespace(bed: &TestBed, prefix: &str) -> String {
     let ns = bed.namespace(prefix);
-    bed.apply("host", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string());
+    bed.apply(
+        "host",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string(),
+    );
     ns
 }
 
@@ -45,7 +48,10 @@ async fn wait_host(bed: &TestBed, member: &str, ns: &str, name: &str, want: &str
     eventually(&format!("{member} copy host {want}"), WAIT, || {
         let api: Api<Ingress> = Api::namespaced(client.clone(), ns);
         async move {
-            let host = api.get_opt(name).await?.and_then(|i| i.spec?.rules?.first()?.host.clone());
+            let host = api
+                .get_opt(name)
+                .await?
+                .and_then(|i| i.spec?.rules?.first()?.host.clone());
             Ok((host.as_deref() == Some(want)).then_some(()))
         }
     })
@@ -53,14 +59,24 @@ async fn wait_host(bed: &TestBed, member: &str, ns: &str, name: &str, want: &str
     .unwrap();
 }
 
-async fn wait_drift<T>(bed: &TestBed, ns: &str, name: &str, member: &str, what: &str, check: impl Fn(Option<&DriftStatus>) -> Option<T>) -> T {
+async fn wait_drift<T>(
+    bed: &TestBed,
+    ns: &str,
+    name: &str,
+    member: &str,
+    what: &str,
+    check: impl Fn(Option<&DriftStatus>) -> Option<T>,
+) -> T {
     let api: Api<FederatedIngress> = Api::namespaced(bed.client("host").await, ns);
     eventually(what, WAIT, || {
         let api = api.clone();
         let check = &check;
         async move {
             let fi = api.get(name).await?;
-            let entry = fi.status.as_ref().and_then(|s| s.clusters.iter().find(|c| c.cluster == member));
+            let entry = fi
+                .status
+                .as_ref()
+                .and_then(|s| s.clusters.iter().find(|c| c.cluster == member));
             Ok(check(entry.and_then(|e| e.drift.as_ref())))
         }
     })
@@ -69,14 +85,29 @@ async fn wait_drift<T>(bed: &TestBed, ns: &str, name: &str, member: &str, what: 
 }
 
 fn edit_host(bed: &TestBed, member: &str, ns: &str, name: &str, host: &str) {
-    bed.kubectl_ok(member, &["patch", "ingress", name, "-n", ns, "--type=json", "-p",
-        &json!([{"op": "replace", "path": "/spec/rules/0/host", "value": host}]).to_string()]);
+    bed.kubectl_ok(
+        member,
+        &[
+            "patch",
+            "ingress",
+            name,
+            "-n",
+            ns,
+            "--type=json",
+            "-p",
+            &json!([{"op": "replace", "path": "/spec/rules/0/host", "value": host}]).to_string(),
+        ],
+    );
 }
 
 async fn drifted_condition(bed: &TestBed, ns: &str, name: &str) -> Option<(String, String)> {
     let api: Api<FederatedIngress> = Api::namespaced(bed.client("host").await, ns);
     let fi = api.get(name).await.unwrap();
-    fi.status?.conditions.into_iter().find(|c| c.type_ == "Drifted").map(|c| (c.status, c.message))
+    fi.status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Drifted")
+        .map(|c| (c.status, c.message))
 }
 
 #[tokio::test]
@@ -91,7 +122,10 @@ async fn report_only_reports_the_edit_and_clears_when_reverted() {
     wait_drift(&bed, &ns, "web", "member1", "applied", |d| d.is_none().then_some(())).await;
 
     edit_host(&bed, "member1", &ns, "web", "hijacked.example.com");
-    let drift = wait_drift(&bed, &ns, "web", "member1", "drift reported", |d| d.filter(|d| !d.fields.is_empty()).cloned()).await;
+    let drift = wait_drift(&bed, &ns, "web", "member1", "drift reported", |d| {
+        d.filter(|d| !d.fields.is_empty()).cloned()
+    })
+    .await;
     let field = &drift.fields[0];
     assert_eq!(field.path, "/spec/rules/0/host");
     assert_eq!(field.desired.as_deref(), Some("\"web.example.com\""));
@@ -100,29 +134,58 @@ async fn report_only_reports_the_edit_and_clears_when_reverted() {
     assert!(field.first_seen.is_some());
     let (status, message) = drifted_condition(&bed, &ns, "web").await.expect("Drifted condition");
     assert_eq!(status, "True");
-    assert!(message.contains("member1") && message.contains("kubectl-patch"), "{message}");
+    assert!(
+        message.contains("member1") && message.contains("kubectl-patch"),
+        "{message}"
+    );
     // ReportOnly never touches the copy, even across reconciles.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(host_of(&bed, "member1", &ns, "web").await.as_deref(), Some("hijacked.example.com"));
+    assert_eq!(
+        host_of(&bed, "member1", &ns, "web").await.as_deref(),
+        Some("hijacked.example.com")
+    );
     // member2 is unaffected.
-    wait_drift(&bed, &ns, "web", "member2", "member2 clean", |d| d.is_none().then_some(())).await;
-    let events = bed.kubectl_ok("host", &["get", "events", "-n", &ns, "-o", "jsonpath={.items[*].reason}"]);
+    wait_drift(&bed, &ns, "web", "member2", "member2 clean", |d| {
+        d.is_none().then_some(())
+    })
+    .await;
+    let events = bed.kubectl_ok(
+        "host",
+        &["get", "events", "-n", &ns, "-o", "jsonpath={.items[*].reason}"],
+    );
     assert!(events.contains("DriftDetected"), "{events}");
 
     // An ignored path is not drift.
-    bed.kubectl_ok("member1", &["annotate", "ingress", "web", "-n", &ns, "team=someone-else", "--overwrite"]);
+    bed.kubectl_ok(
+        "member1",
+        &[
+            "annotate",
+            "ingress",
+            "web",
+            "-n",
+            &ns,
+            "team=someone-else",
+            "--overwrite",
+        ],
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let drift = wait_drift(&bed, &ns, "web", "member1", "still one field", |d| d.cloned()).await;
     assert_eq!(drift.fields.len(), 1, "{drift:?}");
 
     edit_host(&bed, "member1", &ns, "web", "web.example.com");
-    wait_drift(&bed, &ns, "web", "member1", "drift cleared", |d| d.is_none().then_some(())).await;
+    wait_drift(&bed, &ns, "web", "member1", "drift cleared", |d| {
+        d.is_none().then_some(())
+    })
+    .await;
     let api: Api<FederatedIngress> = Api::namespaced(bed.client("host").await, &ns);
     eventually("Drifted False", WAIT, || {
         let api = api.clone();
         async move {
             let fi = api.get("web").await?;
-            Ok(fi.status.and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Drifted")).filter(|c| c.status == "False"))
+            Ok(fi
+                .status
+                .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Drifted"))
+                .filter(|c| c.status == "False"))
         }
     })
     .await
@@ -130,9 +193,15 @@ async fn report_only_reports_the_edit_and_clears_when_reverted() {
 
     // A deleted copy is reported, not re-created.
     bed.kubectl_ok("member2", &["delete", "ingress", "web", "-n", &ns]);
-    wait_drift(&bed, &ns, "web", "member2", "deletion reported", |d| d.filter(|d| d.copy_deleted).map(|_| ())).await;
+    wait_drift(&bed, &ns, "web", "member2", "deletion reported", |d| {
+        d.filter(|d| d.copy_deleted).map(|_| ())
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(host_of(&bed, "member2", &ns, "web").await.is_none(), "ReportOnly re-created the copy");
+    assert!(
+        host_of(&bed, "member2", &ns, "web").await.is_none(),
+        "ReportOnly re-created the copy"
+    );
     bed.kubectl_ok("host", &["delete", "federatedingress", "web", "-n", &ns, "--wait=true"]);
 }
 
@@ -148,16 +217,25 @@ async fn enforce_reverts_and_records_the_correction() {
 
     edit_host(&bed, "member1", &ns, "web", "hijacked.example.com");
     wait_host(&bed, "member1", &ns, "web", "web.example.com").await;
-    let drift = wait_drift(&bed, &ns, "web", "member1", "correction recorded", |d| d.filter(|d| d.corrections.is_some()).cloned()).await;
+    let drift = wait_drift(&bed, &ns, "web", "member1", "correction recorded", |d| {
+        d.filter(|d| d.corrections.is_some()).cloned()
+    })
+    .await;
     assert_eq!(drift.corrections, Some(1));
     assert!(drift.last_correction_time.is_some() && drift.fields.is_empty());
-    let events = bed.kubectl_ok("host", &["get", "events", "-n", &ns, "-o", "jsonpath={.items[*].reason}"]);
+    let events = bed.kubectl_ok(
+        "host",
+        &["get", "events", "-n", &ns, "-o", "jsonpath={.items[*].reason}"],
+    );
     assert!(events.contains("DriftCorrected"), "{events}");
 
     // A deleted copy is re-created.
     bed.kubectl_ok("member2", &["delete", "ingress", "web", "-n", &ns]);
     wait_host(&bed, "member2", &ns, "web", "web.example.com").await;
-    wait_drift(&bed, &ns, "web", "member2", "re-creation recorded", |d| d.filter(|d| d.corrections == Some(1)).map(|_| ())).await;
+    wait_drift(&bed, &ns, "web", "member2", "re-creation recorded", |d| {
+        d.filter(|d| d.corrections == Some(1)).map(|_| ())
+    })
+    .await;
     bed.kubectl_ok("host", &["delete", "federatedingress", "web", "-n", &ns, "--wait=true"]);
 }
 
@@ -176,7 +254,10 @@ async fn an_edit_made_while_the_watch_is_down_is_found_after_it_returns() {
     bed.testbed(&["stop-apiserver", "member1"]);
     bed.testbed(&["start-apiserver", "member1"]);
     edit_host(&bed, "member1", &ns, "web", "while-away.example.com");
-    let drift = wait_drift(&bed, &ns, "web", "member1", "drift found after reconnect", |d| d.filter(|d| !d.fields.is_empty()).cloned()).await;
+    let drift = wait_drift(&bed, &ns, "web", "member1", "drift found after reconnect", |d| {
+        d.filter(|d| !d.fields.is_empty()).cloned()
+    })
+    .await;
     assert_eq!(drift.fields[0].observed.as_deref(), Some("\"while-away.example.com\""));
     bed.kubectl_ok("host", &["delete", "federatedingress", "web", "-n", &ns, "--wait=true"]);
 }

@@ -36,13 +36,19 @@ fn active_passive(stabilization: u32) -> Value {
 
 fn namespace(bed: &TestBed, prefix: &str) -> String {
     let ns = bed.namespace(prefix);
-    bed.apply("host", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string());
+    bed.apply(
+        "host",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string(),
+    );
     ns
 }
 
 async fn wait_copy(bed: &TestBed, member: &str, ns: &str, name: &str, present: bool) {
     let client = bed.client(member).await;
-    let what = format!("{} of {ns}/{name} in {member}", if present { "copy" } else { "no copy" });
+    let what = format!(
+        "{} of {ns}/{name} in {member}",
+        if present { "copy" } else { "no copy" }
+    );
     eventually(&what, WAIT, || {
         let api: Api<Ingress> = Api::namespaced(client.clone(), ns);
         async move { Ok((api.get_opt(name).await?.is_some() == present).then_some(())) }
@@ -71,12 +77,28 @@ async fn failover_and_failback(bed: &TestBed, hang: bool) {
     wait_copy(bed, "member2", &ns, "app", false).await;
 
     let started = Instant::now();
-    let mut outage = if hang { Outage::hang(bed, "member1") } else { Outage::kill(bed, "member1") };
+    let mut outage = if hang {
+        Outage::hang(bed, "member1")
+    } else {
+        Outage::kill(bed, "member1")
+    };
     wait_copy(bed, "member2", &ns, "app", true).await;
     let failover = started.elapsed();
     println!("failover ({}) took {failover:?}", if hang { "SIGSTOP" } else { "kill" });
     assert_eq!(selected(bed, &ns, "app").await, vec!["member2"]);
-    let events = bed.kubectl_ok("host", &["get", "events", "-n", &ns, "--field-selector", "involvedObject.name=app", "-o", "jsonpath={.items[*].reason}"]);
+    let events = bed.kubectl_ok(
+        "host",
+        &[
+            "get",
+            "events",
+            "-n",
+            &ns,
+            "--field-selector",
+            "involvedObject.name=app",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ],
+    );
     assert!(events.contains("FailedOver"), "no FailedOver event: {events}");
 
     outage.restore();
@@ -86,7 +108,11 @@ async fn failover_and_failback(bed: &TestBed, hang: bool) {
         let api = api.clone();
         async move {
             let fi = api.get("app").await?;
-            let sel = fi.status.and_then(|s| s.placement).map(|p| p.selected).unwrap_or_default();
+            let sel = fi
+                .status
+                .and_then(|s| s.placement)
+                .map(|p| p.selected)
+                .unwrap_or_default();
             Ok((sel == ["member1"]).then_some(()))
         }
     })
@@ -94,7 +120,10 @@ async fn failover_and_failback(bed: &TestBed, hang: bool) {
     .unwrap();
     let failback = back.elapsed();
     println!("failback took {failback:?} after the member returned");
-    assert!(failback >= Duration::from_secs(4), "failed back after {failback:?}, before the 5 s stabilization period");
+    assert!(
+        failback >= Duration::from_secs(4),
+        "failed back after {failback:?}, before the 5 s stabilization period"
+    );
     wait_copy(bed, "member1", &ns, "app", true).await;
     wait_copy(bed, "member2", &ns, "app", false).await;
     bed.kubectl_ok("host", &["delete", "federatedingress", "app", "-n", &ns, "--wait=true"]);
@@ -144,7 +173,12 @@ async fn an_unreachable_member_keeps_its_copy_until_it_returns() {
     let ns = namespace(&bed, "away");
     bed.apply("host", &federated_ingress(&ns, "app", json!({"clusters": ["member1"]})));
     wait_copy(&bed, "member1", &ns, "app", true).await;
-    let uid_before = Api::<Ingress>::namespaced(bed.client("member1").await, &ns).get("app").await.unwrap().metadata.uid;
+    let uid_before = Api::<Ingress>::namespaced(bed.client("member1").await, &ns)
+        .get("app")
+        .await
+        .unwrap()
+        .metadata
+        .uid;
 
     let mut outage = Outage::kill(&bed, "member1");
     bed.apply("host", &federated_ingress(&ns, "app", json!({"clusters": ["member2"]})));
@@ -154,17 +188,27 @@ async fn an_unreachable_member_keeps_its_copy_until_it_returns() {
         let api = api.clone();
         async move {
             let fi = api.get("app").await?;
-            Ok(fi.status.and_then(|s| s.clusters.into_iter().find(|c| c.cluster == "member1"))
+            Ok(fi
+                .status
+                .and_then(|s| s.clusters.into_iter().find(|c| c.cluster == "member1"))
                 .filter(|c| format!("{:?}", c.state) == "Unreachable"))
         }
     })
     .await
     .unwrap();
-    assert!(entry.message.unwrap_or_default().contains("removed when the member is back"));
+    assert!(
+        entry
+            .message
+            .unwrap_or_default()
+            .contains("removed when the member is back")
+    );
 
     // Bring the API server back without the operator noticing yet: the copy is still there.
     outage.restore();
-    let copy = Api::<Ingress>::namespaced(bed.client("member1").await, &ns).get_opt("app").await.unwrap();
+    let copy = Api::<Ingress>::namespaced(bed.client("member1").await, &ns)
+        .get_opt("app")
+        .await
+        .unwrap();
     if let Some(copy) = copy {
         assert_eq!(copy.metadata.uid, uid_before, "the copy was replaced, not kept");
     }
@@ -180,7 +224,10 @@ async fn deletion_does_not_wait_for_an_unreachable_member() {
     bed.federation();
     let _op = Operator::start(&bed, "delete-unreachable");
     let ns = namespace(&bed, "gone");
-    bed.apply("host", &federated_ingress(&ns, "app", json!({"clusters": ["member1", "member2"]})));
+    bed.apply(
+        "host",
+        &federated_ingress(&ns, "app", json!({"clusters": ["member1", "member2"]})),
+    );
     wait_copy(&bed, "member1", &ns, "app", true).await;
     wait_copy(&bed, "member2", &ns, "app", true).await;
 
@@ -191,14 +238,19 @@ async fn deletion_does_not_wait_for_an_unreachable_member() {
         let members = members.clone();
         async move {
             let mc = members.get("member1").await?;
-            let ready = mc.status.and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"));
+            let ready = mc
+                .status
+                .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"));
             Ok(ready.filter(|c| c.status == "False").map(|_| ()))
         }
     })
     .await
     .unwrap();
     let start = Instant::now();
-    bed.kubectl_ok("host", &["delete", "federatedingress", "app", "-n", &ns, "--timeout=20s"]);
+    bed.kubectl_ok(
+        "host",
+        &["delete", "federatedingress", "app", "-n", &ns, "--timeout=20s"],
+    );
     println!("deleted in {:?} with member1 down", start.elapsed());
     wait_copy(&bed, "member2", &ns, "app", false).await;
 

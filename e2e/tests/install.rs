@@ -18,7 +18,12 @@ const SA: &str = "system:serviceaccount:flotilla-system:flotilla";
 fn helm(bed: &TestBed, args: &[&str]) -> String {
     let out = Command::new(helm_bin())
         .args(args)
-        .args(["--kubeconfig", &bed.kubeconfig().to_string_lossy(), "--kube-context", "host"])
+        .args([
+            "--kubeconfig",
+            &bed.kubeconfig().to_string_lossy(),
+            "--kube-context",
+            "host",
+        ])
         .current_dir(repo_root())
         .output()
         .expect("helm runs (make tools installs it)");
@@ -38,11 +43,21 @@ async fn service_account_kubeconfig(bed: &TestBed) -> std::path::PathBuf {
     // kube-controller-manager issues the token Secret shortly after the ServiceAccount exists.
     let secret_name = eventually("ServiceAccount token issued", Duration::from_secs(30), || {
         let api: Api<ServiceAccount> = Api::namespaced(host.clone(), OPERATOR_NAMESPACE);
-        async move { Ok(api.get("flotilla").await?.secrets.and_then(|s| s.into_iter().next()).and_then(|r| r.name)) }
+        async move {
+            Ok(api
+                .get("flotilla")
+                .await?
+                .secrets
+                .and_then(|s| s.into_iter().next())
+                .and_then(|r| r.name))
+        }
     })
     .await
     .unwrap();
-    let secret = Api::<Secret>::namespaced(host, OPERATOR_NAMESPACE).get(&secret_name).await.unwrap();
+    let secret = Api::<Secret>::namespaced(host, OPERATOR_NAMESPACE)
+        .get(&secret_name)
+        .await
+        .unwrap();
     let token = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
     // The admin kubeconfig of the host, with its user swapped for the token.
     let admin = std::fs::read_to_string(repo_root().join("e2e/.state/host.kubeconfig")).unwrap();
@@ -67,10 +82,33 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
     let bed = TestBed::get();
     bed.federation();
     // The CRDs were applied with kubectl by the other tests; helm takes them over.
-    helm(&bed, &["upgrade", "--install", "flotilla", "charts/flotilla", "--namespace", OPERATOR_NAMESPACE,
-        "--create-namespace", "--take-ownership", "--wait=false"]);
-    let rendered = helm(&bed, &["get", "manifest", "flotilla", "--namespace", OPERATOR_NAMESPACE]);
-    for kind in ["kind: Deployment", "kind: ServiceAccount", "kind: ClusterRole", "kind: Role", "kind: Service", "kind: PodDisruptionBudget", "kind: CustomResourceDefinition"] {
+    helm(
+        &bed,
+        &[
+            "upgrade",
+            "--install",
+            "flotilla",
+            "charts/flotilla",
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            "--create-namespace",
+            "--take-ownership",
+            "--wait=false",
+        ],
+    );
+    let rendered = helm(
+        &bed,
+        &["get", "manifest", "flotilla", "--namespace", OPERATOR_NAMESPACE],
+    );
+    for kind in [
+        "kind: Deployment",
+        "kind: ServiceAccount",
+        "kind: ClusterRole",
+        "kind: Role",
+        "kind: Service",
+        "kind: PodDisruptionBudget",
+        "kind: CustomResourceDefinition",
+    ] {
         assert!(rendered.contains(kind), "the release lacks {kind}");
     }
 
@@ -78,9 +116,21 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
     for (verb, resource, ns) in [
         ("list", "memberclusters.federation.flotilla.dev", None),
         ("watch", "federatedingresses.federation.flotilla.dev", None),
-        ("patch", "federatedingresses.federation.flotilla.dev/status", Some("default")),
-        ("update", "federatedingresses.federation.flotilla.dev/finalizers", Some("default")),
-        ("patch", "scalingpolicies.federation.flotilla.dev/status", Some("default")),
+        (
+            "patch",
+            "federatedingresses.federation.flotilla.dev/status",
+            Some("default"),
+        ),
+        (
+            "update",
+            "federatedingresses.federation.flotilla.dev/finalizers",
+            Some("default"),
+        ),
+        (
+            "patch",
+            "scalingpolicies.federation.flotilla.dev/status",
+            Some("default"),
+        ),
         ("list", "secrets", Some(OPERATOR_NAMESPACE)),
         ("create", "events.events.k8s.io", Some("default")),
         ("create", "leases.coordination.k8s.io", Some(OPERATOR_NAMESPACE)),
@@ -89,7 +139,10 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
         if let Some(ns) = ns {
             args.extend_from_slice(&["-n", ns]);
         }
-        assert!(can_i(&bed, &args), "the chart's ServiceAccount cannot {verb} {resource} ({ns:?})");
+        assert!(
+            can_i(&bed, &args),
+            "the chart's ServiceAccount cannot {verb} {resource} ({ns:?})"
+        );
     }
     // No more: nothing outside what it manages.
     for (verb, resource, ns) in [
@@ -109,25 +162,39 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
         if let Some(ns) = ns {
             args.extend_from_slice(&["-n", ns]);
         }
-        assert!(!can_i(&bed, &args), "the chart's ServiceAccount may {verb} {resource} ({ns:?}): wider than needed");
+        assert!(
+            !can_i(&bed, &args),
+            "the chart's ServiceAccount may {verb} {resource} ({ns:?}): wider than needed"
+        );
     }
 
     // Sufficient in practice: run the operator with only that token, with leader election (the
     // Lease rules are exercised too), and propagate an object through it.
     let kubeconfig = service_account_kubeconfig(&bed).await;
-    let mut op = Operator::start_with(&bed, "chart-sa", OperatorOptions {
-        leader_elect: true,
-        kubeconfig: Some((kubeconfig, "host".into())),
-        ..OperatorOptions::default()
-    });
+    let mut op = Operator::start_with(
+        &bed,
+        "chart-sa",
+        OperatorOptions {
+            leader_elect: true,
+            kubeconfig: Some((kubeconfig, "host".into())),
+            ..OperatorOptions::default()
+        },
+    );
     let ns = bed.namespace("chart");
-    bed.apply("host", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string());
-    bed.apply("host", &json!({
-        "apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "FederatedIngress",
-        "metadata": {"name": "through-chart", "namespace": ns},
-        "spec": {"template": {"spec": {"rules": [{"host": "chart.example.com"}]}},
-                 "placement": {"clusters": ["member1", "member2"]}}
-    }).to_string());
+    bed.apply(
+        "host",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string(),
+    );
+    bed.apply(
+        "host",
+        &json!({
+            "apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "FederatedIngress",
+            "metadata": {"name": "through-chart", "namespace": ns},
+            "spec": {"template": {"spec": {"rules": [{"host": "chart.example.com"}]}},
+                     "placement": {"clusters": ["member1", "member2"]}}
+        })
+        .to_string(),
+    );
     for member in ["member1", "member2"] {
         let client = bed.client(member).await;
         eventually(&format!("copy in {member}"), Duration::from_secs(30), || {
@@ -137,10 +204,25 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
         .await
         .unwrap_or_else(|e| panic!("{e}\noperator log:\n{}", op.log_tail()));
     }
-    bed.kubectl_ok("host", &["delete", "federatedingress", "through-chart", "-n", &ns, "--wait=true", "--timeout=30s"]);
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "federatedingress",
+            "through-chart",
+            "-n",
+            &ns,
+            "--wait=true",
+            "--timeout=30s",
+        ],
+    );
     assert!(op.is_running(), "the operator stopped:\n{}", op.log_tail());
     let log = std::fs::read_to_string(&op.log).unwrap();
-    assert!(!log.contains("forbidden"), "the operator hit a permission error:\n{}", op.log_tail());
+    assert!(
+        !log.contains("forbidden"),
+        "the operator hit a permission error:\n{}",
+        op.log_tail()
+    );
     op.terminate();
     helm(&bed, &["uninstall", "flotilla", "--namespace", OPERATOR_NAMESPACE]);
 }

@@ -16,10 +16,22 @@ const SA: &str = "system:serviceaccount:flotilla-system:flotilla-member3-second"
 fn flotilla(bed: &TestBed, args: &[&str]) {
     let out = Command::new(flotilla_bin())
         .args(args)
-        .args(["--kubeconfig", &bed.kubeconfig().to_string_lossy(), "--context", "host", "--member-context", "member3"])
+        .args([
+            "--kubeconfig",
+            &bed.kubeconfig().to_string_lossy(),
+            "--context",
+            "host",
+            "--member-context",
+            "member3",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "flotilla {}:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "flotilla {}:\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn can_i(bed: &TestBed, args: &[&str]) -> bool {
@@ -34,15 +46,53 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
     let bed = TestBed::get();
     bed.federation();
     let _op = Operator::start(&bed, "join");
-    flotilla(&bed, &["join", NAME, "--namespace", OPERATOR_NAMESPACE, "--region", "us-east", "--label", "tier=second"]);
+    flotilla(
+        &bed,
+        &[
+            "join",
+            NAME,
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            "--region",
+            "us-east",
+            "--label",
+            "tier=second",
+        ],
+    );
 
-    for (verb, resource) in [("create", "ingresses.networking.k8s.io"), ("delete", "ingresses.networking.k8s.io"), ("list", "horizontalpodautoscalers.autoscaling")] {
-        assert!(can_i(&bed, &[verb, resource, "-n", "default"]), "member credentials cannot {verb} {resource}");
+    for (verb, resource) in [
+        ("create", "ingresses.networking.k8s.io"),
+        ("delete", "ingresses.networking.k8s.io"),
+        ("list", "horizontalpodautoscalers.autoscaling"),
+    ] {
+        assert!(
+            can_i(&bed, &[verb, resource, "-n", "default"]),
+            "member credentials cannot {verb} {resource}"
+        );
     }
-    assert!(can_i(&bed, &["patch", "deployments.apps", "--subresource=scale", "-n", "default"]), "cannot scale deployments");
-    assert!(!can_i(&bed, &["patch", "deployments.apps", "-n", "default"]), "may patch whole deployments: wider than needed");
-    for (verb, resource) in [("list", "secrets"), ("delete", "deployments.apps"), ("create", "pods"), ("create", "clusterroles.rbac.authorization.k8s.io"), ("delete", "namespaces"), ("get", "configmaps")] {
-        assert!(!can_i(&bed, &[verb, resource, "-n", "default"]), "member credentials may {verb} {resource}: wider than needed");
+    assert!(
+        can_i(
+            &bed,
+            &["patch", "deployments.apps", "--subresource=scale", "-n", "default"]
+        ),
+        "cannot scale deployments"
+    );
+    assert!(
+        !can_i(&bed, &["patch", "deployments.apps", "-n", "default"]),
+        "may patch whole deployments: wider than needed"
+    );
+    for (verb, resource) in [
+        ("list", "secrets"),
+        ("delete", "deployments.apps"),
+        ("create", "pods"),
+        ("create", "clusterroles.rbac.authorization.k8s.io"),
+        ("delete", "namespaces"),
+        ("get", "configmaps"),
+    ] {
+        assert!(
+            !can_i(&bed, &[verb, resource, "-n", "default"]),
+            "member credentials may {verb} {resource}: wider than needed"
+        );
     }
 
     let api: Api<MemberCluster> = Api::all(bed.client("host").await);
@@ -50,14 +100,21 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
         let api = api.clone();
         async move {
             let mc = api.get(NAME).await?;
-            let ready = mc.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready")).map(|c| c.status == "True");
+            let ready = mc
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                .map(|c| c.status == "True");
             Ok((ready == Some(true)).then_some(mc))
         }
     })
     .await
     .unwrap();
     assert_eq!(mc.spec.region.as_deref(), Some("us-east"));
-    assert_eq!(mc.metadata.labels.unwrap().get("tier").map(String::as_str), Some("second"));
+    assert_eq!(
+        mc.metadata.labels.unwrap().get("tier").map(String::as_str),
+        Some("second")
+    );
 
     flotilla(&bed, &["unjoin", NAME, "--namespace", OPERATOR_NAMESPACE]);
     eventually("MemberCluster removed", Duration::from_secs(30), || {
@@ -66,13 +123,46 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
     })
     .await
     .unwrap();
-    let secret = bed.kubectl("host", &["get", "secret", &format!("{NAME}-kubeconfig"), "-n", OPERATOR_NAMESPACE]);
+    let secret = bed.kubectl(
+        "host",
+        &["get", "secret", &format!("{NAME}-kubeconfig"), "-n", OPERATOR_NAMESPACE],
+    );
     assert!(!secret.status.success(), "the credentials Secret is still on the host");
-    assert!(!bed.kubectl("member3", &["get", "serviceaccount", "flotilla-member3-second", "-n", "flotilla-system"]).status.success());
-    assert!(!bed.kubectl("member3", &["get", "clusterrole", "flotilla:member:member3-second"]).status.success());
+    assert!(
+        !bed.kubectl(
+            "member3",
+            &[
+                "get",
+                "serviceaccount",
+                "flotilla-member3-second",
+                "-n",
+                "flotilla-system"
+            ]
+        )
+        .status
+        .success()
+    );
+    assert!(
+        !bed.kubectl("member3", &["get", "clusterrole", "flotilla:member:member3-second"])
+            .status
+            .success()
+    );
     // The original registration of the same member is untouched.
-    assert!(bed.kubectl("member3", &["get", "serviceaccount", "flotilla-member3", "-n", "flotilla-system"]).status.success());
+    assert!(
+        bed.kubectl(
+            "member3",
+            &["get", "serviceaccount", "flotilla-member3", "-n", "flotilla-system"]
+        )
+        .status
+        .success()
+    );
     let original = api.get("member3").await.unwrap();
-    let ready = original.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Ready").unwrap();
+    let ready = original
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
     assert_eq!(ready.status, "True");
 }

@@ -11,11 +11,15 @@ use kube::Api;
 use serde_json::json;
 
 fn replica(bed: &TestBed, identity: &str) -> Operator {
-    Operator::start_with(bed, &format!("leader-{identity}"), OperatorOptions {
-        leader_elect: true,
-        identity: identity.into(),
-        ..OperatorOptions::default()
-    })
+    Operator::start_with(
+        bed,
+        &format!("leader-{identity}"),
+        OperatorOptions {
+            leader_elect: true,
+            identity: identity.into(),
+            ..OperatorOptions::default()
+        },
+    )
 }
 
 fn leading(op: &Operator) -> bool {
@@ -24,22 +28,34 @@ fn leading(op: &Operator) -> bool {
 
 fn reconciles(op: &Operator) -> f64 {
     op.get("/metrics")
-        .map(|m| m.lines().filter(|l| l.starts_with("flotilla_reconciles_total")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum())
+        .map(|m| {
+            m.lines()
+                .filter(|l| l.starts_with("flotilla_reconciles_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        })
         .unwrap_or(0.0)
 }
 
 async fn lease_holder(bed: &TestBed) -> Option<String> {
     let api: Api<Lease> = Api::namespaced(bed.client("host").await, OPERATOR_NAMESPACE);
-    api.get_opt("flotilla-leader").await.unwrap().and_then(|l| l.spec?.holder_identity)
+    api.get_opt("flotilla-leader")
+        .await
+        .unwrap()
+        .and_then(|l| l.spec?.holder_identity)
 }
 
 async fn place(bed: &TestBed, ns: &str, name: &str) {
-    bed.apply("host", &json!({
-        "apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "FederatedIngress",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"template": {"spec": {"rules": [{"host": "leader.example.com"}]}},
-                 "placement": {"clusters": ["member1"]}}
-    }).to_string());
+    bed.apply(
+        "host",
+        &json!({
+            "apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "FederatedIngress",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"template": {"spec": {"rules": [{"host": "leader.example.com"}]}},
+                     "placement": {"clusters": ["member1"]}}
+        })
+        .to_string(),
+    );
     let client = bed.client("member1").await;
     eventually(&format!("copy of {name}"), Duration::from_secs(30), || {
         let api: Api<Ingress> = Api::namespaced(client.clone(), ns);
@@ -54,12 +70,29 @@ async fn one_leader_writes_and_a_standby_takes_over_when_it_is_killed() {
     let bed = TestBed::get();
     bed.federation();
     // A Lease left by an earlier run would make the first replica wait for it to expire.
-    bed.kubectl("host", &["delete", "lease", "flotilla-leader", "-n", OPERATOR_NAMESPACE, "--ignore-not-found"]);
+    bed.kubectl(
+        "host",
+        &[
+            "delete",
+            "lease",
+            "flotilla-leader",
+            "-n",
+            OPERATOR_NAMESPACE,
+            "--ignore-not-found",
+        ],
+    );
     let mut a = replica(&bed, "replica-a");
-    eventually("replica-a leads", Duration::from_secs(20), || async { Ok(leading(&a).then_some(())) }).await.unwrap();
+    eventually("replica-a leads", Duration::from_secs(20), || async {
+        Ok(leading(&a).then_some(()))
+    })
+    .await
+    .unwrap();
     let mut b = replica(&bed, "replica-b");
     let ns = bed.namespace("leader");
-    bed.apply("host", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string());
+    bed.apply(
+        "host",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string(),
+    );
     place(&bed, &ns, "first").await;
 
     assert!(leading(&a) && !leading(&b), "exactly one leader");
@@ -69,9 +102,11 @@ async fn one_leader_writes_and_a_standby_takes_over_when_it_is_killed() {
 
     let killed = Instant::now();
     a.kill();
-    eventually("replica-b takes over", Duration::from_secs(15), || async { Ok(leading(&b).then_some(())) })
-        .await
-        .unwrap_or_else(|e| panic!("{e}\nreplica-b log:\n{}", b.log_tail()));
+    eventually("replica-b takes over", Duration::from_secs(15), || async {
+        Ok(leading(&b).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\nreplica-b log:\n{}", b.log_tail()));
     let took = killed.elapsed();
     println!("takeover after SIGKILL of the leader: {took:?}");
     assert!(took < Duration::from_secs(15));
@@ -89,19 +124,55 @@ async fn one_leader_writes_and_a_standby_takes_over_when_it_is_killed() {
 async fn a_leader_that_loses_its_lease_stops_writing() {
     let bed = TestBed::get();
     bed.federation();
-    bed.kubectl("host", &["delete", "lease", "flotilla-leader", "-n", OPERATOR_NAMESPACE, "--ignore-not-found"]);
+    bed.kubectl(
+        "host",
+        &[
+            "delete",
+            "lease",
+            "flotilla-leader",
+            "-n",
+            OPERATOR_NAMESPACE,
+            "--ignore-not-found",
+        ],
+    );
     let mut a = replica(&bed, "replica-c");
-    eventually("replica-c leads", Duration::from_secs(20), || async { Ok(leading(&a).then_some(())) }).await.unwrap();
+    eventually("replica-c leads", Duration::from_secs(20), || async {
+        Ok(leading(&a).then_some(()))
+    })
+    .await
+    .unwrap();
     // Someone else takes the Lease (as a partitioned leader would find on its next renewal).
     let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-    bed.kubectl_ok("host", &["patch", "lease", "flotilla-leader", "-n", OPERATOR_NAMESPACE, "--type=merge", "-p",
-        &json!({"spec": {"holderIdentity": "usurper", "renewTime": now}}).to_string()]);
+    bed.kubectl_ok(
+        "host",
+        &[
+            "patch",
+            "lease",
+            "flotilla-leader",
+            "-n",
+            OPERATOR_NAMESPACE,
+            "--type=merge",
+            "-p",
+            &json!({"spec": {"holderIdentity": "usurper", "renewTime": now}}).to_string(),
+        ],
+    );
     let start = Instant::now();
     while a.is_running() {
-        assert!(start.elapsed() < Duration::from_secs(10), "the deposed leader kept running:\n{}", a.log_tail());
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the deposed leader kept running:\n{}",
+            a.log_tail()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     println!("deposed leader exited after {:?}", start.elapsed());
-    assert!(std::fs::read_to_string(&a.log).unwrap().contains("lost the leader Lease"));
-    bed.kubectl("host", &["delete", "lease", "flotilla-leader", "-n", OPERATOR_NAMESPACE]);
+    assert!(
+        std::fs::read_to_string(&a.log)
+            .unwrap()
+            .contains("lost the leader Lease")
+    );
+    bed.kubectl(
+        "host",
+        &["delete", "lease", "flotilla-leader", "-n", OPERATOR_NAMESPACE],
+    );
 }

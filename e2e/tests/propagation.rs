@@ -36,12 +36,18 @@ fn ingress(namespace: &str, name: &str, placement: Value, extra: Value) -> Strin
 
 fn namespace(bed: &TestBed, prefix: &str) -> String {
     let ns = bed.namespace(prefix);
-    bed.apply("host", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string());
+    bed.apply(
+        "host",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string(),
+    );
     ns
 }
 
 async fn copy(bed: &TestBed, member: &str, ns: &str, name: &str) -> Option<Ingress> {
-    Api::<Ingress>::namespaced(bed.client(member).await, ns).get_opt(name).await.unwrap()
+    Api::<Ingress>::namespaced(bed.client(member).await, ns)
+        .get_opt(name)
+        .await
+        .unwrap()
 }
 
 async fn wait_copy(bed: &TestBed, member: &str, ns: &str, name: &str) -> Ingress {
@@ -64,7 +70,13 @@ async fn wait_no_copy(bed: &TestBed, member: &str, ns: &str, name: &str) {
     .unwrap()
 }
 
-async fn wait_status<T>(bed: &TestBed, ns: &str, name: &str, what: &str, check: impl Fn(&FederatedIngress) -> Option<T>) -> T {
+async fn wait_status<T>(
+    bed: &TestBed,
+    ns: &str,
+    name: &str,
+    what: &str,
+    check: impl Fn(&FederatedIngress) -> Option<T>,
+) -> T {
     let api: Api<FederatedIngress> = Api::namespaced(bed.client("host").await, ns);
     eventually(what, WAIT, || {
         let api = api.clone();
@@ -75,7 +87,10 @@ async fn wait_status<T>(bed: &TestBed, ns: &str, name: &str, what: &str, check: 
     .unwrap()
 }
 
-fn condition<'a>(fi: &'a FederatedIngress, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+fn condition<'a>(
+    fi: &'a FederatedIngress,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     fi.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
 }
 
@@ -87,33 +102,84 @@ async fn the_example_is_propagated_with_its_overrides() {
     bed.federation();
     let _op = Operator::start(&bed, "example");
     // Start from scratch: an earlier run (or `make demo`) may have left the example placed elsewhere.
-    bed.kubectl("host", &["delete", "-f", "manifests/examples/20-federated-ingress.yaml", "--ignore-not-found", "--wait=true", "--timeout=30s"]);
-    bed.kubectl_ok("host", &["apply", "-f", "manifests/examples/00-namespace.yaml", "-f", "manifests/examples/20-federated-ingress.yaml"]);
+    bed.kubectl(
+        "host",
+        &[
+            "delete",
+            "-f",
+            "manifests/examples/20-federated-ingress.yaml",
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=30s",
+        ],
+    );
+    bed.kubectl_ok(
+        "host",
+        &[
+            "apply",
+            "-f",
+            "manifests/examples/00-namespace.yaml",
+            "-f",
+            "manifests/examples/20-federated-ingress.yaml",
+        ],
+    );
 
     let m1 = wait_copy(&bed, "member1", "payments", "payment-gateway").await;
     let m2 = wait_copy(&bed, "member2", "payments", "payment-gateway").await;
-    assert_eq!(m1.spec.as_ref().unwrap().rules.as_ref().unwrap()[0].host.as_deref(), Some("api.pay.example.com"));
-    assert_eq!(m2.spec.as_ref().unwrap().rules.as_ref().unwrap()[0].host.as_deref(), Some("api.eu-central.pay.example.com"));
+    assert_eq!(
+        m1.spec.as_ref().unwrap().rules.as_ref().unwrap()[0].host.as_deref(),
+        Some("api.pay.example.com")
+    );
+    assert_eq!(
+        m2.spec.as_ref().unwrap().rules.as_ref().unwrap()[0].host.as_deref(),
+        Some("api.eu-central.pay.example.com")
+    );
     let labels = m1.metadata.labels.unwrap();
-    assert_eq!(labels.get("app.kubernetes.io/managed-by").map(String::as_str), Some("flotilla"));
+    assert_eq!(
+        labels.get("app.kubernetes.io/managed-by").map(String::as_str),
+        Some("flotilla")
+    );
     assert_eq!(labels.get("app").map(String::as_str), Some("payment-gateway"));
 
     let fi = wait_status(&bed, "payments", "payment-gateway", "Ready", |fi| {
-        condition(fi, "Ready").filter(|c| c.status == "True").map(|_| fi.clone())
+        condition(fi, "Ready")
+            .filter(|c| c.status == "True")
+            .map(|_| fi.clone())
     })
     .await;
     let placement = fi.status.as_ref().unwrap().placement.as_ref().unwrap();
     assert_eq!(placement.selected, vec!["member1", "member2"]);
-    let members = Api::<flotilla_api::MemberCluster>::all(bed.client("host").await).list(&Default::default()).await.unwrap();
-    assert_eq!(placement.clusters.len(), members.items.len(), "a verdict for every cluster: {placement:?}");
+    let members = Api::<flotilla_api::MemberCluster>::all(bed.client("host").await)
+        .list(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        placement.clusters.len(),
+        members.items.len(),
+        "a verdict for every cluster: {placement:?}"
+    );
     let m3 = placement.clusters.iter().find(|c| c.cluster == "member3").unwrap();
     assert_eq!(format!("{:?}", m3.verdict), "Standby");
     assert!(!m3.reason.is_empty());
-    assert!(copy(&bed, "member3", "payments", "payment-gateway").await.is_none(), "the fallback holds no copy");
+    assert!(
+        copy(&bed, "member3", "payments", "payment-gateway").await.is_none(),
+        "the fallback holds no copy"
+    );
     let annotations = m1.metadata.annotations.unwrap();
-    assert_eq!(annotations.get("federation.flotilla.dev/origin-uid"), fi.metadata.uid.as_ref());
+    assert_eq!(
+        annotations.get("federation.flotilla.dev/origin-uid"),
+        fi.metadata.uid.as_ref()
+    );
 
-    bed.kubectl_ok("host", &["delete", "-f", "manifests/examples/20-federated-ingress.yaml", "--wait=true"]);
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "-f",
+            "manifests/examples/20-federated-ingress.yaml",
+            "--wait=true",
+        ],
+    );
     wait_no_copy(&bed, "member1", "payments", "payment-gateway").await;
     wait_no_copy(&bed, "member2", "payments", "payment-gateway").await;
 }
@@ -126,7 +192,10 @@ async fn a_placement_change_moves_and_prunes() {
     bed.federation();
     let _op = Operator::start(&bed, "move");
     let ns = namespace(&bed, "move");
-    bed.apply("host", &ingress(&ns, "web", json!({"clusters": ["member1"]}), json!({})));
+    bed.apply(
+        "host",
+        &ingress(&ns, "web", json!({"clusters": ["member1"]}), json!({})),
+    );
     wait_copy(&bed, "member1", &ns, "web").await;
 
     // member3 carries a NoSchedule taint (manifests/examples/10-member-clusters.yaml): tolerate it.
@@ -138,15 +207,19 @@ async fn a_placement_change_moves_and_prunes() {
     wait_no_copy(&bed, "member1", &ns, "web").await;
 
     // A template change follows to every copy.
-    let changed = ingress(&ns, "web", tolerant, json!({}))
-        .replace("web.example.com", "www.example.com");
+    let changed = ingress(&ns, "web", tolerant, json!({})).replace("web.example.com", "www.example.com");
     bed.apply("host", &changed);
     for member in ["member2", "member3"] {
         let client = bed.client(member).await;
         eventually("template change propagated", WAIT, || {
             let api: Api<Ingress> = Api::namespaced(client.clone(), &ns);
             async move {
-                let host = api.get("web").await?.spec.and_then(|s| s.rules).and_then(|r| r[0].host.clone());
+                let host = api
+                    .get("web")
+                    .await?
+                    .spec
+                    .and_then(|s| s.rules)
+                    .and_then(|r| r[0].host.clone());
                 Ok((host.as_deref() == Some("www.example.com")).then_some(()))
             }
         })
@@ -166,15 +239,33 @@ async fn orphan_policy_keeps_the_copies() {
     bed.federation();
     let _op = Operator::start(&bed, "orphan");
     let ns = namespace(&bed, "orphan");
-    bed.apply("host", &ingress(&ns, "keep", json!({"clusters": ["member1", "member2"]}), json!({"deletion": "Orphan"})));
+    bed.apply(
+        "host",
+        &ingress(
+            &ns,
+            "keep",
+            json!({"clusters": ["member1", "member2"]}),
+            json!({"deletion": "Orphan"}),
+        ),
+    );
     wait_copy(&bed, "member1", &ns, "keep").await;
     wait_copy(&bed, "member2", &ns, "keep").await;
-    bed.kubectl_ok("host", &["delete", "federatedingress", "keep", "-n", &ns, "--wait=true"]);
+    bed.kubectl_ok(
+        "host",
+        &["delete", "federatedingress", "keep", "-n", &ns, "--wait=true"],
+    );
     for member in ["member1", "member2"] {
         let kept = copy(&bed, member, &ns, "keep").await.expect("orphaned copy kept");
         let labels = kept.metadata.labels.unwrap_or_default();
-        assert!(!labels.contains_key("app.kubernetes.io/managed-by"), "still marked as managed: {labels:?}");
-        assert_eq!(labels.get("app").map(String::as_str), Some("keep"), "the user's labels stay");
+        assert!(
+            !labels.contains_key("app.kubernetes.io/managed-by"),
+            "still marked as managed: {labels:?}"
+        );
+        assert_eq!(
+            labels.get("app").map(String::as_str),
+            Some("keep"),
+            "the user's labels stay"
+        );
     }
 }
 
@@ -186,7 +277,10 @@ async fn a_foreign_ingress_is_not_touched() {
     bed.federation();
     let _op = Operator::start(&bed, "foreign");
     let ns = namespace(&bed, "foreign");
-    bed.apply("member1", &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string());
+    bed.apply(
+        "member1",
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string(),
+    );
     let theirs = json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
         "metadata": {"name": "shop", "namespace": ns, "labels": {"owner": "someone-else"}},
@@ -194,7 +288,10 @@ async fn a_foreign_ingress_is_not_touched() {
     });
     bed.apply("member1", &theirs.to_string());
 
-    bed.apply("host", &ingress(&ns, "shop", json!({"clusters": ["member1", "member2"]}), json!({})));
+    bed.apply(
+        "host",
+        &ingress(&ns, "shop", json!({"clusters": ["member1", "member2"]}), json!({})),
+    );
     wait_copy(&bed, "member2", &ns, "shop").await;
     let fi = wait_status(&bed, &ns, "shop", "conflict reported", |fi| {
         let entry = fi.status.as_ref()?.clusters.iter().find(|c| c.cluster == "member1")?;
@@ -204,10 +301,27 @@ async fn a_foreign_ingress_is_not_touched() {
     let ready = condition(&fi, "Ready").unwrap();
     assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Conflict"));
     let untouched = copy(&bed, "member1", &ns, "shop").await.unwrap();
-    assert_eq!(untouched.spec.unwrap().rules.unwrap()[0].host.as_deref(), Some("theirs.example.com"));
-    assert!(!untouched.metadata.labels.unwrap().contains_key("app.kubernetes.io/managed-by"));
+    assert_eq!(
+        untouched.spec.unwrap().rules.unwrap()[0].host.as_deref(),
+        Some("theirs.example.com")
+    );
+    assert!(
+        !untouched
+            .metadata
+            .labels
+            .unwrap()
+            .contains_key("app.kubernetes.io/managed-by")
+    );
 
-    bed.apply("host", &ingress(&ns, "shop", json!({"clusters": ["member1", "member2"]}), json!({"adoption": "Always"})));
+    bed.apply(
+        "host",
+        &ingress(
+            &ns,
+            "shop",
+            json!({"clusters": ["member1", "member2"]}),
+            json!({"adoption": "Always"}),
+        ),
+    );
     let client = bed.client("member1").await;
     eventually("adopted", WAIT, || {
         let api: Api<Ingress> = Api::namespaced(client.clone(), &ns);
@@ -219,7 +333,10 @@ async fn a_foreign_ingress_is_not_touched() {
     })
     .await
     .unwrap();
-    bed.kubectl_ok("host", &["delete", "federatedingress", "shop", "-n", &ns, "--wait=true"]);
+    bed.kubectl_ok(
+        "host",
+        &["delete", "federatedingress", "shop", "-n", &ns, "--wait=true"],
+    );
 }
 
 /// An override whose path does not exist fails that cluster only, with the reason in status.
@@ -231,15 +348,32 @@ async fn an_override_that_does_not_apply_is_reported_per_cluster() {
     let ns = namespace(&bed, "override");
     let overrides = json!({"overrides": [{"clusterName": "member2", "patches": [
         {"op": "replace", "path": "/spec/rules/7/host", "value": "nope.example.com"}]}]});
-    bed.apply("host", &ingress(&ns, "api", json!({"clusters": ["member1", "member2"]}), overrides));
+    bed.apply(
+        "host",
+        &ingress(&ns, "api", json!({"clusters": ["member1", "member2"]}), overrides),
+    );
     wait_copy(&bed, "member1", &ns, "api").await;
     let fi = wait_status(&bed, &ns, "api", "override failure reported", |fi| {
         let entry = fi.status.as_ref()?.clusters.iter().find(|c| c.cluster == "member2")?;
         (format!("{:?}", entry.state) == "Failed").then(|| fi.clone())
     })
     .await;
-    let entry = fi.status.as_ref().unwrap().clusters.iter().find(|c| c.cluster == "member2").unwrap();
-    assert!(entry.message.as_deref().unwrap_or_default().contains("/spec/rules/7/host"), "{entry:?}");
+    let entry = fi
+        .status
+        .as_ref()
+        .unwrap()
+        .clusters
+        .iter()
+        .find(|c| c.cluster == "member2")
+        .unwrap();
+    assert!(
+        entry
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("/spec/rules/7/host"),
+        "{entry:?}"
+    );
     assert_eq!(condition(&fi, "Ready").unwrap().reason, "InvalidOverride");
     assert!(copy(&bed, "member2", &ns, "api").await.is_none());
     bed.kubectl_ok("host", &["delete", "federatedingress", "api", "-n", &ns, "--wait=true"]);
@@ -253,8 +387,21 @@ async fn bad_credentials_are_reported_on_the_member() {
     bed.federation();
     let _op = Operator::start(&bed, "credentials");
     // A previous failed run may have left these behind.
-    bed.kubectl("host", &["delete", "membercluster", "broken", "--ignore-not-found", "--wait=true"]);
-    bed.kubectl("host", &["delete", "secret", "broken-kubeconfig", "-n", flotilla_e2e::OPERATOR_NAMESPACE, "--ignore-not-found"]);
+    bed.kubectl(
+        "host",
+        &["delete", "membercluster", "broken", "--ignore-not-found", "--wait=true"],
+    );
+    bed.kubectl(
+        "host",
+        &[
+            "delete",
+            "secret",
+            "broken-kubeconfig",
+            "-n",
+            flotilla_e2e::OPERATOR_NAMESPACE,
+            "--ignore-not-found",
+        ],
+    );
     let member = json!({
         "apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "MemberCluster",
         "metadata": {"name": "broken"},
@@ -267,8 +414,12 @@ async fn bad_credentials_are_reported_on_the_member() {
             let api = api.clone();
             async move {
                 let mc = api.get("broken").await?;
-                let ready = mc.status.and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"));
-                Ok(ready.filter(|c| c.status == "False" && c.reason == want).map(|c| c.message))
+                let ready = mc
+                    .status
+                    .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"));
+                Ok(ready
+                    .filter(|c| c.status == "False" && c.reason == want)
+                    .map(|c| c.message))
             }
         })
         .await
@@ -295,9 +446,27 @@ async fn bad_credentials_are_reported_on_the_member() {
 
     for name in ["member1", "member2", "member3"] {
         let mc = api.get(name).await.unwrap();
-        let ready = mc.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Ready").unwrap();
-        assert_eq!(ready.status, "True", "{name} affected by another member's bad credentials");
+        let ready = mc
+            .status
+            .unwrap()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(
+            ready.status, "True",
+            "{name} affected by another member's bad credentials"
+        );
     }
     bed.kubectl_ok("host", &["delete", "membercluster", "broken", "--wait=true"]);
-    bed.kubectl_ok("host", &["delete", "secret", "broken-kubeconfig", "-n", flotilla_e2e::OPERATOR_NAMESPACE]);
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "secret",
+            "broken-kubeconfig",
+            "-n",
+            flotilla_e2e::OPERATOR_NAMESPACE,
+        ],
+    );
 }

@@ -1,7 +1,7 @@
 //! What every reconciler shares: the host client, the member registry, metrics, events.
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use k8s_openapi::api::core::v1::ObjectReference;
 
 use crate::members::credentials::ClientTimeouts;
 use crate::members::registry::MemberRegistry;

@@ -1,7 +1,7 @@
 //! Adding and removing Flotilla's finalizer without clobbering anyone else's: a merge patch of the
 //! whole list, guarded by the resourceVersion it was computed from.
-use kube::api::{Api, Patch, PatchParams};
 use kube::Resource;
+use kube::api::{Api, Patch, PatchParams};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -10,7 +10,10 @@ pub const FINALIZER: &str = "federation.flotilla.dev/cleanup";
 
 /// Whether the object carries the finalizer.
 pub fn has_finalizer<K: Resource>(obj: &K) -> bool {
-    obj.meta().finalizers.as_ref().is_some_and(|f| f.iter().any(|x| x == FINALIZER))
+    obj.meta()
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|x| x == FINALIZER))
 }
 
 /// Adds the finalizer; returns the updated object.

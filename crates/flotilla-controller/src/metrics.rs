@@ -66,7 +66,11 @@ impl Metrics {
             "Time one reconcile took, per controller",
             m.reconcile_duration.clone(),
         );
-        registry.register("member_ready", "1 when the member cluster is Ready", m.member_ready.clone());
+        registry.register(
+            "member_ready",
+            "1 when the member cluster is Ready",
+            m.member_ready.clone(),
+        );
         registry.register(
             "member_probe_latency_seconds",
             "Round-trip time of member /readyz probes",
@@ -87,8 +91,16 @@ impl Metrics {
             "Selected clusters replaced because they became unhealthy, per kind",
             m.failovers.clone(),
         );
-        registry.register("drift_detected", "Member copies found drifted, per kind", m.drift_detected.clone());
-        registry.register("drift_corrected", "Drifted member copies restored, per kind", m.drift_corrected.clone());
+        registry.register(
+            "drift_detected",
+            "Member copies found drifted, per kind",
+            m.drift_detected.clone(),
+        );
+        registry.register(
+            "drift_corrected",
+            "Drifted member copies restored, per kind",
+            m.drift_corrected.clone(),
+        );
         registry.register(
             "propagation_duration_seconds",
             "Time to apply one object to all its selected members",
@@ -103,12 +115,17 @@ impl Metrics {
     pub fn reconciled(&self, controller: &'static str, took: Duration) {
         let labels = vec![("controller", controller.to_string())];
         self.reconciles.get_or_create(&labels).inc();
-        self.reconcile_duration.get_or_create(&labels).observe(took.as_secs_f64());
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
     }
 
     pub fn reconcile_failed(&self, controller: &'static str, error: &'static str) {
         self.reconcile_errors
-            .get_or_create(&vec![("controller", controller.to_string()), ("error", error.to_string())])
+            .get_or_create(&vec![
+                ("controller", controller.to_string()),
+                ("error", error.to_string()),
+            ])
             .inc();
     }
 
@@ -133,7 +150,9 @@ impl Metrics {
     }
 
     pub fn placement_changed(&self, kind: &'static str) {
-        self.placement_changes.get_or_create(&vec![("kind", kind.to_string())]).inc();
+        self.placement_changes
+            .get_or_create(&vec![("kind", kind.to_string())])
+            .inc();
     }
 
     pub fn failed_over(&self, kind: &'static str) {
@@ -174,8 +193,13 @@ mod tests {
         m.reconcile_failed("federatedingress", "member_api");
         m.member_health("member1", true, "Ready");
         let text = m.encode();
-        assert!(text.contains(r#"flotilla_reconciles_total{controller="federatedingress"} 1"#), "{text}");
-        assert!(text.contains(r#"flotilla_reconcile_errors_total{controller="federatedingress",error="member_api"} 1"#));
+        assert!(
+            text.contains(r#"flotilla_reconciles_total{controller="federatedingress"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"flotilla_reconcile_errors_total{controller="federatedingress",error="member_api"} 1"#)
+        );
         assert!(text.contains(r#"flotilla_member_ready{cluster="member1"} 1"#));
     }
 }

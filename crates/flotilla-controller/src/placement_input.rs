@@ -144,7 +144,10 @@ pub fn any_unknown(members: &[Member]) -> bool {
 }
 
 /// The replica division request of a ScalingPolicy for `total` replicas.
-pub fn replica_request(distribution: &flotilla_api::scaling_policy::Distribution, total: i32) -> engine::ReplicaRequest {
+pub fn replica_request(
+    distribution: &flotilla_api::scaling_policy::Distribution,
+    total: i32,
+) -> engine::ReplicaRequest {
     engine::ReplicaRequest {
         total,
         default_weight: distribution.default_weight,
@@ -178,7 +181,9 @@ pub fn member_from_object(mc: &flotilla_api::MemberCluster) -> Member {
         labels: crate::members::controller::placement_labels(mc),
         taints: mc.spec.taints.clone(),
         health,
-        health_since: ready.map(|c| c.last_transition_time.0).unwrap_or(JiffTimestamp::UNIX_EPOCH),
+        health_since: ready
+            .map(|c| c.last_transition_time.0)
+            .unwrap_or(JiffTimestamp::UNIX_EPOCH),
         client: None,
         client_generation: 0,
     }
@@ -253,9 +258,9 @@ pub fn next_failback(
         .filter(|c| c.reason == engine::Reason::FailbackPending)
         .filter_map(|c| inventory.iter().find(|i| i.name == c.name))
         .map(|i| {
-            i.health
-                .since
-                .saturating_add(std::time::Duration::from_secs(u64::from(failback.stabilization_seconds)))
+            i.health.since.saturating_add(std::time::Duration::from_secs(u64::from(
+                failback.stabilization_seconds,
+            )))
         })
         .min()
 }
@@ -280,7 +285,10 @@ mod tests {
             ..Default::default()
         };
         let err = placement_spec(&p).expect_err("invalid operator");
-        assert!(err.contains("placement.clusterSelector.matchExpressions[0].operator"), "{err}");
+        assert!(
+            err.contains("placement.clusterSelector.matchExpressions[0].operator"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "flotilla", version, about = "Flotilla: a multi-cluster Kubernetes federation operator")]
+#[command(
+    name = "flotilla",
+    version,
+    about = "Flotilla: a multi-cluster Kubernetes federation operator"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -165,7 +169,8 @@ mod tests {
         assert!(err.to_string().contains("--metrics-addr"), "{err}");
         let err = Cli::try_parse_from(["flotilla", "run", "--lease-duration-seconds", "1"]).expect_err("too short");
         assert!(err.to_string().contains("--lease-duration-seconds"), "{err}");
-        let err = Cli::try_parse_from(["flotilla", "join", "m1", "--member-context", "c", "--label", "novalue"]).expect_err("bad label");
+        let err = Cli::try_parse_from(["flotilla", "join", "m1", "--member-context", "c", "--label", "novalue"])
+            .expect_err("bad label");
         assert!(err.to_string().contains("key=value"), "{err}");
     }
 

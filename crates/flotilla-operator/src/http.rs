@@ -36,7 +36,11 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Metrics, health: 
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/log-level", put(set_log_level))
-        .with_state(AppState { metrics, health, log_level });
+        .with_state(AppState {
+            metrics,
+            health,
+            log_level,
+        });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
     }
@@ -54,7 +58,13 @@ async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
         eof,
         &format!("# HELP flotilla_leader 1 when this replica holds the leader Lease.\n# TYPE flotilla_leader gauge\nflotilla_leader {leading}\n"),
     );
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
 }
 
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {

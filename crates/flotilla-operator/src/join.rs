@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::Client;
 use serde_json::{Value, json};
 
 use flotilla_api::MemberCluster;
@@ -61,40 +61,100 @@ pub fn member_rules() -> Value {
 }
 
 pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
-    let (member, member_config, server) = member_client(&args.host, args.member_kubeconfig.as_deref(), &args.member_context).await?;
+    let (member, member_config, server) =
+        member_client(&args.host, args.member_kubeconfig.as_deref(), &args.member_context).await?;
     let server = args.member_server.clone().unwrap_or(server);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let labels = json!({MANAGED_BY: MANAGED_BY_VALUE});
     let names = MemberNames::of(&args.name);
-    let (sa, role, token_secret) = (names.service_account.as_str(), names.cluster_role.as_str(), names.token_secret.as_str());
+    let (sa, role, token_secret) = (
+        names.service_account.as_str(),
+        names.cluster_role.as_str(),
+        names.token_secret.as_str(),
+    );
 
     // In the member.
-    apply(&member, "v1", "Namespace", None, MEMBER_NAMESPACE, json!({"metadata": {"labels": labels}}), &params).await?;
-    apply(&member, "v1", "ServiceAccount", Some(MEMBER_NAMESPACE), sa, json!({"metadata": {"labels": labels}}), &params).await?;
-    apply(&member, "rbac.authorization.k8s.io/v1", "ClusterRole", None, role,
-        json!({"metadata": {"labels": labels}, "rules": member_rules()}), &params).await?;
-    apply(&member, "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, role, json!({
-        "metadata": {"labels": labels},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": MEMBER_NAMESPACE}]
-    }), &params).await?;
-    apply(&member, "v1", "Secret", Some(MEMBER_NAMESPACE), token_secret, json!({
-        "metadata": {"labels": labels, "annotations": {"kubernetes.io/service-account.name": sa}},
-        "type": "kubernetes.io/service-account-token"
-    }), &params).await?;
+    apply(
+        &member,
+        "v1",
+        "Namespace",
+        None,
+        MEMBER_NAMESPACE,
+        json!({"metadata": {"labels": labels}}),
+        &params,
+    )
+    .await?;
+    apply(
+        &member,
+        "v1",
+        "ServiceAccount",
+        Some(MEMBER_NAMESPACE),
+        sa,
+        json!({"metadata": {"labels": labels}}),
+        &params,
+    )
+    .await?;
+    apply(
+        &member,
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        None,
+        role,
+        json!({"metadata": {"labels": labels}, "rules": member_rules()}),
+        &params,
+    )
+    .await?;
+    apply(
+        &member,
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        None,
+        role,
+        json!({
+            "metadata": {"labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": MEMBER_NAMESPACE}]
+        }),
+        &params,
+    )
+    .await?;
+    apply(
+        &member,
+        "v1",
+        "Secret",
+        Some(MEMBER_NAMESPACE),
+        token_secret,
+        json!({
+            "metadata": {"labels": labels, "annotations": {"kubernetes.io/service-account.name": sa}},
+            "type": "kubernetes.io/service-account-token"
+        }),
+        &params,
+    )
+    .await?;
     let (token, secret_ca) = wait_for_token(&member, &names).await?;
-    let ca = cluster_ca(&member_config).or(secret_ca).context("no CA for the member: neither the kubeconfig nor the token Secret has one")?;
+    let ca = cluster_ca(&member_config)
+        .or(secret_ca)
+        .context("no CA for the member: neither the kubeconfig nor the token Secret has one")?;
     let kubeconfig = service_account_kubeconfig(&args.name, &server, &ca, &token);
 
     // On the host.
     let host = host_client(&args.host).await?;
     apply(&host, "v1", "Namespace", None, &args.namespace, json!({}), &params).await?;
     let secret_name = format!("{}-kubeconfig", args.name);
-    apply(&host, "v1", "Secret", Some(&args.namespace), &secret_name, json!({
-        "metadata": {"labels": {MANAGED_BY: MANAGED_BY_VALUE, "federation.flotilla.dev/member": args.name}},
-        "type": "Opaque",
-        "stringData": {"kubeconfig": kubeconfig}
-    }), &params).await?;
+    apply(
+        &host,
+        "v1",
+        "Secret",
+        Some(&args.namespace),
+        &secret_name,
+        json!({
+            "metadata": {"labels": {MANAGED_BY: MANAGED_BY_VALUE, "federation.flotilla.dev/member": args.name}},
+            "type": "Opaque",
+            "stringData": {"kubeconfig": kubeconfig}
+        }),
+        &params,
+    )
+    .await?;
     let mut spec = json!({"secretRef": {"name": secret_name, "key": "kubeconfig"}});
     if let Some(region) = &args.region {
         spec["region"] = json!(region);
@@ -112,38 +172,92 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
         .patch(&args.name, &params, &Patch::Apply(&mc))
         .await
         .context("creating the MemberCluster on the host (are the CRDs installed?)")?;
-    println!("joined {} ({server}): MemberCluster {} with credentials in Secret {}/{secret_name}", args.member_context, args.name, args.namespace);
+    println!(
+        "joined {} ({server}): MemberCluster {} with credentials in Secret {}/{secret_name}",
+        args.member_context, args.name, args.namespace
+    );
     Ok(())
 }
 
 pub async fn unjoin(args: UnjoinArgs) -> anyhow::Result<()> {
     let host = host_client(&args.host).await?;
-    delete(&host, "federation.flotilla.dev/v1alpha1", "MemberCluster", None, &args.name).await?;
-    delete(&host, "v1", "Secret", Some(&args.namespace), &format!("{}-kubeconfig", args.name)).await?;
+    delete(
+        &host,
+        "federation.flotilla.dev/v1alpha1",
+        "MemberCluster",
+        None,
+        &args.name,
+    )
+    .await?;
+    delete(
+        &host,
+        "v1",
+        "Secret",
+        Some(&args.namespace),
+        &format!("{}-kubeconfig", args.name),
+    )
+    .await?;
     let (member, _, _) = member_client(&args.host, args.member_kubeconfig.as_deref(), &args.member_context).await?;
     let names = MemberNames::of(&args.name);
-    delete(&member, "rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, &names.cluster_role).await?;
-    delete(&member, "rbac.authorization.k8s.io/v1", "ClusterRole", None, &names.cluster_role).await?;
+    delete(
+        &member,
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        None,
+        &names.cluster_role,
+    )
+    .await?;
+    delete(
+        &member,
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        None,
+        &names.cluster_role,
+    )
+    .await?;
     delete(&member, "v1", "Secret", Some(MEMBER_NAMESPACE), &names.token_secret).await?;
-    delete(&member, "v1", "ServiceAccount", Some(MEMBER_NAMESPACE), &names.service_account).await?;
+    delete(
+        &member,
+        "v1",
+        "ServiceAccount",
+        Some(MEMBER_NAMESPACE),
+        &names.service_account,
+    )
+    .await?;
     // The namespace may hold copies Flotilla placed there; it is left for the member's owner.
-    println!("unjoined {}: MemberCluster, its Secret, and Flotilla's access in the member removed", args.name);
+    println!(
+        "unjoined {}: MemberCluster, its Secret, and Flotilla's access in the member removed",
+        args.name
+    );
     Ok(())
 }
 
-async fn member_client(host: &HostArgs, kubeconfig: Option<&std::path::Path>, context: &str) -> anyhow::Result<(Client, Kubeconfig, String)> {
-    let path = kubeconfig.map(std::path::Path::to_path_buf).or_else(|| host.kubeconfig.clone());
+async fn member_client(
+    host: &HostArgs,
+    kubeconfig: Option<&std::path::Path>,
+    context: &str,
+) -> anyhow::Result<(Client, Kubeconfig, String)> {
+    let path = kubeconfig
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| host.kubeconfig.clone());
     let config = match &path {
         Some(p) => Kubeconfig::read_from(p).with_context(|| format!("reading {}", p.display()))?,
         None => Kubeconfig::read().context("reading $KUBECONFIG")?,
     };
-    let options = KubeConfigOptions { context: Some(context.to_string()), ..KubeConfigOptions::default() };
+    let options = KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..KubeConfigOptions::default()
+    };
     let client_config = kube::Config::from_custom_kubeconfig(config.clone(), &options)
         .await
         .with_context(|| format!("context {context:?}"))?;
     let server = client_config.cluster_url.to_string().trim_end_matches('/').to_string();
     let client = Client::try_from(client_config)?;
-    let named = config.contexts.iter().find(|c| c.name == context).and_then(|c| c.context.clone());
+    let named = config
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.clone());
     let cluster_name = named.map(|c| c.cluster).unwrap_or_default();
     let only_cluster = Kubeconfig {
         clusters: config.clusters.into_iter().filter(|c| c.name == cluster_name).collect(),
@@ -157,7 +271,10 @@ fn cluster_ca(config: &Kubeconfig) -> Option<Vec<u8>> {
     if let Some(data) = &cluster.certificate_authority_data {
         return decode_base64(data);
     }
-    cluster.certificate_authority.as_ref().and_then(|p| std::fs::read(p).ok())
+    cluster
+        .certificate_authority
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok())
 }
 
 async fn wait_for_token(member: &Client, names: &MemberNames) -> anyhow::Result<(String, Option<Vec<u8>>)> {
@@ -187,7 +304,15 @@ fn service_account_kubeconfig(name: &str, server: &str, ca: &[u8], token: &str) 
     )
 }
 
-async fn apply(client: &Client, api_version: &str, kind: &str, namespace: Option<&str>, name: &str, body: Value, params: &PatchParams) -> anyhow::Result<()> {
+async fn apply(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    body: Value,
+    params: &PatchParams,
+) -> anyhow::Result<()> {
     let (api, mut object) = dynamic(client, api_version, kind, namespace);
     if let (Value::Object(target), Value::Object(extra)) = (&mut object, body) {
         for (k, v) in extra {
@@ -210,7 +335,13 @@ async fn apply(client: &Client, api_version: &str, kind: &str, namespace: Option
     Ok(())
 }
 
-async fn delete(client: &Client, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> anyhow::Result<()> {
+async fn delete(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> anyhow::Result<()> {
     let (api, _) = dynamic(client, api_version, kind, namespace);
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),

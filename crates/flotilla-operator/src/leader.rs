@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::api::{Api, ObjectMeta, PostParams};
 use kube::Client;
+use kube::api::{Api, ObjectMeta, PostParams};
 
 /// One replica's side of the election.
 pub struct LeaderElection {
@@ -61,7 +61,9 @@ impl LeaderElection {
             match self.try_acquire_or_renew().await {
                 Ok(true) => return,
                 Ok(false) => {}
-                Err(e) => tracing::warn!(lease = %self.name, error = %e, "leader election: cannot read or write the Lease"),
+                Err(e) => {
+                    tracing::warn!(lease = %self.name, error = %e, "leader election: cannot read or write the Lease")
+                }
             }
             tokio::time::sleep(self.retry_period()).await;
         }

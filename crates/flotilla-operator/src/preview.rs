@@ -56,7 +56,12 @@ pub async fn preview(args: PreviewArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&to_status(&decision))?);
     } else {
-        println!("{} {}: selected [{}]", subject.kind, subject.name, decision.selected.join(", "));
+        println!(
+            "{} {}: selected [{}]",
+            subject.kind,
+            subject.name,
+            decision.selected.join(", ")
+        );
         print!("{}", decision.explain());
     }
     Ok(())
@@ -78,8 +83,12 @@ fn read_document(path: &std::path::Path) -> anyhow::Result<Value> {
 
 fn from_document(doc: Value) -> anyhow::Result<Subject> {
     match doc["kind"].as_str() {
-        Some("FederatedIngress") => Ok(ingress(serde_json::from_value(doc).context("not a valid FederatedIngress")?)),
-        Some("ScalingPolicy") => Ok(scaling(serde_json::from_value(doc).context("not a valid ScalingPolicy")?)),
+        Some("FederatedIngress") => Ok(ingress(
+            serde_json::from_value(doc).context("not a valid FederatedIngress")?,
+        )),
+        Some("ScalingPolicy") => Ok(scaling(
+            serde_json::from_value(doc).context("not a valid ScalingPolicy")?,
+        )),
         other => bail!("cannot preview kind {other:?}"),
     }
 }
@@ -87,11 +96,15 @@ fn from_document(doc: Value) -> anyhow::Result<Subject> {
 async fn from_host(client: &kube::Client, kind: &str, name: &str, namespace: &str) -> anyhow::Result<Subject> {
     match kind.to_ascii_lowercase().as_str() {
         "federatedingress" | "federatedingresses" | "fing" => {
-            let fi = Api::<FederatedIngress>::namespaced(client.clone(), namespace).get(name).await?;
+            let fi = Api::<FederatedIngress>::namespaced(client.clone(), namespace)
+                .get(name)
+                .await?;
             Ok(ingress(fi))
         }
         "scalingpolicy" | "scalingpolicies" | "sp" => {
-            let sp = Api::<ScalingPolicy>::namespaced(client.clone(), namespace).get(name).await?;
+            let sp = Api::<ScalingPolicy>::namespaced(client.clone(), namespace)
+                .get(name)
+                .await?;
             Ok(scaling(sp))
         }
         other => bail!("unknown kind {other:?}: use federatedingress or scalingpolicy"),

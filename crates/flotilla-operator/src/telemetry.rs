@@ -29,7 +29,9 @@ pub fn init(format: LogFormat) -> LogLevel {
         LogFormat::Text => {
             use std::io::IsTerminal;
             let ansi = std::io::stderr().is_terminal();
-            registry.with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr)).init()
+            registry
+                .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+                .init()
         }
     }
     LogLevel { handle }

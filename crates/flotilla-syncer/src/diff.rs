@@ -92,11 +92,14 @@ mod tests {
         let desired = json!({"spec": {"rules": [{"host": "a"}]}});
         let observed = json!({"spec": {"rules": [{"host": "b"}]}});
         let d = diff_owned_fields(&desired, &observed, &[]);
-        assert_eq!(d, vec![FieldDiff {
-            path: "/spec/rules/0/host".into(),
-            desired: json!("a"),
-            observed: Some(json!("b")),
-        }]);
+        assert_eq!(
+            d,
+            vec![FieldDiff {
+                path: "/spec/rules/0/host".into(),
+                desired: json!("a"),
+                observed: Some(json!("b")),
+            }]
+        );
     }
 
     #[test]

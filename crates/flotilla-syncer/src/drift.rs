@@ -93,7 +93,12 @@ mod tests {
         Time(jiff::Timestamp::from_second(s).expect("time"))
     }
 
-    fn input<'a>(desired: &'a Value, observed: Option<&'a Value>, previous: Option<&'a DriftStatus>, now: Time) -> DriftInput<'a> {
+    fn input<'a>(
+        desired: &'a Value,
+        observed: Option<&'a Value>,
+        previous: Option<&'a DriftStatus>,
+        now: Time,
+    ) -> DriftInput<'a> {
         DriftInput {
             desired,
             observed,

@@ -66,7 +66,10 @@ mod tests {
             entry("flotilla", 1, json!({"f:spec": {"f:rules": {}}})),
             entry("kubectl-edit", 5, json!({"f:spec": {"f:rules": {}}})),
         ];
-        assert_eq!(manager_of(&entries, "/spec/rules/0/host", "flotilla").as_deref(), Some("kubectl-edit"));
+        assert_eq!(
+            manager_of(&entries, "/spec/rules/0/host", "flotilla").as_deref(),
+            Some("kubectl-edit")
+        );
     }
 
     #[test]
@@ -75,13 +78,23 @@ mod tests {
             entry("a", 9, json!({"f:metadata": {}})),
             entry("b", 1, json!({"f:metadata": {"f:annotations": {"f:team": {}}}})),
         ];
-        assert_eq!(manager_of(&entries, "/metadata/annotations/team", "flotilla").as_deref(), Some("b"));
+        assert_eq!(
+            manager_of(&entries, "/metadata/annotations/team", "flotilla").as_deref(),
+            Some("b")
+        );
     }
 
     #[test]
     fn escaped_keys_are_matched() {
-        let entries = vec![entry("ed", 1, json!({"f:metadata": {"f:labels": {"f:app.kubernetes.io/name": {}}}}))];
-        assert_eq!(manager_of(&entries, "/metadata/labels/app.kubernetes.io~1name", "flotilla").as_deref(), Some("ed"));
+        let entries = vec![entry(
+            "ed",
+            1,
+            json!({"f:metadata": {"f:labels": {"f:app.kubernetes.io/name": {}}}}),
+        )];
+        assert_eq!(
+            manager_of(&entries, "/metadata/labels/app.kubernetes.io~1name", "flotilla").as_deref(),
+            Some("ed")
+        );
     }
 
     #[test]

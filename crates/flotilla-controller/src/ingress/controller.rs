@@ -19,10 +19,10 @@ use serde_json::json;
 
 use flotilla_api::FederatedIngress;
 use flotilla_api::federated_ingress::{CopyState, FederatedIngressStatus};
-use flotilla_api::policies::DriftMode;
 use flotilla_api::labels::FIELD_MANAGER;
 use flotilla_api::placement_status::{PlacementStatus, Verdict};
 use flotilla_api::policies::DeletionPolicy;
+use flotilla_api::policies::DriftMode;
 use flotilla_placement::{DecisionInput, decide};
 
 use super::copies::{ApplyOutcome, RemoveOutcome, apply_copy, delete_copy, release_copy};
@@ -60,12 +60,21 @@ async fn reconcile(fi: Arc<FederatedIngress>, state: Arc<State>) -> Result<Actio
 }
 
 /// dereference → validate → build → apply → status.
-async fn apply(state: &State, api: &Api<FederatedIngress>, fi: Arc<FederatedIngress>, origin: &Origin) -> Result<Action> {
+async fn apply(
+    state: &State,
+    api: &Api<FederatedIngress>,
+    fi: Arc<FederatedIngress>,
+    origin: &Origin,
+) -> Result<Action> {
     let ctx = &state.ctx;
     let members = ctx.registry.snapshot();
     if !ctx.registry.is_synced() || any_unknown(&members) {
         // Just after start-up: deciding now would treat unprobed members as down.
-        tracing::debug!(synced = ctx.registry.is_synced(), members = members.len(), "deferring: member inventory incomplete");
+        tracing::debug!(
+            synced = ctx.registry.is_synced(),
+            members = members.len(),
+            "deferring: member inventory incomplete"
+        );
         return Ok(Action::requeue(Duration::from_millis(250)));
     }
     let fi = if finalizer::has_finalizer(fi.as_ref()) {
@@ -164,7 +173,13 @@ async fn apply_to(
     }
     let result = match desired_copy(fi, origin, cluster) {
         Err(e) => ClusterResult::InvalidOverride(e.0),
-        Ok(desired) => match state.ctx.registry.get(cluster).as_ref().and_then(|m| m.ready_client().cloned()) {
+        Ok(desired) => match state
+            .ctx
+            .registry
+            .get(cluster)
+            .as_ref()
+            .and_then(|m| m.ready_client().cloned())
+        {
             None => ClusterResult::Failed("the member has no usable client".into()),
             Some(client) => {
                 // The member's watch sees Flotilla's copy, or status records that Flotilla
@@ -191,7 +206,12 @@ async fn apply_to(
 /// Removes the copy from a member where the object is no longer placed. `None` when it is gone.
 /// A member that is not Ready keeps its copy until it is back (no purge while unreachable).
 async fn prune_from(ctx: &Context, origin: &Origin, cluster: &str) -> Option<Observed> {
-    let observed = |result| Some(Observed { cluster: cluster.to_string(), result });
+    let observed = |result| {
+        Some(Observed {
+            cluster: cluster.to_string(),
+            result,
+        })
+    };
     let Some(member) = ctx.registry.get(cluster) else {
         // The MemberCluster itself is gone: nothing left to clean up through it.
         return None;
@@ -215,7 +235,12 @@ async fn cleanup(state: &State, api: &Api<FederatedIngress>, fi: &FederatedIngre
     }
     let mut clusters: BTreeSet<String> = state.copies.members_with_copy(origin).into_iter().collect();
     if let Some(s) = &fi.status {
-        clusters.extend(s.clusters.iter().filter(|e| e.state != CopyState::Conflict).map(|e| e.cluster.clone()));
+        clusters.extend(
+            s.clusters
+                .iter()
+                .filter(|e| e.state != CopyState::Conflict)
+                .map(|e| e.cluster.clone()),
+        );
         clusters.extend(s.placement.iter().flat_map(|p| p.selected.iter().cloned()));
     }
     let outcomes = futures::future::join_all(clusters.iter().map(|cluster| async move {
@@ -231,7 +256,11 @@ async fn cleanup(state: &State, api: &Api<FederatedIngress>, fi: &FederatedIngre
         }
     }))
     .await;
-    let failures: Vec<String> = outcomes.into_iter().flatten().map(|(c, m)| format!("{c}: {m}")).collect();
+    let failures: Vec<String> = outcomes
+        .into_iter()
+        .flatten()
+        .map(|(c, m)| format!("{c}: {m}"))
+        .collect();
     if !failures.is_empty() {
         // A reachable member refused: retry rather than leave a copy behind.
         return Err(Error::Cleanup(failures.join("; ")));
@@ -276,7 +305,12 @@ async fn write_invalid_spec(api: &Api<FederatedIngress>, fi: &FederatedIngress, 
 }
 
 /// Events for a changed placement; a cluster dropped because it became unhealthy is a failover.
-async fn report_placement_change(ctx: &Context, fi: &FederatedIngress, before: Option<&PlacementStatus>, after: &PlacementStatus) {
+async fn report_placement_change(
+    ctx: &Context,
+    fi: &FederatedIngress,
+    before: Option<&PlacementStatus>,
+    after: &PlacementStatus,
+) {
     let old: BTreeSet<&String> = before.map(|p| p.selected.iter().collect()).unwrap_or_default();
     let new: BTreeSet<&String> = after.selected.iter().collect();
     if old == new {
@@ -295,12 +329,31 @@ async fn report_placement_change(ctx: &Context, fi: &FederatedIngress, before: O
     let list = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
     if !failed.is_empty() {
         ctx.metrics.failed_over(CONTROLLER);
-        let note = format!("failed over from {} to {}", failed.join(", "), if added.is_empty() { "no other cluster".into() } else { list(&added) });
+        let note = format!(
+            "failed over from {} to {}",
+            failed.join(", "),
+            if added.is_empty() {
+                "no other cluster".into()
+            } else {
+                list(&added)
+            }
+        );
         ctx.event(&reference, true, "FailedOver", "Place", note).await;
     } else if before.is_none() || old.is_empty() {
-        ctx.event(&reference, false, "Placed", "Place", format!("placed on {}", list(&added))).await;
+        ctx.event(
+            &reference,
+            false,
+            "Placed",
+            "Place",
+            format!("placed on {}", list(&added)),
+        )
+        .await;
     } else {
-        let note = format!("placement changed: added [{}], removed [{}]", list(&added), list(&removed));
+        let note = format!(
+            "placement changed: added [{}], removed [{}]",
+            list(&added),
+            list(&removed)
+        );
         ctx.event(&reference, false, "PlacementChanged", "Place", note).await;
     }
 }
@@ -337,7 +390,12 @@ pub fn controller(
     let changes = ctx.registry.change_stream();
     let (copies, copy_events) = CopyIndex::new();
     tokio::spawn(copies.clone().run(ctx.clone()));
-    tokio::spawn(super::drift::run(ctx.clone(), reader.clone(), copies.clone(), copy_events));
+    tokio::spawn(super::drift::run(
+        ctx.clone(),
+        reader.clone(),
+        copies.clone(),
+        copy_events,
+    ));
     let run = Controller::for_stream(stream, reader.clone())
         .reconcile_all_on(changes)
         .graceful_shutdown_on(shutdown)

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::Client;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use flotilla_api::labels::{FIELD_MANAGER, MANAGED_BY, ORIGIN_KIND, ORIGIN_NAME, ORIGIN_NAMESPACE, ORIGIN_UID};
@@ -19,7 +19,9 @@ use crate::members::probe::error_chain;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApplyOutcome {
     /// Applied; the member's copy now matches. Load-balancer addresses of its status.
-    Applied { load_balancer: Vec<(Option<String>, Option<String>)> },
+    Applied {
+        load_balancer: Vec<(Option<String>, Option<String>)>,
+    },
     /// A foreign object of that name exists and the adoption policy forbids taking it over.
     Conflict(String),
     /// The member refused or failed the request.
@@ -104,7 +106,9 @@ fn adoption_refusal(existing: &Ingress, origin: &Origin, desired: &Value, adopti
 async fn ensure_namespace(client: &Client, name: &str) -> Result<(), kube::Error> {
     let api: Api<Namespace> = Api::all(client.clone());
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns)).await.map(|_| ())
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
+        .await
+        .map(|_| ())
 }
 
 fn load_balancer_of(ingress: &Ingress) -> Vec<(Option<String>, Option<String>)> {
@@ -132,7 +136,13 @@ pub async fn delete_copy(client: &Client, origin: &Origin) -> RemoveOutcome {
     let api: Api<Ingress> = Api::namespaced(client.clone(), &origin.namespace);
     match api.get_opt(&origin.name).await {
         Ok(None) => RemoveOutcome::Done,
-        Ok(Some(existing)) if !is_our_copy(existing.metadata.labels.as_ref(), existing.metadata.annotations.as_ref(), origin) => {
+        Ok(Some(existing))
+            if !is_our_copy(
+                existing.metadata.labels.as_ref(),
+                existing.metadata.annotations.as_ref(),
+                origin,
+            ) =>
+        {
             RemoveOutcome::NotOurs
         }
         Ok(Some(existing)) => {
@@ -160,16 +170,29 @@ pub async fn release_copy(client: &Client, origin: &Origin) -> RemoveOutcome {
     let api: Api<Ingress> = Api::namespaced(client.clone(), &origin.namespace);
     match api.get_opt(&origin.name).await {
         Ok(None) => RemoveOutcome::Done,
-        Ok(Some(existing)) if !is_our_copy(existing.metadata.labels.as_ref(), existing.metadata.annotations.as_ref(), origin) => {
+        Ok(Some(existing))
+            if !is_our_copy(
+                existing.metadata.labels.as_ref(),
+                existing.metadata.annotations.as_ref(),
+                origin,
+            ) =>
+        {
             RemoveOutcome::NotOurs
         }
         Ok(Some(_)) => {
-            let nulls = |keys: &[&str]| keys.iter().map(|k| (k.to_string(), Value::Null)).collect::<BTreeMap<_, _>>();
+            let nulls = |keys: &[&str]| {
+                keys.iter()
+                    .map(|k| (k.to_string(), Value::Null))
+                    .collect::<BTreeMap<_, _>>()
+            };
             let patch = json!({"metadata": {
                 "labels": nulls(&[MANAGED_BY, ORIGIN_KIND]),
                 "annotations": nulls(&[ORIGIN_NAMESPACE, ORIGIN_NAME, ORIGIN_UID, DELETION_POLICY_ANNOTATION]),
             }});
-            match api.patch(&origin.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            match api
+                .patch(&origin.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
                 Ok(_) => RemoveOutcome::Done,
                 Err(e) => RemoveOutcome::Failed(error_chain(&e)),
             }

@@ -72,7 +72,12 @@ pub fn desired_copy(fi: &FederatedIngress, origin: &Origin, cluster: &str) -> Re
                 .map_err(|e| OverrideError(format!("override {i} ({:?} {}): {e}", op.op, op.path)))?;
         }
     }
-    stamp_tracking(&mut doc, origin, fi.spec.deletion, fi.metadata.generation.unwrap_or_default())?;
+    stamp_tracking(
+        &mut doc,
+        origin,
+        fi.spec.deletion,
+        fi.metadata.generation.unwrap_or_default(),
+    )?;
     Ok(doc)
 }
 
@@ -85,7 +90,12 @@ fn touches_identity(path: &str) -> bool {
 }
 
 /// Adds Flotilla's labels and annotations after the overrides, so no override can remove them.
-fn stamp_tracking(doc: &mut Value, origin: &Origin, deletion: DeletionPolicy, generation: i64) -> Result<(), OverrideError> {
+fn stamp_tracking(
+    doc: &mut Value,
+    origin: &Origin,
+    deletion: DeletionPolicy,
+    generation: i64,
+) -> Result<(), OverrideError> {
     let metadata = doc
         .get_mut("metadata")
         .and_then(Value::as_object_mut)
@@ -121,7 +131,11 @@ fn object_entry<'a>(map: &'a mut Map<String, Value>, key: &str) -> Result<&'a mu
 
 /// Whether an existing member object is a Flotilla copy of this host object (possibly of an
 /// earlier incarnation with the same namespace and name).
-pub fn is_our_copy(labels: Option<&std::collections::BTreeMap<String, String>>, annotations: Option<&std::collections::BTreeMap<String, String>>, origin: &Origin) -> bool {
+pub fn is_our_copy(
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+    origin: &Origin,
+) -> bool {
     let managed = labels
         .and_then(|l| l.get(MANAGED_BY))
         .is_some_and(|v| v == MANAGED_BY_VALUE)
@@ -156,10 +170,20 @@ mod tests {
         Origin::of(&example()).expect("origin")
     }
 
-    fn with_override(mut fi: FederatedIngress, cluster: &str, op: PatchOp, path: &str, value: Option<Value>) -> FederatedIngress {
+    fn with_override(
+        mut fi: FederatedIngress,
+        cluster: &str,
+        op: PatchOp,
+        path: &str,
+        value: Option<Value>,
+    ) -> FederatedIngress {
         fi.spec.overrides.push(ClusterOverride {
             cluster_name: cluster.into(),
-            patches: vec![PatchOperation { op, path: path.into(), value }],
+            patches: vec![PatchOperation {
+                op,
+                path: path.into(),
+                value,
+            }],
         });
         fi
     }
@@ -178,16 +202,38 @@ mod tests {
 
     #[test]
     fn overrides_apply_only_to_their_cluster() {
-        let fi = with_override(example(), "m2", PatchOp::Replace, "/spec/rules/0/host", Some(json!("eu.example.com")));
-        assert_eq!(desired_copy(&fi, &origin(), "m1").expect("m1")["spec"]["rules"][0]["host"], "shop.example.com");
-        assert_eq!(desired_copy(&fi, &origin(), "m2").expect("m2")["spec"]["rules"][0]["host"], "eu.example.com");
+        let fi = with_override(
+            example(),
+            "m2",
+            PatchOp::Replace,
+            "/spec/rules/0/host",
+            Some(json!("eu.example.com")),
+        );
+        assert_eq!(
+            desired_copy(&fi, &origin(), "m1").expect("m1")["spec"]["rules"][0]["host"],
+            "shop.example.com"
+        );
+        assert_eq!(
+            desired_copy(&fi, &origin(), "m2").expect("m2")["spec"]["rules"][0]["host"],
+            "eu.example.com"
+        );
     }
 
     #[test]
     fn an_override_on_a_missing_path_is_an_error_for_that_cluster_only() {
-        let fi = with_override(example(), "m2", PatchOp::Replace, "/spec/rules/5/host", Some(json!("x")));
+        let fi = with_override(
+            example(),
+            "m2",
+            PatchOp::Replace,
+            "/spec/rules/5/host",
+            Some(json!("x")),
+        );
         let err = desired_copy(&fi, &origin(), "m2").expect_err("bad path");
-        assert!(err.0.contains("override 0") && err.0.contains("/spec/rules/5/host"), "{}", err.0);
+        assert!(
+            err.0.contains("override 0") && err.0.contains("/spec/rules/5/host"),
+            "{}",
+            err.0
+        );
         assert!(desired_copy(&fi, &origin(), "m1").is_ok());
     }
 
@@ -196,17 +242,28 @@ mod tests {
         let fi = with_override(example(), "m1", PatchOp::Remove, "/metadata/labels", None);
         let doc = desired_copy(&fi, &origin(), "m1").expect("labels re-stamped");
         assert_eq!(doc["metadata"]["labels"][MANAGED_BY], "flotilla");
-        let fi = with_override(example(), "m1", PatchOp::Replace, "/metadata/name", Some(json!("other")));
+        let fi = with_override(
+            example(),
+            "m1",
+            PatchOp::Replace,
+            "/metadata/name",
+            Some(json!("other")),
+        );
         assert!(desired_copy(&fi, &origin(), "m1").is_err());
     }
 
     #[test]
     fn ownership_needs_label_and_same_origin() {
         let doc = desired_copy(&example(), &origin(), "m1").expect("builds");
-        let labels: std::collections::BTreeMap<String, String> = serde_json::from_value(doc["metadata"]["labels"].clone()).expect("map");
-        let annotations: std::collections::BTreeMap<String, String> = serde_json::from_value(doc["metadata"]["annotations"].clone()).expect("map");
+        let labels: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(doc["metadata"]["labels"].clone()).expect("map");
+        let annotations: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(doc["metadata"]["annotations"].clone()).expect("map");
         assert!(is_our_copy(Some(&labels), Some(&annotations), &origin()));
-        let other = Origin { name: "other".into(), ..origin() };
+        let other = Origin {
+            name: "other".into(),
+            ..origin()
+        };
         assert!(!is_our_copy(Some(&labels), Some(&annotations), &other));
         assert!(!is_our_copy(None, Some(&annotations), &origin()));
     }

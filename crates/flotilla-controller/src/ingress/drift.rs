@@ -53,7 +53,12 @@ struct Syncer {
 }
 
 /// Runs until the index closes.
-pub async fn run(ctx: Arc<Context>, objects: Store<FederatedIngress>, copies: Arc<CopyIndex>, mut events: mpsc::UnboundedReceiver<CopyEvent>) {
+pub async fn run(
+    ctx: Arc<Context>,
+    objects: Store<FederatedIngress>,
+    copies: Arc<CopyIndex>,
+    mut events: mpsc::UnboundedReceiver<CopyEvent>,
+) {
     crate::store::wait_until_listed(&objects).await;
     let mut syncer = Syncer {
         ctx,
@@ -82,13 +87,15 @@ impl Syncer {
     async fn relisted(&mut self, member: &str) {
         let objects = self.objects.state();
         for fi in objects {
-            let placed = fi
-                .status
-                .as_ref()
-                .is_some_and(|s| s.clusters.iter().any(|c| c.cluster == member && c.state == CopyState::Applied));
+            let placed = fi.status.as_ref().is_some_and(|s| {
+                s.clusters
+                    .iter()
+                    .any(|c| c.cluster == member && c.state == CopyState::Applied)
+            });
             let Some(origin) = Origin::of(&fi) else { continue };
             if placed && self.copies.is_listed(member) && self.copies.copy(member, &origin).is_none() {
-                self.observe(member, Some((origin.namespace.clone(), origin.name.clone())), None).await;
+                self.observe(member, Some((origin.namespace.clone(), origin.name.clone())), None)
+                    .await;
             }
         }
     }
@@ -104,12 +111,16 @@ impl Syncer {
         }
         let Some(origin) = Origin::of(&fi) else { return };
         let status = fi.status.clone().unwrap_or_default();
-        let selected = status.placement.as_ref().is_some_and(|p| p.selected.iter().any(|c| c == member));
+        let selected = status
+            .placement
+            .as_ref()
+            .is_some_and(|p| p.selected.iter().any(|c| c == member));
         let entry = status.clusters.iter().find(|c| c.cluster == member);
         let key = (namespace.clone(), name.clone(), member.to_string());
         if !selected {
             // Pruned or never placed here: nothing to report for this member any more.
-            if (entry.is_some_and(|e| e.drift.is_some() || !e.load_balancer.is_empty()) || self.written.contains_key(&key))
+            if (entry.is_some_and(|e| e.drift.is_some() || !e.load_balancer.is_empty())
+                || self.written.contains_key(&key))
                 && self.write_entry(&fi, member, &Written::default()).await
             {
                 self.written.remove(&key);
@@ -124,23 +135,27 @@ impl Syncer {
             return;
         }
         if let Some(c) = &copy {
-            let copy_generation = c.annotations().get(ORIGIN_GENERATION_ANNOTATION).and_then(|g| g.parse::<i64>().ok());
+            let copy_generation = c
+                .annotations()
+                .get(ORIGIN_GENERATION_ANNOTATION)
+                .and_then(|g| g.parse::<i64>().ok());
             if copy_generation != generation {
                 return;
             }
         }
-        let Ok(desired) = desired_copy(&fi, &origin, member) else { return };
+        let Ok(desired) = desired_copy(&fi, &origin, member) else {
+            return;
+        };
         let observed = copy.as_ref().and_then(|c| serde_json::to_value(c.as_ref()).ok());
-        let before = self
-            .written
-            .get(&key)
-            .cloned()
-            .unwrap_or_else(|| Written {
-                drift: entry.and_then(|e| e.drift.clone()),
-                load_balancer: entry.map(|e| e.load_balancer.clone()).unwrap_or_default(),
-            });
+        let before = self.written.get(&key).cloned().unwrap_or_else(|| Written {
+            drift: entry.and_then(|e| e.drift.clone()),
+            load_balancer: entry.map(|e| e.load_balancer.clone()).unwrap_or_default(),
+        });
         let now = Time(jiff::Timestamp::now());
-        let managed_fields = copy.as_ref().and_then(|c| c.metadata.managed_fields.clone()).unwrap_or_default();
+        let managed_fields = copy
+            .as_ref()
+            .and_then(|c| c.metadata.managed_fields.clone())
+            .unwrap_or_default();
         let mut drift = drift_status(&DriftInput {
             desired: &desired,
             observed: observed.as_ref(),
@@ -163,7 +178,8 @@ impl Syncer {
         }
         let load_balancer = copy.as_ref().map(|c| load_balancer_of(c)).unwrap_or_default();
         let after = Written { drift, load_balancer };
-        let changed = !same_drift(before.drift.as_ref(), after.drift.as_ref()) || before.load_balancer != after.load_balancer;
+        let changed =
+            !same_drift(before.drift.as_ref(), after.drift.as_ref()) || before.load_balancer != after.load_balancer;
         // Remember only what reached the host: a failed write is retried on the next event.
         if !changed || self.write_entry(&fi, member, &after).await {
             self.written.insert(key, after);
@@ -172,14 +188,23 @@ impl Syncer {
     }
 
     /// Restores the desired copy (Enforce); returns the entry recording the correction.
-    async fn correct(&self, fi: &FederatedIngress, origin: &Origin, member: &str, desired: &Value, drift: Option<&DriftStatus>) -> Option<DriftStatus> {
+    async fn correct(
+        &self,
+        fi: &FederatedIngress,
+        origin: &Origin,
+        member: &str,
+        desired: &Value,
+        drift: Option<&DriftStatus>,
+    ) -> Option<DriftStatus> {
         let client = self.ctx.registry.get(member)?.ready_client()?.clone();
         // The copy was Flotilla's (or is gone): no adoption check is needed to restore it.
         match apply_copy(&client, origin, desired, fi.spec.adoption, true).await {
             ApplyOutcome::Applied { .. } => {
                 self.ctx.metrics.drift(KIND, true);
                 let note = format!("restored: {}", describe(member, drift));
-                self.ctx.event(&fi.object_ref(&()), false, "DriftCorrected", "Sync", note).await;
+                self.ctx
+                    .event(&fi.object_ref(&()), false, "DriftCorrected", "Sync", note)
+                    .await;
                 Some(DriftStatus {
                     fields: vec![],
                     copy_deleted: false,
@@ -287,7 +312,11 @@ impl Syncer {
     async fn apply_status(&self, fi: &FederatedIngress, manager: &str, patch: &Value) -> bool {
         let api: Api<FederatedIngress> = Api::namespaced(self.ctx.host.clone(), &fi.namespace().unwrap_or_default());
         match api
-            .patch_status(&fi.name_any(), &PatchParams::apply(manager).force(), &Patch::Apply(patch))
+            .patch_status(
+                &fi.name_any(),
+                &PatchParams::apply(manager).force(),
+                &Patch::Apply(patch),
+            )
             .await
         {
             Ok(_) => true,

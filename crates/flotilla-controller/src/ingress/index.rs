@@ -80,7 +80,9 @@ impl CopyIndex {
 
     /// Whether the member's watch has listed its copies at least once.
     pub fn is_listed(&self, member: &str) -> bool {
-        self.read().get(member).is_some_and(|w| w.listed.load(Ordering::Acquire))
+        self.read()
+            .get(member)
+            .is_some_and(|w| w.listed.load(Ordering::Acquire))
     }
 
     /// Members whose store holds Flotilla's copy of `origin`, and members whose store has not
@@ -91,9 +93,9 @@ impl CopyIndex {
             .iter()
             .filter(|(_, w)| {
                 !w.listed.load(Ordering::Acquire)
-                    || w.store
-                        .get(&key)
-                        .is_some_and(|i| is_our_copy(i.metadata.labels.as_ref(), i.metadata.annotations.as_ref(), origin))
+                    || w.store.get(&key).is_some_and(|i| {
+                        is_our_copy(i.metadata.labels.as_ref(), i.metadata.annotations.as_ref(), origin)
+                    })
             })
             .map(|(m, _)| m.clone())
             .collect()

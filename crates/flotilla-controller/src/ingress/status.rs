@@ -15,7 +15,9 @@ pub enum ClusterResult {
     /// An override does not apply to the template; nothing was sent to this cluster.
     InvalidOverride(String),
     /// Holds (or may hold) a copy but is not Ready: the copy stays until it is back.
-    Unreachable { still_placed: bool },
+    Unreachable {
+        still_placed: bool,
+    },
     /// No longer placed here and removing the copy failed; retried.
     PruneFailed(String),
 }
@@ -112,13 +114,25 @@ pub fn build(
     let (ready, reason, message) = ready_condition(&placement, results);
     set_condition(
         &mut conditions,
-        NewCondition { type_: "Ready", status: ready, reason, message, observed_generation: generation },
+        NewCondition {
+            type_: "Ready",
+            status: ready,
+            reason,
+            message,
+            observed_generation: generation,
+        },
         now.clone(),
     );
     let (degraded, reason, message) = degraded_condition(&placement, results);
     set_condition(
         &mut conditions,
-        NewCondition { type_: "Degraded", status: degraded, reason, message, observed_generation: generation },
+        NewCondition {
+            type_: "Degraded",
+            status: degraded,
+            reason,
+            message,
+            observed_generation: generation,
+        },
         now,
     );
     FederatedIngressStatus {
@@ -136,7 +150,11 @@ fn ready_condition(placement: &PlacementStatus, results: &[Observed]) -> (bool, 
             .iter()
             .map(|c| format!("{}: {}", c.cluster, c.reason))
             .collect();
-        let detail = if why.is_empty() { "there are no member clusters".to_string() } else { why.join(", ") };
+        let detail = if why.is_empty() {
+            "there are no member clusters".to_string()
+        } else {
+            why.join(", ")
+        };
         return (false, "NoClusterSelected", format!("no cluster is eligible ({detail})"));
     }
     let of = |c: &str| results.iter().find(|o| o.cluster == c).map(|o| &o.result);
@@ -188,14 +206,22 @@ fn degraded_condition(placement: &PlacementStatus, results: &[Observed]) -> (boo
     }
     let awaiting: Vec<&str> = results
         .iter()
-        .filter(|o| matches!(o.result, ClusterResult::Unreachable { still_placed: false } | ClusterResult::PruneFailed(_)))
+        .filter(|o| {
+            matches!(
+                o.result,
+                ClusterResult::Unreachable { still_placed: false } | ClusterResult::PruneFailed(_)
+            )
+        })
         .map(|o| o.cluster.as_str())
         .collect();
     if !awaiting.is_empty() {
         return (
             true,
             "CopiesAwaitingCleanup",
-            format!("copies no longer placed remain in {} until removed", awaiting.join(", ")),
+            format!(
+                "copies no longer placed remain in {} until removed",
+                awaiting.join(", ")
+            ),
         );
     }
     let failed = results
@@ -204,10 +230,25 @@ fn degraded_condition(placement: &PlacementStatus, results: &[Observed]) -> (boo
         .filter(|o| !matches!(o.result, ClusterResult::Applied))
         .count();
     if failed > 0 {
-        let reason = if failed < placement.selected.len() { "PartiallyPropagated" } else { "PropagationFailed" };
-        return (true, reason, format!("{failed} of {} selected clusters have no current copy", placement.selected.len()));
+        let reason = if failed < placement.selected.len() {
+            "PartiallyPropagated"
+        } else {
+            "PropagationFailed"
+        };
+        return (
+            true,
+            reason,
+            format!(
+                "{failed} of {} selected clusters have no current copy",
+                placement.selected.len()
+            ),
+        );
     }
-    (false, "AsExpected", "every selected cluster has a current copy".to_string())
+    (
+        false,
+        "AsExpected",
+        "every selected cluster has a current copy".to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -227,35 +268,59 @@ mod tests {
     }
 
     fn applied(c: &str) -> Observed {
-        Observed { cluster: c.into(), result: ClusterResult::Applied }
+        Observed {
+            cluster: c.into(),
+            result: ClusterResult::Applied,
+        }
     }
 
     #[test]
     fn all_applied_is_ready_and_not_degraded() {
         let s = build(None, Some(3), placed(&["a", "b"]), &[applied("a"), applied("b")], at(1));
         assert_eq!(find(&s.conditions, "Ready").map(|c| c.status.as_str()), Some("True"));
-        assert_eq!(find(&s.conditions, "Degraded").map(|c| c.status.as_str()), Some("False"));
+        assert_eq!(
+            find(&s.conditions, "Degraded").map(|c| c.status.as_str()),
+            Some("False")
+        );
         assert_eq!(s.clusters[0].applied_generation, Some(3));
         assert_eq!(s.observed_generation, Some(3));
     }
 
     #[test]
     fn a_conflict_is_named_in_ready_and_degrades() {
-        let results = [applied("a"), Observed { cluster: "b".into(), result: ClusterResult::Conflict("foreign".into()) }];
+        let results = [
+            applied("a"),
+            Observed {
+                cluster: "b".into(),
+                result: ClusterResult::Conflict("foreign".into()),
+            },
+        ];
         let s = build(None, Some(1), placed(&["a", "b"]), &results, at(1));
         let ready = find(&s.conditions, "Ready").expect("ready");
         assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Conflict"));
         assert!(ready.message.contains("b: foreign"));
-        assert_eq!(find(&s.conditions, "Degraded").map(|c| c.reason.as_str()), Some("PartiallyPropagated"));
+        assert_eq!(
+            find(&s.conditions, "Degraded").map(|c| c.reason.as_str()),
+            Some("PartiallyPropagated")
+        );
         assert_eq!(s.clusters[1].state, CopyState::Conflict);
     }
 
     #[test]
     fn every_selected_cluster_failing_degrades() {
-        let results = [Observed { cluster: "a".into(), result: ClusterResult::Failed("refused".into()) }];
+        let results = [Observed {
+            cluster: "a".into(),
+            result: ClusterResult::Failed("refused".into()),
+        }];
         let s = build(None, Some(1), placed(&["a"]), &results, at(1));
-        assert_eq!(find(&s.conditions, "Degraded").map(|c| (c.status.as_str(), c.reason.as_str())), Some(("True", "PropagationFailed")));
-        assert_eq!(find(&s.conditions, "Ready").map(|c| c.message.as_str()), Some("a: refused"));
+        assert_eq!(
+            find(&s.conditions, "Degraded").map(|c| (c.status.as_str(), c.reason.as_str())),
+            Some(("True", "PropagationFailed"))
+        );
+        assert_eq!(
+            find(&s.conditions, "Ready").map(|c| c.message.as_str()),
+            Some("a: refused")
+        );
     }
 
     #[test]
@@ -281,15 +346,27 @@ mod tests {
         let first = build(None, Some(1), placed(&["a"]), &[applied("a")], at(1));
         let second = build(Some(&first), Some(1), placed(&["a"]), &[applied("a")], at(50));
         assert_eq!(second.clusters[0].last_transition_time, Some(at(1)));
-        assert_eq!(second, first, "a reconcile that finds nothing new builds the same status");
+        assert_eq!(
+            second, first,
+            "a reconcile that finds nothing new builds the same status"
+        );
     }
 
     #[test]
     fn copies_left_in_unreachable_members_degrade() {
-        let results = [applied("a"), Observed { cluster: "b".into(), result: ClusterResult::Unreachable { still_placed: false } }];
+        let results = [
+            applied("a"),
+            Observed {
+                cluster: "b".into(),
+                result: ClusterResult::Unreachable { still_placed: false },
+            },
+        ];
         let s = build(None, Some(1), placed(&["a"]), &results, at(1));
         assert_eq!(find(&s.conditions, "Ready").map(|c| c.status.as_str()), Some("True"));
-        assert_eq!(find(&s.conditions, "Degraded").map(|c| c.reason.as_str()), Some("CopiesAwaitingCleanup"));
+        assert_eq!(
+            find(&s.conditions, "Degraded").map(|c| c.reason.as_str()),
+            Some("CopiesAwaitingCleanup")
+        );
         assert_eq!(s.clusters[1].state, CopyState::Unreachable);
     }
 }

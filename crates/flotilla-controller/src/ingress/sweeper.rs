@@ -72,14 +72,22 @@ async fn sweep(ctx: &Context, store: &Store<FederatedIngress>, member: &str) {
             name: name.clone(),
             uid: annotations.get(ORIGIN_UID).cloned().unwrap_or_default(),
         };
-        let orphan = annotations.get(DELETION_POLICY_ANNOTATION).is_some_and(|p| p == "Orphan");
+        let orphan = annotations
+            .get(DELETION_POLICY_ANNOTATION)
+            .is_some_and(|p| p == "Orphan");
         let outcome = if orphan {
             release_copy(&client, &origin).await
         } else {
             delete_copy(&client, &origin).await
         };
         match outcome {
-            RemoveOutcome::Done => tracing::info!(member, namespace, name, orphan, "sweep: cleaned up a copy whose host object is gone"),
+            RemoveOutcome::Done => tracing::info!(
+                member,
+                namespace,
+                name,
+                orphan,
+                "sweep: cleaned up a copy whose host object is gone"
+            ),
             RemoveOutcome::NotOurs => {}
             RemoveOutcome::Failed(e) => tracing::warn!(member, namespace, name, error = %e, "sweep: cleanup failed"),
         }

@@ -52,8 +52,14 @@ async fn credentials_unusable(
     writer.condition("CredentialsValid", false, problem.reason, problem.message.clone());
     writer.condition("Ready", false, problem.reason, problem.message.clone());
     writer.write(ctx).await;
-    ctx.event(&member.object_ref(&()), true, problem.reason, "ReadCredentials", problem.message)
-        .await;
+    ctx.event(
+        &member.object_ref(&()),
+        true,
+        problem.reason,
+        "ReadCredentials",
+        problem.message,
+    )
+    .await;
     // Nothing to probe until the reconciler replaces this agent with one that has credentials.
     futures::future::pending::<()>().await;
 }
@@ -66,7 +72,12 @@ async fn probe_loop(ctx: &Context, name: &str, member: &MemberCluster, client: C
     // credentials, new probe settings) does not make placements flap or repeat events.
     let current = ctx.registry.get(name).map(|m| m.health).unwrap_or(HealthState::Unknown);
     let mut tracker = HealthTracker::starting_at(settings.failure_threshold, settings.success_threshold, current);
-    writer.condition("CredentialsValid", true, "KubeconfigLoaded", "the kubeconfig yields a client".into());
+    writer.condition(
+        "CredentialsValid",
+        true,
+        "KubeconfigLoaded",
+        "the kubeconfig yields a client".into(),
+    );
 
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -80,11 +91,11 @@ async fn probe_loop(ctx: &Context, name: &str, member: &MemberCluster, client: C
         if outcome == ProbeOutcome::Healthy {
             ctx.metrics.member_probed(name, latency);
             writer.status.probe_latency_milliseconds = Some(u32::try_from(latency.as_millis()).unwrap_or(u32::MAX));
-            if !version_known {
-                if let Ok(info) = client.apiserver_version().await {
-                    writer.status.kubernetes_version = Some(info.git_version);
-                    version_known = true;
-                }
+            if !version_known
+                && let Ok(info) = client.apiserver_version().await
+            {
+                writer.status.kubernetes_version = Some(info.git_version);
+                version_known = true;
             }
         }
         let transition = tracker.record(&outcome);
@@ -94,7 +105,9 @@ async fn probe_loop(ctx: &Context, name: &str, member: &MemberCluster, client: C
         // While NotReady, the condition names the latest cause (new credentials may fail in a
         // new way without any transition).
         let cause_changed = match (&outcome, tracker.state()) {
-            (ProbeOutcome::Failed { reason, message }, HealthState::NotReady) if writer.reason_of("Ready") != Some(*reason) => {
+            (ProbeOutcome::Failed { reason, message }, HealthState::NotReady)
+                if writer.reason_of("Ready") != Some(*reason) =>
+            {
                 writer.condition("Ready", false, reason, message.clone());
                 true
             }
@@ -120,12 +133,17 @@ async fn report_transition(
     // A member first concluded Ready by this process that its status already showed Ready has
     // been Ready since that condition's transition: keep that time, so a restart of the operator
     // does not restart failback stabilization periods.
-    let since = match (t.from, ready, crate::conditions::find(&writer.status.conditions, "Ready")) {
+    let since = match (
+        t.from,
+        ready,
+        crate::conditions::find(&writer.status.conditions, "Ready"),
+    ) {
         (HealthState::Unknown, true, Some(c)) if c.status == "True" => c.last_transition_time.0,
         _ => now,
     };
     ctx.registry.set_health(name, t.to, since);
-    ctx.metrics.member_health(name, ready, if ready { "Ready" } else { "NotReady" });
+    ctx.metrics
+        .member_health(name, ready, if ready { "Ready" } else { "NotReady" });
     writer.condition("Ready", ready, t.reason, t.message.clone());
     tracing::info!(member = name, ready, reason = t.reason, message = %t.message, "member health changed");
     // Only real changes of state are events: the first probe of a member seen healthy at start-up is not.
@@ -133,7 +151,10 @@ async fn report_transition(
         let (reason, note) = if ready {
             ("MemberReady", format!("member {name} is Ready: {}", t.message))
         } else {
-            ("MemberNotReady", format!("member {name} is NotReady ({}): {}", t.reason, t.message))
+            (
+                "MemberNotReady",
+                format!("member {name} is NotReady ({}): {}", t.reason, t.message),
+            )
         };
         ctx.event(&member.object_ref(&()), !ready, reason, "Probe", note).await;
     }

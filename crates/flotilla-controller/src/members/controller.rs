@@ -100,7 +100,8 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
         finalizer::add(&api, member.as_ref()).await.map_err(Error::HostApi)?;
     }
 
-    ctx.registry.upsert(&name, placement_labels(&member), member.spec.taints.clone());
+    ctx.registry
+        .upsert(&name, placement_labels(&member), member.spec.taints.clone());
 
     let secret_ref = &member.spec.secret_ref;
     let secret = read_secret(&ctx.host, &ctx.namespace, secret_ref).await;

@@ -94,21 +94,16 @@ pub async fn client_from_secret(
             format!("Secret {name} key {:?} is not UTF-8 text", secret_ref.key),
         )
     })?;
-    client_from_kubeconfig(&text, timeouts)
-        .await
-        .map_err(|message| {
-            CredentialsProblem::new(
-                "InvalidKubeconfig",
-                format!("Secret {name} key {:?}: {message}", secret_ref.key),
-            )
-        })
+    client_from_kubeconfig(&text, timeouts).await.map_err(|message| {
+        CredentialsProblem::new(
+            "InvalidKubeconfig",
+            format!("Secret {name} key {:?}: {message}", secret_ref.key),
+        )
+    })
 }
 
 /// Builds a client for the kubeconfig's current context; returns it with the server URL.
-pub async fn client_from_kubeconfig(
-    text: &str,
-    timeouts: ClientTimeouts,
-) -> Result<(Client, String), String> {
+pub async fn client_from_kubeconfig(text: &str, timeouts: ClientTimeouts) -> Result<(Client, String), String> {
     let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| format!("not a kubeconfig: {e}"))?;
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -133,7 +128,10 @@ mod tests {
                 name: Some("m1".into()),
                 ..Default::default()
             },
-            data: Some(BTreeMap::from([(key.to_string(), ByteString(value.as_bytes().to_vec()))])),
+            data: Some(BTreeMap::from([(
+                key.to_string(),
+                ByteString(value.as_bytes().to_vec()),
+            )])),
             ..Default::default()
         }
     }
@@ -167,7 +165,11 @@ mod tests {
 
     #[tokio::test]
     async fn kubeconfig_without_contexts_is_invalid() {
-        let err = problem_of(secret_with("kubeconfig", "apiVersion: v1\nkind: Config\nclusters: []\n")).await;
+        let err = problem_of(secret_with(
+            "kubeconfig",
+            "apiVersion: v1\nkind: Config\nclusters: []\n",
+        ))
+        .await;
         assert_eq!(err.reason, "InvalidKubeconfig");
     }
 }

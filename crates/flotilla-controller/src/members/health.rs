@@ -82,18 +82,15 @@ impl HealthTracker {
                         from,
                         to: HealthState::Ready,
                         reason: "ProbeSucceeded",
-                        message: format!(
-                            "readyz answered ok {} time(s) in a row",
-                            self.consecutive_successes
-                        ),
+                        message: format!("readyz answered ok {} time(s) in a row", self.consecutive_successes),
                     }
                 })
             }
             ProbeOutcome::Failed { reason, message } => {
                 self.consecutive_successes = 0;
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                let becomes_not_ready = self.state != HealthState::NotReady
-                    && self.consecutive_failures >= self.failure_threshold;
+                let becomes_not_ready =
+                    self.state != HealthState::NotReady && self.consecutive_failures >= self.failure_threshold;
                 becomes_not_ready.then(|| {
                     self.state = HealthState::NotReady;
                     Transition {

@@ -39,7 +39,10 @@ pub async fn probe_readyz(client: &Client, timeout: Duration) -> (ProbeOutcome, 
 pub fn classify(error: &kube::Error) -> ProbeOutcome {
     if let kube::Error::Api(status) = error {
         let (reason, hint) = match status.code {
-            401 => ("Unauthorized", "the member rejected the credentials (expired or revoked token?)"),
+            401 => (
+                "Unauthorized",
+                "the member rejected the credentials (expired or revoked token?)",
+            ),
             403 => ("Forbidden", "the credentials may not read /readyz"),
             _ => ("ReadyzFailed", "the member's API server is not ready"),
         };
@@ -59,10 +62,7 @@ pub fn classify(error: &kube::Error) -> ProbeOutcome {
     } else {
         "ProbeFailed"
     };
-    ProbeOutcome::Failed {
-        reason,
-        message: chain,
-    }
+    ProbeOutcome::Failed { reason, message: chain }
 }
 
 /// The error and all its sources, joined: kube's Display alone often hides the root cause.

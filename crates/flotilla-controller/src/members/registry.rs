@@ -31,7 +31,9 @@ pub struct Member {
 impl Member {
     /// A client when the member is Ready; the copy operations never talk to other members.
     pub fn ready_client(&self) -> Option<&Client> {
-        (self.health == HealthState::Ready).then_some(self.client.as_ref()).flatten()
+        (self.health == HealthState::Ready)
+            .then_some(self.client.as_ref())
+            .flatten()
     }
 }
 
@@ -101,11 +103,10 @@ impl MemberRegistry {
     /// A stream that yields once per change: the trigger for "reconcile everything".
     pub fn change_stream(&self) -> impl futures::Stream<Item = ()> + Send + 'static {
         futures::stream::unfold(self.subscribe(), |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => return Some(((), rx)),
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
+            match rx.recv().await {
+                // Lagged: events were missed, which is one more reason to reconcile everything.
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
+                Err(broadcast::error::RecvError::Closed) => None,
             }
         })
     }
@@ -165,9 +166,7 @@ impl MemberRegistry {
         if changed {
             self.emit(match health {
                 HealthState::Ready => RegistryEvent::BecameReady(name.to_string()),
-                HealthState::NotReady | HealthState::Unknown => {
-                    RegistryEvent::BecameNotReady(name.to_string())
-                }
+                HealthState::NotReady | HealthState::Unknown => RegistryEvent::BecameNotReady(name.to_string()),
             });
         }
     }
