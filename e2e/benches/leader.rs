@@ -22,7 +22,9 @@ fn replica(bed: &TestBed, identity: &str) -> Operator {
 }
 
 fn leading(op: &Operator) -> bool {
-    op.get("/metrics").and_then(|m| metric_value(&m, "flotilla_leader")) == Some(1.0)
+    op.get("/metrics")
+        .and_then(|m| metric_value(&m, "flotilla_leader"))
+        == Some(1.0)
 }
 
 fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
@@ -50,13 +52,17 @@ fn main() {
             ],
         );
         let mut leader = replica(&bed, &format!("a{round}"));
-        wait_until("first replica leads", Duration::from_secs(20), || leading(&leader));
+        wait_until("first replica leads", Duration::from_secs(20), || {
+            leading(&leader)
+        });
         let standby = replica(&bed, &format!("b{round}"));
         // Let the standby observe a few renewals, as it would in steady state.
         std::thread::sleep(Duration::from_secs(3));
         let killed = Instant::now();
         leader.kill();
-        wait_until("standby takes over", Duration::from_secs(30), || leading(&standby));
+        wait_until("standby takes over", Duration::from_secs(30), || {
+            leading(&standby)
+        });
         let took = killed.elapsed();
         eprintln!("round {round}: takeover after {took:?}");
         samples.push(took.as_millis());

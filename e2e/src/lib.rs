@@ -91,7 +91,12 @@ impl TestBed {
         }
         let mut child = cmd.spawn().expect("kubectl on PATH");
         if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         child.wait_with_output().unwrap()
     }
@@ -192,7 +197,10 @@ impl TestBed {
                     .unwrap_or("elsewhere");
                 self.join(&member, region);
             }
-            self.kubectl_ok("host", &["apply", "-f", "manifests/examples/10-member-clusters.yaml"]);
+            self.kubectl_ok(
+                "host",
+                &["apply", "-f", "manifests/examples/10-member-clusters.yaml"],
+            );
         });
     }
 
@@ -306,17 +314,34 @@ impl Operator {
             .arg(&kubeconfig)
             .args(["--context", &context, "--namespace", OPERATOR_NAMESPACE])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
-            .args(["--leader-elect", if options.leader_elect { "true" } else { "false" }])
+            .args([
+                "--leader-elect",
+                if options.leader_elect {
+                    "true"
+                } else {
+                    "false"
+                },
+            ])
             .args(["--identity", &options.identity])
-            .args(["--lease-duration-seconds", &options.lease_duration_seconds.to_string()])
+            .args([
+                "--lease-duration-seconds",
+                &options.lease_duration_seconds.to_string(),
+            ])
             .env(
                 "RUST_LOG",
                 std::env::var("FLOTILLA_E2E_LOG").unwrap_or_else(|_| "info".into()),
             )
-            .envs(options.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(
+                options
+                    .extra_env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            )
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file);
-        let child = cmd.spawn().expect("flotilla binary built (make e2e builds it)");
+        let child = cmd
+            .spawn()
+            .expect("flotilla binary built (make e2e builds it)");
         let mut op = Self {
             child,
             metrics_port,
@@ -349,7 +374,9 @@ impl Operator {
         write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
-        response.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+        response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
     }
 
     /// The last lines of the operator's log.

@@ -45,32 +45,50 @@ async fn examples_apply_and_read_back_unchanged() {
             match doc["kind"].as_str().unwrap() {
                 "MemberCluster" => {
                     let want: MemberCluster = serde_json::from_value(doc).unwrap();
-                    let got = Api::<MemberCluster>::all(client.clone()).get(&name).await.unwrap();
-                    assert_eq!(got.spec, want.spec, "MemberCluster {name} changed on the way");
+                    let got = Api::<MemberCluster>::all(client.clone())
+                        .get(&name)
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        got.spec, want.spec,
+                        "MemberCluster {name} changed on the way"
+                    );
                 }
                 "FederatedIngress" => {
                     let want: FederatedIngress = serde_json::from_value(doc).unwrap();
                     let api = Api::<FederatedIngress>::namespaced(client.clone(), &ns.unwrap());
                     let got = api.get(&name).await.unwrap();
-                    assert_eq!(got.spec, want.spec, "FederatedIngress {name} changed on the way");
+                    assert_eq!(
+                        got.spec, want.spec,
+                        "FederatedIngress {name} changed on the way"
+                    );
                 }
                 "ScalingPolicy" => {
                     let want: ScalingPolicy = serde_json::from_value(doc).unwrap();
                     let api = Api::<ScalingPolicy>::namespaced(client.clone(), &ns.unwrap());
                     let got = api.get(&name).await.unwrap();
-                    assert_eq!(got.spec, want.spec, "ScalingPolicy {name} changed on the way");
+                    assert_eq!(
+                        got.spec, want.spec,
+                        "ScalingPolicy {name} changed on the way"
+                    );
                 }
                 _ => continue,
             }
             checked += 1;
         }
     }
-    assert!(checked >= 3, "only {checked} Flotilla objects in the examples");
+    assert!(
+        checked >= 3,
+        "only {checked} Flotilla objects in the examples"
+    );
 
     // The category lists every Flotilla object; printer columns show.
     let all = bed.kubectl_ok("host", &["get", "flotilla", "-A"]);
     for name in ["member1", "payment-gateway", "payment-processor"] {
-        assert!(all.contains(name), "`kubectl get flotilla -A` lacks {name}:\n{all}");
+        assert!(
+            all.contains(name),
+            "`kubectl get flotilla -A` lacks {name}:\n{all}"
+        );
     }
     let mcl = bed.kubectl_ok("host", &["get", "mcl"]);
     assert!(
@@ -91,14 +109,22 @@ async fn malformed_objects_are_rejected_with_readable_messages() {
     install_crds(&bed);
     let namespace = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"malformed"}}"#;
     let out = bed.kubectl_with_stdin("host", &["apply", "-f", "-"], Some(namespace));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cases: [(&str, &[&str]); 4] = [
         (
             // A misspelt enum value.
             r#"{"apiVersion":"federation.flotilla.dev/v1alpha1","kind":"FederatedIngress",
                "metadata":{"name":"bad-mode","namespace":"malformed"},
                "spec":{"template":{"spec":{}},"drift":{"mode":"Sometimes"}}}"#,
-            &["spec.drift.mode", "Unsupported value: \"Sometimes\"", "\"Enforce\""],
+            &[
+                "spec.drift.mode",
+                "Unsupported value: \"Sometimes\"",
+                "\"Enforce\"",
+            ],
         ),
         (
             // A number below its minimum.
@@ -132,7 +158,11 @@ async fn malformed_objects_are_rejected_with_readable_messages() {
     ];
     for (object, expected) in cases {
         // --validate=false: the API server itself must refuse it, not only kubectl's client check.
-        let out = bed.kubectl_with_stdin("host", &["create", "--validate=false", "-f", "-"], Some(object));
+        let out = bed.kubectl_with_stdin(
+            "host",
+            &["create", "--validate=false", "-f", "-"],
+            Some(object),
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success(),
@@ -145,7 +175,10 @@ async fn malformed_objects_are_rejected_with_readable_messages() {
             );
         }
     }
-    bed.kubectl_ok("host", &["delete", "namespace", "malformed", "--wait=false"]);
+    bed.kubectl_ok(
+        "host",
+        &["delete", "namespace", "malformed", "--wait=false"],
+    );
 }
 
 /// `kubectl explain` shows the doc comments of the Rust types.
@@ -155,15 +188,25 @@ async fn kubectl_explain_shows_field_documentation() {
     install_crds(&bed);
     // The API server publishes CRD schemas into its OpenAPI document shortly after they are
     // established; wait for that rather than racing it.
-    let text = eventually("explain shows the placement docs", Duration::from_secs(30), || async {
-        let out = bed.kubectl("host", &["explain", "federatedingress.spec.placement"]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        Ok(text.contains("failoverPriority").then_some(text))
-    })
+    let text = eventually(
+        "explain shows the placement docs",
+        Duration::from_secs(30),
+        || async {
+            let out = bed.kubectl("host", &["explain", "federatedingress.spec.placement"]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            Ok(text.contains("failoverPriority").then_some(text))
+        },
+    )
     .await
     .unwrap();
-    assert!(text.contains("Ordered preference"), "explain output:\n{text}");
-    let mc = bed.kubectl_ok("host", &["explain", "membercluster.spec.probe.failureThreshold"]);
+    assert!(
+        text.contains("Ordered preference"),
+        "explain output:\n{text}"
+    );
+    let mc = bed.kubectl_ok(
+        "host",
+        &["explain", "membercluster.spec.probe.failureThreshold"],
+    );
     assert!(mc.contains("Consecutive failures"), "explain output:\n{mc}");
 }
 

@@ -40,7 +40,14 @@ fn federated_ingress(ns: &str, name: &str, mode: &str) -> String {
 
 async fn host_of(bed: &TestBed, member: &str, ns: &str, name: &str) -> Option<String> {
     let api: Api<Ingress> = Api::namespaced(bed.client(member).await, ns);
-    api.get_opt(name).await.unwrap()?.spec?.rules?.first()?.host.clone()
+    api.get_opt(name)
+        .await
+        .unwrap()?
+        .spec?
+        .rules?
+        .first()?
+        .host
+        .clone()
 }
 
 async fn wait_host(bed: &TestBed, member: &str, ns: &str, name: &str, want: &str) {
@@ -119,7 +126,10 @@ async fn report_only_reports_the_edit_and_clears_when_reverted() {
     bed.apply("host", &federated_ingress(&ns, "web", "ReportOnly"));
     wait_host(&bed, "member1", &ns, "web", "web.example.com").await;
     // Ready first, so the copy counts as applied at this generation.
-    wait_drift(&bed, &ns, "web", "member1", "applied", |d| d.is_none().then_some(())).await;
+    wait_drift(&bed, &ns, "web", "member1", "applied", |d| {
+        d.is_none().then_some(())
+    })
+    .await;
 
     edit_host(&bed, "member1", &ns, "web", "hijacked.example.com");
     let drift = wait_drift(&bed, &ns, "web", "member1", "drift reported", |d| {
@@ -132,7 +142,9 @@ async fn report_only_reports_the_edit_and_clears_when_reverted() {
     assert_eq!(field.observed.as_deref(), Some("\"hijacked.example.com\""));
     assert_eq!(field.manager.as_deref(), Some("kubectl-patch"), "{field:?}");
     assert!(field.first_seen.is_some());
-    let (status, message) = drifted_condition(&bed, &ns, "web").await.expect("Drifted condition");
+    let (status, message) = drifted_condition(&bed, &ns, "web")
+        .await
+        .expect("Drifted condition");
     assert_eq!(status, "True");
     assert!(
         message.contains("member1") && message.contains("kubectl-patch"),
@@ -151,7 +163,14 @@ async fn report_only_reports_the_edit_and_clears_when_reverted() {
     .await;
     let events = bed.kubectl_ok(
         "host",
-        &["get", "events", "-n", &ns, "-o", "jsonpath={.items[*].reason}"],
+        &[
+            "get",
+            "events",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ],
     );
     assert!(events.contains("DriftDetected"), "{events}");
 
@@ -169,7 +188,10 @@ async fn report_only_reports_the_edit_and_clears_when_reverted() {
         ],
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let drift = wait_drift(&bed, &ns, "web", "member1", "still one field", |d| d.cloned()).await;
+    let drift = wait_drift(&bed, &ns, "web", "member1", "still one field", |d| {
+        d.cloned()
+    })
+    .await;
     assert_eq!(drift.fields.len(), 1, "{drift:?}");
 
     edit_host(&bed, "member1", &ns, "web", "web.example.com");
@@ -202,7 +224,17 @@ async fn report_only_reports_the_edit_and_clears_when_reverted() {
         host_of(&bed, "member2", &ns, "web").await.is_none(),
         "ReportOnly re-created the copy"
     );
-    bed.kubectl_ok("host", &["delete", "federatedingress", "web", "-n", &ns, "--wait=true"]);
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "federatedingress",
+            "web",
+            "-n",
+            &ns,
+            "--wait=true",
+        ],
+    );
 }
 
 #[tokio::test]
@@ -213,7 +245,10 @@ async fn enforce_reverts_and_records_the_correction() {
     let ns = namespace(&bed, "enforce");
     bed.apply("host", &federated_ingress(&ns, "web", "Enforce"));
     wait_host(&bed, "member1", &ns, "web", "web.example.com").await;
-    wait_drift(&bed, &ns, "web", "member1", "applied", |d| d.is_none().then_some(())).await;
+    wait_drift(&bed, &ns, "web", "member1", "applied", |d| {
+        d.is_none().then_some(())
+    })
+    .await;
 
     edit_host(&bed, "member1", &ns, "web", "hijacked.example.com");
     wait_host(&bed, "member1", &ns, "web", "web.example.com").await;
@@ -225,7 +260,14 @@ async fn enforce_reverts_and_records_the_correction() {
     assert!(drift.last_correction_time.is_some() && drift.fields.is_empty());
     let events = bed.kubectl_ok(
         "host",
-        &["get", "events", "-n", &ns, "-o", "jsonpath={.items[*].reason}"],
+        &[
+            "get",
+            "events",
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ],
     );
     assert!(events.contains("DriftCorrected"), "{events}");
 
@@ -236,7 +278,17 @@ async fn enforce_reverts_and_records_the_correction() {
         d.filter(|d| d.corrections == Some(1)).map(|_| ())
     })
     .await;
-    bed.kubectl_ok("host", &["delete", "federatedingress", "web", "-n", &ns, "--wait=true"]);
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "federatedingress",
+            "web",
+            "-n",
+            &ns,
+            "--wait=true",
+        ],
+    );
 }
 
 #[tokio::test]
@@ -247,17 +299,38 @@ async fn an_edit_made_while_the_watch_is_down_is_found_after_it_returns() {
     let ns = namespace(&bed, "restart");
     bed.apply("host", &federated_ingress(&ns, "web", "ReportOnly"));
     wait_host(&bed, "member1", &ns, "web", "web.example.com").await;
-    wait_drift(&bed, &ns, "web", "member1", "applied", |d| d.is_none().then_some(())).await;
+    wait_drift(&bed, &ns, "web", "member1", "applied", |d| {
+        d.is_none().then_some(())
+    })
+    .await;
 
     // Restart member1's API server and edit the copy at once, before the operator has probed it
     // Ready again and reconnected its watch.
     bed.testbed(&["stop-apiserver", "member1"]);
     bed.testbed(&["start-apiserver", "member1"]);
     edit_host(&bed, "member1", &ns, "web", "while-away.example.com");
-    let drift = wait_drift(&bed, &ns, "web", "member1", "drift found after reconnect", |d| {
-        d.filter(|d| !d.fields.is_empty()).cloned()
-    })
+    let drift = wait_drift(
+        &bed,
+        &ns,
+        "web",
+        "member1",
+        "drift found after reconnect",
+        |d| d.filter(|d| !d.fields.is_empty()).cloned(),
+    )
     .await;
-    assert_eq!(drift.fields[0].observed.as_deref(), Some("\"while-away.example.com\""));
-    bed.kubectl_ok("host", &["delete", "federatedingress", "web", "-n", &ns, "--wait=true"]);
+    assert_eq!(
+        drift.fields[0].observed.as_deref(),
+        Some("\"while-away.example.com\"")
+    );
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "federatedingress",
+            "web",
+            "-n",
+            &ns,
+            "--wait=true",
+        ],
+    );
 }

@@ -70,7 +70,14 @@ async fn selected(bed: &TestBed, ns: &str, name: &str) -> Vec<String> {
 
 async fn failover_and_failback(bed: &TestBed, hang: bool) {
     bed.federation();
-    let _op = Operator::start(bed, if hang { "failover-hang" } else { "failover-kill" });
+    let _op = Operator::start(
+        bed,
+        if hang {
+            "failover-hang"
+        } else {
+            "failover-kill"
+        },
+    );
     let ns = namespace(bed, if hang { "hang" } else { "kill" });
     bed.apply("host", &federated_ingress(&ns, "app", active_passive(5)));
     wait_copy(bed, "member1", &ns, "app", true).await;
@@ -84,7 +91,10 @@ async fn failover_and_failback(bed: &TestBed, hang: bool) {
     };
     wait_copy(bed, "member2", &ns, "app", true).await;
     let failover = started.elapsed();
-    println!("failover ({}) took {failover:?}", if hang { "SIGSTOP" } else { "kill" });
+    println!(
+        "failover ({}) took {failover:?}",
+        if hang { "SIGSTOP" } else { "kill" }
+    );
     assert_eq!(selected(bed, &ns, "app").await, vec!["member2"]);
     let events = bed.kubectl_ok(
         "host",
@@ -99,7 +109,10 @@ async fn failover_and_failback(bed: &TestBed, hang: bool) {
             "jsonpath={.items[*].reason}",
         ],
     );
-    assert!(events.contains("FailedOver"), "no FailedOver event: {events}");
+    assert!(
+        events.contains("FailedOver"),
+        "no FailedOver event: {events}"
+    );
 
     outage.restore();
     let back = Instant::now();
@@ -126,7 +139,17 @@ async fn failover_and_failback(bed: &TestBed, hang: bool) {
     );
     wait_copy(bed, "member1", &ns, "app", true).await;
     wait_copy(bed, "member2", &ns, "app", false).await;
-    bed.kubectl_ok("host", &["delete", "federatedingress", "app", "-n", &ns, "--wait=true"]);
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "federatedingress",
+            "app",
+            "-n",
+            &ns,
+            "--wait=true",
+        ],
+    );
 }
 
 /// Kill the primary's API server: the copy moves to the backup; restart it: it moves back after
@@ -160,7 +183,17 @@ async fn failback_never_stays_put() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(selected(&bed, &ns, "app").await, vec!["member2"]);
     wait_copy(&bed, "member1", &ns, "app", false).await;
-    bed.kubectl_ok("host", &["delete", "federatedingress", "app", "-n", &ns, "--wait=true"]);
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "federatedingress",
+            "app",
+            "-n",
+            &ns,
+            "--wait=true",
+        ],
+    );
 }
 
 /// A member that is unreachable keeps its copy; when it is back and the object is no longer
@@ -171,7 +204,10 @@ async fn an_unreachable_member_keeps_its_copy_until_it_returns() {
     bed.federation();
     let _op = Operator::start(&bed, "unreachable");
     let ns = namespace(&bed, "away");
-    bed.apply("host", &federated_ingress(&ns, "app", json!({"clusters": ["member1"]})));
+    bed.apply(
+        "host",
+        &federated_ingress(&ns, "app", json!({"clusters": ["member1"]})),
+    );
     wait_copy(&bed, "member1", &ns, "app", true).await;
     let uid_before = Api::<Ingress>::namespaced(bed.client("member1").await, &ns)
         .get("app")
@@ -181,7 +217,10 @@ async fn an_unreachable_member_keeps_its_copy_until_it_returns() {
         .uid;
 
     let mut outage = Outage::kill(&bed, "member1");
-    bed.apply("host", &federated_ingress(&ns, "app", json!({"clusters": ["member2"]})));
+    bed.apply(
+        "host",
+        &federated_ingress(&ns, "app", json!({"clusters": ["member2"]})),
+    );
     wait_copy(&bed, "member2", &ns, "app", true).await;
     let api: Api<FederatedIngress> = Api::namespaced(bed.client("host").await, &ns);
     let entry = eventually("member1 reported unreachable", WAIT, || {
@@ -210,10 +249,23 @@ async fn an_unreachable_member_keeps_its_copy_until_it_returns() {
         .await
         .unwrap();
     if let Some(copy) = copy {
-        assert_eq!(copy.metadata.uid, uid_before, "the copy was replaced, not kept");
+        assert_eq!(
+            copy.metadata.uid, uid_before,
+            "the copy was replaced, not kept"
+        );
     }
     wait_copy(&bed, "member1", &ns, "app", false).await;
-    bed.kubectl_ok("host", &["delete", "federatedingress", "app", "-n", &ns, "--wait=true"]);
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "federatedingress",
+            "app",
+            "-n",
+            &ns,
+            "--wait=true",
+        ],
+    );
 }
 
 /// Deleting the host object does not wait for an unreachable member; its copy is removed when
@@ -249,7 +301,14 @@ async fn deletion_does_not_wait_for_an_unreachable_member() {
     let start = Instant::now();
     bed.kubectl_ok(
         "host",
-        &["delete", "federatedingress", "app", "-n", &ns, "--timeout=20s"],
+        &[
+            "delete",
+            "federatedingress",
+            "app",
+            "-n",
+            &ns,
+            "--timeout=20s",
+        ],
     );
     println!("deleted in {:?} with member1 down", start.elapsed());
     wait_copy(&bed, "member2", &ns, "app", false).await;

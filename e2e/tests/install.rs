@@ -7,7 +7,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use flotilla_e2e::{OPERATOR_NAMESPACE, Operator, OperatorOptions, TestBed, eventually, helm_bin, repo_root};
+use flotilla_e2e::{
+    OPERATOR_NAMESPACE, Operator, OperatorOptions, TestBed, eventually, helm_bin, repo_root,
+};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
@@ -41,17 +43,21 @@ fn helm(bed: &TestBed, args: &[&str]) -> String {
 async fn service_account_kubeconfig(bed: &TestBed) -> std::path::PathBuf {
     let host = bed.client("host").await;
     // kube-controller-manager issues the token Secret shortly after the ServiceAccount exists.
-    let secret_name = eventually("ServiceAccount token issued", Duration::from_secs(30), || {
-        let api: Api<ServiceAccount> = Api::namespaced(host.clone(), OPERATOR_NAMESPACE);
-        async move {
-            Ok(api
-                .get("flotilla")
-                .await?
-                .secrets
-                .and_then(|s| s.into_iter().next())
-                .and_then(|r| r.name))
-        }
-    })
+    let secret_name = eventually(
+        "ServiceAccount token issued",
+        Duration::from_secs(30),
+        || {
+            let api: Api<ServiceAccount> = Api::namespaced(host.clone(), OPERATOR_NAMESPACE);
+            async move {
+                Ok(api
+                    .get("flotilla")
+                    .await?
+                    .secrets
+                    .and_then(|s| s.into_iter().next())
+                    .and_then(|r| r.name))
+            }
+        },
+    )
     .await
     .unwrap();
     let secret = Api::<Secret>::namespaced(host, OPERATOR_NAMESPACE)
@@ -61,7 +67,10 @@ async fn service_account_kubeconfig(bed: &TestBed) -> std::path::PathBuf {
     let token = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
     // The admin kubeconfig of the host, with its user swapped for the token.
     let admin = std::fs::read_to_string(repo_root().join("e2e/.state/host.kubeconfig")).unwrap();
-    let line = admin.lines().find(|l| l.trim_start().starts_with("token:")).unwrap();
+    let line = admin
+        .lines()
+        .find(|l| l.trim_start().starts_with("token:"))
+        .unwrap();
     let indent = &line[..line.len() - line.trim_start().len()];
     let text = admin.replace(line, &format!("{indent}token: {token}"));
     let path = repo_root().join("e2e/.state/host-flotilla-sa.kubeconfig");
@@ -98,7 +107,13 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
     );
     let rendered = helm(
         &bed,
-        &["get", "manifest", "flotilla", "--namespace", OPERATOR_NAMESPACE],
+        &[
+            "get",
+            "manifest",
+            "flotilla",
+            "--namespace",
+            OPERATOR_NAMESPACE,
+        ],
     );
     for kind in [
         "kind: Deployment",
@@ -133,7 +148,11 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
         ),
         ("list", "secrets", Some(OPERATOR_NAMESPACE)),
         ("create", "events.events.k8s.io", Some("default")),
-        ("create", "leases.coordination.k8s.io", Some(OPERATOR_NAMESPACE)),
+        (
+            "create",
+            "leases.coordination.k8s.io",
+            Some(OPERATOR_NAMESPACE),
+        ),
     ] {
         let mut args = vec![verb, resource];
         if let Some(ns) = ns {
@@ -154,9 +173,17 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
         ("delete", "namespaces", None),
         ("create", "ingresses.networking.k8s.io", Some("default")),
         ("create", "memberclusters.federation.flotilla.dev", None),
-        ("delete", "federatedingresses.federation.flotilla.dev", Some("default")),
+        (
+            "delete",
+            "federatedingresses.federation.flotilla.dev",
+            Some("default"),
+        ),
         ("update", "leases.coordination.k8s.io", Some("kube-system")),
-        ("create", "clusterrolebindings.rbac.authorization.k8s.io", None),
+        (
+            "create",
+            "clusterrolebindings.rbac.authorization.k8s.io",
+            None,
+        ),
     ] {
         let mut args = vec![verb, resource];
         if let Some(ns) = ns {
@@ -197,10 +224,14 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
     );
     for member in ["member1", "member2"] {
         let client = bed.client(member).await;
-        eventually(&format!("copy in {member}"), Duration::from_secs(30), || {
-            let api: Api<Ingress> = Api::namespaced(client.clone(), &ns);
-            async move { Ok(api.get_opt("through-chart").await?) }
-        })
+        eventually(
+            &format!("copy in {member}"),
+            Duration::from_secs(30),
+            || {
+                let api: Api<Ingress> = Api::namespaced(client.clone(), &ns);
+                async move { Ok(api.get_opt("through-chart").await?) }
+            },
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}\noperator log:\n{}", op.log_tail()));
     }
@@ -224,5 +255,8 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
         op.log_tail()
     );
     op.terminate();
-    helm(&bed, &["uninstall", "flotilla", "--namespace", OPERATOR_NAMESPACE]);
+    helm(
+        &bed,
+        &["uninstall", "flotilla", "--namespace", OPERATOR_NAMESPACE],
+    );
 }

@@ -73,7 +73,13 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
     assert!(
         can_i(
             &bed,
-            &["patch", "deployments.apps", "--subresource=scale", "-n", "default"]
+            &[
+                "patch",
+                "deployments.apps",
+                "--subresource=scale",
+                "-n",
+                "default"
+            ]
         ),
         "cannot scale deployments"
     );
@@ -125,9 +131,18 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
     .unwrap();
     let secret = bed.kubectl(
         "host",
-        &["get", "secret", &format!("{NAME}-kubeconfig"), "-n", OPERATOR_NAMESPACE],
+        &[
+            "get",
+            "secret",
+            &format!("{NAME}-kubeconfig"),
+            "-n",
+            OPERATOR_NAMESPACE,
+        ],
     );
-    assert!(!secret.status.success(), "the credentials Secret is still on the host");
+    assert!(
+        !secret.status.success(),
+        "the credentials Secret is still on the host"
+    );
     assert!(
         !bed.kubectl(
             "member3",
@@ -143,15 +158,24 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
         .success()
     );
     assert!(
-        !bed.kubectl("member3", &["get", "clusterrole", "flotilla:member:member3-second"])
-            .status
-            .success()
+        !bed.kubectl(
+            "member3",
+            &["get", "clusterrole", "flotilla:member:member3-second"]
+        )
+        .status
+        .success()
     );
     // The original registration of the same member is untouched.
     assert!(
         bed.kubectl(
             "member3",
-            &["get", "serviceaccount", "flotilla-member3", "-n", "flotilla-system"]
+            &[
+                "get",
+                "serviceaccount",
+                "flotilla-member3",
+                "-n",
+                "flotilla-system"
+            ]
         )
         .status
         .success()

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use flotilla_e2e::{OPERATOR_NAMESPACE, Operator, OperatorOptions, TestBed, eventually, metric_value};
+use flotilla_e2e::{
+    OPERATOR_NAMESPACE, Operator, OperatorOptions, TestBed, eventually, metric_value,
+};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
@@ -23,7 +25,9 @@ fn replica(bed: &TestBed, identity: &str) -> Operator {
 }
 
 fn leading(op: &Operator) -> bool {
-    op.get("/metrics").and_then(|m| metric_value(&m, "flotilla_leader")) == Some(1.0)
+    op.get("/metrics")
+        .and_then(|m| metric_value(&m, "flotilla_leader"))
+        == Some(1.0)
 }
 
 fn reconciles(op: &Operator) -> f64 {
@@ -98,7 +102,11 @@ async fn one_leader_writes_and_a_standby_takes_over_when_it_is_killed() {
     assert!(leading(&a) && !leading(&b), "exactly one leader");
     assert_eq!(lease_holder(&bed).await.as_deref(), Some("replica-a"));
     assert!(reconciles(&a) > 0.0, "the leader reconciles");
-    assert_eq!(reconciles(&b), 0.0, "the standby reconciled: it must not write");
+    assert_eq!(
+        reconciles(&b),
+        0.0,
+        "the standby reconciled: it must not write"
+    );
 
     let killed = Instant::now();
     a.kill();
@@ -142,7 +150,9 @@ async fn a_leader_that_loses_its_lease_stops_writing() {
     .await
     .unwrap();
     // Someone else takes the Lease (as a partitioned leader would find on its next renewal).
-    let now = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string();
     bed.kubectl_ok(
         "host",
         &[
@@ -173,6 +183,12 @@ async fn a_leader_that_loses_its_lease_stops_writing() {
     );
     bed.kubectl(
         "host",
-        &["delete", "lease", "flotilla-leader", "-n", OPERATOR_NAMESPACE],
+        &[
+            "delete",
+            "lease",
+            "flotilla-leader",
+            "-n",
+            OPERATOR_NAMESPACE,
+        ],
     );
 }

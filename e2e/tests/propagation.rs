@@ -91,7 +91,11 @@ fn condition<'a>(
     fi: &'a FederatedIngress,
     type_: &str,
 ) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    fi.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+    fi.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 /// The example, applied with kubectl: copies with the right overrides on the two preferred
@@ -127,19 +131,28 @@ async fn the_example_is_propagated_with_its_overrides() {
     let m1 = wait_copy(&bed, "member1", "payments", "payment-gateway").await;
     let m2 = wait_copy(&bed, "member2", "payments", "payment-gateway").await;
     assert_eq!(
-        m1.spec.as_ref().unwrap().rules.as_ref().unwrap()[0].host.as_deref(),
+        m1.spec.as_ref().unwrap().rules.as_ref().unwrap()[0]
+            .host
+            .as_deref(),
         Some("api.pay.example.com")
     );
     assert_eq!(
-        m2.spec.as_ref().unwrap().rules.as_ref().unwrap()[0].host.as_deref(),
+        m2.spec.as_ref().unwrap().rules.as_ref().unwrap()[0]
+            .host
+            .as_deref(),
         Some("api.eu-central.pay.example.com")
     );
     let labels = m1.metadata.labels.unwrap();
     assert_eq!(
-        labels.get("app.kubernetes.io/managed-by").map(String::as_str),
+        labels
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
         Some("flotilla")
     );
-    assert_eq!(labels.get("app").map(String::as_str), Some("payment-gateway"));
+    assert_eq!(
+        labels.get("app").map(String::as_str),
+        Some("payment-gateway")
+    );
 
     let fi = wait_status(&bed, "payments", "payment-gateway", "Ready", |fi| {
         condition(fi, "Ready")
@@ -158,11 +171,17 @@ async fn the_example_is_propagated_with_its_overrides() {
         members.items.len(),
         "a verdict for every cluster: {placement:?}"
     );
-    let m3 = placement.clusters.iter().find(|c| c.cluster == "member3").unwrap();
+    let m3 = placement
+        .clusters
+        .iter()
+        .find(|c| c.cluster == "member3")
+        .unwrap();
     assert_eq!(format!("{:?}", m3.verdict), "Standby");
     assert!(!m3.reason.is_empty());
     assert!(
-        copy(&bed, "member3", "payments", "payment-gateway").await.is_none(),
+        copy(&bed, "member3", "payments", "payment-gateway")
+            .await
+            .is_none(),
         "the fallback holds no copy"
     );
     let annotations = m1.metadata.annotations.unwrap();
@@ -207,7 +226,8 @@ async fn a_placement_change_moves_and_prunes() {
     wait_no_copy(&bed, "member1", &ns, "web").await;
 
     // A template change follows to every copy.
-    let changed = ingress(&ns, "web", tolerant, json!({})).replace("web.example.com", "www.example.com");
+    let changed =
+        ingress(&ns, "web", tolerant, json!({})).replace("web.example.com", "www.example.com");
     bed.apply("host", &changed);
     for member in ["member2", "member3"] {
         let client = bed.client(member).await;
@@ -227,7 +247,17 @@ async fn a_placement_change_moves_and_prunes() {
         .unwrap();
     }
 
-    bed.kubectl_ok("host", &["delete", "federatedingress", "web", "-n", &ns, "--wait=true"]);
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "federatedingress",
+            "web",
+            "-n",
+            &ns,
+            "--wait=true",
+        ],
+    );
     wait_no_copy(&bed, "member2", &ns, "web").await;
     wait_no_copy(&bed, "member3", &ns, "web").await;
 }
@@ -252,10 +282,19 @@ async fn orphan_policy_keeps_the_copies() {
     wait_copy(&bed, "member2", &ns, "keep").await;
     bed.kubectl_ok(
         "host",
-        &["delete", "federatedingress", "keep", "-n", &ns, "--wait=true"],
+        &[
+            "delete",
+            "federatedingress",
+            "keep",
+            "-n",
+            &ns,
+            "--wait=true",
+        ],
     );
     for member in ["member1", "member2"] {
-        let kept = copy(&bed, member, &ns, "keep").await.expect("orphaned copy kept");
+        let kept = copy(&bed, member, &ns, "keep")
+            .await
+            .expect("orphaned copy kept");
         let labels = kept.metadata.labels.unwrap_or_default();
         assert!(
             !labels.contains_key("app.kubernetes.io/managed-by"),
@@ -290,16 +329,29 @@ async fn a_foreign_ingress_is_not_touched() {
 
     bed.apply(
         "host",
-        &ingress(&ns, "shop", json!({"clusters": ["member1", "member2"]}), json!({})),
+        &ingress(
+            &ns,
+            "shop",
+            json!({"clusters": ["member1", "member2"]}),
+            json!({}),
+        ),
     );
     wait_copy(&bed, "member2", &ns, "shop").await;
     let fi = wait_status(&bed, &ns, "shop", "conflict reported", |fi| {
-        let entry = fi.status.as_ref()?.clusters.iter().find(|c| c.cluster == "member1")?;
+        let entry = fi
+            .status
+            .as_ref()?
+            .clusters
+            .iter()
+            .find(|c| c.cluster == "member1")?;
         (format!("{:?}", entry.state) == "Conflict").then(|| fi.clone())
     })
     .await;
     let ready = condition(&fi, "Ready").unwrap();
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Conflict"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Conflict")
+    );
     let untouched = copy(&bed, "member1", &ns, "shop").await.unwrap();
     assert_eq!(
         untouched.spec.unwrap().rules.unwrap()[0].host.as_deref(),
@@ -335,7 +387,14 @@ async fn a_foreign_ingress_is_not_touched() {
     .unwrap();
     bed.kubectl_ok(
         "host",
-        &["delete", "federatedingress", "shop", "-n", &ns, "--wait=true"],
+        &[
+            "delete",
+            "federatedingress",
+            "shop",
+            "-n",
+            &ns,
+            "--wait=true",
+        ],
     );
 }
 
@@ -350,11 +409,21 @@ async fn an_override_that_does_not_apply_is_reported_per_cluster() {
         {"op": "replace", "path": "/spec/rules/7/host", "value": "nope.example.com"}]}]});
     bed.apply(
         "host",
-        &ingress(&ns, "api", json!({"clusters": ["member1", "member2"]}), overrides),
+        &ingress(
+            &ns,
+            "api",
+            json!({"clusters": ["member1", "member2"]}),
+            overrides,
+        ),
     );
     wait_copy(&bed, "member1", &ns, "api").await;
     let fi = wait_status(&bed, &ns, "api", "override failure reported", |fi| {
-        let entry = fi.status.as_ref()?.clusters.iter().find(|c| c.cluster == "member2")?;
+        let entry = fi
+            .status
+            .as_ref()?
+            .clusters
+            .iter()
+            .find(|c| c.cluster == "member2")?;
         (format!("{:?}", entry.state) == "Failed").then(|| fi.clone())
     })
     .await;
@@ -376,7 +445,17 @@ async fn an_override_that_does_not_apply_is_reported_per_cluster() {
     );
     assert_eq!(condition(&fi, "Ready").unwrap().reason, "InvalidOverride");
     assert!(copy(&bed, "member2", &ns, "api").await.is_none());
-    bed.kubectl_ok("host", &["delete", "federatedingress", "api", "-n", &ns, "--wait=true"]);
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "federatedingress",
+            "api",
+            "-n",
+            &ns,
+            "--wait=true",
+        ],
+    );
 }
 
 /// Bad credentials give the MemberCluster a condition with a clear reason; other members are
@@ -389,7 +468,13 @@ async fn bad_credentials_are_reported_on_the_member() {
     // A previous failed run may have left these behind.
     bed.kubectl(
         "host",
-        &["delete", "membercluster", "broken", "--ignore-not-found", "--wait=true"],
+        &[
+            "delete",
+            "membercluster",
+            "broken",
+            "--ignore-not-found",
+            "--wait=true",
+        ],
     );
     bed.kubectl(
         "host",
@@ -435,8 +520,13 @@ async fn bad_credentials_are_reported_on_the_member() {
     reason_of(api.clone(), "InvalidKubeconfig").await;
 
     // A kubeconfig whose token the member does not accept.
-    let good = std::fs::read_to_string(flotilla_e2e::repo_root().join("e2e/.state/member1.kubeconfig")).unwrap();
-    let token_line = good.lines().find(|l| l.trim_start().starts_with("token:")).unwrap();
+    let good =
+        std::fs::read_to_string(flotilla_e2e::repo_root().join("e2e/.state/member1.kubeconfig"))
+            .unwrap();
+    let token_line = good
+        .lines()
+        .find(|l| l.trim_start().starts_with("token:"))
+        .unwrap();
     let bad = good.replace(token_line, "    token: not-a-valid-token");
     let secret = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "broken-kubeconfig", "namespace": flotilla_e2e::OPERATOR_NAMESPACE},
@@ -458,7 +548,10 @@ async fn bad_credentials_are_reported_on_the_member() {
             "{name} affected by another member's bad credentials"
         );
     }
-    bed.kubectl_ok("host", &["delete", "membercluster", "broken", "--wait=true"]);
+    bed.kubectl_ok(
+        "host",
+        &["delete", "membercluster", "broken", "--wait=true"],
+    );
     bed.kubectl_ok(
         "host",
         &[

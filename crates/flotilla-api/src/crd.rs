@@ -15,7 +15,11 @@ pub struct CrdFile {
 impl CrdFile {
     fn of<K: CustomResourceExt>() -> Self {
         let crd = K::crd();
-        let name = crd.metadata.name.clone().unwrap_or_else(|| K::crd_name().to_string());
+        let name = crd
+            .metadata
+            .name
+            .clone()
+            .unwrap_or_else(|| K::crd_name().to_string());
         Self {
             file_name: format!("{name}.yaml"),
             crd,

@@ -35,9 +35,22 @@ use crate::policies::{AdoptionPolicy, DeletionPolicy, DriftPolicy};
         type_ = "string",
         json_path = r#".status.conditions[?(@.type=="Ready")].reason"#
     ),
-    printcolumn(name = "Clusters", type_ = "string", json_path = ".status.placement.selected"),
-    printcolumn(name = "Drift", type_ = "string", json_path = ".spec.drift.mode", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Clusters",
+        type_ = "string",
+        json_path = ".status.placement.selected"
+    ),
+    printcolumn(
+        name = "Drift",
+        type_ = "string",
+        json_path = ".spec.drift.mode",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FederatedIngressSpec {

@@ -18,8 +18,8 @@ fn documents() -> Vec<(String, Value)> {
     paths.sort();
     for path in paths {
         let text = std::fs::read_to_string(&path).expect("readable example");
-        let values: Vec<Value> =
-            serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{}: invalid YAML: {e}", path.display()));
+        let values: Vec<Value> = serde_saphyr::from_multiple(&text)
+            .unwrap_or_else(|e| panic!("{}: invalid YAML: {e}", path.display()));
         docs.extend(values.into_iter().map(|v| (path.display().to_string(), v)));
     }
     docs
@@ -54,9 +54,18 @@ fn defaults_fill_unset_fields() {
         "spec": {"template": {"spec": {}}}
     }))
     .expect("minimal FederatedIngress");
-    assert_eq!(fi.spec.drift.mode, flotilla_api::policies::DriftMode::ReportOnly);
-    assert_eq!(fi.spec.adoption, flotilla_api::policies::AdoptionPolicy::Never);
-    assert_eq!(fi.spec.deletion, flotilla_api::policies::DeletionPolicy::Delete);
+    assert_eq!(
+        fi.spec.drift.mode,
+        flotilla_api::policies::DriftMode::ReportOnly
+    );
+    assert_eq!(
+        fi.spec.adoption,
+        flotilla_api::policies::AdoptionPolicy::Never
+    );
+    assert_eq!(
+        fi.spec.deletion,
+        flotilla_api::policies::DeletionPolicy::Delete
+    );
     assert_eq!(fi.spec.placement.failback.stabilization_seconds, 60);
 
     let mc: MemberCluster = serde_json::from_value(serde_json::json!({
@@ -86,6 +95,13 @@ fn integer_quantities_are_accepted() {
         }
     }))
     .expect("numeric quantity");
-    let target = &sp.spec.metrics[0].external.as_ref().expect("external").target;
-    assert_eq!(target.average_value.as_ref().map(|q| q.0.as_str()), Some("5000"));
+    let target = &sp.spec.metrics[0]
+        .external
+        .as_ref()
+        .expect("external")
+        .target;
+    assert_eq!(
+        target.average_value.as_ref().map(|q| q.0.as_str()),
+        Some("5000")
+    );
 }

@@ -8,7 +8,8 @@ fn undocumented(path: &str, schema: &Value, out: &mut Vec<String>) {
         for (name, prop) in props {
             let here = format!("{path}.{name}");
             // apiVersion/kind/metadata are the standard envelope; the API server documents them.
-            let envelope = path.is_empty() && matches!(name.as_str(), "apiVersion" | "kind" | "metadata");
+            let envelope =
+                path.is_empty() && matches!(name.as_str(), "apiVersion" | "kind" | "metadata");
             if !envelope && prop.get("description").is_none() {
                 out.push(here.clone());
             }
@@ -25,7 +26,10 @@ fn undocumented(path: &str, schema: &Value, out: &mut Vec<String>) {
 
 fn schema_of(file: &flotilla_api::CrdFile) -> Value {
     let version = &file.crd.spec.versions[0];
-    let schema = version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref());
+    let schema = version
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref());
     serde_json::to_value(schema).expect("schema serializes")
 }
 
@@ -51,10 +55,19 @@ fn kinds_have_short_names_category_and_status() {
             "{}",
             file.file_name
         );
-        assert_eq!(names.categories.as_deref(), Some(&["flotilla".to_string()][..]));
+        assert_eq!(
+            names.categories.as_deref(),
+            Some(&["flotilla".to_string()][..])
+        );
         let version = &file.crd.spec.versions[0];
         assert!(version.served && version.storage);
-        assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some()
+        );
         assert!(
             version
                 .additional_printer_columns
@@ -74,7 +87,11 @@ fn schemas_are_structural_enough_for_kubernetes_1_20() {
             "{}: CEL rules",
             file.file_name
         );
-        assert!(!text.contains("\"$ref\""), "{}: unresolved $ref", file.file_name);
+        assert!(
+            !text.contains("\"$ref\""),
+            "{}: unresolved $ref",
+            file.file_name
+        );
     }
 }
 

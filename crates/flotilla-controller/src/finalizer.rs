@@ -42,7 +42,11 @@ where
     patch_finalizers(api, obj, finalizers).await
 }
 
-async fn patch_finalizers<K>(api: &Api<K>, obj: &K, finalizers: Vec<String>) -> Result<K, kube::Error>
+async fn patch_finalizers<K>(
+    api: &Api<K>,
+    obj: &K,
+    finalizers: Vec<String>,
+) -> Result<K, kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -54,5 +58,6 @@ where
             "resourceVersion": obj.meta().resource_version,
         }
     });
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
 }

@@ -55,7 +55,11 @@ impl Metrics {
             propagation_duration: Family::new_with_constructor(latency_histogram),
             registry: Arc::new(Registry::default()),
         };
-        registry.register("reconciles", "Reconciles run, per controller", m.reconciles.clone());
+        registry.register(
+            "reconciles",
+            "Reconciles run, per controller",
+            m.reconciles.clone(),
+        );
         registry.register(
             "reconcile_errors",
             "Reconciles that failed, per controller and error",
@@ -131,9 +135,14 @@ impl Metrics {
 
     pub fn member_health(&self, cluster: &str, ready: bool, to_state: &'static str) {
         let labels = vec![("cluster", cluster.to_string())];
-        self.member_ready.get_or_create(&labels).set(i64::from(ready));
+        self.member_ready
+            .get_or_create(&labels)
+            .set(i64::from(ready));
         self.member_transitions
-            .get_or_create(&vec![("cluster", cluster.to_string()), ("state", to_state.to_string())])
+            .get_or_create(&vec![
+                ("cluster", cluster.to_string()),
+                ("state", to_state.to_string()),
+            ])
             .inc();
     }
 
@@ -156,7 +165,9 @@ impl Metrics {
     }
 
     pub fn failed_over(&self, kind: &'static str) {
-        self.failovers.get_or_create(&vec![("kind", kind.to_string())]).inc();
+        self.failovers
+            .get_or_create(&vec![("kind", kind.to_string())])
+            .inc();
     }
 
     pub fn drift(&self, kind: &'static str, corrected: bool) {
@@ -197,9 +208,9 @@ mod tests {
             text.contains(r#"flotilla_reconciles_total{controller="federatedingress"} 1"#),
             "{text}"
         );
-        assert!(
-            text.contains(r#"flotilla_reconcile_errors_total{controller="federatedingress",error="member_api"} 1"#)
-        );
+        assert!(text.contains(
+            r#"flotilla_reconcile_errors_total{controller="federatedingress",error="member_api"} 1"#
+        ));
         assert!(text.contains(r#"flotilla_member_ready{cluster="member1"} 1"#));
     }
 }

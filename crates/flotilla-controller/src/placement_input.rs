@@ -28,11 +28,12 @@ pub fn selector(field: &str, s: &ApiSelector) -> Result<engine::LabelSelector, S
                 ));
             }
         };
-        out.match_expressions.push(engine::LabelSelectorRequirement {
-            key: e.key.clone(),
-            operator,
-            values: e.values.clone().unwrap_or_default(),
-        });
+        out.match_expressions
+            .push(engine::LabelSelectorRequirement {
+                key: e.key.clone(),
+                operator,
+                values: e.values.clone().unwrap_or_default(),
+            });
     }
     Ok(out)
 }
@@ -59,7 +60,12 @@ pub fn placement_spec(p: &api::Placement) -> Result<engine::PlacementSpec, Strin
             cluster_selector: g
                 .cluster_selector
                 .as_ref()
-                .map(|s| selector(&format!("placement.failoverPriority[{i}].clusterSelector"), s))
+                .map(|s| {
+                    selector(
+                        &format!("placement.failoverPriority[{i}].clusterSelector"),
+                        s,
+                    )
+                })
                 .transpose()?,
         });
     }
@@ -72,7 +78,13 @@ pub fn placement_spec(p: &api::Placement) -> Result<engine::PlacementSpec, Strin
                 .constraints
                 .spread
                 .iter()
-                .map(|s| engine::SpreadConstraint::new(s.topology_key.clone(), s.max_per_group, s.min_groups))
+                .map(|s| {
+                    engine::SpreadConstraint::new(
+                        s.topology_key.clone(),
+                        s.max_per_group,
+                        s.min_groups,
+                    )
+                })
                 .collect(),
             tolerations: p
                 .constraints
@@ -258,9 +270,11 @@ pub fn next_failback(
         .filter(|c| c.reason == engine::Reason::FailbackPending)
         .filter_map(|c| inventory.iter().find(|i| i.name == c.name))
         .map(|i| {
-            i.health.since.saturating_add(std::time::Duration::from_secs(u64::from(
-                failback.stabilization_seconds,
-            )))
+            i.health
+                .since
+                .saturating_add(std::time::Duration::from_secs(u64::from(
+                    failback.stabilization_seconds,
+                )))
         })
         .min()
 }

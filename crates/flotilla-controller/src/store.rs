@@ -12,7 +12,9 @@ where
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
     loop {
-        if let Ok(Ok(())) = tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready()).await {
+        if let Ok(Ok(())) =
+            tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready()).await
+        {
             return;
         }
     }

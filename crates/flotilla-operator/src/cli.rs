@@ -165,19 +165,35 @@ mod tests {
 
     #[test]
     fn bad_values_are_rejected_with_the_flag_named() {
-        let err = Cli::try_parse_from(["flotilla", "run", "--metrics-addr", "nope"]).expect_err("bad addr");
+        let err = Cli::try_parse_from(["flotilla", "run", "--metrics-addr", "nope"])
+            .expect_err("bad addr");
         assert!(err.to_string().contains("--metrics-addr"), "{err}");
-        let err = Cli::try_parse_from(["flotilla", "run", "--lease-duration-seconds", "1"]).expect_err("too short");
-        assert!(err.to_string().contains("--lease-duration-seconds"), "{err}");
-        let err = Cli::try_parse_from(["flotilla", "join", "m1", "--member-context", "c", "--label", "novalue"])
-            .expect_err("bad label");
+        let err = Cli::try_parse_from(["flotilla", "run", "--lease-duration-seconds", "1"])
+            .expect_err("too short");
+        assert!(
+            err.to_string().contains("--lease-duration-seconds"),
+            "{err}"
+        );
+        let err = Cli::try_parse_from([
+            "flotilla",
+            "join",
+            "m1",
+            "--member-context",
+            "c",
+            "--label",
+            "novalue",
+        ])
+        .expect_err("bad label");
         assert!(err.to_string().contains("key=value"), "{err}");
     }
 
     #[test]
     fn leader_election_can_be_turned_off() {
-        let cli = Cli::try_parse_from(["flotilla", "run", "--leader-elect", "false"]).expect("parses");
-        let Command::Run(args) = cli.command else { panic!("run") };
+        let cli =
+            Cli::try_parse_from(["flotilla", "run", "--leader-elect", "false"]).expect("parses");
+        let Command::Run(args) = cli.command else {
+            panic!("run")
+        };
         assert!(!args.leader_elect);
     }
 }

@@ -30,7 +30,12 @@ struct AppState {
 }
 
 /// Serves until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Metrics, health: Health, log_level: LogLevel) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Metrics,
+    health: Health,
+    log_level: LogLevel,
+) {
     let app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok" }))
@@ -79,7 +84,10 @@ async fn set_log_level(State(state): State<AppState>, body: String) -> impl Into
     match state.log_level.set(body.trim()) {
         Ok(()) => {
             tracing::info!(filter = body.trim(), "log level changed");
-            (StatusCode::OK, format!("log filter set to {}\n", body.trim()))
+            (
+                StatusCode::OK,
+                format!("log filter set to {}\n", body.trim()),
+            )
         }
         Err(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")),
     }

@@ -61,8 +61,12 @@ pub fn member_rules() -> Value {
 }
 
 pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
-    let (member, member_config, server) =
-        member_client(&args.host, args.member_kubeconfig.as_deref(), &args.member_context).await?;
+    let (member, member_config, server) = member_client(
+        &args.host,
+        args.member_kubeconfig.as_deref(),
+        &args.member_context,
+    )
+    .await?;
     let server = args.member_server.clone().unwrap_or(server);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let labels = json!({MANAGED_BY: MANAGED_BY_VALUE});
@@ -139,7 +143,16 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
 
     // On the host.
     let host = host_client(&args.host).await?;
-    apply(&host, "v1", "Namespace", None, &args.namespace, json!({}), &params).await?;
+    apply(
+        &host,
+        "v1",
+        "Namespace",
+        None,
+        &args.namespace,
+        json!({}),
+        &params,
+    )
+    .await?;
     let secret_name = format!("{}-kubeconfig", args.name);
     apply(
         &host,
@@ -197,7 +210,12 @@ pub async fn unjoin(args: UnjoinArgs) -> anyhow::Result<()> {
         &format!("{}-kubeconfig", args.name),
     )
     .await?;
-    let (member, _, _) = member_client(&args.host, args.member_kubeconfig.as_deref(), &args.member_context).await?;
+    let (member, _, _) = member_client(
+        &args.host,
+        args.member_kubeconfig.as_deref(),
+        &args.member_context,
+    )
+    .await?;
     let names = MemberNames::of(&args.name);
     delete(
         &member,
@@ -215,7 +233,14 @@ pub async fn unjoin(args: UnjoinArgs) -> anyhow::Result<()> {
         &names.cluster_role,
     )
     .await?;
-    delete(&member, "v1", "Secret", Some(MEMBER_NAMESPACE), &names.token_secret).await?;
+    delete(
+        &member,
+        "v1",
+        "Secret",
+        Some(MEMBER_NAMESPACE),
+        &names.token_secret,
+    )
+    .await?;
     delete(
         &member,
         "v1",
@@ -251,7 +276,11 @@ async fn member_client(
     let client_config = kube::Config::from_custom_kubeconfig(config.clone(), &options)
         .await
         .with_context(|| format!("context {context:?}"))?;
-    let server = client_config.cluster_url.to_string().trim_end_matches('/').to_string();
+    let server = client_config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
     let client = Client::try_from(client_config)?;
     let named = config
         .contexts
@@ -260,7 +289,11 @@ async fn member_client(
         .and_then(|c| c.context.clone());
     let cluster_name = named.map(|c| c.cluster).unwrap_or_default();
     let only_cluster = Kubeconfig {
-        clusters: config.clusters.into_iter().filter(|c| c.name == cluster_name).collect(),
+        clusters: config
+            .clusters
+            .into_iter()
+            .filter(|c| c.name == cluster_name)
+            .collect(),
         ..Kubeconfig::default()
     };
     Ok((client, only_cluster, server))
@@ -277,7 +310,10 @@ fn cluster_ca(config: &Kubeconfig) -> Option<Vec<u8>> {
         .and_then(|p| std::fs::read(p).ok())
 }
 
-async fn wait_for_token(member: &Client, names: &MemberNames) -> anyhow::Result<(String, Option<Vec<u8>>)> {
+async fn wait_for_token(
+    member: &Client,
+    names: &MemberNames,
+) -> anyhow::Result<(String, Option<Vec<u8>>)> {
     let api: Api<Secret> = Api::namespaced(member.clone(), MEMBER_NAMESPACE);
     let start = Instant::now();
     loop {
@@ -317,7 +353,9 @@ async fn apply(
     if let (Value::Object(target), Value::Object(extra)) = (&mut object, body) {
         for (k, v) in extra {
             if k == "metadata" {
-                if let (Some(Value::Object(meta)), Value::Object(more)) = (target.get_mut("metadata"), v) {
+                if let (Some(Value::Object(meta)), Value::Object(more)) =
+                    (target.get_mut("metadata"), v)
+                {
                     meta.extend(more);
                 }
             } else {
@@ -350,14 +388,22 @@ async fn delete(
     }
 }
 
-fn dynamic(client: &Client, api_version: &str, kind: &str, namespace: Option<&str>) -> (Api<DynamicObject>, Value) {
+fn dynamic(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+) -> (Api<DynamicObject>, Value) {
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
     let api = match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
         None => Api::all_with(client.clone(), &resource),
     };
-    (api, json!({"apiVersion": api_version, "kind": kind, "metadata": {}}))
+    (
+        api,
+        json!({"apiVersion": api_version, "kind": kind, "metadata": {}}),
+    )
 }
 
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -365,7 +411,11 @@ const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 fn encode_base64(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -382,7 +432,10 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let mut buffer = 0u32;
     let mut bits = 0;
-    for c in text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
         let value = u32::try_from(BASE64.iter().position(|&b| b == c)?).ok()?;
         buffer = (buffer << 6) | value;
         bits += 6;
@@ -400,7 +453,14 @@ mod tests {
 
     #[test]
     fn base64_round_trips() {
-        for input in [&b""[..], b"f", b"fo", b"foo", b"foob", b"-----BEGIN CERTIFICATE-----\n"] {
+        for input in [
+            &b""[..],
+            b"f",
+            b"fo",
+            b"foo",
+            b"foob",
+            b"-----BEGIN CERTIFICATE-----\n",
+        ] {
             assert_eq!(decode_base64(&encode_base64(input)).as_deref(), Some(input));
         }
         assert_eq!(encode_base64(b"foobar"), "Zm9vYmFy");

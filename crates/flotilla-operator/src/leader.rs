@@ -29,7 +29,13 @@ struct Observed {
 }
 
 impl LeaderElection {
-    pub fn new(client: Client, namespace: &str, name: &str, identity: String, duration: Duration) -> Self {
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        name: &str,
+        identity: String,
+        duration: Duration,
+    ) -> Self {
         Self {
             api: Api::namespaced(client, namespace),
             name: name.to_string(),
@@ -103,9 +109,15 @@ impl LeaderElection {
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(Timestamp::now()));
-        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => tracing::info!(lease = %self.name, "leader election: released the Lease"),
-            Err(e) => tracing::warn!(lease = %self.name, error = %e, "leader election: could not release the Lease"),
+            Err(e) => {
+                tracing::warn!(lease = %self.name, error = %e, "leader election: could not release the Lease")
+            }
         }
     }
 
@@ -154,7 +166,11 @@ impl LeaderElection {
                 .and_then(|s| u64::try_from(s).ok())
                 .map(Duration::from_secs)
                 .unwrap_or(self.duration);
-            let unchanged_for = self.observed.as_ref().map(|o| o.since.elapsed()).unwrap_or_default();
+            let unchanged_for = self
+                .observed
+                .as_ref()
+                .map(|o| o.since.elapsed())
+                .unwrap_or_default();
             if unchanged_for < their_duration {
                 tracing::trace!(holder = %other, "leader election: held by another replica");
                 return Ok(false);
@@ -169,7 +185,11 @@ impl LeaderElection {
         spec.lease_duration_seconds = Some(seconds);
         spec.renew_time = Some(now);
         // replace() sends the resourceVersion we read: a concurrent writer makes this a 409.
-        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
             Err(e) => Err(e),

@@ -41,10 +41,14 @@ pub async fn preview(args: PreviewArgs) -> anyhow::Result<()> {
         .iter()
         .map(member_from_object)
         .collect();
-    let spec = placement_spec(&subject.placement).map_err(|e| anyhow::anyhow!("invalid {}: {e}", subject.kind))?;
+    let spec = placement_spec(&subject.placement)
+        .map_err(|e| anyhow::anyhow!("invalid {}: {e}", subject.kind))?;
     let clusters = inventory(&members);
     let previous = previous(subject.previous.as_ref());
-    let request = subject.replicas.as_ref().map(|(d, total)| replica_request(d, *total));
+    let request = subject
+        .replicas
+        .as_ref()
+        .map(|(d, total)| replica_request(d, *total));
     let decision = decide(&DecisionInput {
         spec: &spec,
         clusters: &clusters,
@@ -77,7 +81,12 @@ fn read_document(path: &std::path::Path) -> anyhow::Result<Value> {
     };
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).context("parsing YAML")?;
     docs.into_iter()
-        .find(|d| matches!(d["kind"].as_str(), Some("FederatedIngress" | "ScalingPolicy")))
+        .find(|d| {
+            matches!(
+                d["kind"].as_str(),
+                Some("FederatedIngress" | "ScalingPolicy")
+            )
+        })
         .context("no FederatedIngress or ScalingPolicy in the input")
 }
 
@@ -93,7 +102,12 @@ fn from_document(doc: Value) -> anyhow::Result<Subject> {
     }
 }
 
-async fn from_host(client: &kube::Client, kind: &str, name: &str, namespace: &str) -> anyhow::Result<Subject> {
+async fn from_host(
+    client: &kube::Client,
+    kind: &str,
+    name: &str,
+    namespace: &str,
+) -> anyhow::Result<Subject> {
     match kind.to_ascii_lowercase().as_str() {
         "federatedingress" | "federatedingresses" | "fing" => {
             let fi = Api::<FederatedIngress>::namespaced(client.clone(), namespace)

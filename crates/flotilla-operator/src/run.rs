@@ -45,7 +45,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .with_context(|| format!("cannot listen on {} (--metrics-addr)", args.metrics_addr))?;
-    tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), log_level));
+    tokio::spawn(http::serve(
+        listener,
+        metrics.clone(),
+        health.clone(),
+        log_level,
+    ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -74,7 +79,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(identity = %identity, "leading: starting controllers");
 
     let ctx = Arc::new(Context::new(client, namespace, identity, metrics));
-    let members = tokio::spawn(member_controller::run(ctx.clone(), stopped(stop_rx.clone())));
+    let members = tokio::spawn(member_controller::run(
+        ctx.clone(),
+        stopped(stop_rx.clone()),
+    ));
     let (store, ingresses) = ingress_controller::controller(ctx.clone(), stopped(stop_rx.clone()));
     let ingresses = tokio::spawn(ingresses);
     let sweeper = tokio::spawn(sweeper::run(ctx.clone(), store));
@@ -119,7 +127,9 @@ pub async fn host_client(host: &HostArgs) -> anyhow::Result<Client> {
             .context("no host cluster: not in a pod, and no usable $KUBECONFIG (or pass --kubeconfig/--context)");
     }
     let kubeconfig = match &host.kubeconfig {
-        Some(path) => Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?,
+        Some(path) => {
+            Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?
+        }
         None => Kubeconfig::read().context("reading $KUBECONFIG")?,
     };
     let options = KubeConfigOptions {
@@ -140,7 +150,9 @@ fn default_identity() -> String {
 }
 
 /// Resolves once a stop has been requested. Send + Sync, as the controllers' shutdown needs.
-fn stopped(mut rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+fn stopped(
+    mut rx: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -155,13 +167,14 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -14,8 +14,11 @@ pub struct LogLevel {
 impl LogLevel {
     /// Sets a new filter (same syntax as RUST_LOG, e.g. `info,flotilla_controller=debug`).
     pub fn set(&self, directives: &str) -> Result<(), String> {
-        let filter = EnvFilter::try_new(directives).map_err(|e| format!("invalid filter {directives:?}: {e}"))?;
-        self.handle.modify(|f| *f = filter).map_err(|e| e.to_string())
+        let filter = EnvFilter::try_new(directives)
+            .map_err(|e| format!("invalid filter {directives:?}: {e}"))?;
+        self.handle
+            .modify(|f| *f = filter)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -25,7 +28,9 @@ pub fn init(format: LogFormat) -> LogLevel {
     let (filter, handle) = reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Json => registry.with(fmt::layer().json().with_writer(std::io::stderr)).init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .init(),
         LogFormat::Text => {
             use std::io::IsTerminal;
             let ansi = std::io::stderr().is_terminal();

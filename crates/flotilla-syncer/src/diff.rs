@@ -20,11 +20,23 @@ pub struct FieldDiff {
 /// `ignore` lists JSON pointers whose subtrees are skipped.
 pub fn diff_owned_fields(desired: &Value, observed: &Value, ignore: &[String]) -> Vec<FieldDiff> {
     let mut out = Vec::new();
-    walk(desired, Some(observed), &mut String::new(), ignore, &mut out);
+    walk(
+        desired,
+        Some(observed),
+        &mut String::new(),
+        ignore,
+        &mut out,
+    );
     out
 }
 
-fn walk(desired: &Value, observed: Option<&Value>, path: &mut String, ignore: &[String], out: &mut Vec<FieldDiff>) {
+fn walk(
+    desired: &Value,
+    observed: Option<&Value>,
+    path: &mut String,
+    ignore: &[String],
+    out: &mut Vec<FieldDiff>,
+) {
     if ignore.iter().any(|i| i == path) {
         return;
     }
@@ -48,7 +60,11 @@ fn walk(desired: &Value, observed: Option<&Value>, path: &mut String, ignore: &[
             }
         }
         (want, have) if !equal(want, have) => out.push(FieldDiff {
-            path: if path.is_empty() { "/".into() } else { path.clone() },
+            path: if path.is_empty() {
+                "/".into()
+            } else {
+                path.clone()
+            },
             desired: want.clone(),
             observed: have.cloned(),
         }),
@@ -124,7 +140,11 @@ mod tests {
     fn ignored_paths_are_skipped() {
         let desired = json!({"metadata": {"annotations": {"a": "1", "b": "2"}}});
         let observed = json!({"metadata": {"annotations": {"a": "x", "b": "y"}}});
-        let d = diff_owned_fields(&desired, &observed, &["/metadata/annotations/a".to_string()]);
+        let d = diff_owned_fields(
+            &desired,
+            &observed,
+            &["/metadata/annotations/a".to_string()],
+        );
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].path, "/metadata/annotations/b");
     }

@@ -139,7 +139,10 @@ mod tests {
         };
         let s = drift_status(&input(&d, Some(&d), Some(&previous), at(9))).expect("counters kept");
         assert!(s.fields.is_empty() && !s.copy_deleted);
-        assert_eq!((s.corrections, s.last_correction_time), (Some(2), Some(at(5))));
+        assert_eq!(
+            (s.corrections, s.last_correction_time),
+            (Some(2), Some(at(5)))
+        );
     }
 
     #[test]

@@ -76,7 +76,11 @@ mod tests {
     fn the_most_specific_then_latest_owner_wins() {
         let entries = vec![
             entry("a", 9, json!({"f:metadata": {}})),
-            entry("b", 1, json!({"f:metadata": {"f:annotations": {"f:team": {}}}})),
+            entry(
+                "b",
+                1,
+                json!({"f:metadata": {"f:annotations": {"f:team": {}}}}),
+            ),
         ];
         assert_eq!(
             manager_of(&entries, "/metadata/annotations/team", "flotilla").as_deref(),
@@ -92,7 +96,12 @@ mod tests {
             json!({"f:metadata": {"f:labels": {"f:app.kubernetes.io/name": {}}}}),
         )];
         assert_eq!(
-            manager_of(&entries, "/metadata/labels/app.kubernetes.io~1name", "flotilla").as_deref(),
+            manager_of(
+                &entries,
+                "/metadata/labels/app.kubernetes.io~1name",
+                "flotilla"
+            )
+            .as_deref(),
             Some("ed")
         );
     }

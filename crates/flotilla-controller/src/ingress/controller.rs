@@ -33,7 +33,9 @@ use crate::conditions::{NewCondition, set_condition};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::finalizer;
-use crate::placement_input::{any_unknown, inventory, next_failback, placement_spec, previous, timestamp, to_status};
+use crate::placement_input::{
+    any_unknown, inventory, next_failback, placement_spec, previous, timestamp, to_status,
+};
 
 pub const CONTROLLER: &str = "federatedingress";
 
@@ -80,7 +82,11 @@ async fn apply(
     let fi = if finalizer::has_finalizer(fi.as_ref()) {
         fi
     } else {
-        Arc::new(finalizer::add(api, fi.as_ref()).await.map_err(Error::HostApi)?)
+        Arc::new(
+            finalizer::add(api, fi.as_ref())
+                .await
+                .map_err(Error::HostApi)?,
+        )
     };
     let previous_status = fi.status.as_ref();
 
@@ -122,23 +128,42 @@ async fn apply(
             .map(|e| e.cluster.clone())
     }));
     stale.retain(|c| !decision.selected.contains(c));
-    let pruned = futures::future::join_all(stale.iter().map(|cluster| prune_from(ctx, origin, cluster)));
+    let pruned =
+        futures::future::join_all(stale.iter().map(|cluster| prune_from(ctx, origin, cluster)));
     let propagation = Instant::now();
     let (applied, pruned) = futures::join!(applied, pruned);
     ctx.metrics.propagated(CONTROLLER, propagation.elapsed());
-    let results: Vec<Observed> = applied.into_iter().chain(pruned.into_iter().flatten()).collect();
+    let results: Vec<Observed> = applied
+        .into_iter()
+        .chain(pruned.into_iter().flatten())
+        .collect();
 
     // Status, written only when it changed.
     let placement = to_status(&decision);
-    report_placement_change(ctx, &fi, previous_status.and_then(|s| s.placement.as_ref()), &placement).await;
-    let new_status = status::build(previous_status, fi.metadata.generation, placement, &results, Time(now));
+    report_placement_change(
+        ctx,
+        &fi,
+        previous_status.and_then(|s| s.placement.as_ref()),
+        &placement,
+    )
+    .await;
+    let new_status = status::build(
+        previous_status,
+        fi.metadata.generation,
+        placement,
+        &results,
+        Time(now),
+    );
     if previous_status.map(status::controller_part).as_ref() != Some(&new_status) {
         write_status(api, &origin.name, &new_status).await?;
     }
 
-    let retry = results
-        .iter()
-        .any(|o| matches!(o.result, ClusterResult::Failed(_) | ClusterResult::PruneFailed(_)));
+    let retry = results.iter().any(|o| {
+        matches!(
+            o.result,
+            ClusterResult::Failed(_) | ClusterResult::PruneFailed(_)
+        )
+    });
     Ok(if retry {
         Action::requeue(RETRY)
     } else if let Some(due) = next_failback(&decision, &inventory, &fi.spec.placement.failback) {
@@ -163,7 +188,8 @@ async fn apply_to(
     // A copy kept while its member was unreachable counts too: coming back is no reason to
     // overwrite it.
     let up_to_date = entry.is_some_and(|e| {
-        matches!(e.state, CopyState::Applied | CopyState::Unreachable) && e.applied_generation == fi.metadata.generation
+        matches!(e.state, CopyState::Applied | CopyState::Unreachable)
+            && e.applied_generation == fi.metadata.generation
     });
     if up_to_date && fi.spec.drift.mode == DriftMode::ReportOnly {
         return Observed {
@@ -185,7 +211,9 @@ async fn apply_to(
                 // The member's watch sees Flotilla's copy, or status records that Flotilla
                 // applied it: skip the ownership read.
                 let known_ours = state.copies.has_copy(cluster, origin)
-                    || entry.is_some_and(|e| e.applied_generation.is_some() && e.state != CopyState::Conflict);
+                    || entry.is_some_and(|e| {
+                        e.applied_generation.is_some() && e.state != CopyState::Conflict
+                    });
                 match apply_copy(&client, origin, &desired, fi.spec.adoption, known_ours).await {
                     ApplyOutcome::Applied { .. } => ClusterResult::Applied,
                     ApplyOutcome::Conflict(m) => ClusterResult::Conflict(m),
@@ -217,7 +245,9 @@ async fn prune_from(ctx: &Context, origin: &Origin, cluster: &str) -> Option<Obs
         return None;
     };
     let Some(client) = member.ready_client() else {
-        return observed(ClusterResult::Unreachable { still_placed: false });
+        return observed(ClusterResult::Unreachable {
+            still_placed: false,
+        });
     };
     match delete_copy(client, origin).await {
         RemoveOutcome::Done | RemoveOutcome::NotOurs => None,
@@ -228,12 +258,18 @@ async fn prune_from(ctx: &Context, origin: &Origin, cluster: &str) -> Option<Obs
 /// Deletion: remove (or release) every copy in a reachable member, then let the object go.
 /// Copies in members that are not Ready do not hold the deletion: they carry their deletion
 /// policy, and the sweeper applies it when the member is back.
-async fn cleanup(state: &State, api: &Api<FederatedIngress>, fi: &FederatedIngress, origin: &Origin) -> Result<Action> {
+async fn cleanup(
+    state: &State,
+    api: &Api<FederatedIngress>,
+    fi: &FederatedIngress,
+    origin: &Origin,
+) -> Result<Action> {
     let ctx = &state.ctx;
     if !finalizer::has_finalizer(fi) {
         return Ok(Action::await_change());
     }
-    let mut clusters: BTreeSet<String> = state.copies.members_with_copy(origin).into_iter().collect();
+    let mut clusters: BTreeSet<String> =
+        state.copies.members_with_copy(origin).into_iter().collect();
     if let Some(s) = &fi.status {
         clusters.extend(
             s.clusters
@@ -270,19 +306,31 @@ async fn cleanup(state: &State, api: &Api<FederatedIngress>, fi: &FederatedIngre
     Ok(Action::await_change())
 }
 
-async fn write_status(api: &Api<FederatedIngress>, name: &str, status: &FederatedIngressStatus) -> Result<()> {
+async fn write_status(
+    api: &Api<FederatedIngress>,
+    name: &str,
+    status: &FederatedIngressStatus,
+) -> Result<()> {
     let patch = json!({
         "apiVersion": "federation.flotilla.dev/v1alpha1",
         "kind": "FederatedIngress",
         "status": status,
     });
-    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(Error::HostApi)?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::HostApi)?;
     Ok(())
 }
 
-async fn write_invalid_spec(api: &Api<FederatedIngress>, fi: &FederatedIngress, message: &str) -> Result<()> {
+async fn write_invalid_spec(
+    api: &Api<FederatedIngress>,
+    fi: &FederatedIngress,
+    message: &str,
+) -> Result<()> {
     let before = fi.status.as_ref().map(status::controller_part);
     let mut status = before.clone().unwrap_or_default();
     let now = Time(jiff::Timestamp::now());
@@ -311,7 +359,9 @@ async fn report_placement_change(
     before: Option<&PlacementStatus>,
     after: &PlacementStatus,
 ) {
-    let old: BTreeSet<&String> = before.map(|p| p.selected.iter().collect()).unwrap_or_default();
+    let old: BTreeSet<&String> = before
+        .map(|p| p.selected.iter().collect())
+        .unwrap_or_default();
     let new: BTreeSet<&String> = after.selected.iter().collect();
     if old == new {
         return;
@@ -338,7 +388,8 @@ async fn report_placement_change(
                 list(&added)
             }
         );
-        ctx.event(&reference, true, "FailedOver", "Place", note).await;
+        ctx.event(&reference, true, "FailedOver", "Place", note)
+            .await;
     } else if before.is_none() || old.is_empty() {
         ctx.event(
             &reference,
@@ -354,12 +405,16 @@ async fn report_placement_change(
             list(&added),
             list(&removed)
         );
-        ctx.event(&reference, false, "PlacementChanged", "Place", note).await;
+        ctx.event(&reference, false, "PlacementChanged", "Place", note)
+            .await;
     }
 }
 
 fn error_policy(fi: Arc<FederatedIngress>, error: &Error, state: Arc<State>) -> Action {
-    state.ctx.metrics.reconcile_failed(CONTROLLER, error.metric_label());
+    state
+        .ctx
+        .metrics
+        .reconcile_failed(CONTROLLER, error.metric_label());
     tracing::warn!(namespace = fi.namespace().unwrap_or_default(), name = %fi.name_any(), %error, "federatedingress reconcile failed");
     Action::requeue(RETRY)
 }
@@ -379,7 +434,10 @@ fn spec_or_lifecycle(fi: &FederatedIngress) -> Option<u64> {
 pub fn controller(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> (Store<FederatedIngress>, impl std::future::Future<Output = ()>) {
+) -> (
+    Store<FederatedIngress>,
+    impl std::future::Future<Output = ()>,
+) {
     let api: Api<FederatedIngress> = Api::all(ctx.host.clone());
     let (reader, writer) = reflector::store();
     let stream = watcher(api, watcher::Config::default())

@@ -8,7 +8,9 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use flotilla_api::labels::{FIELD_MANAGER, MANAGED_BY, ORIGIN_KIND, ORIGIN_NAME, ORIGIN_NAMESPACE, ORIGIN_UID};
+use flotilla_api::labels::{
+    FIELD_MANAGER, MANAGED_BY, ORIGIN_KIND, ORIGIN_NAME, ORIGIN_NAMESPACE, ORIGIN_UID,
+};
 use flotilla_api::policies::AdoptionPolicy;
 use flotilla_syncer::diff_owned_fields;
 
@@ -46,17 +48,30 @@ pub async fn apply_copy(
                     return ApplyOutcome::Conflict(refusal);
                 }
             }
-            Err(e) => return ApplyOutcome::Failed(format!("reading the existing Ingress: {}", error_chain(&e))),
+            Err(e) => {
+                return ApplyOutcome::Failed(format!(
+                    "reading the existing Ingress: {}",
+                    error_chain(&e)
+                ));
+            }
         }
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let mut result = api.patch(&origin.name, &params, &Patch::Apply(desired)).await;
+    let mut result = api
+        .patch(&origin.name, &params, &Patch::Apply(desired))
+        .await;
     if matches!(&result, Err(kube::Error::Api(s)) if s.code == 404) {
         // The namespace does not exist in this member yet: create it, then apply again.
         if let Err(e) = ensure_namespace(client, &origin.namespace).await {
-            return ApplyOutcome::Failed(format!("creating namespace {}: {}", origin.namespace, error_chain(&e)));
+            return ApplyOutcome::Failed(format!(
+                "creating namespace {}: {}",
+                origin.namespace,
+                error_chain(&e)
+            ));
         }
-        result = api.patch(&origin.name, &params, &Patch::Apply(desired)).await;
+        result = api
+            .patch(&origin.name, &params, &Patch::Apply(desired))
+            .await;
     }
     match result {
         Ok(applied) => ApplyOutcome::Applied {
@@ -67,7 +82,12 @@ pub async fn apply_copy(
 }
 
 /// Why an existing object may not be taken over, or `None` when it may.
-fn adoption_refusal(existing: &Ingress, origin: &Origin, desired: &Value, adoption: AdoptionPolicy) -> Option<String> {
+fn adoption_refusal(
+    existing: &Ingress,
+    origin: &Origin,
+    desired: &Value,
+    adoption: AdoptionPolicy,
+) -> Option<String> {
     let meta = &existing.metadata;
     if is_our_copy(meta.labels.as_ref(), meta.annotations.as_ref(), origin) {
         return None;
@@ -117,7 +137,12 @@ fn load_balancer_of(ingress: &Ingress) -> Vec<(Option<String>, Option<String>)> 
         .as_ref()
         .and_then(|s| s.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.as_ref())
-        .map(|points| points.iter().map(|p| (p.ip.clone(), p.hostname.clone())).collect())
+        .map(|points| {
+            points
+                .iter()
+                .map(|p| (p.ip.clone(), p.hostname.clone()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

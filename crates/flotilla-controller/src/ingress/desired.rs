@@ -3,7 +3,9 @@
 use serde_json::{Map, Value, json};
 
 use flotilla_api::FederatedIngress;
-use flotilla_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, ORIGIN_KIND, ORIGIN_NAME, ORIGIN_NAMESPACE, ORIGIN_UID};
+use flotilla_api::labels::{
+    MANAGED_BY, MANAGED_BY_VALUE, ORIGIN_KIND, ORIGIN_NAME, ORIGIN_NAMESPACE, ORIGIN_UID,
+};
 use flotilla_api::policies::DeletionPolicy;
 
 /// Annotation recording the host object's deletion policy on each copy, so a copy left in a
@@ -39,7 +41,11 @@ impl Origin {
 }
 
 /// Builds the Ingress to server-side apply in `cluster`.
-pub fn desired_copy(fi: &FederatedIngress, origin: &Origin, cluster: &str) -> Result<Value, OverrideError> {
+pub fn desired_copy(
+    fi: &FederatedIngress,
+    origin: &Origin,
+    cluster: &str,
+) -> Result<Value, OverrideError> {
     let template = &fi.spec.template;
     let spec = serde_json::to_value(&template.spec)
         .map_err(|e| OverrideError(format!("template.spec cannot be serialized: {e}")))?;
@@ -54,22 +60,30 @@ pub fn desired_copy(fi: &FederatedIngress, origin: &Origin, cluster: &str) -> Re
         },
         "spec": spec,
     });
-    for o in fi.spec.overrides.iter().filter(|o| o.cluster_name == cluster) {
+    for o in fi
+        .spec
+        .overrides
+        .iter()
+        .filter(|o| o.cluster_name == cluster)
+    {
         for (i, op) in o.patches.iter().enumerate() {
             let mut raw = json!({"op": op.op, "path": op.path});
             if let Some(value) = &op.value {
                 raw["value"] = value.clone();
             }
-            let operation: json_patch::PatchOperation = serde_json::from_value(raw)
-                .map_err(|e| OverrideError(format!("override {i} ({:?} {}): {e}", op.op, op.path)))?;
+            let operation: json_patch::PatchOperation =
+                serde_json::from_value(raw).map_err(|e| {
+                    OverrideError(format!("override {i} ({:?} {}): {e}", op.op, op.path))
+                })?;
             if touches_identity(&op.path) {
                 return Err(OverrideError(format!(
                     "override {i} ({:?} {}): the copy's name and namespace are those of the host object and cannot be overridden",
                     op.op, op.path
                 )));
             }
-            json_patch::patch(&mut doc, &[operation])
-                .map_err(|e| OverrideError(format!("override {i} ({:?} {}): {e}", op.op, op.path)))?;
+            json_patch::patch(&mut doc, &[operation]).map_err(|e| {
+                OverrideError(format!("override {i} ({:?} {}): {e}", op.op, op.path))
+            })?;
         }
     }
     stamp_tracking(
@@ -82,9 +96,14 @@ pub fn desired_copy(fi: &FederatedIngress, origin: &Origin, cluster: &str) -> Re
 }
 
 fn touches_identity(path: &str) -> bool {
-    ["/metadata/name", "/metadata/namespace", "/apiVersion", "/kind"]
-        .iter()
-        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    [
+        "/metadata/name",
+        "/metadata/namespace",
+        "/apiVersion",
+        "/kind",
+    ]
+    .iter()
+    .any(|p| path == *p || path.starts_with(&format!("{p}/")))
         || path == "/metadata"
         || path.is_empty()
 }
@@ -107,7 +126,10 @@ fn stamp_tracking(
     annotations.insert(ORIGIN_NAMESPACE.into(), origin.namespace.clone().into());
     annotations.insert(ORIGIN_NAME.into(), origin.name.clone().into());
     annotations.insert(ORIGIN_UID.into(), origin.uid.clone().into());
-    annotations.insert(ORIGIN_GENERATION_ANNOTATION.into(), generation.to_string().into());
+    annotations.insert(
+        ORIGIN_GENERATION_ANNOTATION.into(),
+        generation.to_string().into(),
+    );
     annotations.insert(
         DELETION_POLICY_ANNOTATION.into(),
         match deletion {
@@ -119,7 +141,10 @@ fn stamp_tracking(
     Ok(())
 }
 
-fn object_entry<'a>(map: &'a mut Map<String, Value>, key: &str) -> Result<&'a mut Map<String, Value>, OverrideError> {
+fn object_entry<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &str,
+) -> Result<&'a mut Map<String, Value>, OverrideError> {
     let entry = map.entry(key).or_insert_with(|| Value::Object(Map::new()));
     if entry.is_null() {
         *entry = Value::Object(Map::new());
@@ -139,9 +164,12 @@ pub fn is_our_copy(
     let managed = labels
         .and_then(|l| l.get(MANAGED_BY))
         .is_some_and(|v| v == MANAGED_BY_VALUE)
-        && labels.and_then(|l| l.get(ORIGIN_KIND)).is_some_and(|v| v == KIND);
+        && labels
+            .and_then(|l| l.get(ORIGIN_KIND))
+            .is_some_and(|v| v == KIND);
     let same_origin = annotations.is_some_and(|a| {
-        a.get(ORIGIN_NAMESPACE) == Some(&origin.namespace) && a.get(ORIGIN_NAME) == Some(&origin.name)
+        a.get(ORIGIN_NAMESPACE) == Some(&origin.namespace)
+            && a.get(ORIGIN_NAME) == Some(&origin.name)
     });
     managed && same_origin
 }
@@ -196,7 +224,10 @@ mod tests {
         assert_eq!(doc["metadata"]["labels"]["app"], "web");
         assert_eq!(doc["metadata"]["labels"][MANAGED_BY], "flotilla");
         assert_eq!(doc["metadata"]["annotations"][ORIGIN_UID], "u-1");
-        assert_eq!(doc["metadata"]["annotations"][DELETION_POLICY_ANNOTATION], "Delete");
+        assert_eq!(
+            doc["metadata"]["annotations"][DELETION_POLICY_ANNOTATION],
+            "Delete"
+        );
         assert_eq!(doc["spec"]["rules"][0]["host"], "shop.example.com");
     }
 

@@ -69,8 +69,12 @@ pub async fn run(
     };
     while let Some(event) = events.recv().await {
         match event {
-            CopyEvent::Applied { member, copy } => syncer.observe(&member, origin_of(&copy), Some(copy)).await,
-            CopyEvent::Deleted { member, copy } => syncer.observe(&member, origin_of(&copy), None).await,
+            CopyEvent::Applied { member, copy } => {
+                syncer.observe(&member, origin_of(&copy), Some(copy)).await
+            }
+            CopyEvent::Deleted { member, copy } => {
+                syncer.observe(&member, origin_of(&copy), None).await
+            }
             CopyEvent::Relisted { member } => syncer.relisted(&member).await,
         }
     }
@@ -78,7 +82,10 @@ pub async fn run(
 
 fn origin_of(copy: &Ingress) -> Option<(String, String)> {
     let a = copy.metadata.annotations.as_ref()?;
-    Some((a.get(ORIGIN_NAMESPACE)?.clone(), a.get(ORIGIN_NAME)?.clone()))
+    Some((
+        a.get(ORIGIN_NAMESPACE)?.clone(),
+        a.get(ORIGIN_NAME)?.clone(),
+    ))
 }
 
 impl Syncer {
@@ -92,24 +99,42 @@ impl Syncer {
                     .iter()
                     .any(|c| c.cluster == member && c.state == CopyState::Applied)
             });
-            let Some(origin) = Origin::of(&fi) else { continue };
-            if placed && self.copies.is_listed(member) && self.copies.copy(member, &origin).is_none() {
-                self.observe(member, Some((origin.namespace.clone(), origin.name.clone())), None)
-                    .await;
+            let Some(origin) = Origin::of(&fi) else {
+                continue;
+            };
+            if placed
+                && self.copies.is_listed(member)
+                && self.copies.copy(member, &origin).is_none()
+            {
+                self.observe(
+                    member,
+                    Some((origin.namespace.clone(), origin.name.clone())),
+                    None,
+                )
+                .await;
             }
         }
     }
 
     /// One copy changed (`Some`) or disappeared (`None`) in `member`.
-    async fn observe(&mut self, member: &str, origin: Option<(String, String)>, copy: Option<Arc<Ingress>>) {
-        let Some((namespace, name)) = origin else { return };
+    async fn observe(
+        &mut self,
+        member: &str,
+        origin: Option<(String, String)>,
+        copy: Option<Arc<Ingress>>,
+    ) {
+        let Some((namespace, name)) = origin else {
+            return;
+        };
         let Some(fi) = self.objects.get(&ObjectRef::new(&name).within(&namespace)) else {
             return; // The host object is gone: the sweeper's business.
         };
         if fi.meta().deletion_timestamp.is_some() {
             return;
         }
-        let Some(origin) = Origin::of(&fi) else { return };
+        let Some(origin) = Origin::of(&fi) else {
+            return;
+        };
         let status = fi.status.clone().unwrap_or_default();
         let selected = status
             .placement
@@ -130,7 +155,8 @@ impl Syncer {
         // Judge only a copy applied from the object's current generation: otherwise the
         // controller has not applied it yet (or this view is behind) and will.
         let generation = fi.metadata.generation;
-        let applied_now = entry.is_some_and(|e| e.state == CopyState::Applied && e.applied_generation == generation);
+        let applied_now = entry
+            .is_some_and(|e| e.state == CopyState::Applied && e.applied_generation == generation);
         if !applied_now {
             return;
         }
@@ -146,7 +172,9 @@ impl Syncer {
         let Ok(desired) = desired_copy(&fi, &origin, member) else {
             return;
         };
-        let observed = copy.as_ref().and_then(|c| serde_json::to_value(c.as_ref()).ok());
+        let observed = copy
+            .as_ref()
+            .and_then(|c| serde_json::to_value(c.as_ref()).ok());
         let before = self.written.get(&key).cloned().unwrap_or_else(|| Written {
             drift: entry.and_then(|e| e.drift.clone()),
             load_balancer: entry.map(|e| e.load_balancer.clone()).unwrap_or_default(),
@@ -165,21 +193,34 @@ impl Syncer {
             previous: before.drift.as_ref(),
             now: now.clone(),
         });
-        let drifted_now = drift.as_ref().is_some_and(|d| d.copy_deleted || !d.fields.is_empty());
+        let drifted_now = drift
+            .as_ref()
+            .is_some_and(|d| d.copy_deleted || !d.fields.is_empty());
         let reference = fi.object_ref(&());
         if drifted_now && fi.spec.drift.mode == DriftMode::Enforce {
-            if let Some(corrected) = self.correct(&fi, &origin, member, &desired, drift.as_ref()).await {
+            if let Some(corrected) = self
+                .correct(&fi, &origin, member, &desired, drift.as_ref())
+                .await
+            {
                 drift = Some(corrected);
             }
         } else if drifted_now && !same_drift(before.drift.as_ref(), drift.as_ref()) {
             self.ctx.metrics.drift(KIND, false);
             let note = describe(member, drift.as_ref());
-            self.ctx.event(&reference, true, "DriftDetected", "Sync", note).await;
+            self.ctx
+                .event(&reference, true, "DriftDetected", "Sync", note)
+                .await;
         }
-        let load_balancer = copy.as_ref().map(|c| load_balancer_of(c)).unwrap_or_default();
-        let after = Written { drift, load_balancer };
-        let changed =
-            !same_drift(before.drift.as_ref(), after.drift.as_ref()) || before.load_balancer != after.load_balancer;
+        let load_balancer = copy
+            .as_ref()
+            .map(|c| load_balancer_of(c))
+            .unwrap_or_default();
+        let after = Written {
+            drift,
+            load_balancer,
+        };
+        let changed = !same_drift(before.drift.as_ref(), after.drift.as_ref())
+            || before.load_balancer != after.load_balancer;
         // Remember only what reached the host: a failed write is retried on the next event.
         if !changed || self.write_entry(&fi, member, &after).await {
             self.written.insert(key, after);
@@ -285,7 +326,11 @@ impl Syncer {
         if previous.as_ref() == Some(&state) {
             return;
         }
-        let mut conditions = fi.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+        let mut conditions = fi
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
         conditions.retain(|c| c.type_ == "Drifted");
         set_condition(
             &mut conditions,
@@ -310,7 +355,8 @@ impl Syncer {
 
     /// Whether the write succeeded.
     async fn apply_status(&self, fi: &FederatedIngress, manager: &str, patch: &Value) -> bool {
-        let api: Api<FederatedIngress> = Api::namespaced(self.ctx.host.clone(), &fi.namespace().unwrap_or_default());
+        let api: Api<FederatedIngress> =
+            Api::namespaced(self.ctx.host.clone(), &fi.namespace().unwrap_or_default());
         match api
             .patch_status(
                 &fi.name_any(),

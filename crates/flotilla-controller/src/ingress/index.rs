@@ -75,7 +75,13 @@ impl CopyIndex {
         self.read()
             .get(member)
             .and_then(|w| w.store.get(&key))
-            .filter(|i| is_our_copy(i.metadata.labels.as_ref(), i.metadata.annotations.as_ref(), origin))
+            .filter(|i| {
+                is_our_copy(
+                    i.metadata.labels.as_ref(),
+                    i.metadata.annotations.as_ref(),
+                    origin,
+                )
+            })
     }
 
     /// Whether the member's watch has listed its copies at least once.
@@ -94,7 +100,11 @@ impl CopyIndex {
             .filter(|(_, w)| {
                 !w.listed.load(Ordering::Acquire)
                     || w.store.get(&key).is_some_and(|i| {
-                        is_our_copy(i.metadata.labels.as_ref(), i.metadata.annotations.as_ref(), origin)
+                        is_our_copy(
+                            i.metadata.labels.as_ref(),
+                            i.metadata.annotations.as_ref(),
+                            origin,
+                        )
                     })
             })
             .map(|(m, _)| m.clone())
@@ -106,9 +116,13 @@ impl CopyIndex {
         let key = ObjectRef::new(&origin.name).within(&origin.namespace);
         self.read().get(member).is_some_and(|w| {
             w.listed.load(Ordering::Acquire)
-                && w.store
-                    .get(&key)
-                    .is_some_and(|i| is_our_copy(i.metadata.labels.as_ref(), i.metadata.annotations.as_ref(), origin))
+                && w.store.get(&key).is_some_and(|i| {
+                    is_our_copy(
+                        i.metadata.labels.as_ref(),
+                        i.metadata.annotations.as_ref(),
+                        origin,
+                    )
+                })
         })
     }
 
@@ -118,7 +132,9 @@ impl CopyIndex {
         self.refresh_all(&ctx, false);
         loop {
             match events.recv().await {
-                Ok(RegistryEvent::Changed(name)) if name.is_empty() => self.refresh_all(&ctx, false),
+                Ok(RegistryEvent::Changed(name)) if name.is_empty() => {
+                    self.refresh_all(&ctx, false)
+                }
                 Ok(RegistryEvent::Changed(name)) => self.refresh(&ctx, &name, false),
                 Ok(RegistryEvent::BecameReady(name)) => self.refresh(&ctx, &name, true),
                 Ok(RegistryEvent::BecameNotReady(_)) => {}
@@ -191,7 +207,10 @@ async fn watch_member(
     out: mpsc::UnboundedSender<CopyEvent>,
 ) {
     let config = watcher::Config::default().labels(&copy_selector());
-    let mut events = watcher(api, config).default_backoff().reflect(writer).boxed();
+    let mut events = watcher(api, config)
+        .default_backoff()
+        .reflect(writer)
+        .boxed();
     while let Some(event) = events.next().await {
         let member = member.clone();
         let forwarded = match event {
@@ -199,10 +218,12 @@ async fn watch_member(
                 listed.store(true, Ordering::Release);
                 Some(CopyEvent::Relisted { member })
             }
-            Ok(watcher::Event::Apply(copy) | watcher::Event::InitApply(copy)) => Some(CopyEvent::Applied {
-                member,
-                copy: Arc::new(copy),
-            }),
+            Ok(watcher::Event::Apply(copy) | watcher::Event::InitApply(copy)) => {
+                Some(CopyEvent::Applied {
+                    member,
+                    copy: Arc::new(copy),
+                })
+            }
             Ok(watcher::Event::Delete(copy)) => Some(CopyEvent::Deleted {
                 member,
                 copy: Arc::new(copy),

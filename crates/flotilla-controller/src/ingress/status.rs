@@ -67,7 +67,8 @@ pub fn build(
 ) -> FederatedIngressStatus {
     let previous = previous.map(controller_part);
     let previous = previous.as_ref();
-    let previous_entry = |c: &str| previous.and_then(|p| p.clusters.iter().find(|e| e.cluster == c));
+    let previous_entry =
+        |c: &str| previous.and_then(|p| p.clusters.iter().find(|e| e.cluster == c));
     let mut clusters: Vec<MemberCopyStatus> = results
         .iter()
         .map(|o| {
@@ -143,7 +144,10 @@ pub fn build(
     }
 }
 
-fn ready_condition(placement: &PlacementStatus, results: &[Observed]) -> (bool, &'static str, String) {
+fn ready_condition(
+    placement: &PlacementStatus,
+    results: &[Observed],
+) -> (bool, &'static str, String) {
     if placement.selected.is_empty() {
         let why: Vec<String> = placement
             .clusters
@@ -155,7 +159,11 @@ fn ready_condition(placement: &PlacementStatus, results: &[Observed]) -> (bool, 
         } else {
             why.join(", ")
         };
-        return (false, "NoClusterSelected", format!("no cluster is eligible ({detail})"));
+        return (
+            false,
+            "NoClusterSelected",
+            format!("no cluster is eligible ({detail})"),
+        );
     }
     let of = |c: &str| results.iter().find(|o| o.cluster == c).map(|o| &o.result);
     let mut problems = Vec::new();
@@ -194,22 +202,35 @@ fn ready_condition(placement: &PlacementStatus, results: &[Observed]) -> (bool, 
         }
     }
     if problems.is_empty() {
-        (true, reason, format!("applied to {}", placement.selected.join(", ")))
+        (
+            true,
+            reason,
+            format!("applied to {}", placement.selected.join(", ")),
+        )
     } else {
         (false, reason, problems.join("; "))
     }
 }
 
-fn degraded_condition(placement: &PlacementStatus, results: &[Observed]) -> (bool, &'static str, String) {
+fn degraded_condition(
+    placement: &PlacementStatus,
+    results: &[Observed],
+) -> (bool, &'static str, String) {
     if !placement.unsatisfied.is_empty() {
-        return (true, "ConstraintsUnsatisfied", placement.unsatisfied.join("; "));
+        return (
+            true,
+            "ConstraintsUnsatisfied",
+            placement.unsatisfied.join("; "),
+        );
     }
     let awaiting: Vec<&str> = results
         .iter()
         .filter(|o| {
             matches!(
                 o.result,
-                ClusterResult::Unreachable { still_placed: false } | ClusterResult::PruneFailed(_)
+                ClusterResult::Unreachable {
+                    still_placed: false
+                } | ClusterResult::PruneFailed(_)
             )
         })
         .map(|o| o.cluster.as_str())
@@ -276,8 +297,17 @@ mod tests {
 
     #[test]
     fn all_applied_is_ready_and_not_degraded() {
-        let s = build(None, Some(3), placed(&["a", "b"]), &[applied("a"), applied("b")], at(1));
-        assert_eq!(find(&s.conditions, "Ready").map(|c| c.status.as_str()), Some("True"));
+        let s = build(
+            None,
+            Some(3),
+            placed(&["a", "b"]),
+            &[applied("a"), applied("b")],
+            at(1),
+        );
+        assert_eq!(
+            find(&s.conditions, "Ready").map(|c| c.status.as_str()),
+            Some("True")
+        );
         assert_eq!(
             find(&s.conditions, "Degraded").map(|c| c.status.as_str()),
             Some("False")
@@ -297,7 +327,10 @@ mod tests {
         ];
         let s = build(None, Some(1), placed(&["a", "b"]), &results, at(1));
         let ready = find(&s.conditions, "Ready").expect("ready");
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Conflict"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Conflict")
+        );
         assert!(ready.message.contains("b: foreign"));
         assert_eq!(
             find(&s.conditions, "Degraded").map(|c| c.reason.as_str()),
@@ -326,15 +359,16 @@ mod tests {
     #[test]
     fn nothing_selected_explains_why() {
         let mut p = placed(&[]);
-        p.clusters.push(flotilla_api::placement_status::ClusterVerdict {
-            cluster: "a".into(),
-            verdict: flotilla_api::placement_status::Verdict::Unhealthy,
-            reason: "ClusterNotReady".into(),
-            message: String::new(),
-            priority: None,
-            replicas: None,
-            selected_since: None,
-        });
+        p.clusters
+            .push(flotilla_api::placement_status::ClusterVerdict {
+                cluster: "a".into(),
+                verdict: flotilla_api::placement_status::Verdict::Unhealthy,
+                reason: "ClusterNotReady".into(),
+                message: String::new(),
+                priority: None,
+                replicas: None,
+                selected_since: None,
+            });
         let s = build(None, Some(1), p, &[], at(1));
         let ready = find(&s.conditions, "Ready").expect("ready");
         assert_eq!(ready.reason, "NoClusterSelected");
@@ -344,7 +378,13 @@ mod tests {
     #[test]
     fn unchanged_state_keeps_its_transition_time() {
         let first = build(None, Some(1), placed(&["a"]), &[applied("a")], at(1));
-        let second = build(Some(&first), Some(1), placed(&["a"]), &[applied("a")], at(50));
+        let second = build(
+            Some(&first),
+            Some(1),
+            placed(&["a"]),
+            &[applied("a")],
+            at(50),
+        );
         assert_eq!(second.clusters[0].last_transition_time, Some(at(1)));
         assert_eq!(
             second, first,
@@ -358,11 +398,16 @@ mod tests {
             applied("a"),
             Observed {
                 cluster: "b".into(),
-                result: ClusterResult::Unreachable { still_placed: false },
+                result: ClusterResult::Unreachable {
+                    still_placed: false,
+                },
             },
         ];
         let s = build(None, Some(1), placed(&["a"]), &results, at(1));
-        assert_eq!(find(&s.conditions, "Ready").map(|c| c.status.as_str()), Some("True"));
+        assert_eq!(
+            find(&s.conditions, "Ready").map(|c| c.status.as_str()),
+            Some("True")
+        );
         assert_eq!(
             find(&s.conditions, "Degraded").map(|c| c.reason.as_str()),
             Some("CopiesAwaitingCleanup")

@@ -10,7 +10,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::broadcast::error::RecvError;
 
 use flotilla_api::FederatedIngress;
-use flotilla_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, ORIGIN_KIND, ORIGIN_NAME, ORIGIN_NAMESPACE, ORIGIN_UID};
+use flotilla_api::labels::{
+    MANAGED_BY, MANAGED_BY_VALUE, ORIGIN_KIND, ORIGIN_NAME, ORIGIN_NAMESPACE, ORIGIN_UID,
+};
 
 use super::copies::{RemoveOutcome, delete_copy, release_copy};
 use super::desired::{DELETION_POLICY_ANNOTATION, KIND, Origin};
@@ -23,7 +25,10 @@ pub async fn run(ctx: Arc<Context>, store: Store<FederatedIngress>) {
     // Never judge copies against a store that has not listed the host objects yet: an empty
     // store would make every copy look orphaned.
     crate::store::wait_until_listed(&store).await;
-    tracing::debug!(objects = store.state().len(), "sweeper: host objects listed");
+    tracing::debug!(
+        objects = store.state().len(),
+        "sweeper: host objects listed"
+    );
     // Members already Ready before the store was: sweep them once too.
     for member in ctx.registry.snapshot() {
         if member.ready_client().is_some() {
@@ -47,7 +52,11 @@ pub async fn run(ctx: Arc<Context>, store: Store<FederatedIngress>) {
 }
 
 async fn sweep(ctx: &Context, store: &Store<FederatedIngress>, member: &str) {
-    let Some(client) = ctx.registry.get(member).and_then(|m| m.ready_client().cloned()) else {
+    let Some(client) = ctx
+        .registry
+        .get(member)
+        .and_then(|m| m.ready_client().cloned())
+    else {
         return;
     };
     let api: Api<Ingress> = Api::all(client.clone());
@@ -61,7 +70,10 @@ async fn sweep(ctx: &Context, store: &Store<FederatedIngress>, member: &str) {
     };
     for copy in copies {
         let annotations = copy.metadata.annotations.clone().unwrap_or_default();
-        let (Some(namespace), Some(name)) = (annotations.get(ORIGIN_NAMESPACE), annotations.get(ORIGIN_NAME)) else {
+        let (Some(namespace), Some(name)) = (
+            annotations.get(ORIGIN_NAMESPACE),
+            annotations.get(ORIGIN_NAME),
+        ) else {
             continue;
         };
         if store.get(&ObjectRef::new(name).within(namespace)).is_some() {
@@ -89,7 +101,9 @@ async fn sweep(ctx: &Context, store: &Store<FederatedIngress>, member: &str) {
                 "sweep: cleaned up a copy whose host object is gone"
             ),
             RemoveOutcome::NotOurs => {}
-            RemoveOutcome::Failed(e) => tracing::warn!(member, namespace, name, error = %e, "sweep: cleanup failed"),
+            RemoveOutcome::Failed(e) => {
+                tracing::warn!(member, namespace, name, error = %e, "sweep: cleanup failed")
+            }
         }
     }
 }

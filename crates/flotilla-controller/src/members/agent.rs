@@ -47,9 +47,15 @@ async fn credentials_unusable(
     writer: &mut StatusWriter,
     problem: CredentialsProblem,
 ) {
-    ctx.registry.set_health(name, HealthState::NotReady, Timestamp::now());
+    ctx.registry
+        .set_health(name, HealthState::NotReady, Timestamp::now());
     ctx.metrics.member_health(name, false, "NotReady");
-    writer.condition("CredentialsValid", false, problem.reason, problem.message.clone());
+    writer.condition(
+        "CredentialsValid",
+        false,
+        problem.reason,
+        problem.message.clone(),
+    );
     writer.condition("Ready", false, problem.reason, problem.message.clone());
     writer.write(ctx).await;
     ctx.event(
@@ -64,14 +70,28 @@ async fn credentials_unusable(
     futures::future::pending::<()>().await;
 }
 
-async fn probe_loop(ctx: &Context, name: &str, member: &MemberCluster, client: Client, writer: &mut StatusWriter) {
+async fn probe_loop(
+    ctx: &Context,
+    name: &str,
+    member: &MemberCluster,
+    client: Client,
+    writer: &mut StatusWriter,
+) {
     let settings: &ProbeSettings = &member.spec.probe;
     let timeout = Duration::from_millis(u64::from(settings.timeout_milliseconds));
     let period = Duration::from_millis(u64::from(settings.period_milliseconds));
     // Continue from the health the registry already holds, so replacing an agent (new
     // credentials, new probe settings) does not make placements flap or repeat events.
-    let current = ctx.registry.get(name).map(|m| m.health).unwrap_or(HealthState::Unknown);
-    let mut tracker = HealthTracker::starting_at(settings.failure_threshold, settings.success_threshold, current);
+    let current = ctx
+        .registry
+        .get(name)
+        .map(|m| m.health)
+        .unwrap_or(HealthState::Unknown);
+    let mut tracker = HealthTracker::starting_at(
+        settings.failure_threshold,
+        settings.success_threshold,
+        current,
+    );
     writer.condition(
         "CredentialsValid",
         true,
@@ -90,10 +110,9 @@ async fn probe_loop(ctx: &Context, name: &str, member: &MemberCluster, client: C
         writer.status.last_probe_time = Some(Time(now));
         if outcome == ProbeOutcome::Healthy {
             ctx.metrics.member_probed(name, latency);
-            writer.status.probe_latency_milliseconds = Some(u32::try_from(latency.as_millis()).unwrap_or(u32::MAX));
-            if !version_known
-                && let Ok(info) = client.apiserver_version().await
-            {
+            writer.status.probe_latency_milliseconds =
+                Some(u32::try_from(latency.as_millis()).unwrap_or(u32::MAX));
+            if !version_known && let Ok(info) = client.apiserver_version().await {
                 writer.status.kubernetes_version = Some(info.git_version);
                 version_known = true;
             }
@@ -114,7 +133,8 @@ async fn probe_loop(ctx: &Context, name: &str, member: &MemberCluster, client: C
             _ => false,
         };
         let due = last_write.is_none_or(|w| w.elapsed() >= STATUS_REFRESH);
-        if (transition.is_some() || cause_changed || due) && tracker.state() != HealthState::Unknown {
+        if (transition.is_some() || cause_changed || due) && tracker.state() != HealthState::Unknown
+        {
             writer.write(ctx).await;
             last_write = Some(Instant::now());
         }
@@ -149,14 +169,18 @@ async fn report_transition(
     // Only real changes of state are events: the first probe of a member seen healthy at start-up is not.
     if t.from != HealthState::Unknown || !ready {
         let (reason, note) = if ready {
-            ("MemberReady", format!("member {name} is Ready: {}", t.message))
+            (
+                "MemberReady",
+                format!("member {name} is Ready: {}", t.message),
+            )
         } else {
             (
                 "MemberNotReady",
                 format!("member {name} is NotReady ({}): {}", t.reason, t.message),
             )
         };
-        ctx.event(&member.object_ref(&()), !ready, reason, "Probe", note).await;
+        ctx.event(&member.object_ref(&()), !ready, reason, "Probe", note)
+            .await;
     }
 }
 

@@ -91,13 +91,17 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
         ctx.registry.remove(&name);
         ctx.metrics.forget_member(&name);
         if finalizer::has_finalizer(member.as_ref()) {
-            finalizer::remove(&api, member.as_ref()).await.map_err(Error::HostApi)?;
+            finalizer::remove(&api, member.as_ref())
+                .await
+                .map_err(Error::HostApi)?;
         }
         tracing::info!(member = %name, "member removed");
         return Ok(Action::await_change());
     }
     if !finalizer::has_finalizer(member.as_ref()) {
-        finalizer::add(&api, member.as_ref()).await.map_err(Error::HostApi)?;
+        finalizer::add(&api, member.as_ref())
+            .await
+            .map_err(Error::HostApi)?;
     }
 
     ctx.registry
@@ -106,7 +110,10 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
     let secret_ref = &member.spec.secret_ref;
     let secret = read_secret(&ctx.host, &ctx.namespace, secret_ref).await;
     let key = (
-        secret.as_ref().ok().and_then(|s| s.metadata.resource_version.clone()),
+        secret
+            .as_ref()
+            .ok()
+            .and_then(|s| s.metadata.resource_version.clone()),
         member.metadata.generation,
     );
     if state.agents.key_of(&name).as_ref() != Some(&key) {
@@ -116,7 +123,8 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
                 .map(|(client, _server)| client),
             Err(problem) => Err(problem),
         };
-        ctx.registry.set_client(&name, credentials.as_ref().ok().cloned());
+        ctx.registry
+            .set_client(&name, credentials.as_ref().ok().cloned());
         let spec = AgentSpec {
             member: member.as_ref().clone(),
             credentials,
@@ -130,7 +138,10 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
 }
 
 fn error_policy(_member: Arc<MemberCluster>, error: &Error, state: Arc<State>) -> Action {
-    state.ctx.metrics.reconcile_failed(CONTROLLER, error.metric_label());
+    state
+        .ctx
+        .metrics
+        .reconcile_failed(CONTROLLER, error.metric_label());
     tracing::warn!(%error, "membercluster reconcile failed");
     Action::requeue(Duration::from_secs(2))
 }
@@ -162,7 +173,10 @@ async fn mark_synced_when_complete(ctx: Arc<Context>) {
 }
 
 /// Runs the MemberCluster controller until `shutdown` resolves.
-pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let members: Api<MemberCluster> = Api::all(ctx.host.clone());
     let secrets: Api<Secret> = Api::namespaced(ctx.host.clone(), &ctx.namespace);
     let controller = Controller::new(members, watcher::Config::default());
@@ -174,14 +188,18 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     });
     controller
         // A changed or new Secret re-reconciles every member that reads it.
-        .watches(secrets, watcher::Config::default(), move |secret: Secret| {
-            let name = secret.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(move |m| m.spec.secret_ref.name == name)
-                .map(|m| ObjectRef::from_obj(m.as_ref()))
-        })
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |secret: Secret| {
+                let name = secret.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(move |m| m.spec.secret_ref.name == name)
+                    .map(|m| ObjectRef::from_obj(m.as_ref()))
+            },
+        )
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|_| futures::future::ready(()))

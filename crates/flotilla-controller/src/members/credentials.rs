@@ -94,20 +94,26 @@ pub async fn client_from_secret(
             format!("Secret {name} key {:?} is not UTF-8 text", secret_ref.key),
         )
     })?;
-    client_from_kubeconfig(&text, timeouts).await.map_err(|message| {
-        CredentialsProblem::new(
-            "InvalidKubeconfig",
-            format!("Secret {name} key {:?}: {message}", secret_ref.key),
-        )
-    })
+    client_from_kubeconfig(&text, timeouts)
+        .await
+        .map_err(|message| {
+            CredentialsProblem::new(
+                "InvalidKubeconfig",
+                format!("Secret {name} key {:?}: {message}", secret_ref.key),
+            )
+        })
 }
 
 /// Builds a client for the kubeconfig's current context; returns it with the server URL.
-pub async fn client_from_kubeconfig(text: &str, timeouts: ClientTimeouts) -> Result<(Client, String), String> {
+pub async fn client_from_kubeconfig(
+    text: &str,
+    timeouts: ClientTimeouts,
+) -> Result<(Client, String), String> {
     let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| format!("not a kubeconfig: {e}"))?;
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(|e| format!("unusable kubeconfig: {e}"))?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| format!("unusable kubeconfig: {e}"))?;
     config.connect_timeout = Some(timeouts.connect);
     config.read_timeout = Some(timeouts.request);
     config.write_timeout = Some(timeouts.request);

@@ -10,7 +10,10 @@ pub enum ProbeOutcome {
     /// `/readyz` answered `ok`.
     Healthy,
     /// The probe failed; `reason` is CamelCase for conditions, `message` says what happened.
-    Failed { reason: &'static str, message: String },
+    Failed {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 /// The health a member is in, as placement sees it.
@@ -82,15 +85,18 @@ impl HealthTracker {
                         from,
                         to: HealthState::Ready,
                         reason: "ProbeSucceeded",
-                        message: format!("readyz answered ok {} time(s) in a row", self.consecutive_successes),
+                        message: format!(
+                            "readyz answered ok {} time(s) in a row",
+                            self.consecutive_successes
+                        ),
                     }
                 })
             }
             ProbeOutcome::Failed { reason, message } => {
                 self.consecutive_successes = 0;
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-                let becomes_not_ready =
-                    self.state != HealthState::NotReady && self.consecutive_failures >= self.failure_threshold;
+                let becomes_not_ready = self.state != HealthState::NotReady
+                    && self.consecutive_failures >= self.failure_threshold;
                 becomes_not_ready.then(|| {
                     self.state = HealthState::NotReady;
                     Transition {

@@ -53,16 +53,25 @@ pub fn classify(error: &kube::Error) -> ProbeOutcome {
     }
     let chain = error_chain(error);
     let lower = chain.to_lowercase();
-    let reason = if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls") {
+    let reason = if lower.contains("certificate")
+        || lower.contains("unknownissuer")
+        || lower.contains("tls")
+    {
         "CertificateInvalid"
-    } else if lower.contains("connection refused") || lower.contains("connect") || lower.contains("dns") {
+    } else if lower.contains("connection refused")
+        || lower.contains("connect")
+        || lower.contains("dns")
+    {
         "Unreachable"
     } else if lower.contains("timed out") || lower.contains("timeout") {
         "ProbeTimeout"
     } else {
         "ProbeFailed"
     };
-    ProbeOutcome::Failed { reason, message: chain }
+    ProbeOutcome::Failed {
+        reason,
+        message: chain,
+    }
 }
 
 /// The error and all its sources, joined: kube's Display alone often hides the root cause.

@@ -166,7 +166,9 @@ impl MemberRegistry {
         if changed {
             self.emit(match health {
                 HealthState::Ready => RegistryEvent::BecameReady(name.to_string()),
-                HealthState::NotReady | HealthState::Unknown => RegistryEvent::BecameNotReady(name.to_string()),
+                HealthState::NotReady | HealthState::Unknown => {
+                    RegistryEvent::BecameNotReady(name.to_string())
+                }
             });
         }
     }
@@ -204,15 +206,24 @@ mod tests {
         let mut rx = r.subscribe();
         let labels = BTreeMap::from([("env".to_string(), "prod".to_string())]);
         r.upsert("m1", labels.clone(), vec![]);
-        assert_eq!(rx.try_recv().ok(), Some(RegistryEvent::Changed("m1".into())));
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(RegistryEvent::Changed("m1".into()))
+        );
         r.upsert("m1", labels, vec![]);
         assert!(rx.try_recv().is_err(), "same labels: no event");
         r.set_health("m1", HealthState::Ready, Timestamp::now());
-        assert_eq!(rx.try_recv().ok(), Some(RegistryEvent::BecameReady("m1".into())));
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(RegistryEvent::BecameReady("m1".into()))
+        );
         r.set_health("m1", HealthState::Ready, Timestamp::now());
         assert!(rx.try_recv().is_err(), "same health: no event");
         r.set_health("m1", HealthState::NotReady, Timestamp::now());
-        assert_eq!(rx.try_recv().ok(), Some(RegistryEvent::BecameNotReady("m1".into())));
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(RegistryEvent::BecameNotReady("m1".into()))
+        );
     }
 
     #[test]
