@@ -5,27 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use flotilla_e2e::{OPERATOR_NAMESPACE, Operator, OperatorOptions, TestBed, metric_value};
+use flotilla_e2e::{OPERATOR_NAMESPACE, Operator, TestBed};
 
 const ROUNDS: usize = 3;
-
-fn replica(bed: &TestBed, identity: &str) -> Operator {
-    Operator::start_with(
-        bed,
-        &format!("bench-{identity}"),
-        OperatorOptions {
-            leader_elect: true,
-            identity: identity.into(),
-            ..OperatorOptions::default()
-        },
-    )
-}
-
-fn leading(op: &Operator) -> bool {
-    op.get("/metrics")
-        .and_then(|m| metric_value(&m, "flotilla_leader"))
-        == Some(1.0)
-}
 
 fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -51,17 +33,17 @@ fn main() {
                 "--ignore-not-found",
             ],
         );
-        let mut leader = replica(&bed, &format!("a{round}"));
+        let mut leader = Operator::replica(&bed, &format!("a{round}"));
         wait_until("first replica leads", Duration::from_secs(20), || {
-            leading(&leader)
+            leader.leading()
         });
-        let standby = replica(&bed, &format!("b{round}"));
+        let standby = Operator::replica(&bed, &format!("b{round}"));
         // Let the standby observe a few renewals, as it would in steady state.
         std::thread::sleep(Duration::from_secs(3));
         let killed = Instant::now();
         leader.kill();
         wait_until("standby takes over", Duration::from_secs(30), || {
-            leading(&standby)
+            standby.leading()
         });
         let took = killed.elapsed();
         eprintln!("round {round}: takeover after {took:?}");

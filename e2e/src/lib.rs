@@ -11,8 +11,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use kube::Client;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -494,5 +495,73 @@ impl<'a> Outage<'a> {
 impl Drop for Outage<'_> {
     fn drop(&mut self) {
         self.restore();
+    }
+}
+
+impl TestBed {
+    /// Creates a fresh namespace on the host for one test; returns its name.
+    pub fn create_namespace(&self, prefix: &str) -> String {
+        let ns = self.namespace(prefix);
+        self.apply(
+            "host",
+            &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+                .to_string(),
+        );
+        ns
+    }
+
+    /// Waits until the member holds a copy `ns/name`; returns it.
+    pub async fn wait_for_copy(&self, member: &str, ns: &str, name: &str) -> Ingress {
+        let client = self.client(member).await;
+        eventually(
+            &format!("copy of {ns}/{name} in {member}"),
+            COPY_WAIT,
+            || {
+                let api: Api<Ingress> = Api::namespaced(client.clone(), ns);
+                async move { Ok(api.get_opt(name).await?) }
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Waits until the member holds no object `ns/name`.
+    pub async fn wait_for_no_copy(&self, member: &str, ns: &str, name: &str) {
+        let client = self.client(member).await;
+        eventually(
+            &format!("no copy of {ns}/{name} in {member}"),
+            COPY_WAIT,
+            || {
+                let api: Api<Ingress> = Api::namespaced(client.clone(), ns);
+                async move { Ok(api.get_opt(name).await?.is_none().then_some(())) }
+            },
+        )
+        .await
+        .unwrap()
+    }
+}
+
+/// How long tests wait for a copy to appear or go.
+pub const COPY_WAIT: Duration = Duration::from_secs(30);
+
+impl Operator {
+    /// An operator replica with leader election, named by its identity.
+    pub fn replica(bed: &TestBed, identity: &str) -> Self {
+        Self::start_with(
+            bed,
+            &format!("leader-{identity}"),
+            OperatorOptions {
+                leader_elect: true,
+                identity: identity.into(),
+                ..OperatorOptions::default()
+            },
+        )
+    }
+
+    /// Whether this replica reports that it holds the leader Lease.
+    pub fn leading(&self) -> bool {
+        self.get("/metrics")
+            .and_then(|m| metric_value(&m, "flotilla_leader"))
+            == Some(1.0)
     }
 }

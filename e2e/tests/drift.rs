@@ -15,15 +15,6 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn namespace(bed: &TestBed, prefix: &str) -> String {
-    let ns = bed.namespace(prefix);
-    bed.apply(
-        "host",
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string(),
-    );
-    ns
-}
-
 fn federated_ingress(ns: &str, name: &str, mode: &str) -> String {
     json!({
         "apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "FederatedIngress",
@@ -122,7 +113,7 @@ async fn report_only_reports_the_edit_and_clears_when_reverted() {
     let bed = TestBed::get();
     bed.federation();
     let _op = Operator::start(&bed, "drift-report");
-    let ns = namespace(&bed, "report");
+    let ns = bed.create_namespace("report");
     bed.apply("host", &federated_ingress(&ns, "web", "ReportOnly"));
     wait_host(&bed, "member1", &ns, "web", "web.example.com").await;
     // Ready first, so the copy counts as applied at this generation.
@@ -242,7 +233,7 @@ async fn enforce_reverts_and_records_the_correction() {
     let bed = TestBed::get();
     bed.federation();
     let _op = Operator::start(&bed, "drift-enforce");
-    let ns = namespace(&bed, "enforce");
+    let ns = bed.create_namespace("enforce");
     bed.apply("host", &federated_ingress(&ns, "web", "Enforce"));
     wait_host(&bed, "member1", &ns, "web", "web.example.com").await;
     wait_drift(&bed, &ns, "web", "member1", "applied", |d| {
@@ -296,7 +287,7 @@ async fn an_edit_made_while_the_watch_is_down_is_found_after_it_returns() {
     let bed = TestBed::get();
     bed.federation();
     let _op = Operator::start(&bed, "drift-restart");
-    let ns = namespace(&bed, "restart");
+    let ns = bed.create_namespace("restart");
     bed.apply("host", &federated_ingress(&ns, "web", "ReportOnly"));
     wait_host(&bed, "member1", &ns, "web", "web.example.com").await;
     wait_drift(&bed, &ns, "web", "member1", "applied", |d| {

@@ -34,29 +34,6 @@ fn active_passive(stabilization: u32) -> Value {
     })
 }
 
-fn namespace(bed: &TestBed, prefix: &str) -> String {
-    let ns = bed.namespace(prefix);
-    bed.apply(
-        "host",
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string(),
-    );
-    ns
-}
-
-async fn wait_copy(bed: &TestBed, member: &str, ns: &str, name: &str, present: bool) {
-    let client = bed.client(member).await;
-    let what = format!(
-        "{} of {ns}/{name} in {member}",
-        if present { "copy" } else { "no copy" }
-    );
-    eventually(&what, WAIT, || {
-        let api: Api<Ingress> = Api::namespaced(client.clone(), ns);
-        async move { Ok((api.get_opt(name).await?.is_some() == present).then_some(())) }
-    })
-    .await
-    .unwrap();
-}
-
 async fn selected(bed: &TestBed, ns: &str, name: &str) -> Vec<String> {
     let api: Api<FederatedIngress> = Api::namespaced(bed.client("host").await, ns);
     api.get(name)
@@ -78,10 +55,10 @@ async fn failover_and_failback(bed: &TestBed, hang: bool) {
             "failover-kill"
         },
     );
-    let ns = namespace(bed, if hang { "hang" } else { "kill" });
+    let ns = bed.create_namespace(if hang { "hang" } else { "kill" });
     bed.apply("host", &federated_ingress(&ns, "app", active_passive(5)));
-    wait_copy(bed, "member1", &ns, "app", true).await;
-    wait_copy(bed, "member2", &ns, "app", false).await;
+    bed.wait_for_copy("member1", &ns, "app").await;
+    bed.wait_for_no_copy("member2", &ns, "app").await;
 
     let started = Instant::now();
     let mut outage = if hang {
@@ -89,7 +66,7 @@ async fn failover_and_failback(bed: &TestBed, hang: bool) {
     } else {
         Outage::kill(bed, "member1")
     };
-    wait_copy(bed, "member2", &ns, "app", true).await;
+    bed.wait_for_copy("member2", &ns, "app").await;
     let failover = started.elapsed();
     println!(
         "failover ({}) took {failover:?}",
@@ -137,8 +114,8 @@ async fn failover_and_failback(bed: &TestBed, hang: bool) {
         failback >= Duration::from_secs(4),
         "failed back after {failback:?}, before the 5 s stabilization period"
     );
-    wait_copy(bed, "member1", &ns, "app", true).await;
-    wait_copy(bed, "member2", &ns, "app", false).await;
+    bed.wait_for_copy("member1", &ns, "app").await;
+    bed.wait_for_no_copy("member2", &ns, "app").await;
     bed.kubectl_ok(
         "host",
         &[
@@ -171,18 +148,18 @@ async fn failback_never_stays_put() {
     let bed = TestBed::get();
     bed.federation();
     let _op = Operator::start(&bed, "failback-never");
-    let ns = namespace(&bed, "never");
+    let ns = bed.create_namespace("never");
     let mut placement = active_passive(1);
     placement["failback"]["mode"] = json!("Never");
     bed.apply("host", &federated_ingress(&ns, "app", placement));
-    wait_copy(&bed, "member1", &ns, "app", true).await;
+    bed.wait_for_copy("member1", &ns, "app").await;
     let mut outage = Outage::kill(&bed, "member1");
-    wait_copy(&bed, "member2", &ns, "app", true).await;
+    bed.wait_for_copy("member2", &ns, "app").await;
     outage.restore();
     // Well past the (1 s) stabilization period and the member's return.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(selected(&bed, &ns, "app").await, vec!["member2"]);
-    wait_copy(&bed, "member1", &ns, "app", false).await;
+    bed.wait_for_no_copy("member1", &ns, "app").await;
     bed.kubectl_ok(
         "host",
         &[
@@ -203,12 +180,12 @@ async fn an_unreachable_member_keeps_its_copy_until_it_returns() {
     let bed = TestBed::get();
     bed.federation();
     let _op = Operator::start(&bed, "unreachable");
-    let ns = namespace(&bed, "away");
+    let ns = bed.create_namespace("away");
     bed.apply(
         "host",
         &federated_ingress(&ns, "app", json!({"clusters": ["member1"]})),
     );
-    wait_copy(&bed, "member1", &ns, "app", true).await;
+    bed.wait_for_copy("member1", &ns, "app").await;
     let uid_before = Api::<Ingress>::namespaced(bed.client("member1").await, &ns)
         .get("app")
         .await
@@ -221,7 +198,7 @@ async fn an_unreachable_member_keeps_its_copy_until_it_returns() {
         "host",
         &federated_ingress(&ns, "app", json!({"clusters": ["member2"]})),
     );
-    wait_copy(&bed, "member2", &ns, "app", true).await;
+    bed.wait_for_copy("member2", &ns, "app").await;
     let api: Api<FederatedIngress> = Api::namespaced(bed.client("host").await, &ns);
     let entry = eventually("member1 reported unreachable", WAIT, || {
         let api = api.clone();
@@ -254,7 +231,7 @@ async fn an_unreachable_member_keeps_its_copy_until_it_returns() {
             "the copy was replaced, not kept"
         );
     }
-    wait_copy(&bed, "member1", &ns, "app", false).await;
+    bed.wait_for_no_copy("member1", &ns, "app").await;
     bed.kubectl_ok(
         "host",
         &[
@@ -275,13 +252,13 @@ async fn deletion_does_not_wait_for_an_unreachable_member() {
     let bed = TestBed::get();
     bed.federation();
     let _op = Operator::start(&bed, "delete-unreachable");
-    let ns = namespace(&bed, "gone");
+    let ns = bed.create_namespace("gone");
     bed.apply(
         "host",
         &federated_ingress(&ns, "app", json!({"clusters": ["member1", "member2"]})),
     );
-    wait_copy(&bed, "member1", &ns, "app", true).await;
-    wait_copy(&bed, "member2", &ns, "app", true).await;
+    bed.wait_for_copy("member1", &ns, "app").await;
+    bed.wait_for_copy("member2", &ns, "app").await;
 
     let mut outage = Outage::kill(&bed, "member1");
     // Wait until the operator has seen member1 go NotReady.
@@ -311,8 +288,8 @@ async fn deletion_does_not_wait_for_an_unreachable_member() {
         ],
     );
     println!("deleted in {:?} with member1 down", start.elapsed());
-    wait_copy(&bed, "member2", &ns, "app", false).await;
+    bed.wait_for_no_copy("member2", &ns, "app").await;
 
     outage.restore();
-    wait_copy(&bed, "member1", &ns, "app", false).await;
+    bed.wait_for_no_copy("member1", &ns, "app").await;
 }

@@ -4,31 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use flotilla_e2e::{
-    OPERATOR_NAMESPACE, Operator, OperatorOptions, TestBed, eventually, metric_value,
-};
+use flotilla_e2e::{OPERATOR_NAMESPACE, Operator, TestBed, eventually};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
 use serde_json::json;
-
-fn replica(bed: &TestBed, identity: &str) -> Operator {
-    Operator::start_with(
-        bed,
-        &format!("leader-{identity}"),
-        OperatorOptions {
-            leader_elect: true,
-            identity: identity.into(),
-            ..OperatorOptions::default()
-        },
-    )
-}
-
-fn leading(op: &Operator) -> bool {
-    op.get("/metrics")
-        .and_then(|m| metric_value(&m, "flotilla_leader"))
-        == Some(1.0)
-}
 
 fn reconciles(op: &Operator) -> f64 {
     op.get("/metrics")
@@ -85,13 +65,13 @@ async fn one_leader_writes_and_a_standby_takes_over_when_it_is_killed() {
             "--ignore-not-found",
         ],
     );
-    let mut a = replica(&bed, "replica-a");
+    let mut a = Operator::replica(&bed, "replica-a");
     eventually("replica-a leads", Duration::from_secs(20), || async {
-        Ok(leading(&a).then_some(()))
+        Ok(a.leading().then_some(()))
     })
     .await
     .unwrap();
-    let mut b = replica(&bed, "replica-b");
+    let mut b = Operator::replica(&bed, "replica-b");
     let ns = bed.namespace("leader");
     bed.apply(
         "host",
@@ -99,7 +79,7 @@ async fn one_leader_writes_and_a_standby_takes_over_when_it_is_killed() {
     );
     place(&bed, &ns, "first").await;
 
-    assert!(leading(&a) && !leading(&b), "exactly one leader");
+    assert!(a.leading() && !b.leading(), "exactly one leader");
     assert_eq!(lease_holder(&bed).await.as_deref(), Some("replica-a"));
     assert!(reconciles(&a) > 0.0, "the leader reconciles");
     assert_eq!(
@@ -111,7 +91,7 @@ async fn one_leader_writes_and_a_standby_takes_over_when_it_is_killed() {
     let killed = Instant::now();
     a.kill();
     eventually("replica-b takes over", Duration::from_secs(15), || async {
-        Ok(leading(&b).then_some(()))
+        Ok(b.leading().then_some(()))
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\nreplica-b log:\n{}", b.log_tail()));
@@ -143,9 +123,9 @@ async fn a_leader_that_loses_its_lease_stops_writing() {
             "--ignore-not-found",
         ],
     );
-    let mut a = replica(&bed, "replica-c");
+    let mut a = Operator::replica(&bed, "replica-c");
     eventually("replica-c leads", Duration::from_secs(20), || async {
-        Ok(leading(&a).then_some(()))
+        Ok(a.leading().then_some(()))
     })
     .await
     .unwrap();

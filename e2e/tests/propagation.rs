@@ -34,40 +34,11 @@ fn ingress(namespace: &str, name: &str, placement: Value, extra: Value) -> Strin
     .to_string()
 }
 
-fn namespace(bed: &TestBed, prefix: &str) -> String {
-    let ns = bed.namespace(prefix);
-    bed.apply(
-        "host",
-        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string(),
-    );
-    ns
-}
-
 async fn copy(bed: &TestBed, member: &str, ns: &str, name: &str) -> Option<Ingress> {
     Api::<Ingress>::namespaced(bed.client(member).await, ns)
         .get_opt(name)
         .await
         .unwrap()
-}
-
-async fn wait_copy(bed: &TestBed, member: &str, ns: &str, name: &str) -> Ingress {
-    let client = bed.client(member).await;
-    eventually(&format!("copy of {ns}/{name} in {member}"), WAIT, || {
-        let api: Api<Ingress> = Api::namespaced(client.clone(), ns);
-        async move { Ok(api.get_opt(name).await?) }
-    })
-    .await
-    .unwrap()
-}
-
-async fn wait_no_copy(bed: &TestBed, member: &str, ns: &str, name: &str) {
-    let client = bed.client(member).await;
-    eventually(&format!("no copy of {ns}/{name} in {member}"), WAIT, || {
-        let api: Api<Ingress> = Api::namespaced(client.clone(), ns);
-        async move { Ok(api.get_opt(name).await?.is_none().then_some(())) }
-    })
-    .await
-    .unwrap()
 }
 
 async fn wait_status<T>(
@@ -128,8 +99,12 @@ async fn the_example_is_propagated_with_its_overrides() {
         ],
     );
 
-    let m1 = wait_copy(&bed, "member1", "payments", "payment-gateway").await;
-    let m2 = wait_copy(&bed, "member2", "payments", "payment-gateway").await;
+    let m1 = bed
+        .wait_for_copy("member1", "payments", "payment-gateway")
+        .await;
+    let m2 = bed
+        .wait_for_copy("member2", "payments", "payment-gateway")
+        .await;
     assert_eq!(
         m1.spec.as_ref().unwrap().rules.as_ref().unwrap()[0]
             .host
@@ -199,8 +174,10 @@ async fn the_example_is_propagated_with_its_overrides() {
             "--wait=true",
         ],
     );
-    wait_no_copy(&bed, "member1", "payments", "payment-gateway").await;
-    wait_no_copy(&bed, "member2", "payments", "payment-gateway").await;
+    bed.wait_for_no_copy("member1", "payments", "payment-gateway")
+        .await;
+    bed.wait_for_no_copy("member2", "payments", "payment-gateway")
+        .await;
 }
 
 /// Changing the placement moves the copy: created where newly placed (namespace included),
@@ -210,20 +187,20 @@ async fn a_placement_change_moves_and_prunes() {
     let bed = TestBed::get();
     bed.federation();
     let _op = Operator::start(&bed, "move");
-    let ns = namespace(&bed, "move");
+    let ns = bed.create_namespace("move");
     bed.apply(
         "host",
         &ingress(&ns, "web", json!({"clusters": ["member1"]}), json!({})),
     );
-    wait_copy(&bed, "member1", &ns, "web").await;
+    bed.wait_for_copy("member1", &ns, "web").await;
 
     // member3 carries a NoSchedule taint (manifests/examples/10-member-clusters.yaml): tolerate it.
     let tolerant = json!({"clusters": ["member2", "member3"], "constraints": {"tolerations": [
         {"key": "flotilla.dev/cost-tier", "operator": "Exists", "effect": "NoSchedule"}]}});
     bed.apply("host", &ingress(&ns, "web", tolerant.clone(), json!({})));
-    wait_copy(&bed, "member2", &ns, "web").await;
-    wait_copy(&bed, "member3", &ns, "web").await;
-    wait_no_copy(&bed, "member1", &ns, "web").await;
+    bed.wait_for_copy("member2", &ns, "web").await;
+    bed.wait_for_copy("member3", &ns, "web").await;
+    bed.wait_for_no_copy("member1", &ns, "web").await;
 
     // A template change follows to every copy.
     let changed =
@@ -258,8 +235,8 @@ async fn a_placement_change_moves_and_prunes() {
             "--wait=true",
         ],
     );
-    wait_no_copy(&bed, "member2", &ns, "web").await;
-    wait_no_copy(&bed, "member3", &ns, "web").await;
+    bed.wait_for_no_copy("member2", &ns, "web").await;
+    bed.wait_for_no_copy("member3", &ns, "web").await;
 }
 
 /// With deletion policy Orphan the copies stay, released from Flotilla's management.
@@ -268,7 +245,7 @@ async fn orphan_policy_keeps_the_copies() {
     let bed = TestBed::get();
     bed.federation();
     let _op = Operator::start(&bed, "orphan");
-    let ns = namespace(&bed, "orphan");
+    let ns = bed.create_namespace("orphan");
     bed.apply(
         "host",
         &ingress(
@@ -278,8 +255,8 @@ async fn orphan_policy_keeps_the_copies() {
             json!({"deletion": "Orphan"}),
         ),
     );
-    wait_copy(&bed, "member1", &ns, "keep").await;
-    wait_copy(&bed, "member2", &ns, "keep").await;
+    bed.wait_for_copy("member1", &ns, "keep").await;
+    bed.wait_for_copy("member2", &ns, "keep").await;
     bed.kubectl_ok(
         "host",
         &[
@@ -315,7 +292,7 @@ async fn a_foreign_ingress_is_not_touched() {
     let bed = TestBed::get();
     bed.federation();
     let _op = Operator::start(&bed, "foreign");
-    let ns = namespace(&bed, "foreign");
+    let ns = bed.create_namespace("foreign");
     bed.apply(
         "member1",
         &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string(),
@@ -336,7 +313,7 @@ async fn a_foreign_ingress_is_not_touched() {
             json!({}),
         ),
     );
-    wait_copy(&bed, "member2", &ns, "shop").await;
+    bed.wait_for_copy("member2", &ns, "shop").await;
     let fi = wait_status(&bed, &ns, "shop", "conflict reported", |fi| {
         let entry = fi
             .status
@@ -404,7 +381,7 @@ async fn an_override_that_does_not_apply_is_reported_per_cluster() {
     let bed = TestBed::get();
     bed.federation();
     let _op = Operator::start(&bed, "override");
-    let ns = namespace(&bed, "override");
+    let ns = bed.create_namespace("override");
     let overrides = json!({"overrides": [{"clusterName": "member2", "patches": [
         {"op": "replace", "path": "/spec/rules/7/host", "value": "nope.example.com"}]}]});
     bed.apply(
@@ -416,7 +393,7 @@ async fn an_override_that_does_not_apply_is_reported_per_cluster() {
             overrides,
         ),
     );
-    wait_copy(&bed, "member1", &ns, "api").await;
+    bed.wait_for_copy("member1", &ns, "api").await;
     let fi = wait_status(&bed, &ns, "api", "override failure reported", |fi| {
         let entry = fi
             .status

@@ -42,10 +42,7 @@ impl Health {
 
     /// Not ready since `since`.
     pub const fn not_ready_since(since: Timestamp) -> Self {
-        Self {
-            ready: false,
-            since,
-        }
+        Self { ready: false, since }
     }
 }
 

@@ -108,13 +108,28 @@ impl FromStr for SelectorOperator {
 pub(crate) fn label<'l>(labels: &'l BTreeMap<String, String>, key: &str) -> Option<&'l str> {
     const SCAN_UP_TO: usize = 16;
     if labels.len() <= SCAN_UP_TO {
-        labels
-            .iter()
-            .find(|(k, _)| k.as_str() == key)
-            .map(|(_, v)| v.as_str())
+        labels.iter().find(|(k, _)| same(k, key)).map(|(_, v)| v.as_str())
     } else {
         labels.get(key).map(String::as_str)
     }
+}
+
+/// String equality for short label keys and values, inline and eight bytes at a time: a call
+/// to the C library's `memcmp` per comparison was a fifth of a 5,000-cluster decision.
+#[inline]
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let word = |c: &[u8]| u64::from_ne_bytes(<[u8; 8]>::try_from(c).unwrap_or_default());
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (p, q) in (&mut x).zip(&mut y) {
+        if word(p) != word(q) {
+            return false;
+        }
+    }
+    x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
 }
 
 impl LabelSelectorRequirement {
@@ -130,9 +145,7 @@ impl LabelSelectorRequirement {
                     operator: self.operator,
                 })
             }
-            SelectorOperator::Exists | SelectorOperator::DoesNotExist
-                if !self.values.is_empty() =>
-            {
+            SelectorOperator::Exists | SelectorOperator::DoesNotExist if !self.values.is_empty() => {
                 Err(SelectorError::UnexpectedValues {
                     key: self.key.clone(),
                     operator: self.operator,
@@ -147,8 +160,8 @@ impl LabelSelectorRequirement {
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         let value = label(labels, &self.key);
         match self.operator {
-            SelectorOperator::In => value.is_some_and(|v| self.values.iter().any(|x| x == v)),
-            SelectorOperator::NotIn => value.is_none_or(|v| !self.values.iter().any(|x| x == v)),
+            SelectorOperator::In => value.is_some_and(|v| self.values.iter().any(|x| same(x, v))),
+            SelectorOperator::NotIn => value.is_none_or(|v| !self.values.iter().any(|x| same(x, v))),
             SelectorOperator::Exists => value.is_some(),
             SelectorOperator::DoesNotExist => value.is_none(),
         }
@@ -157,14 +170,9 @@ impl LabelSelectorRequirement {
 
 impl LabelSelector {
     /// A selector requiring exactly these labels.
-    pub fn from_labels<K: Into<String>, V: Into<String>>(
-        labels: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
+    pub fn from_labels<K: Into<String>, V: Into<String>>(labels: impl IntoIterator<Item = (K, V)>) -> Self {
         Self {
-            match_labels: labels
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
+            match_labels: labels.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
             match_expressions: Vec::new(),
         }
     }
@@ -198,7 +206,7 @@ impl LabelSelector {
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.match_labels
             .iter()
-            .all(|(k, v)| label(labels, k) == Some(v.as_str()))
+            .all(|(k, v)| label(labels, k).is_some_and(|found| same(found, v)))
             && self.match_expressions.iter().all(|r| r.matches(labels))
     }
 }
@@ -208,10 +216,7 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -234,81 +239,58 @@ mod tests {
         let us = labels(&[("region", "us")]);
         let none = labels(&[]);
         let in_ = LabelSelector::default().with_expression("region", SelectorOperator::In, ["eu"]);
-        let not_in =
-            LabelSelector::default().with_expression("region", SelectorOperator::NotIn, ["eu"]);
-        let exists = LabelSelector::default().with_expression(
-            "region",
-            SelectorOperator::Exists,
-            Vec::<String>::new(),
-        );
-        let absent = LabelSelector::default().with_expression(
-            "region",
-            SelectorOperator::DoesNotExist,
-            Vec::<String>::new(),
-        );
+        let not_in = LabelSelector::default().with_expression("region", SelectorOperator::NotIn, ["eu"]);
+        let exists = LabelSelector::default().with_expression("region", SelectorOperator::Exists, Vec::<String>::new());
+        let absent =
+            LabelSelector::default().with_expression("region", SelectorOperator::DoesNotExist, Vec::<String>::new());
         assert_eq!(
             [in_.matches(&eu), in_.matches(&us), in_.matches(&none)],
             [true, false, false]
         );
         assert_eq!(
-            [
-                not_in.matches(&eu),
-                not_in.matches(&us),
-                not_in.matches(&none)
-            ],
+            [not_in.matches(&eu), not_in.matches(&us), not_in.matches(&none)],
             [false, true, true]
         );
         assert_eq!(
-            [
-                exists.matches(&eu),
-                exists.matches(&us),
-                exists.matches(&none)
-            ],
+            [exists.matches(&eu), exists.matches(&us), exists.matches(&none)],
             [true, true, false]
         );
         assert_eq!(
-            [
-                absent.matches(&eu),
-                absent.matches(&us),
-                absent.matches(&none)
-            ],
+            [absent.matches(&eu), absent.matches(&us), absent.matches(&none)],
             [false, false, true]
         );
     }
 
     #[test]
     fn invalid_combinations_are_errors() {
-        let no_values = LabelSelector::default().with_expression(
-            "region",
-            SelectorOperator::In,
-            Vec::<String>::new(),
-        );
-        assert!(matches!(
-            no_values.validate(),
-            Err(SelectorError::MissingValues { .. })
-        ));
-        let not_in_no_values = LabelSelector::default().with_expression(
-            "region",
-            SelectorOperator::NotIn,
-            Vec::<String>::new(),
-        );
+        let no_values = LabelSelector::default().with_expression("region", SelectorOperator::In, Vec::<String>::new());
+        assert!(matches!(no_values.validate(), Err(SelectorError::MissingValues { .. })));
+        let not_in_no_values =
+            LabelSelector::default().with_expression("region", SelectorOperator::NotIn, Vec::<String>::new());
         assert!(not_in_no_values.validate().is_err());
-        let exists_values =
-            LabelSelector::default().with_expression("region", SelectorOperator::Exists, ["eu"]);
+        let exists_values = LabelSelector::default().with_expression("region", SelectorOperator::Exists, ["eu"]);
         assert!(matches!(
             exists_values.validate(),
             Err(SelectorError::UnexpectedValues { .. })
         ));
-        let absent_values = LabelSelector::default().with_expression(
-            "region",
-            SelectorOperator::DoesNotExist,
-            ["eu"],
-        );
+        let absent_values = LabelSelector::default().with_expression("region", SelectorOperator::DoesNotExist, ["eu"]);
         assert!(absent_values.validate().is_err());
         let empty_key = LabelSelector::from_labels([("", "x")]);
         assert_eq!(empty_key.validate(), Err(SelectorError::EmptyKey));
         // Evaluating an invalid selector must not panic.
         assert!(!no_values.matches(&labels(&[("region", "eu")])));
+    }
+
+    #[test]
+    fn same_compares_whole_strings() {
+        let long = "topology.kubernetes.io/region";
+        let copy = String::from(long);
+        assert!(same(long, copy.as_str()));
+        assert!(!same(long, "topology.kubernetes.io/regioN"));
+        assert!(!same(long, "Topology.kubernetes.io/region"));
+        assert!(!same("abc", "abcd"));
+        assert!(same("", ""));
+        assert!(!same("eu-west1", "eu-west2"));
     }
 
     #[test]

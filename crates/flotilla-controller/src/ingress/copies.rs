@@ -156,35 +156,43 @@ pub enum RemoveOutcome {
     Failed(String),
 }
 
-/// Deletes Flotilla's copy of `origin` from the member (never an object that is not ours).
-pub async fn delete_copy(client: &Client, origin: &Origin) -> RemoveOutcome {
-    let api: Api<Ingress> = Api::namespaced(client.clone(), &origin.namespace);
+/// Flotilla's copy of `origin` in the member, or the outcome to report when there is none to act
+/// on (already gone, not ours, or unreadable).
+async fn our_copy(api: &Api<Ingress>, origin: &Origin) -> Result<Ingress, RemoveOutcome> {
     match api.get_opt(&origin.name).await {
-        Ok(None) => RemoveOutcome::Done,
+        Ok(None) => Err(RemoveOutcome::Done),
         Ok(Some(existing))
-            if !is_our_copy(
+            if is_our_copy(
                 existing.metadata.labels.as_ref(),
                 existing.metadata.annotations.as_ref(),
                 origin,
             ) =>
         {
-            RemoveOutcome::NotOurs
+            Ok(existing)
         }
-        Ok(Some(existing)) => {
-            // Precondition on uid: never delete an object that replaced ours in the meantime.
-            let params = DeleteParams {
-                preconditions: Some(kube::api::Preconditions {
-                    uid: existing.metadata.uid.clone(),
-                    resource_version: None,
-                }),
-                ..DeleteParams::default()
-            };
-            match api.delete(&origin.name, &params).await {
-                Ok(_) => RemoveOutcome::Done,
-                Err(kube::Error::Api(s)) if s.code == 404 => RemoveOutcome::Done,
-                Err(e) => RemoveOutcome::Failed(error_chain(&e)),
-            }
-        }
+        Ok(Some(_)) => Err(RemoveOutcome::NotOurs),
+        Err(e) => Err(RemoveOutcome::Failed(error_chain(&e))),
+    }
+}
+
+/// Deletes Flotilla's copy of `origin` from the member (never an object that is not ours).
+pub async fn delete_copy(client: &Client, origin: &Origin) -> RemoveOutcome {
+    let api: Api<Ingress> = Api::namespaced(client.clone(), &origin.namespace);
+    let existing = match our_copy(&api, origin).await {
+        Ok(existing) => existing,
+        Err(outcome) => return outcome,
+    };
+    // Precondition on uid: never delete an object that replaced ours in the meantime.
+    let params = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: existing.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(&origin.name, &params).await {
+        Ok(_) => RemoveOutcome::Done,
+        Err(kube::Error::Api(s)) if s.code == 404 => RemoveOutcome::Done,
         Err(e) => RemoveOutcome::Failed(error_chain(&e)),
     }
 }
@@ -193,35 +201,23 @@ pub async fn delete_copy(client: &Client, origin: &Origin) -> RemoveOutcome {
 /// annotations so the object is the member's own from now on.
 pub async fn release_copy(client: &Client, origin: &Origin) -> RemoveOutcome {
     let api: Api<Ingress> = Api::namespaced(client.clone(), &origin.namespace);
-    match api.get_opt(&origin.name).await {
-        Ok(None) => RemoveOutcome::Done,
-        Ok(Some(existing))
-            if !is_our_copy(
-                existing.metadata.labels.as_ref(),
-                existing.metadata.annotations.as_ref(),
-                origin,
-            ) =>
-        {
-            RemoveOutcome::NotOurs
-        }
-        Ok(Some(_)) => {
-            let nulls = |keys: &[&str]| {
-                keys.iter()
-                    .map(|k| (k.to_string(), Value::Null))
-                    .collect::<BTreeMap<_, _>>()
-            };
-            let patch = json!({"metadata": {
-                "labels": nulls(&[MANAGED_BY, ORIGIN_KIND]),
-                "annotations": nulls(&[ORIGIN_NAMESPACE, ORIGIN_NAME, ORIGIN_UID, DELETION_POLICY_ANNOTATION]),
-            }});
-            match api
-                .patch(&origin.name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(_) => RemoveOutcome::Done,
-                Err(e) => RemoveOutcome::Failed(error_chain(&e)),
-            }
-        }
+    if let Err(outcome) = our_copy(&api, origin).await {
+        return outcome;
+    }
+    let nulls = |keys: &[&str]| {
+        keys.iter()
+            .map(|k| (k.to_string(), Value::Null))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let patch = json!({"metadata": {
+        "labels": nulls(&[MANAGED_BY, ORIGIN_KIND]),
+        "annotations": nulls(&[ORIGIN_NAMESPACE, ORIGIN_NAME, ORIGIN_UID, DELETION_POLICY_ANNOTATION]),
+    }});
+    match api
+        .patch(&origin.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => RemoveOutcome::Done,
         Err(e) => RemoveOutcome::Failed(error_chain(&e)),
     }
 }

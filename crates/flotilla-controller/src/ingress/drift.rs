@@ -155,8 +155,12 @@ impl Syncer {
         // Judge only a copy applied from the object's current generation: otherwise the
         // controller has not applied it yet (or this view is behind) and will.
         let generation = fi.metadata.generation;
-        let applied_now = entry
-            .is_some_and(|e| e.state == CopyState::Applied && e.applied_generation == generation);
+        // A copy kept while its member was unreachable was applied at this generation too (the
+        // controller may not have marked it Applied again when the member's relist arrives).
+        let applied_now = entry.is_some_and(|e| {
+            matches!(e.state, CopyState::Applied | CopyState::Unreachable)
+                && e.applied_generation == generation
+        });
         if !applied_now {
             return;
         }
