@@ -43,6 +43,8 @@ pub const CONTROLLER: &str = "federatedingress";
 pub struct State {
     pub ctx: Arc<Context>,
     pub copies: Arc<CopyIndex>,
+    /// Objects whose status was just written, for the status syncer to judge their copies again.
+    pub rechecks: tokio::sync::mpsc::UnboundedSender<Arc<FederatedIngress>>,
 }
 const RESYNC: Duration = Duration::from_secs(300);
 const RETRY: Duration = Duration::from_secs(5);
@@ -156,6 +158,20 @@ async fn apply(
     );
     if previous_status.map(status::controller_part).as_ref() != Some(&new_status) {
         write_status(api, &origin.name, &new_status).await?;
+        // The syncer judges copies against the status as written now, not as its watch will
+        // show it a moment later.
+        let mut written = fi.as_ref().clone();
+        let mut merged = new_status;
+        for entry in &mut merged.clusters {
+            if let Some(old) =
+                previous_status.and_then(|s| s.clusters.iter().find(|e| e.cluster == entry.cluster))
+            {
+                entry.drift = old.drift.clone();
+                entry.load_balancer = old.load_balancer.clone();
+            }
+        }
+        written.status = Some(merged);
+        let _ = state.rechecks.send(Arc::new(written));
     }
 
     let retry = results.iter().any(|o| {
@@ -448,16 +464,23 @@ pub fn controller(
     let changes = ctx.registry.change_stream();
     let (copies, copy_events) = CopyIndex::new();
     tokio::spawn(copies.clone().run(ctx.clone()));
+    let (rechecks, recheck_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(super::drift::run(
         ctx.clone(),
         reader.clone(),
         copies.clone(),
         copy_events,
+        recheck_rx,
     ));
+    let state = Arc::new(State {
+        ctx,
+        copies,
+        rechecks,
+    });
     let run = Controller::for_stream(stream, reader.clone())
         .reconcile_all_on(changes)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, Arc::new(State { ctx, copies }))
+        .run(reconcile, error_policy, state)
         .for_each(|_| futures::future::ready(()));
     (reader, run)
 }

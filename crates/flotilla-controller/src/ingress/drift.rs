@@ -52,12 +52,15 @@ struct Syncer {
     drifted: HashMap<(String, String), (bool, String)>,
 }
 
-/// Runs until the index closes.
+/// Runs until the index closes. `rechecks` carries host objects whose status the controller has
+/// just written (with that status): a cluster newly selected or marked applied may hold a copy
+/// whose events came too early to be judged.
 pub async fn run(
     ctx: Arc<Context>,
     objects: Store<FederatedIngress>,
     copies: Arc<CopyIndex>,
     mut events: mpsc::UnboundedReceiver<CopyEvent>,
+    mut rechecks: mpsc::UnboundedReceiver<Arc<FederatedIngress>>,
 ) {
     crate::store::wait_until_listed(&objects).await;
     let mut syncer = Syncer {
@@ -67,15 +70,19 @@ pub async fn run(
         written: HashMap::new(),
         drifted: HashMap::new(),
     };
-    while let Some(event) = events.recv().await {
-        match event {
-            CopyEvent::Applied { member, copy } => {
-                syncer.observe(&member, origin_of(&copy), Some(copy)).await
-            }
-            CopyEvent::Deleted { member, copy } => {
-                syncer.observe(&member, origin_of(&copy), None).await
-            }
-            CopyEvent::Relisted { member } => syncer.relisted(&member).await,
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(CopyEvent::Applied { member, copy }) => {
+                    syncer.observe_copy(&member, origin_of(&copy), Some(copy)).await
+                }
+                Some(CopyEvent::Deleted { member, copy }) => {
+                    syncer.observe_copy(&member, origin_of(&copy), None).await
+                }
+                Some(CopyEvent::Relisted { member }) => syncer.relisted(&member).await,
+                None => return,
+            },
+            Some(fi) = rechecks.recv() => syncer.recheck(fi).await,
         }
     }
 }
@@ -106,18 +113,33 @@ impl Syncer {
                 && self.copies.is_listed(member)
                 && self.copies.copy(member, &origin).is_none()
             {
-                self.observe(
-                    member,
-                    Some((origin.namespace.clone(), origin.name.clone())),
-                    None,
-                )
-                .await;
+                self.observe(member, fi.clone(), None).await;
+            }
+        }
+    }
+
+    /// The controller wrote `fi`'s status: judge every copy the members' watches already see.
+    /// (Missing copies are reported by Delete events and relists, not here: a copy applied a
+    /// moment ago may not have reached the watch yet.)
+    async fn recheck(&mut self, fi: Arc<FederatedIngress>) {
+        let Some(origin) = Origin::of(&fi) else {
+            return;
+        };
+        let selected = fi
+            .status
+            .as_ref()
+            .and_then(|s| s.placement.as_ref())
+            .map(|p| p.selected.clone())
+            .unwrap_or_default();
+        for member in selected {
+            if let Some(copy) = self.copies.copy(&member, &origin) {
+                self.observe(&member, fi.clone(), Some(copy)).await;
             }
         }
     }
 
     /// One copy changed (`Some`) or disappeared (`None`) in `member`.
-    async fn observe(
+    async fn observe_copy(
         &mut self,
         member: &str,
         origin: Option<(String, String)>,
@@ -129,6 +151,17 @@ impl Syncer {
         let Some(fi) = self.objects.get(&ObjectRef::new(&name).within(&namespace)) else {
             return; // The host object is gone: the sweeper's business.
         };
+        self.observe(member, fi, copy).await;
+    }
+
+    /// Judges one member's copy of `fi`, whose status says where it is placed and applied.
+    async fn observe(
+        &mut self,
+        member: &str,
+        fi: Arc<FederatedIngress>,
+        copy: Option<Arc<Ingress>>,
+    ) {
+        let (namespace, name) = (fi.namespace().unwrap_or_default(), fi.name_any());
         if fi.meta().deletion_timestamp.is_some() {
             return;
         }
@@ -142,6 +175,7 @@ impl Syncer {
             .is_some_and(|p| p.selected.iter().any(|c| c == member));
         let entry = status.clusters.iter().find(|c| c.cluster == member);
         let key = (namespace.clone(), name.clone(), member.to_string());
+        tracing::debug!(member, object = %name, selected, deleted = copy.is_none(), "drift: copy event");
         if !selected {
             // Pruned or never placed here: nothing to report for this member any more.
             if (entry.is_some_and(|e| e.drift.is_some() || !e.load_balancer.is_empty())
@@ -162,6 +196,7 @@ impl Syncer {
                 && e.applied_generation == generation
         });
         if !applied_now {
+            tracing::debug!(member, object = %name, state = ?entry.map(|e| e.state), applied = ?entry.and_then(|e| e.applied_generation), ?generation, "drift: copy not applied at this generation yet");
             return;
         }
         if let Some(c) = &copy {
@@ -170,6 +205,7 @@ impl Syncer {
                 .get(ORIGIN_GENERATION_ANNOTATION)
                 .and_then(|g| g.parse::<i64>().ok());
             if copy_generation != generation {
+                tracing::debug!(member, object = %name, ?copy_generation, ?generation, "drift: copy from another generation");
                 return;
             }
         }
