@@ -29,6 +29,8 @@ pub struct Metrics {
     drift_detected: Family<Labels, Counter>,
     drift_corrected: Family<Labels, Counter>,
     propagation_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    status_writes: Family<Labels, Counter>,
+    status_write_bytes: Family<Labels, Counter>,
     pub registry: Arc<Registry>,
 }
 
@@ -53,6 +55,8 @@ impl Metrics {
             drift_detected: Family::default(),
             drift_corrected: Family::default(),
             propagation_duration: Family::new_with_constructor(latency_histogram),
+            status_writes: Family::default(),
+            status_write_bytes: Family::default(),
             registry: Arc::new(Registry::default()),
         };
         registry.register(
@@ -109,6 +113,16 @@ impl Metrics {
             "propagation_duration_seconds",
             "Time to apply one object to all its selected members",
             m.propagation_duration.clone(),
+        );
+        registry.register(
+            "status_writes",
+            "Status writes sent to the host, per writer",
+            m.status_writes.clone(),
+        );
+        registry.register(
+            "status_write_bytes",
+            "Bytes of the status writes sent to the host, per writer",
+            m.status_write_bytes.clone(),
         );
         Self {
             registry: Arc::new(registry),
@@ -182,6 +196,15 @@ impl Metrics {
         self.propagation_duration
             .get_or_create(&vec![("kind", kind.to_string())])
             .observe(took.as_secs_f64());
+    }
+
+    /// One status write of `bytes` bytes by `writer` (federatedingress, syncer, membercluster).
+    pub fn status_written(&self, writer: &'static str, bytes: usize) {
+        let labels = vec![("writer", writer.to_string())];
+        self.status_writes.get_or_create(&labels).inc();
+        self.status_write_bytes
+            .get_or_create(&labels)
+            .inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
     }
 
     /// The text exposition format.

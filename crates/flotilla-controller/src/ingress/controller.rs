@@ -96,7 +96,7 @@ async fn apply(
     let spec = match placement_spec(&fi.spec.placement) {
         Ok(spec) => spec,
         Err(message) => {
-            write_invalid_spec(api, &fi, &message).await?;
+            write_invalid_spec(ctx, api, &fi, &message).await?;
             return Ok(Action::await_change());
         }
     };
@@ -157,7 +157,7 @@ async fn apply(
         Time(now),
     );
     if previous_status.map(status::controller_part).as_ref() != Some(&new_status) {
-        write_status(api, &origin.name, &new_status).await?;
+        write_status(ctx, api, &origin.name, &new_status).await?;
         // The syncer judges copies against the status as written now, not as its watch will
         // show it a moment later.
         let mut written = fi.as_ref().clone();
@@ -323,6 +323,7 @@ async fn cleanup(
 }
 
 async fn write_status(
+    ctx: &Context,
     api: &Api<FederatedIngress>,
     name: &str,
     status: &FederatedIngressStatus,
@@ -339,10 +340,13 @@ async fn write_status(
     )
     .await
     .map_err(Error::HostApi)?;
+    ctx.metrics
+        .status_written(CONTROLLER, patch.to_string().len());
     Ok(())
 }
 
 async fn write_invalid_spec(
+    ctx: &Context,
     api: &Api<FederatedIngress>,
     fi: &FederatedIngress,
     message: &str,
@@ -363,7 +367,7 @@ async fn write_invalid_spec(
     );
     status.observed_generation = fi.metadata.generation;
     if before.as_ref() != Some(&status) {
-        write_status(api, &fi.name_any(), &status).await?;
+        write_status(ctx, api, &fi.name_any(), &status).await?;
     }
     Ok(())
 }

@@ -405,7 +405,12 @@ impl Syncer {
             )
             .await
         {
-            Ok(_) => true,
+            Ok(_) => {
+                self.ctx
+                    .metrics
+                    .status_written("syncer", patch.to_string().len());
+                true
+            }
             Err(e) => {
                 tracing::warn!(object = %fi.name_any(), manager, error = %e, "could not write drift status");
                 false

@@ -222,12 +222,17 @@ impl StatusWriter {
         self.status.observed_generation = self.generation;
         let api: Api<MemberCluster> = Api::all(ctx.host.clone());
         let patch = json!({ "status": self.status });
-        if let Err(e) = api
+        match api
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
+            Ok(_) => ctx
+                .metrics
+                .status_written("membercluster", patch.to_string().len()),
             // The next transition or refresh writes again; a member status is never worth a crash.
-            tracing::warn!(member = %self.name, error = %e, "could not write MemberCluster status");
+            Err(e) => {
+                tracing::warn!(member = %self.name, error = %e, "could not write MemberCluster status")
+            }
         }
     }
 }
