@@ -82,11 +82,15 @@ demo: ## Bring up the test bed, install the CRDs, apply the examples and show th
 
 ## --- benchmarks (lines: BENCH <name> <value> <unit>) -------------------------------------------
 .PHONY: bench
-bench: bench-placement bench-leader ## Every benchmark
+bench: bench-placement bench-leader bench-drift ## Every benchmark
 
 .PHONY: bench-placement
 bench-placement: ## Placement engine benchmarks (no clusters)
 	$(CARGO) bench -q -p flotilla-placement --bench placement 2>/dev/null | grep '^BENCH'
+
+.PHONY: bench-drift
+bench-drift: ## Status syncer: drift detection and correction latency, status bytes, steady-state writes (test bed)
+	e2e/bench.sh drift
 
 .PHONY: bench-leader
 bench-leader: ## Leader failover time of two operator replicas (test bed)
