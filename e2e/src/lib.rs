@@ -15,6 +15,8 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
+pub mod prometheus;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -378,6 +380,26 @@ impl Operator {
         response
             .split_once("\r\n\r\n")
             .map(|(_, body)| body.to_string())
+    }
+
+    /// PUT on the operator's HTTP port; returns the status code and body.
+    pub fn put(&self, path: &str, body: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(
+            stream,
+            "PUT {path} HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let code = response.split_whitespace().nth(1)?.parse().ok()?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())?;
+        Some((code, body))
     }
 
     /// The last lines of the operator's log.

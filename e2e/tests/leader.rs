@@ -101,6 +101,21 @@ async fn one_leader_writes_and_a_standby_takes_over_when_it_is_killed() {
     assert_eq!(lease_holder(&bed).await.as_deref(), Some("replica-b"));
     place(&bed, &ns, "second").await;
 
+    // The log level changes at run time; a bad filter is refused with the reason.
+    let (code, _) = b
+        .put("/log-level", "debug")
+        .expect("PUT /log-level answers");
+    assert_eq!(code, 200);
+    let (code, body) = b.put("/log-level", "[[[").expect("PUT /log-level answers");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("invalid filter"), "{body}");
+    let log = std::fs::read_to_string(&b.log).unwrap();
+    assert!(
+        log.contains("log level changed"),
+        "no record of the change:\n{}",
+        b.log_tail()
+    );
+
     // Graceful stop releases the Lease at once.
     let status = b.terminate().expect("stops on SIGTERM");
     assert!(status.success(), "exit status {status}");
