@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use flotilla_placement::{
-    ClusterInfo, Decision, DecisionInput, Health, LabelSelector, PlacementSpec, PreviousDecision, PriorityGroup,
-    ReplicaPreference, ReplicaRequest, SelectorOperator, SpreadConstraint, Taint, TaintEffect, Timestamp, Toleration,
-    TolerationOperator, decide,
+    ClusterInfo, Decision, DecisionInput, Health, LabelSelector, PlacementSpec, PreviousDecision,
+    PriorityGroup, ReplicaPreference, ReplicaRequest, SelectorOperator, SpreadConstraint, Taint,
+    TaintEffect, Timestamp, Toleration, TolerationOperator, decide,
 };
 
 const REGION: &str = "topology.kubernetes.io/region";
@@ -86,7 +86,11 @@ fn policy(variant: u64) -> PlacementSpec {
     let home = REGIONS[(variant % REGIONS.len() as u64) as usize];
     let backup = REGIONS[((variant + 3) % REGIONS.len() as u64) as usize];
     let mut spec = PlacementSpec {
-        cluster_selector: Some(LabelSelector::default().with_expression("tier", SelectorOperator::NotIn, ["bronze"])),
+        cluster_selector: Some(LabelSelector::default().with_expression(
+            "tier",
+            SelectorOperator::NotIn,
+            ["bronze"],
+        )),
         failover_priority: vec![
             PriorityGroup::of_selector(LabelSelector::from_labels([(REGION, home)])),
             PriorityGroup::of_selector(LabelSelector::from_labels([(REGION, backup)])),
@@ -112,9 +116,20 @@ fn policy(variant: u64) -> PlacementSpec {
 }
 
 /// The previous decision of a policy: decided once, fed back.
-fn settle(spec: &PlacementSpec, clusters: &[ClusterInfo], replicas: Option<&ReplicaRequest>) -> PreviousDecision {
+fn settle(
+    spec: &PlacementSpec,
+    clusters: &[ClusterInfo],
+    replicas: Option<&ReplicaRequest>,
+) -> PreviousDecision {
     let earlier = Timestamp::from_unix_millis(NOW.as_unix_millis() - 600_000);
-    run(spec, clusters, &PreviousDecision::default(), earlier, replicas).to_previous()
+    run(
+        spec,
+        clusters,
+        &PreviousDecision::default(),
+        earlier,
+        replicas,
+    )
+    .to_previous()
 }
 
 fn run(
@@ -149,8 +164,9 @@ impl Large {
         let mut rng = XorShift(0x5eed_0001);
         let clusters = fleet(5_000, &mut rng);
         let spec = policy(0);
-        let replicas = ReplicaRequest::new(60)
-            .with_preference(ReplicaPreference::weighted("member-00001", 3).bounded(Some(2), Some(20)));
+        let replicas = ReplicaRequest::new(60).with_preference(
+            ReplicaPreference::weighted("member-00001", 3).bounded(Some(2), Some(20)),
+        );
         let previous = settle(&spec, &clusters, Some(&replicas));
         Self {
             clusters,
@@ -195,9 +211,15 @@ impl Many {
         self.policies
             .iter()
             .map(|(spec, previous)| {
-                run(black_box(spec), &self.clusters, black_box(previous), NOW, None)
-                    .selected
-                    .len()
+                run(
+                    black_box(spec),
+                    &self.clusters,
+                    black_box(previous),
+                    NOW,
+                    None,
+                )
+                .selected
+                .len()
             })
             .sum()
     }
@@ -225,8 +247,12 @@ fn main() {
         .measurement_time(Duration::from_secs(5))
         .sample_size(20)
         .configure_from_args();
-    criterion.bench_function("placement_decide_5000_clusters", |b| b.iter(|| large.once()));
-    criterion.bench_function("placement_10000_policies_100_clusters", |b| b.iter(|| many.once()));
+    criterion.bench_function("placement_decide_5000_clusters", |b| {
+        b.iter(|| large.once())
+    });
+    criterion.bench_function("placement_10000_policies_100_clusters", |b| {
+        b.iter(|| many.once())
+    });
     criterion.final_summary();
 
     // `cargo test --benches` runs this binary without `--bench`: a smoke run is enough there.

@@ -47,7 +47,8 @@ pub(crate) struct Classified<'a> {
 
 impl<'a> Compiled<'a> {
     pub(crate) fn new(spec: &'a PlacementSpec) -> Self {
-        let listed = (!spec.clusters.is_empty()).then(|| spec.clusters.iter().map(String::as_str).collect());
+        let listed =
+            (!spec.clusters.is_empty()).then(|| spec.clusters.iter().map(String::as_str).collect());
         let groups = spec
             .failover_priority
             .iter()
@@ -56,7 +57,11 @@ impl<'a> Compiled<'a> {
                 selector: g.cluster_selector.as_ref(),
             })
             .collect();
-        Self { spec, listed, groups }
+        Self {
+            spec,
+            listed,
+            groups,
+        }
     }
 
     /// Whether `failoverPriority` is in use (ranks are then reported).
@@ -65,10 +70,10 @@ impl<'a> Compiled<'a> {
     }
 
     fn rank(&self, cluster: &ClusterInfo) -> u32 {
-        let position = self
-            .groups
-            .iter()
-            .position(|g| g.names.contains(&*cluster.name) || g.selector.is_some_and(|s| s.matches(&cluster.labels)));
+        let position = self.groups.iter().position(|g| {
+            g.names.contains(&*cluster.name)
+                || g.selector.is_some_and(|s| s.matches(&cluster.labels))
+        });
         let rank = position.unwrap_or(self.groups.len());
         u32::try_from(rank).unwrap_or(u32::MAX)
     }
@@ -82,7 +87,11 @@ impl<'a> Compiled<'a> {
         previously_selected: bool,
         now: Timestamp,
     ) -> Classified<'a> {
-        if self.listed.as_ref().is_some_and(|l| !l.contains(&*cluster.name)) {
+        if self
+            .listed
+            .as_ref()
+            .is_some_and(|l| !l.contains(&*cluster.name))
+        {
             return Classified {
                 candidate: false,
                 rank: 0,
@@ -132,7 +141,8 @@ impl<'a> Compiled<'a> {
             ));
         }
         let tolerations = &self.spec.constraints.tolerations;
-        if let Some(taint) = first_untolerated(&cluster.taints, tolerations, TaintEffect::NoExecute) {
+        if let Some(taint) = first_untolerated(&cluster.taints, tolerations, TaintEffect::NoExecute)
+        {
             let message = if previously_selected {
                 format!("taint {taint} is not tolerated; the object is moved away")
             } else {
@@ -167,7 +177,11 @@ impl<'a> Compiled<'a> {
 
 /// A final verdict from the per-cluster checks. Fixed texts stay borrowed: at thousands of
 /// clusters, one allocation per verdict shows.
-fn out<'a>(verdict: Verdict, reason: Reason, message: impl Into<Cow<'static, str>>) -> Standing<'a> {
+fn out<'a>(
+    verdict: Verdict,
+    reason: Reason,
+    message: impl Into<Cow<'static, str>>,
+) -> Standing<'a> {
     Standing::Out {
         verdict,
         reason,

@@ -42,7 +42,10 @@ impl Health {
 
     /// Not ready since `since`.
     pub const fn not_ready_since(since: Timestamp) -> Self {
-        Self { ready: false, since }
+        Self {
+            ready: false,
+            since,
+        }
     }
 }
 

@@ -109,7 +109,11 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, SpecError> {
                         .iter()
                         .map(|s| label(&cluster.labels, &s.topology_key).unwrap_or("")),
                 );
-                (Verdict::Standby, Reason::MaxClustersReached, Cow::Borrowed(""))
+                (
+                    Verdict::Standby,
+                    Reason::MaxClustersReached,
+                    Cow::Borrowed(""),
+                )
             }
         };
         clusters.push(ClusterVerdict {
@@ -162,14 +166,22 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, SpecError> {
         unsatisfied.extend(divide(request, &selected, &mut clusters));
     }
 
-    let selected: Vec<String> = selected.iter().map(|e| e.cluster.name.to_string()).collect();
-    let changed = previous.len() != selected.len() || selected.iter().any(|n| !previous.contains_key(n.as_str()));
+    let selected: Vec<String> = selected
+        .iter()
+        .map(|e| e.cluster.name.to_string())
+        .collect();
+    let changed = previous.len() != selected.len()
+        || selected.iter().any(|n| !previous.contains_key(n.as_str()));
     Ok(Decision {
         clusters,
         selected,
         unsatisfied,
         changed,
-        last_change: if changed { Some(now) } else { input.previous.last_change },
+        last_change: if changed {
+            Some(now)
+        } else {
+            input.previous.last_change
+        },
     })
 }
 
@@ -188,7 +200,10 @@ fn by_name(clusters: &[ClusterInfo]) -> Vec<&ClusterInfo> {
 /// The final verdict of a candidate that holds the object despite an untolerated NoSchedule
 /// taint: it stays while selected, but once not selected it is reported as tainted, because it
 /// will not be placed on again.
-fn overlook_no_schedule(outcome: Outcome, kept_despite: Option<&Taint>) -> (Verdict, Reason, Cow<'static, str>) {
+fn overlook_no_schedule(
+    outcome: Outcome,
+    kept_despite: Option<&Taint>,
+) -> (Verdict, Reason, Cow<'static, str>) {
     match (outcome.verdict, kept_despite) {
         (_, None) => (outcome.verdict, outcome.reason, outcome.message),
         (Verdict::Selected, Some(taint)) => (
@@ -214,7 +229,11 @@ fn overlook_no_schedule(outcome: Outcome, kept_despite: Option<&Taint>) -> (Verd
 
 /// Divides the request's replicas among the selected clusters (in priority order) and records
 /// them in their verdicts; returns the bounds that could not be met.
-fn divide(request: &ReplicaRequest, selected: &[&Eligible<'_>], clusters: &mut [ClusterVerdict]) -> Vec<String> {
+fn divide(
+    request: &ReplicaRequest,
+    selected: &[&Eligible<'_>],
+    clusters: &mut [ClusterVerdict],
+) -> Vec<String> {
     let prefs = request.preference_index();
     let targets: Vec<_> = selected
         .iter()

@@ -52,7 +52,12 @@ fn write_line(
 impl fmt::Display for Decision {
     /// Every cluster on its own aligned line (sorted by name), then `unsatisfied: ...` lines.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name_width = self.clusters.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let name_width = self
+            .clusters
+            .iter()
+            .map(|c| c.name.len())
+            .max()
+            .unwrap_or(0);
         let verdict_width = self
             .clusters
             .iter()

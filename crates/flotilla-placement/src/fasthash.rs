@@ -29,7 +29,9 @@ impl Hasher for Fx {
         self.add(bytes.len() as u64);
         let mut chunks = bytes.chunks_exact(8);
         for chunk in &mut chunks {
-            self.add(u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default()));
+            self.add(u64::from_le_bytes(
+                <[u8; 8]>::try_from(chunk).unwrap_or_default(),
+            ));
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
@@ -54,10 +56,17 @@ mod tests {
     #[test]
     fn distinguishes_short_keys_and_lengths() {
         let build = BuildHasherDefault::<Fx>::default();
-        let hashes: HashSet<u64> = ["", "a", "a\0", "member-00001", "member-00002", "member-000010"]
-            .iter()
-            .map(|k| build.hash_one(k))
-            .collect();
+        let hashes: HashSet<u64> = [
+            "",
+            "a",
+            "a\0",
+            "member-00001",
+            "member-00002",
+            "member-000010",
+        ]
+        .iter()
+        .map(|k| build.hash_one(k))
+        .collect();
         assert_eq!(hashes.len(), 6);
     }
 }

@@ -32,13 +32,20 @@ pub(crate) fn fill(
         .constraints
         .max_clusters
         .map_or(usize::MAX, |m| usize::try_from(m).unwrap_or(usize::MAX));
-    let best = open.first().and_then(|&i| candidates.get(i)).map(|c| c.rank);
+    let best = open
+        .first()
+        .and_then(|&i| candidates.get(i))
+        .map(|c| c.rank);
     let whole_best_group = spec.constraints.max_clusters.is_none() && context.uses_priority;
     let in_scope = |rank: u32| !whole_best_group || Some(rank) == best;
 
     let mut spread = SpreadCounts::new(spec);
     let mut chosen = 0usize;
-    let wants_groups = spec.constraints.spread.iter().any(|s| s.min_groups.is_some());
+    let wants_groups = spec
+        .constraints
+        .spread
+        .iter()
+        .any(|s| s.min_groups.is_some());
     if wants_groups {
         for &i in open {
             if chosen >= limit || spread.all_met(spec) {
@@ -70,7 +77,9 @@ pub(crate) fn fill(
             Outcome {
                 verdict: Verdict::Standby,
                 reason: Reason::MaxClustersReached,
-                message: Cow::Borrowed("maxClusters is reached by clusters ranked or already placed ahead"),
+                message: Cow::Borrowed(
+                    "maxClusters is reached by clusters ranked or already placed ahead",
+                ),
             }
         } else if let Some(k) = spread.full(spec, c.topology) {
             let constraint = spec.constraints.spread.get(k);
@@ -103,7 +112,11 @@ fn selected(
     in_scope: bool,
     for_spread: bool,
 ) -> Outcome {
-    let placed = if c.sticky() { "already placed" } else { "newly placed" };
+    let placed = if c.sticky() {
+        "already placed"
+    } else {
+        "newly placed"
+    };
     let (reason, mut message) = if for_spread && !in_scope {
         (
             Reason::SpreadCoverage,

@@ -105,7 +105,8 @@ pub use replica_request::{DEFAULT_WEIGHT, ReplicaPreference, ReplicaRequest};
 pub use replicas::{ReplicaAssignment, ReplicaDivision, ReplicaTarget, divide_replicas};
 pub use selector::{LabelSelector, LabelSelectorRequirement, SelectorError, SelectorOperator};
 pub use spec::{
-    Constraints, DEFAULT_STABILIZATION_SECONDS, Failback, FailbackMode, PlacementSpec, PriorityGroup, SpreadConstraint,
+    Constraints, DEFAULT_STABILIZATION_SECONDS, Failback, FailbackMode, PlacementSpec,
+    PriorityGroup, SpreadConstraint,
 };
 pub use taint::{Taint, TaintEffect, Toleration, TolerationOperator};
 pub use time::Timestamp;

@@ -28,7 +28,10 @@ pub struct PreviousSelection {
 impl PreviousDecision {
     /// A previous decision that selected `names`, all since `since` (what a controller can
     /// rebuild from `status.placement.selected` and `lastChangeTime`).
-    pub fn from_names<S: Into<String>>(names: impl IntoIterator<Item = S>, since: Timestamp) -> Self {
+    pub fn from_names<S: Into<String>>(
+        names: impl IntoIterator<Item = S>,
+        since: Timestamp,
+    ) -> Self {
         Self {
             selected: names
                 .into_iter()

@@ -60,7 +60,12 @@ impl ReplicaRequest {
 
     /// The division target for a selected cluster with preference `pref`, capped by the
     /// cluster's capacity hint.
-    pub(crate) fn target(&self, cluster: &ClusterInfo, pref: Option<&ReplicaPreference>, rank: u32) -> ReplicaTarget {
+    pub(crate) fn target(
+        &self,
+        cluster: &ClusterInfo,
+        pref: Option<&ReplicaPreference>,
+        rank: u32,
+    ) -> ReplicaTarget {
         let pref_max = pref.and_then(|p| p.max_replicas);
         let max_replicas = match (pref_max, cluster.capacity_replicas) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -55,7 +55,10 @@ pub struct ReplicaAssignment {
 impl ReplicaDivision {
     /// The replicas assigned to `name`, if it was a target.
     pub fn replicas_of(&self, name: &str) -> Option<i32> {
-        self.assignments.iter().find(|a| a.name == name).map(|a| a.replicas)
+        self.assignments
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.replicas)
     }
 
     /// The sum of all assignments.
@@ -77,18 +80,26 @@ struct Slot {
 pub fn divide_replicas(total: i32, targets: &[ReplicaTarget]) -> ReplicaDivision {
     let mut unsatisfied = Vec::new();
     let total = if total < 0 {
-        unsatisfied.push(format!("total replicas {total} is negative; dividing 0 instead"));
+        unsatisfied.push(format!(
+            "total replicas {total} is negative; dividing 0 instead"
+        ));
         0
     } else {
         i64::from(total)
     };
 
     let mut seen = HashSet::new();
-    let mut ordered: Vec<&ReplicaTarget> = targets.iter().filter(|t| seen.insert(t.name.as_str())).collect();
+    let mut ordered: Vec<&ReplicaTarget> = targets
+        .iter()
+        .filter(|t| seen.insert(t.name.as_str()))
+        .collect();
     ordered.sort_by(|a, b| a.rank.cmp(&b.rank).then_with(|| a.name.cmp(&b.name)));
 
     let healthy: Vec<&ReplicaTarget> = ordered.iter().copied().filter(|t| t.healthy).collect();
-    let mut slots: Vec<Slot> = healthy.iter().map(|t| normalise(t, &mut unsatisfied)).collect();
+    let mut slots: Vec<Slot> = healthy
+        .iter()
+        .map(|t| normalise(t, &mut unsatisfied))
+        .collect();
 
     if slots.is_empty() {
         if total > 0 {
@@ -144,7 +155,13 @@ fn normalise(t: &ReplicaTarget, unsatisfied: &mut Vec<String>) -> Slot {
 }
 
 /// Assigns `total` among healthy `slots` (in priority order).
-fn assign(total: i64, slots: &mut [Slot], ranks: &[u32], names: &[&str], unsatisfied: &mut Vec<String>) {
+fn assign(
+    total: i64,
+    slots: &mut [Slot],
+    ranks: &[u32],
+    names: &[&str],
+    unsatisfied: &mut Vec<String>,
+) {
     let sum_min: i64 = slots.iter().map(|s| s.min).sum();
     let sum_max: Option<i64> = slots.iter().map(|s| s.max).sum();
 
@@ -253,7 +270,12 @@ fn proportional(total: i64, slots: &mut [Slot], ranks: &[u32], names: &[&str]) {
 }
 
 /// What is left for the free slots, and their effective weights (all 1 when they sum to 0).
-fn shares_basis(total: i64, slots: &[Slot], frozen: &[bool], free: &[usize]) -> (i64, i128, Vec<u64>) {
+fn shares_basis(
+    total: i64,
+    slots: &[Slot],
+    frozen: &[bool],
+    free: &[usize],
+) -> (i64, i128, Vec<u64>) {
     let fixed: i64 = slots
         .iter()
         .zip(frozen)
@@ -365,7 +387,10 @@ mod tests {
 
     #[test]
     fn total_above_maximums_assigns_maximums_and_reports() {
-        let d = divide_replicas(10, &[target("a", 1, 0, Some(3)), target("b", 1, 0, Some(4))]);
+        let d = divide_replicas(
+            10,
+            &[target("a", 1, 0, Some(3)), target("b", 1, 0, Some(4))],
+        );
         assert_eq!(split(&d), vec![3, 4]);
         assert!(d.unsatisfied[0].contains("3 replicas are not placed"));
     }
@@ -404,7 +429,10 @@ mod tests {
         assert_eq!(d.unsatisfied.len(), 2);
         let d = divide_replicas(
             i32::MAX,
-            &[target("a", u32::MAX, 0, None), target("b", u32::MAX, 0, None)],
+            &[
+                target("a", u32::MAX, 0, None),
+                target("b", u32::MAX, 0, None),
+            ],
         );
         assert_eq!(d.total(), i64::from(i32::MAX));
         let d = divide_replicas(3, &[]);

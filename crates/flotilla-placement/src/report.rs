@@ -11,8 +11,14 @@ pub(crate) fn unknown_listed(spec: &PlacementSpec, inventory: &[&ClusterInfo]) -
     spec.clusters
         .iter()
         .filter(|name| seen.insert(name.as_str()))
-        .filter(|name| inventory.binary_search_by(|c| (*c.name).cmp(name.as_str())).is_err())
-        .map(|name| format!("cluster {name} is listed in placement.clusters but is not a member cluster"))
+        .filter(|name| {
+            inventory
+                .binary_search_by(|c| (*c.name).cmp(name.as_str()))
+                .is_err()
+        })
+        .map(|name| {
+            format!("cluster {name} is listed in placement.clusters but is not a member cluster")
+        })
         .collect()
 }
 

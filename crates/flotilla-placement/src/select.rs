@@ -76,17 +76,30 @@ pub(crate) struct Selection {
 /// ranks better than the worst selected one stays held: it would still displace it.
 /// With the order above this makes every decision a fixed point: fed back as the previous
 /// decision, it reproduces itself.
-pub(crate) fn select(spec: &PlacementSpec, candidates: &[Candidate<'_>], context: &RankContext) -> Selection {
+pub(crate) fn select(
+    spec: &PlacementSpec,
+    candidates: &[Candidate<'_>],
+    context: &RankContext,
+) -> Selection {
     let stabilization = Duration::from_secs(u64::from(spec.failback.stabilization_seconds));
     // Candidates arrive sorted by name, so a stable sort on the rest of the key finishes the
     // order without comparing names (which dominated at 5,000 clusters).
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     order.sort_by_key(|&i| {
         let c = &candidates[i];
-        (c.rank, !c.sticky(), c.selected_since, c.ready_for < stabilization)
+        (
+            c.rank,
+            !c.sticky(),
+            c.selected_since,
+            c.ready_for < stabilization,
+        )
     });
 
-    let mut gate = candidates.iter().filter(|c| c.sticky()).map(|c| c.rank).max();
+    let mut gate = candidates
+        .iter()
+        .filter(|c| c.sticky())
+        .map(|c| c.rank)
+        .max();
     loop {
         let selection = pass(spec, candidates, context, &order, gate, stabilization);
         let worst_selected = candidates

@@ -108,7 +108,10 @@ impl FromStr for SelectorOperator {
 pub(crate) fn label<'l>(labels: &'l BTreeMap<String, String>, key: &str) -> Option<&'l str> {
     const SCAN_UP_TO: usize = 16;
     if labels.len() <= SCAN_UP_TO {
-        labels.iter().find(|(k, _)| same(k, key)).map(|(_, v)| v.as_str())
+        labels
+            .iter()
+            .find(|(k, _)| same(k, key))
+            .map(|(_, v)| v.as_str())
     } else {
         labels.get(key).map(String::as_str)
     }
@@ -145,7 +148,9 @@ impl LabelSelectorRequirement {
                     operator: self.operator,
                 })
             }
-            SelectorOperator::Exists | SelectorOperator::DoesNotExist if !self.values.is_empty() => {
+            SelectorOperator::Exists | SelectorOperator::DoesNotExist
+                if !self.values.is_empty() =>
+            {
                 Err(SelectorError::UnexpectedValues {
                     key: self.key.clone(),
                     operator: self.operator,
@@ -161,7 +166,9 @@ impl LabelSelectorRequirement {
         let value = label(labels, &self.key);
         match self.operator {
             SelectorOperator::In => value.is_some_and(|v| self.values.iter().any(|x| same(x, v))),
-            SelectorOperator::NotIn => value.is_none_or(|v| !self.values.iter().any(|x| same(x, v))),
+            SelectorOperator::NotIn => {
+                value.is_none_or(|v| !self.values.iter().any(|x| same(x, v)))
+            }
             SelectorOperator::Exists => value.is_some(),
             SelectorOperator::DoesNotExist => value.is_none(),
         }
@@ -170,9 +177,14 @@ impl LabelSelectorRequirement {
 
 impl LabelSelector {
     /// A selector requiring exactly these labels.
-    pub fn from_labels<K: Into<String>, V: Into<String>>(labels: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn from_labels<K: Into<String>, V: Into<String>>(
+        labels: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         Self {
-            match_labels: labels.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            match_labels: labels
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             match_expressions: Vec::new(),
         }
     }
@@ -216,7 +228,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -239,41 +254,76 @@ mod tests {
         let us = labels(&[("region", "us")]);
         let none = labels(&[]);
         let in_ = LabelSelector::default().with_expression("region", SelectorOperator::In, ["eu"]);
-        let not_in = LabelSelector::default().with_expression("region", SelectorOperator::NotIn, ["eu"]);
-        let exists = LabelSelector::default().with_expression("region", SelectorOperator::Exists, Vec::<String>::new());
-        let absent =
-            LabelSelector::default().with_expression("region", SelectorOperator::DoesNotExist, Vec::<String>::new());
+        let not_in =
+            LabelSelector::default().with_expression("region", SelectorOperator::NotIn, ["eu"]);
+        let exists = LabelSelector::default().with_expression(
+            "region",
+            SelectorOperator::Exists,
+            Vec::<String>::new(),
+        );
+        let absent = LabelSelector::default().with_expression(
+            "region",
+            SelectorOperator::DoesNotExist,
+            Vec::<String>::new(),
+        );
         assert_eq!(
             [in_.matches(&eu), in_.matches(&us), in_.matches(&none)],
             [true, false, false]
         );
         assert_eq!(
-            [not_in.matches(&eu), not_in.matches(&us), not_in.matches(&none)],
+            [
+                not_in.matches(&eu),
+                not_in.matches(&us),
+                not_in.matches(&none)
+            ],
             [false, true, true]
         );
         assert_eq!(
-            [exists.matches(&eu), exists.matches(&us), exists.matches(&none)],
+            [
+                exists.matches(&eu),
+                exists.matches(&us),
+                exists.matches(&none)
+            ],
             [true, true, false]
         );
         assert_eq!(
-            [absent.matches(&eu), absent.matches(&us), absent.matches(&none)],
+            [
+                absent.matches(&eu),
+                absent.matches(&us),
+                absent.matches(&none)
+            ],
             [false, false, true]
         );
     }
 
     #[test]
     fn invalid_combinations_are_errors() {
-        let no_values = LabelSelector::default().with_expression("region", SelectorOperator::In, Vec::<String>::new());
-        assert!(matches!(no_values.validate(), Err(SelectorError::MissingValues { .. })));
-        let not_in_no_values =
-            LabelSelector::default().with_expression("region", SelectorOperator::NotIn, Vec::<String>::new());
+        let no_values = LabelSelector::default().with_expression(
+            "region",
+            SelectorOperator::In,
+            Vec::<String>::new(),
+        );
+        assert!(matches!(
+            no_values.validate(),
+            Err(SelectorError::MissingValues { .. })
+        ));
+        let not_in_no_values = LabelSelector::default().with_expression(
+            "region",
+            SelectorOperator::NotIn,
+            Vec::<String>::new(),
+        );
         assert!(not_in_no_values.validate().is_err());
-        let exists_values = LabelSelector::default().with_expression("region", SelectorOperator::Exists, ["eu"]);
+        let exists_values =
+            LabelSelector::default().with_expression("region", SelectorOperator::Exists, ["eu"]);
         assert!(matches!(
             exists_values.validate(),
             Err(SelectorError::UnexpectedValues { .. })
         ));
-        let absent_values = LabelSelector::default().with_expression("region", SelectorOperator::DoesNotExist, ["eu"]);
+        let absent_values = LabelSelector::default().with_expression(
+            "region",
+            SelectorOperator::DoesNotExist,
+            ["eu"],
+        );
         assert!(absent_values.validate().is_err());
         let empty_key = LabelSelector::from_labels([("", "x")]);
         assert_eq!(empty_key.validate(), Err(SelectorError::EmptyKey));

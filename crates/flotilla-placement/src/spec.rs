@@ -110,7 +110,11 @@ impl PriorityGroup {
 
 impl SpreadConstraint {
     /// A spread constraint over `topology_key`.
-    pub fn new(topology_key: impl Into<String>, max_per_group: Option<u32>, min_groups: Option<u32>) -> Self {
+    pub fn new(
+        topology_key: impl Into<String>,
+        max_per_group: Option<u32>,
+        min_groups: Option<u32>,
+    ) -> Self {
         Self {
             topology_key: topology_key.into(),
             max_per_group,

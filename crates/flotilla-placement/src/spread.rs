@@ -36,17 +36,22 @@ impl<'s> SpreadCounts<'s> {
             .zip(topology)
             .any(|((c, counts), value)| {
                 c.min_groups.is_some_and(|min| {
-                    usize::try_from(min).unwrap_or(usize::MAX) > counts.len() && !counts.contains_key(value)
+                    usize::try_from(min).unwrap_or(usize::MAX) > counts.len()
+                        && !counts.contains_key(value)
                 })
             })
     }
 
     /// Whether every `minGroups` is met (then coverage needs no more clusters).
     pub(crate) fn all_met(&self, spec: &PlacementSpec) -> bool {
-        spec.constraints.spread.iter().zip(&self.counts).all(|(c, counts)| {
-            c.min_groups
-                .is_none_or(|min| usize::try_from(min).unwrap_or(usize::MAX) <= counts.len())
-        })
+        spec.constraints
+            .spread
+            .iter()
+            .zip(&self.counts)
+            .all(|(c, counts)| {
+                c.min_groups
+                    .is_none_or(|min| usize::try_from(min).unwrap_or(usize::MAX) <= counts.len())
+            })
     }
 
     /// Counts one more selected cluster.

@@ -105,7 +105,9 @@ impl Toleration {
         }
         match self.operator {
             TolerationOperator::Exists => true,
-            TolerationOperator::Equal => self.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+            TolerationOperator::Equal => {
+                self.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+            }
         }
     }
 }
@@ -127,7 +129,12 @@ pub(crate) fn first_untolerated<'t>(
 mod tests {
     use super::*;
 
-    fn tol(key: Option<&str>, op: TolerationOperator, value: Option<&str>, effect: Option<TaintEffect>) -> Toleration {
+    fn tol(
+        key: Option<&str>,
+        op: TolerationOperator,
+        value: Option<&str>,
+        effect: Option<TaintEffect>,
+    ) -> Toleration {
         Toleration {
             key: key.map(Into::into),
             operator: op,
@@ -141,7 +148,9 @@ mod tests {
         let taint = Taint::new("maint", "yes", TaintEffect::NoSchedule);
         assert!(tol(Some("maint"), TolerationOperator::Equal, Some("yes"), None).tolerates(&taint));
         assert!(!tol(Some("maint"), TolerationOperator::Equal, Some("no"), None).tolerates(&taint));
-        assert!(!tol(Some("other"), TolerationOperator::Equal, Some("yes"), None).tolerates(&taint));
+        assert!(
+            !tol(Some("other"), TolerationOperator::Equal, Some("yes"), None).tolerates(&taint)
+        );
     }
 
     #[test]
@@ -189,7 +198,10 @@ mod tests {
             Taint::new("b", "1", TaintEffect::NoExecute),
         ];
         let tolerate_a = [tol(Some("a"), TolerationOperator::Exists, None, None)];
-        assert_eq!(first_untolerated(&taints, &tolerate_a, TaintEffect::NoSchedule), None);
+        assert_eq!(
+            first_untolerated(&taints, &tolerate_a, TaintEffect::NoSchedule),
+            None
+        );
         assert_eq!(
             first_untolerated(&taints, &tolerate_a, TaintEffect::NoExecute),
             Some(&taints[1])

@@ -63,7 +63,10 @@ mod tests {
     fn age_never_goes_negative() {
         let earlier = Timestamp::from_unix_millis(5_000);
         let later = Timestamp::from_unix_millis(7_500);
-        assert_eq!(later.saturating_since(earlier), Duration::from_millis(2_500));
+        assert_eq!(
+            later.saturating_since(earlier),
+            Duration::from_millis(2_500)
+        );
         assert_eq!(earlier.saturating_since(later), Duration::ZERO);
     }
 

@@ -56,17 +56,21 @@ impl PlacementSpec {
     /// Checks everything the engine relies on; returns the first problem found.
     pub fn validate(&self) -> Result<(), SpecError> {
         if let Some(selector) = &self.cluster_selector {
-            selector.validate().map_err(|source| SpecError::InvalidSelector {
-                field: "clusterSelector".to_owned(),
-                source,
-            })?;
+            selector
+                .validate()
+                .map_err(|source| SpecError::InvalidSelector {
+                    field: "clusterSelector".to_owned(),
+                    source,
+                })?;
         }
         for (i, group) in self.failover_priority.iter().enumerate() {
             if let Some(selector) = &group.cluster_selector {
-                selector.validate().map_err(|source| SpecError::InvalidSelector {
-                    field: format!("failoverPriority[{i}].clusterSelector"),
-                    source,
-                })?;
+                selector
+                    .validate()
+                    .map_err(|source| SpecError::InvalidSelector {
+                        field: format!("failoverPriority[{i}].clusterSelector"),
+                        source,
+                    })?;
             }
         }
         if self.constraints.max_clusters == Some(0) {
@@ -114,9 +118,16 @@ mod tests {
 
     #[test]
     fn reports_which_selector_is_invalid() {
-        let bad = LabelSelector::default().with_expression("region", SelectorOperator::In, Vec::<String>::new());
+        let bad = LabelSelector::default().with_expression(
+            "region",
+            SelectorOperator::In,
+            Vec::<String>::new(),
+        );
         let spec = PlacementSpec {
-            failover_priority: vec![PriorityGroup::of_clusters(["a"]), PriorityGroup::of_selector(bad)],
+            failover_priority: vec![
+                PriorityGroup::of_clusters(["a"]),
+                PriorityGroup::of_selector(bad),
+            ],
             ..PlacementSpec::default()
         };
         let err = spec.validate().err();
@@ -135,9 +146,15 @@ mod tests {
 
         let mut spec = PlacementSpec::default();
         spec.constraints.spread = vec![SpreadConstraint::new("", None, None)];
-        assert_eq!(spec.validate(), Err(SpecError::EmptyTopologyKey { index: 0 }));
+        assert_eq!(
+            spec.validate(),
+            Err(SpecError::EmptyTopologyKey { index: 0 })
+        );
         spec.constraints.spread = vec![SpreadConstraint::new("r", Some(0), None)];
-        assert_eq!(spec.validate(), Err(SpecError::ZeroMaxPerGroup { index: 0 }));
+        assert_eq!(
+            spec.validate(),
+            Err(SpecError::ZeroMaxPerGroup { index: 0 })
+        );
         spec.constraints.spread = vec![SpreadConstraint::new("r", None, Some(0))];
         assert_eq!(spec.validate(), Err(SpecError::ZeroMinGroups { index: 0 }));
 
@@ -153,6 +170,9 @@ mod tests {
             value: Some("v".into()),
             effect: None,
         }];
-        assert_eq!(spec.validate(), Err(SpecError::TolerationExistsWithValue { index: 0 }));
+        assert_eq!(
+            spec.validate(),
+            Err(SpecError::TolerationExistsWithValue { index: 0 })
+        );
     }
 }

@@ -29,7 +29,10 @@ fn explicit_list_restricts_by_name() {
     };
     let d = run_fresh(&spec, &inventory());
     assert_eq!(selected(&d), ["eu-2", "us-1"]);
-    assert_eq!(verdict_of(&d, "eu-1"), (Verdict::Filtered, Reason::NotInClusterList));
+    assert_eq!(
+        verdict_of(&d, "eu-1"),
+        (Verdict::Filtered, Reason::NotInClusterList)
+    );
 }
 
 #[test]
@@ -52,7 +55,10 @@ fn selector_match_labels_and_expressions() {
     };
     let d = run_fresh(&spec, &inventory());
     assert_eq!(selected(&d), ["eu-1", "us-1"]);
-    assert_eq!(verdict_of(&d, "eu-2"), (Verdict::Filtered, Reason::SelectorMismatch));
+    assert_eq!(
+        verdict_of(&d, "eu-2"),
+        (Verdict::Filtered, Reason::SelectorMismatch)
+    );
 
     let cases: [(SelectorOperator, &[&str], &[&str]); 4] = [
         (SelectorOperator::In, &["eu"], &["eu-1", "eu-2"]),
@@ -62,7 +68,11 @@ fn selector_match_labels_and_expressions() {
     ];
     for (op, values, expected) in cases {
         let spec = PlacementSpec {
-            cluster_selector: Some(LabelSelector::default().with_expression(REGION, op, values.iter().copied())),
+            cluster_selector: Some(LabelSelector::default().with_expression(
+                REGION,
+                op,
+                values.iter().copied(),
+            )),
             ..PlacementSpec::default()
         };
         assert_eq!(selected(&run_fresh(&spec, &inventory())), expected, "{op}");
@@ -73,13 +83,23 @@ fn selector_match_labels_and_expressions() {
 fn list_and_selector_together_require_both() {
     let spec = PlacementSpec {
         clusters: vec!["eu-1".into(), "eu-2".into(), "lab".into()],
-        cluster_selector: Some(LabelSelector::default().with_expression(REGION, SelectorOperator::In, ["eu", "us"])),
+        cluster_selector: Some(LabelSelector::default().with_expression(
+            REGION,
+            SelectorOperator::In,
+            ["eu", "us"],
+        )),
         ..PlacementSpec::default()
     };
     let d = run_fresh(&spec, &inventory());
     assert_eq!(selected(&d), ["eu-1", "eu-2"]);
-    assert_eq!(verdict_of(&d, "lab"), (Verdict::Filtered, Reason::SelectorMismatch));
-    assert_eq!(verdict_of(&d, "us-1"), (Verdict::Filtered, Reason::NotInClusterList));
+    assert_eq!(
+        verdict_of(&d, "lab"),
+        (Verdict::Filtered, Reason::SelectorMismatch)
+    );
+    assert_eq!(
+        verdict_of(&d, "us-1"),
+        (Verdict::Filtered, Reason::NotInClusterList)
+    );
 }
 
 #[test]
@@ -94,7 +114,11 @@ fn empty_selector_matches_every_cluster() {
 #[test]
 fn invalid_selector_is_an_error_not_a_panic() {
     let spec = PlacementSpec {
-        cluster_selector: Some(LabelSelector::default().with_expression(REGION, SelectorOperator::Exists, ["eu"])),
+        cluster_selector: Some(LabelSelector::default().with_expression(
+            REGION,
+            SelectorOperator::Exists,
+            ["eu"],
+        )),
         ..PlacementSpec::default()
     };
     assert!(spec.validate().is_err());
@@ -117,7 +141,11 @@ fn every_cluster_gets_a_verdict_and_nothing_selected_is_reported() {
     let d = run_fresh(&spec, &inventory());
     assert_eq!(d.clusters.len(), 4);
     assert!(d.selected.is_empty());
-    assert!(d.unsatisfied.iter().any(|u| u.starts_with("no cluster is selected")));
+    assert!(
+        d.unsatisfied
+            .iter()
+            .any(|u| u.starts_with("no cluster is selected"))
+    );
 }
 
 #[test]

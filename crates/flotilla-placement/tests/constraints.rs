@@ -3,7 +3,8 @@ mod common;
 
 use common::*;
 use flotilla_placement::{
-    ClusterInfo, PlacementSpec, Reason, SpreadConstraint, Taint, TaintEffect, Toleration, TolerationOperator, Verdict,
+    ClusterInfo, PlacementSpec, Reason, SpreadConstraint, Taint, TaintEffect, Toleration,
+    TolerationOperator, Verdict,
 };
 
 fn spec_with(max: Option<u32>, spread: Vec<SpreadConstraint>) -> PlacementSpec {
@@ -28,7 +29,10 @@ fn regions() -> Vec<ClusterInfo> {
 fn max_clusters_takes_the_first_by_name_without_priority() {
     let d = run_fresh(&spec_with(Some(2), vec![]), &regions());
     assert_eq!(selected(&d), ["ap-1", "eu-1"]);
-    assert_eq!(verdict_of(&d, "us-2"), (Verdict::Standby, Reason::MaxClustersReached));
+    assert_eq!(
+        verdict_of(&d, "us-2"),
+        (Verdict::Standby, Reason::MaxClustersReached)
+    );
 }
 
 #[test]
@@ -36,7 +40,10 @@ fn at_most_one_cluster_per_region() {
     let spread = SpreadConstraint::new(REGION, Some(1), None);
     let d = run_fresh(&spec_with(None, vec![spread]), &regions());
     assert_eq!(selected(&d), ["ap-1", "eu-1", "us-1"]);
-    assert_eq!(verdict_of(&d, "eu-2"), (Verdict::Filtered, Reason::SpreadMaxPerGroup));
+    assert_eq!(
+        verdict_of(&d, "eu-2"),
+        (Verdict::Filtered, Reason::SpreadMaxPerGroup)
+    );
 }
 
 #[test]
@@ -56,8 +63,14 @@ fn min_groups_without_max_clusters_adds_coverage_to_the_best_group() {
     spec.constraints.spread = vec![SpreadConstraint::new(REGION, None, Some(2))];
     let d = run_fresh(&spec, &regions());
     assert_eq!(selected(&d), ["eu-1", "eu-2", "us-1"]);
-    assert_eq!(verdict_of(&d, "us-1"), (Verdict::Selected, Reason::SpreadCoverage));
-    assert_eq!(verdict_of(&d, "us-2"), (Verdict::Standby, Reason::LowerPriority));
+    assert_eq!(
+        verdict_of(&d, "us-1"),
+        (Verdict::Selected, Reason::SpreadCoverage)
+    );
+    assert_eq!(
+        verdict_of(&d, "us-2"),
+        (Verdict::Standby, Reason::LowerPriority)
+    );
 }
 
 #[test]
@@ -66,7 +79,11 @@ fn unmet_min_groups_is_reported() {
     let d = run_fresh(&spec_with(Some(3), vec![spread]), &regions());
     assert_eq!(d.selected.len(), 3);
     assert_eq!(d.unsatisfied.len(), 1, "{:?}", d.unsatisfied);
-    assert!(d.unsatisfied[0].contains("at least 4"), "{}", d.unsatisfied[0]);
+    assert!(
+        d.unsatisfied[0].contains("at least 4"),
+        "{}",
+        d.unsatisfied[0]
+    );
 
     let spread = SpreadConstraint::new(REGION, None, Some(3));
     let d = run_fresh(&spec_with(Some(2), vec![spread]), &regions());
@@ -80,7 +97,10 @@ fn clusters_without_the_topology_label_are_filtered() {
     inventory.push(plain("lab"));
     let spread = SpreadConstraint::new(REGION, Some(2), None);
     let d = run_fresh(&spec_with(None, vec![spread]), &inventory);
-    assert_eq!(verdict_of(&d, "lab"), (Verdict::Filtered, Reason::MissingTopologyLabel));
+    assert_eq!(
+        verdict_of(&d, "lab"),
+        (Verdict::Filtered, Reason::MissingTopologyLabel)
+    );
     // Without a spread constraint on that key the label is not required.
     let d = run_fresh(&spec_with(None, vec![]), &inventory);
     assert_eq!(verdict_of(&d, "lab").0, Verdict::Selected);
@@ -119,27 +139,45 @@ fn no_schedule_blocks_new_placements_only() {
     ];
     let d = run(&PlacementSpec::default(), &inventory, &was(&["a"]), 10);
     assert_eq!(selected(&d), ["a", "c"]);
-    assert_eq!(verdict_of(&d, "b"), (Verdict::Tainted, Reason::TaintNotTolerated));
-    assert!(d.verdict("a").is_some_and(|v| v.message.contains("NoSchedule keeps")));
+    assert_eq!(
+        verdict_of(&d, "b"),
+        (Verdict::Tainted, Reason::TaintNotTolerated)
+    );
+    assert!(
+        d.verdict("a")
+            .is_some_and(|v| v.message.contains("NoSchedule keeps"))
+    );
 }
 
 #[test]
 fn no_schedule_cluster_that_loses_its_slot_is_not_placed_again() {
-    let inventory = vec![plain("a").with_taint(maintenance(TaintEffect::NoSchedule)), plain("b")];
+    let inventory = vec![
+        plain("a").with_taint(maintenance(TaintEffect::NoSchedule)),
+        plain("b"),
+    ];
     let mut spec = priority(&[&["b"], &["a"]]);
     spec.constraints.max_clusters = Some(1);
     // b was down, so the object failed over to a; b is back and stable.
     let d = run(&spec, &inventory, &was(&["a"]), 1_000);
     assert_eq!(selected(&d), ["b"]);
-    assert_eq!(verdict_of(&d, "a"), (Verdict::Tainted, Reason::TaintNotTolerated));
+    assert_eq!(
+        verdict_of(&d, "a"),
+        (Verdict::Tainted, Reason::TaintNotTolerated)
+    );
 }
 
 #[test]
 fn no_execute_moves_the_object_away() {
-    let inventory = vec![plain("a").with_taint(maintenance(TaintEffect::NoExecute)), plain("b")];
+    let inventory = vec![
+        plain("a").with_taint(maintenance(TaintEffect::NoExecute)),
+        plain("b"),
+    ];
     let d = run(&PlacementSpec::default(), &inventory, &was(&["a", "b"]), 10);
     assert_eq!(selected(&d), ["b"]);
-    assert_eq!(verdict_of(&d, "a"), (Verdict::Tainted, Reason::TaintNotTolerated));
+    assert_eq!(
+        verdict_of(&d, "a"),
+        (Verdict::Tainted, Reason::TaintNotTolerated)
+    );
     assert!(d.changed);
 }
 
@@ -178,15 +216,24 @@ fn tolerations_follow_pod_semantics() {
 #[test]
 fn filtered_wins_over_tainted_wins_over_unhealthy() {
     let inventory = vec![
-        down(plain("a").with_taint(maintenance(TaintEffect::NoExecute)), 0),
+        down(
+            plain("a").with_taint(maintenance(TaintEffect::NoExecute)),
+            0,
+        ),
         down(plain("b"), 0),
     ];
     let d = run_fresh(&PlacementSpec::default(), &inventory);
     assert_eq!(verdict_of(&d, "a").0, Verdict::Tainted);
-    assert_eq!(verdict_of(&d, "b"), (Verdict::Unhealthy, Reason::ClusterNotReady));
+    assert_eq!(
+        verdict_of(&d, "b"),
+        (Verdict::Unhealthy, Reason::ClusterNotReady)
+    );
     let spec = PlacementSpec {
         clusters: vec!["b".into()],
         ..PlacementSpec::default()
     };
-    assert_eq!(verdict_of(&run_fresh(&spec, &inventory), "a").0, Verdict::Filtered);
+    assert_eq!(
+        verdict_of(&run_fresh(&spec, &inventory), "a").0,
+        Verdict::Filtered
+    );
 }

@@ -7,7 +7,12 @@ use flotilla_placement::{ReplicaRequest, Taint, TaintEffect};
 #[test]
 fn one_line_per_cluster_then_unsatisfied() {
     let mut spec = priority(&[&["member1"], &["member2"]]);
-    spec.clusters = vec!["member1".into(), "member2".into(), "member3".into(), "ghost".into()];
+    spec.clusters = vec![
+        "member1".into(),
+        "member2".into(),
+        "member3".into(),
+        "ghost".into(),
+    ];
     let inventory = [
         plain("member1"),
         plain("member2"),
@@ -32,5 +37,8 @@ unsatisfied: cluster ghost is listed in placement.clusters but is not a member c
 fn a_single_verdict_renders_on_one_line() {
     let d = run_fresh(&Default::default(), &[plain("a")]);
     let line = d.clusters[0].to_string();
-    assert_eq!(line, "a  Selected  -  Matched: matches the placement; newly placed");
+    assert_eq!(
+        line,
+        "a  Selected  -  Matched: matches the placement; newly placed"
+    );
 }

@@ -3,7 +3,9 @@
 mod common;
 
 use common::*;
-use flotilla_placement::{ClusterInfo, FailbackMode, LabelSelector, PlacementSpec, PriorityGroup, Reason, Verdict};
+use flotilla_placement::{
+    ClusterInfo, FailbackMode, LabelSelector, PlacementSpec, PriorityGroup, Reason, Verdict,
+};
 
 /// primary (rank 0), two secondaries (rank 1), one cluster in no group (rank 2).
 fn spec(max: Option<u32>) -> PlacementSpec {
@@ -14,15 +16,26 @@ fn spec(max: Option<u32>) -> PlacementSpec {
 }
 
 fn fleet(primary: ClusterInfo) -> Vec<ClusterInfo> {
-    vec![primary, plain("second-a"), plain("second-b"), plain("other")]
+    vec![
+        primary,
+        plain("second-a"),
+        plain("second-b"),
+        plain("other"),
+    ]
 }
 
 #[test]
 fn best_group_is_selected_and_others_stand_by() {
     let d = run_fresh(&spec(None), &fleet(plain("primary")));
     assert_eq!(selected(&d), ["primary"]);
-    assert_eq!(verdict_of(&d, "primary"), (Verdict::Selected, Reason::PrimaryHealthy));
-    assert_eq!(verdict_of(&d, "second-a"), (Verdict::Standby, Reason::LowerPriority));
+    assert_eq!(
+        verdict_of(&d, "primary"),
+        (Verdict::Selected, Reason::PrimaryHealthy)
+    );
+    assert_eq!(
+        verdict_of(&d, "second-a"),
+        (Verdict::Standby, Reason::LowerPriority)
+    );
     assert_eq!(d.verdict("other").and_then(|v| v.priority), Some(2));
     assert_eq!(d.verdict("primary").and_then(|v| v.priority), Some(0));
 }
@@ -58,8 +71,14 @@ fn unhealthy_primary_fails_over_to_the_next_group_at_once() {
         1_000,
     );
     assert_eq!(selected(&d), ["second-a", "second-b"]);
-    assert_eq!(verdict_of(&d, "second-a"), (Verdict::Selected, Reason::FailedOver));
-    assert_eq!(verdict_of(&d, "primary"), (Verdict::Unhealthy, Reason::ClusterNotReady));
+    assert_eq!(
+        verdict_of(&d, "second-a"),
+        (Verdict::Selected, Reason::FailedOver)
+    );
+    assert_eq!(
+        verdict_of(&d, "primary"),
+        (Verdict::Unhealthy, Reason::ClusterNotReady)
+    );
     assert!(d.changed);
     assert_eq!(d.last_change, Some(at(1_000)));
 }
@@ -85,31 +104,60 @@ fn with_max_clusters_the_next_in_rank_takes_the_place() {
         1_000,
     );
     assert_eq!(selected(&d), ["second-b", "other"]);
-    assert_eq!(verdict_of(&d, "other"), (Verdict::Selected, Reason::FailedOver));
+    assert_eq!(
+        verdict_of(&d, "other"),
+        (Verdict::Selected, Reason::FailedOver)
+    );
 }
 
 #[test]
 fn recovered_primary_waits_for_the_stabilization_period() {
     let failed_over = was(&["second-a", "second-b"]);
     // Healthy again since t=1000; at t=1030 it has only been up 30s of 60s.
-    let d = run(&spec(None), &fleet(up(plain("primary"), 1_000)), &failed_over, 1_030);
+    let d = run(
+        &spec(None),
+        &fleet(up(plain("primary"), 1_000)),
+        &failed_over,
+        1_030,
+    );
     assert_eq!(selected(&d), ["second-a", "second-b"]);
-    assert_eq!(verdict_of(&d, "primary"), (Verdict::Standby, Reason::FailbackPending));
+    assert_eq!(
+        verdict_of(&d, "primary"),
+        (Verdict::Standby, Reason::FailbackPending)
+    );
     assert!(!d.changed);
     // At t=1060 it has been up the full period: fail back.
-    let d = run(&spec(None), &fleet(up(plain("primary"), 1_000)), &failed_over, 1_060);
+    let d = run(
+        &spec(None),
+        &fleet(up(plain("primary"), 1_000)),
+        &failed_over,
+        1_060,
+    );
     assert_eq!(selected(&d), ["primary"]);
-    assert_eq!(verdict_of(&d, "second-a"), (Verdict::Standby, Reason::LowerPriority));
+    assert_eq!(
+        verdict_of(&d, "second-a"),
+        (Verdict::Standby, Reason::LowerPriority)
+    );
     assert!(d.changed);
 }
 
 #[test]
 fn failback_with_max_clusters_replaces_the_lower_ranked_cluster() {
     let failed_over = was(&["second-a"]);
-    let d = run(&spec(Some(1)), &fleet(up(plain("primary"), 1_000)), &failed_over, 1_010);
+    let d = run(
+        &spec(Some(1)),
+        &fleet(up(plain("primary"), 1_000)),
+        &failed_over,
+        1_010,
+    );
     assert_eq!(selected(&d), ["second-a"]);
     assert_eq!(verdict_of(&d, "primary").1, Reason::FailbackPending);
-    let d = run(&spec(Some(1)), &fleet(up(plain("primary"), 1_000)), &failed_over, 1_100);
+    let d = run(
+        &spec(Some(1)),
+        &fleet(up(plain("primary"), 1_000)),
+        &failed_over,
+        1_100,
+    );
     assert_eq!(selected(&d), ["primary"]);
     assert_eq!(
         verdict_of(&d, "second-a"),
@@ -122,9 +170,17 @@ fn failback_never_keeps_the_object_where_it_failed_over_to() {
     let mut spec = spec(Some(1));
     spec.failback.mode = FailbackMode::Never;
     let failed_over = was(&["second-a"]);
-    let d = run(&spec, &fleet(up(plain("primary"), 0)), &failed_over, 100_000);
+    let d = run(
+        &spec,
+        &fleet(up(plain("primary"), 0)),
+        &failed_over,
+        100_000,
+    );
     assert_eq!(selected(&d), ["second-a"]);
-    assert_eq!(verdict_of(&d, "primary"), (Verdict::Standby, Reason::FailbackDisabled));
+    assert_eq!(
+        verdict_of(&d, "primary"),
+        (Verdict::Standby, Reason::FailbackDisabled)
+    );
     // ...until that cluster itself fails.
     let d = run(
         &spec,
@@ -216,8 +272,16 @@ fn recovered_secondary_rejoins_its_group_without_waiting() {
 
 #[test]
 fn previous_selection_is_carried_in_selected_since() {
-    let d = run(&spec(None), &fleet(plain("primary")), &was(&["primary"]), 5_000);
-    assert_eq!(d.verdict("primary").and_then(|v| v.selected_since), Some(at(0)));
+    let d = run(
+        &spec(None),
+        &fleet(plain("primary")),
+        &was(&["primary"]),
+        5_000,
+    );
+    assert_eq!(
+        d.verdict("primary").and_then(|v| v.selected_since),
+        Some(at(0))
+    );
     assert!(!d.changed);
     assert_eq!(d.last_change, Some(at(0)));
     assert_eq!(d.to_previous(), was(&["primary"]));

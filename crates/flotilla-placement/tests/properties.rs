@@ -8,9 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
 use flotilla_placement::{
-    ClusterInfo, Decision, DecisionInput, FailbackMode, Health, LabelSelector, PlacementSpec, PreviousDecision,
-    PriorityGroup, ReplicaPreference, ReplicaRequest, ReplicaTarget, SelectorOperator, SpreadConstraint, Taint,
-    TaintEffect, Toleration, TolerationOperator, Verdict, decide, divide_replicas,
+    ClusterInfo, Decision, DecisionInput, FailbackMode, Health, LabelSelector, PlacementSpec,
+    PreviousDecision, PriorityGroup, ReplicaPreference, ReplicaRequest, ReplicaTarget,
+    SelectorOperator, SpreadConstraint, Taint, TaintEffect, Toleration, TolerationOperator,
+    Verdict, decide, divide_replicas,
 };
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -47,15 +48,17 @@ fn attrs() -> impl Strategy<Value = Attrs> {
         prop::option::weighted(0.2, (0usize..2, effect())),
         prop::option::weighted(0.2, 0i32..10),
     )
-        .prop_map(|(region, zone, gold, ready, since, taint, capacity)| Attrs {
-            region,
-            zone,
-            gold,
-            ready,
-            since,
-            taint,
-            capacity,
-        })
+        .prop_map(
+            |(region, zone, gold, ready, since, taint, capacity)| Attrs {
+                region,
+                zone,
+                gold,
+                ready,
+                since,
+                taint,
+                capacity,
+            },
+        )
 }
 
 fn build(i: usize, a: &Attrs) -> ClusterInfo {
@@ -95,13 +98,22 @@ fn selector() -> impl Strategy<Value = LabelSelector> {
         Just(LabelSelector::from_labels([("tier", "gold")])),
         Just(LabelSelector::default().with_expression(REGION, SelectorOperator::In, ["eu", "us"])),
         Just(LabelSelector::default().with_expression(REGION, SelectorOperator::NotIn, ["us"])),
-        Just(LabelSelector::default().with_expression("zone", SelectorOperator::Exists, Vec::<String>::new())),
-        Just(LabelSelector::default().with_expression("tier", SelectorOperator::DoesNotExist, Vec::<String>::new())),
+        Just(LabelSelector::default().with_expression(
+            "zone",
+            SelectorOperator::Exists,
+            Vec::<String>::new()
+        )),
+        Just(LabelSelector::default().with_expression(
+            "tier",
+            SelectorOperator::DoesNotExist,
+            Vec::<String>::new()
+        )),
     ]
 }
 
 fn names() -> impl Strategy<Value = Vec<String>> {
-    prop::sample::subsequence((0..POOL).collect::<Vec<_>>(), 0..8).prop_map(|v| v.into_iter().map(name).collect())
+    prop::sample::subsequence((0..POOL).collect::<Vec<_>>(), 0..8)
+        .prop_map(|v| v.into_iter().map(name).collect())
 }
 
 fn spread() -> impl Strategy<Value = SpreadConstraint> {
@@ -151,22 +163,24 @@ fn spec() -> impl Strategy<Value = PlacementSpec> {
         prop::bool::weighted(0.2),
         0u32..120,
     )
-        .prop_map(|(clusters, selector, max, spread, tolerations, groups, never, stab)| {
-            let mut spec = PlacementSpec {
-                clusters: clusters.unwrap_or_default(),
-                cluster_selector: selector,
-                failover_priority: groups,
-                ..PlacementSpec::default()
-            };
-            spec.constraints.max_clusters = max;
-            spec.constraints.spread = spread;
-            spec.constraints.tolerations = tolerations;
-            spec.failback.stabilization_seconds = stab;
-            if never {
-                spec.failback.mode = FailbackMode::Never;
-            }
-            spec
-        })
+        .prop_map(
+            |(clusters, selector, max, spread, tolerations, groups, never, stab)| {
+                let mut spec = PlacementSpec {
+                    clusters: clusters.unwrap_or_default(),
+                    cluster_selector: selector,
+                    failover_priority: groups,
+                    ..PlacementSpec::default()
+                };
+                spec.constraints.max_clusters = max;
+                spec.constraints.spread = spread;
+                spec.constraints.tolerations = tolerations;
+                spec.failback.stabilization_seconds = stab;
+                if never {
+                    spec.failback.mode = FailbackMode::Never;
+                }
+                spec
+            },
+        )
 }
 
 fn previous() -> impl Strategy<Value = PreviousDecision> {
@@ -245,15 +259,26 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 fn untolerated(spec: &PlacementSpec, c: &ClusterInfo, effect: TaintEffect) -> bool {
-    c.taints
-        .iter()
-        .any(|t| t.effect == effect && !spec.constraints.tolerations.iter().any(|tol| tol.tolerates(t)))
+    c.taints.iter().any(|t| {
+        t.effect == effect
+            && !spec
+                .constraints
+                .tolerations
+                .iter()
+                .any(|tol| tol.tolerates(t))
+    })
 }
 
 fn check_selection(case: &Case, d: &Decision) -> Result<(), TestCaseError> {
     let spec = &case.spec;
-    let by_name: BTreeMap<&str, &ClusterInfo> = case.clusters.iter().map(|c| (&*c.name, c)).collect();
-    let before: BTreeSet<&str> = case.previous.selected.iter().map(|p| p.name.as_str()).collect();
+    let by_name: BTreeMap<&str, &ClusterInfo> =
+        case.clusters.iter().map(|c| (&*c.name, c)).collect();
+    let before: BTreeSet<&str> = case
+        .previous
+        .selected
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
 
     // Every cluster exactly once, sorted by name.
     let verdict_names: Vec<&str> = d.clusters.iter().map(|v| &*v.name).collect();
@@ -268,14 +293,21 @@ fn check_selection(case: &Case, d: &Decision) -> Result<(), TestCaseError> {
         .collect();
     expected.sort();
     let expected: Vec<&str> = expected.into_iter().map(|(_, n)| n).collect();
-    prop_assert_eq!(&d.selected.iter().map(String::as_str).collect::<Vec<_>>(), &expected);
+    prop_assert_eq!(
+        &d.selected.iter().map(String::as_str).collect::<Vec<_>>(),
+        &expected
+    );
 
     // Nothing unhealthy, filtered or newly tainted is selected.
     for n in &d.selected {
         let c = by_name[n.as_str()];
         prop_assert!(c.health.ready, "{} selected but not ready", n);
         prop_assert!(spec.clusters.is_empty() || spec.clusters.contains(n));
-        prop_assert!(spec.cluster_selector.as_ref().is_none_or(|s| s.matches(&c.labels)));
+        prop_assert!(
+            spec.cluster_selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&c.labels))
+        );
         prop_assert!(
             spec.constraints
                 .spread
@@ -347,7 +379,12 @@ fn check_replicas(case: &Case, d: &Decision) -> Result<(), TestCaseError> {
         let min = i64::from(pref.and_then(|p| p.min_replicas).unwrap_or(0).max(0));
         let min = max.map_or(min, |m| min.min(m));
         if let Some(max) = max {
-            prop_assert!(i64::from(replicas) <= max, "{} exceeds its max {}", v.name, max);
+            prop_assert!(
+                i64::from(replicas) <= max,
+                "{} exceeds its max {}",
+                v.name,
+                max
+            );
         }
         sum_min += min;
         sum_max = sum_max.zip(max).map(|(a, b)| a + b);
@@ -541,7 +578,7 @@ proptest! {
     // Few random cases have a cluster held by the failback gate, so this one runs more cases.
     #![proptest_config(ProptestConfig {
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
-        ..ProptestConfig::with_cases(2_000)
+        ..ProptestConfig::with_cases(1_000)
     })]
 
     #[test]

@@ -13,7 +13,11 @@ fn divides_among_selected_clusters_by_weight() {
     let request = ReplicaRequest::new(10)
         .with_preference(ReplicaPreference::weighted("a", 3))
         .with_preference(ReplicaPreference::weighted("b", 2));
-    let d = run_replicas(&PlacementSpec::default(), &[plain("a"), plain("b")], &request);
+    let d = run_replicas(
+        &PlacementSpec::default(),
+        &[plain("a"), plain("b")],
+        &request,
+    );
     assert_eq!(replicas(&d), [("a", 6), ("b", 4)]);
     assert!(d.unsatisfied.is_empty());
 }
@@ -22,7 +26,11 @@ fn divides_among_selected_clusters_by_weight() {
 fn default_weight_is_configurable() {
     let mut request = ReplicaRequest::new(9).with_preference(ReplicaPreference::weighted("a", 1));
     request.default_weight = 2;
-    let d = run_replicas(&PlacementSpec::default(), &[plain("a"), plain("b")], &request);
+    let d = run_replicas(
+        &PlacementSpec::default(),
+        &[plain("a"), plain("b")],
+        &request,
+    );
     assert_eq!(replicas(&d), [("a", 3), ("b", 6)]);
 }
 
@@ -40,7 +48,8 @@ fn unhealthy_clusters_get_none_and_their_share_moves() {
 
 #[test]
 fn maximums_redistribute_and_capacity_hints_cap() {
-    let request = ReplicaRequest::new(12).with_preference(ReplicaPreference::weighted("a", 1).bounded(None, Some(2)));
+    let request = ReplicaRequest::new(12)
+        .with_preference(ReplicaPreference::weighted("a", 1).bounded(None, Some(2)));
     let d = run_replicas(
         &PlacementSpec::default(),
         &[plain("a"), plain("b").with_capacity_replicas(3), plain("c")],
@@ -54,14 +63,22 @@ fn impossible_bounds_are_reported() {
     let request = ReplicaRequest::new(10)
         .with_preference(ReplicaPreference::weighted("a", 1).bounded(None, Some(3)))
         .with_preference(ReplicaPreference::weighted("b", 1).bounded(None, Some(3)));
-    let d = run_replicas(&PlacementSpec::default(), &[plain("a"), plain("b")], &request);
+    let d = run_replicas(
+        &PlacementSpec::default(),
+        &[plain("a"), plain("b")],
+        &request,
+    );
     assert_eq!(replicas(&d), [("a", 3), ("b", 3)]);
     assert_eq!(d.unsatisfied.len(), 1);
 
     let request = ReplicaRequest::new(4)
         .with_preference(ReplicaPreference::weighted("a", 1).bounded(Some(3), None))
         .with_preference(ReplicaPreference::weighted("b", 1).bounded(Some(3), None));
-    let d = run_replicas(&PlacementSpec::default(), &[plain("a"), plain("b")], &request);
+    let d = run_replicas(
+        &PlacementSpec::default(),
+        &[plain("a"), plain("b")],
+        &request,
+    );
     assert_eq!(replicas(&d), [("a", 3), ("b", 1)]);
     assert_eq!(d.unsatisfied.len(), 1);
 }
@@ -73,7 +90,11 @@ fn remainders_follow_priority_rank_then_name() {
         s.constraints.max_clusters = Some(3);
         s
     };
-    let d = run_replicas(&spec, &[plain("a"), plain("m"), plain("z")], &ReplicaRequest::new(4));
+    let d = run_replicas(
+        &spec,
+        &[plain("a"), plain("m"), plain("z")],
+        &ReplicaRequest::new(4),
+    );
     // 4/3 each: the one leftover goes to rank 0 (z) before a (rank 1) and m (no group).
     assert_eq!(replicas(&d), [("z", 2), ("a", 1), ("m", 1)]);
 }
@@ -86,5 +107,9 @@ fn no_selected_cluster_means_replicas_cannot_be_placed() {
         &ReplicaRequest::new(3),
     );
     assert!(d.replicas().is_empty());
-    assert!(d.unsatisfied.iter().any(|u| u.contains("no healthy cluster")));
+    assert!(
+        d.unsatisfied
+            .iter()
+            .any(|u| u.contains("no healthy cluster"))
+    );
 }

@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use flotilla_placement::{
-    ClusterInfo, Decision, DecisionInput, Health, PlacementSpec, PreviousDecision, PriorityGroup, Reason,
-    ReplicaRequest, Timestamp, Verdict, decide,
+    ClusterInfo, Decision, DecisionInput, Health, PlacementSpec, PreviousDecision, PriorityGroup,
+    Reason, ReplicaRequest, Timestamp, Verdict, decide,
 };
 
 pub const REGION: &str = "topology.kubernetes.io/region";
@@ -42,7 +42,12 @@ pub fn priority(groups: &[&[&str]]) -> PlacementSpec {
     }
 }
 
-pub fn run(spec: &PlacementSpec, clusters: &[ClusterInfo], previous: &PreviousDecision, now: u64) -> Decision {
+pub fn run(
+    spec: &PlacementSpec,
+    clusters: &[ClusterInfo],
+    previous: &PreviousDecision,
+    now: u64,
+) -> Decision {
     decide(&DecisionInput {
         spec,
         clusters,
@@ -57,7 +62,11 @@ pub fn run_fresh(spec: &PlacementSpec, clusters: &[ClusterInfo]) -> Decision {
     run(spec, clusters, &PreviousDecision::default(), 1_000)
 }
 
-pub fn run_replicas(spec: &PlacementSpec, clusters: &[ClusterInfo], request: &ReplicaRequest) -> Decision {
+pub fn run_replicas(
+    spec: &PlacementSpec,
+    clusters: &[ClusterInfo],
+    request: &ReplicaRequest,
+) -> Decision {
     decide(&DecisionInput {
         spec,
         clusters,
