@@ -186,28 +186,34 @@ async fn malformed_objects_are_rejected_with_readable_messages() {
 async fn kubectl_explain_shows_field_documentation() {
     let bed = TestBed::get();
     install_crds(&bed);
-    // The API server publishes CRD schemas into its OpenAPI document shortly after they are
-    // established; wait for that rather than racing it.
-    let text = eventually(
-        "explain shows the placement docs",
-        Duration::from_secs(30),
-        || async {
-            let out = bed.kubectl("host", &["explain", "federatedingress.spec.placement"]);
-            let text = String::from_utf8_lossy(&out.stdout).into_owned();
-            Ok(text.contains("failoverPriority").then_some(text))
-        },
-    )
-    .await
-    .unwrap();
+    // The API server publishes each CRD's schema into its OpenAPI document shortly after the CRD
+    // is established, one CRD at a time; wait for each rather than racing it.
+    let explain = |field: &'static str, wanted: &'static str| {
+        let bed = &bed;
+        async move {
+            eventually(
+                &format!("explain {field}"),
+                Duration::from_secs(30),
+                || async {
+                    let out = bed.kubectl("host", &["explain", field]);
+                    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                    Ok(text.contains(wanted).then_some(text))
+                },
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let text = explain("federatedingress.spec.placement", "failoverPriority").await;
     assert!(
         text.contains("Ordered preference"),
         "explain output:\n{text}"
     );
-    let mc = bed.kubectl_ok(
-        "host",
-        &["explain", "membercluster.spec.probe.failureThreshold"],
-    );
-    assert!(mc.contains("Consecutive failures"), "explain output:\n{mc}");
+    explain(
+        "membercluster.spec.probe.failureThreshold",
+        "Consecutive failures",
+    )
+    .await;
 }
 
 /// The CRD names this test waits for are the generated ones.
