@@ -231,7 +231,7 @@ async fn apply_to(
                         e.applied_generation.is_some() && e.state != CopyState::Conflict
                     });
                 match apply_copy(&client, origin, &desired, fi.spec.adoption, known_ours).await {
-                    ApplyOutcome::Applied { .. } => ClusterResult::Applied,
+                    ApplyOutcome::Applied => ClusterResult::Applied,
                     ApplyOutcome::Conflict(m) => ClusterResult::Conflict(m),
                     ApplyOutcome::Failed(m) => {
                         tracing::warn!(cluster, object = %origin.name, error = %m, "apply to member failed");

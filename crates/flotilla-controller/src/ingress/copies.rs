@@ -20,10 +20,9 @@ use crate::members::probe::error_chain;
 /// The result of applying one copy.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApplyOutcome {
-    /// Applied; the member's copy now matches. Load-balancer addresses of its status.
-    Applied {
-        load_balancer: Vec<(Option<String>, Option<String>)>,
-    },
+    /// Applied; the member's copy now matches. (Its load-balancer addresses reach status through
+    /// the status syncer's watch, not from here.)
+    Applied,
     /// A foreign object of that name exists and the adoption policy forbids taking it over.
     Conflict(String),
     /// The member refused or failed the request.
@@ -74,9 +73,7 @@ pub async fn apply_copy(
             .await;
     }
     match result {
-        Ok(applied) => ApplyOutcome::Applied {
-            load_balancer: load_balancer_of(&applied),
-        },
+        Ok(_) => ApplyOutcome::Applied,
         Err(e) => ApplyOutcome::Failed(error_chain(&e)),
     }
 }
@@ -129,21 +126,6 @@ async fn ensure_namespace(client: &Client, name: &str) -> Result<(), kube::Error
     api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
         .await
         .map(|_| ())
-}
-
-fn load_balancer_of(ingress: &Ingress) -> Vec<(Option<String>, Option<String>)> {
-    ingress
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .map(|points| {
-            points
-                .iter()
-                .map(|p| (p.ip.clone(), p.hostname.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// What removing a copy found.

@@ -280,7 +280,7 @@ impl Syncer {
         let client = self.ctx.registry.get(member)?.ready_client()?.clone();
         // The copy was Flotilla's (or is gone): no adoption check is needed to restore it.
         match apply_copy(&client, origin, desired, fi.spec.adoption, true).await {
-            ApplyOutcome::Applied { .. } => {
+            ApplyOutcome::Applied => {
                 self.ctx.metrics.drift(KIND, true);
                 let note = format!("restored: {}", describe(member, drift));
                 self.ctx
