@@ -45,6 +45,54 @@ async fn selected(bed: &TestBed, ns: &str, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Waits until the status records `expected` as the selection. The copy lands in the member
+/// before the operator writes status, so a test that has just seen the copy must wait for it.
+async fn wait_selected(bed: &TestBed, ns: &str, name: &str, expected: &[&str]) {
+    let api: Api<FederatedIngress> = Api::namespaced(bed.client("host").await, ns);
+    eventually(&format!("{ns}/{name} selects {expected:?}"), WAIT, || {
+        let api = api.clone();
+        async move {
+            let fi = api.get(name).await?;
+            let selected = fi
+                .status
+                .and_then(|s| s.placement)
+                .map(|p| p.selected)
+                .unwrap_or_default();
+            Ok((selected == expected).then_some(()))
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// Waits until an Event with `reason` is recorded for the object (published with its status).
+async fn wait_event(bed: &TestBed, ns: &str, name: &str, reason: &str) {
+    let selector = format!("involvedObject.name={name}");
+    eventually(&format!("a {reason} event for {ns}/{name}"), WAIT, || {
+        let reasons = bed.kubectl_ok(
+            "host",
+            &[
+                "get",
+                "events",
+                "-n",
+                ns,
+                "--field-selector",
+                &selector,
+                "-o",
+                "jsonpath={.items[*].reason}",
+            ],
+        );
+        async move {
+            Ok(reasons
+                .split_whitespace()
+                .any(|r| r == reason)
+                .then_some(()))
+        }
+    })
+    .await
+    .unwrap();
+}
+
 async fn failover_and_failback(bed: &TestBed, hang: bool) {
     bed.federation();
     let _op = Operator::start(
@@ -72,42 +120,12 @@ async fn failover_and_failback(bed: &TestBed, hang: bool) {
         "failover ({}) took {failover:?}",
         if hang { "SIGSTOP" } else { "kill" }
     );
-    assert_eq!(selected(bed, &ns, "app").await, vec!["member2"]);
-    let events = bed.kubectl_ok(
-        "host",
-        &[
-            "get",
-            "events",
-            "-n",
-            &ns,
-            "--field-selector",
-            "involvedObject.name=app",
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ],
-    );
-    assert!(
-        events.contains("FailedOver"),
-        "no FailedOver event: {events}"
-    );
+    wait_selected(bed, &ns, "app", &["member2"]).await;
+    wait_event(bed, &ns, "app", "FailedOver").await;
 
     outage.restore();
     let back = Instant::now();
-    let api: Api<FederatedIngress> = Api::namespaced(bed.client("host").await, &ns);
-    eventually("failed back to member1", WAIT, || {
-        let api = api.clone();
-        async move {
-            let fi = api.get("app").await?;
-            let sel = fi
-                .status
-                .and_then(|s| s.placement)
-                .map(|p| p.selected)
-                .unwrap_or_default();
-            Ok((sel == ["member1"]).then_some(()))
-        }
-    })
-    .await
-    .unwrap();
+    wait_selected(bed, &ns, "app", &["member1"]).await;
     let failback = back.elapsed();
     println!("failback took {failback:?} after the member returned");
     assert!(
