@@ -98,14 +98,23 @@ fn edit_host(bed: &TestBed, member: &str, ns: &str, name: &str, host: &str) {
     );
 }
 
-async fn drifted_condition(bed: &TestBed, ns: &str, name: &str) -> Option<(String, String)> {
+/// Waits for the Drifted condition to turn True; returns its message. The condition is written
+/// just after the per-cluster drift entry, so it may trail it by a moment.
+async fn wait_drifted_condition(bed: &TestBed, ns: &str, name: &str) -> String {
     let api: Api<FederatedIngress> = Api::namespaced(bed.client("host").await, ns);
-    let fi = api.get(name).await.unwrap();
-    fi.status?
-        .conditions
-        .into_iter()
-        .find(|c| c.type_ == "Drifted")
-        .map(|c| (c.status, c.message))
+    eventually("Drifted=True", WAIT, || {
+        let api = api.clone();
+        async move {
+            let fi = api.get(name).await?;
+            Ok(fi
+                .status
+                .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Drifted"))
+                .filter(|c| c.status == "True")
+                .map(|c| c.message))
+        }
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -133,10 +142,7 @@ async fn report_only_reports_the_edit_and_clears_when_reverted() {
     assert_eq!(field.observed.as_deref(), Some("\"hijacked.example.com\""));
     assert_eq!(field.manager.as_deref(), Some("kubectl-patch"), "{field:?}");
     assert!(field.first_seen.is_some());
-    let (status, message) = drifted_condition(&bed, &ns, "web")
-        .await
-        .expect("Drifted condition");
-    assert_eq!(status, "True");
+    let message = wait_drifted_condition(&bed, &ns, "web").await;
     assert!(
         message.contains("member1") && message.contains("kubectl-patch"),
         "{message}"
