@@ -82,7 +82,7 @@ demo: ## Bring up the test bed, install the CRDs, apply the examples and show th
 
 ## --- benchmarks (lines: BENCH <name> <value> <unit>) -------------------------------------------
 .PHONY: bench
-bench: bench-placement bench-leader bench-drift ## Every benchmark
+bench: bench-placement bench-leader bench-drift bench-propagation ## Every benchmark
 
 .PHONY: bench-placement
 bench-placement: ## Placement engine benchmarks (no clusters)
@@ -91,6 +91,10 @@ bench-placement: ## Placement engine benchmarks (no clusters)
 .PHONY: bench-drift
 bench-drift: ## Status syncer: drift detection and correction latency, status bytes, steady-state writes (test bed)
 	e2e/bench.sh drift
+
+.PHONY: bench-propagation
+bench-propagation: ## FederatedIngress distribution (burst of 1,000 and single), failover time, operator memory (test bed)
+	e2e/bench.sh propagation
 
 .PHONY: bench-leader
 bench-leader: ## Leader failover time of two operator replicas (test bed)
