@@ -105,6 +105,9 @@ if [ ! -x "$BIN/helm" ]; then
   rm -rf "$tmp"
 fi
 
+# --- Prometheus and the Pushgateway (ScalingPolicy end-to-end tests) -------------------------
+"$(dirname "$0")/../prometheus/install.sh"
+
 # --- tools the tests use ----------------------------------------------------------------------
 apt_install openssl curl procps jq iproute2 util-linux
 

@@ -11,6 +11,7 @@ pub mod ingress;
 pub mod members;
 pub mod metrics;
 pub mod placement_input;
+pub mod scaling;
 pub mod store;
 
 pub use context::Context;

@@ -86,6 +86,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (store, ingresses) = ingress_controller::controller(ctx.clone(), stopped(stop_rx.clone()));
     let ingresses = tokio::spawn(ingresses);
     let sweeper = tokio::spawn(sweeper::run(ctx.clone(), store));
+    let scaling_config =
+        flotilla_controller::scaling::ScalingConfig::new(args.prometheus_url.clone());
+    let scaling_controller = tokio::spawn(flotilla_controller::scaling::controller(
+        ctx.clone(),
+        scaling_config,
+        stopped(stop_rx.clone()),
+    ));
 
     let lost = async {
         match election.as_mut() {
@@ -106,6 +113,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         let _ = members.await;
         let _ = ingresses.await;
+        let _ = scaling_controller.await;
     })
     .await;
     if drained.is_err() {

@@ -1,0 +1,494 @@
+//! What the ScalingPolicy controller reads and writes in one member: the target's scale
+//! subresource, member HPAs on the same workload, and the member-side metrics APIs
+//! (`metrics.k8s.io`, `custom.metrics.k8s.io`, `external.metrics.k8s.io`). Every failure is a
+//! message, never a panic; the controller turns them into cluster states and conditions.
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::{Client, ResourceExt};
+use serde::Deserialize;
+use serde_json::json;
+
+use flotilla_api::labels::FIELD_MANAGER;
+
+use super::quantity;
+use super::spec::Target;
+
+/// The scale subresource as Flotilla uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleView {
+    /// `spec.replicas` (what the workload is asked to run).
+    pub replicas: i32,
+    /// `status.replicas`.
+    pub status_replicas: i32,
+    /// `status.selector`: the target's pods, for Pods and Resource metrics.
+    pub selector: Option<String>,
+}
+
+/// Why the target's scale could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScaleError {
+    /// The workload (or its kind) does not exist in this member.
+    Missing(String),
+    /// Anything else: forbidden, timeout, server error.
+    Failed(String),
+}
+
+/// The resource (plural) of the target's kind. The common `apps/v1` kinds and
+/// ReplicationController are mapped statically; anything else is looked up through discovery
+/// in the member, which also checks that the kind has a scale subresource.
+pub async fn resolve(client: &Client, target: &Target) -> Result<ApiResource, ScaleError> {
+    let gvk = GroupVersionKind::gvk(&target.group, &target.version, &target.kind);
+    if let Some(plural) = static_plural(target) {
+        return Ok(ApiResource::from_gvk_with_plural(&gvk, plural));
+    }
+    match kube::discovery::pinned_kind(client, &gvk).await {
+        Ok((ar, caps)) => {
+            if caps
+                .subresources
+                .iter()
+                .any(|(sub, _)| sub.plural == "scale")
+            {
+                Ok(ar)
+            } else {
+                Err(ScaleError::Failed(format!(
+                    "{} {} has no scale subresource; it cannot be autoscaled",
+                    target.api_version(),
+                    target.kind
+                )))
+            }
+        }
+        Err(e) if is_not_found(&e) || matches!(e, kube::Error::Discovery(_)) => {
+            Err(ScaleError::Missing(format!(
+                "the kind {} {} is not served by this member",
+                target.api_version(),
+                target.kind
+            )))
+        }
+        Err(e) => Err(ScaleError::Failed(format!(
+            "discovery of {} {} failed: {e}",
+            target.api_version(),
+            target.kind
+        ))),
+    }
+}
+
+fn static_plural(target: &Target) -> Option<&'static str> {
+    match (
+        target.group.as_str(),
+        target.version.as_str(),
+        target.kind.as_str(),
+    ) {
+        ("apps", "v1", "Deployment") => Some("deployments"),
+        ("apps", "v1", "StatefulSet") => Some("statefulsets"),
+        ("apps", "v1", "ReplicaSet") => Some("replicasets"),
+        ("", "v1", "ReplicationController") => Some("replicationcontrollers"),
+        _ => None,
+    }
+}
+
+fn is_not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_not_found())
+}
+
+fn is_forbidden(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_forbidden())
+}
+
+/// Reads the target's scale subresource.
+pub async fn get_scale(
+    client: &Client,
+    namespace: &str,
+    ar: &ApiResource,
+    name: &str,
+) -> Result<ScaleView, ScaleError> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, ar);
+    match api.get_scale(name).await {
+        Ok(scale) => Ok(ScaleView {
+            replicas: scale.spec.and_then(|s| s.replicas).unwrap_or(0),
+            status_replicas: scale.status.as_ref().map(|s| s.replicas).unwrap_or(0),
+            selector: scale
+                .status
+                .and_then(|s| s.selector)
+                .filter(|s| !s.is_empty()),
+        }),
+        Err(e) if is_not_found(&e) => Err(ScaleError::Missing(format!(
+            "{} {namespace}/{name} does not exist",
+            ar.kind
+        ))),
+        Err(e) if is_forbidden(&e) => Err(ScaleError::Failed(format!(
+            "reading the scale of {} {namespace}/{name} is forbidden; the member's Flotilla role needs get on {}/scale",
+            ar.kind, ar.plural
+        ))),
+        Err(e) => Err(ScaleError::Failed(format!(
+            "reading the scale of {} {namespace}/{name} failed: {e}",
+            ar.kind
+        ))),
+    }
+}
+
+/// Sets `spec.replicas` through the scale subresource (a merge patch, as `kubectl scale` does;
+/// the workload's other fields are not touched, and no field manager conflict arises with the
+/// workload's owner).
+pub async fn set_replicas(
+    client: &Client,
+    namespace: &str,
+    ar: &ApiResource,
+    name: &str,
+    replicas: i32,
+) -> Result<ScaleView, ScaleError> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, ar);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..PatchParams::default()
+    };
+    let patch = json!({"spec": {"replicas": replicas}});
+    match api.patch_scale(name, &params, &Patch::Merge(&patch)).await {
+        Ok(scale) => Ok(ScaleView {
+            replicas: scale.spec.and_then(|s| s.replicas).unwrap_or(replicas),
+            status_replicas: scale.status.as_ref().map(|s| s.replicas).unwrap_or(0),
+            selector: scale
+                .status
+                .and_then(|s| s.selector)
+                .filter(|s| !s.is_empty()),
+        }),
+        Err(e) if is_not_found(&e) => Err(ScaleError::Missing(format!(
+            "{} {namespace}/{name} does not exist",
+            ar.kind
+        ))),
+        Err(e) if is_forbidden(&e) => Err(ScaleError::Failed(format!(
+            "updating the scale of {} {namespace}/{name} is forbidden; the member's Flotilla role needs patch on {}/scale",
+            ar.kind, ar.plural
+        ))),
+        Err(e) => Err(ScaleError::Failed(format!(
+            "updating the scale of {} {namespace}/{name} failed: {e}",
+            ar.kind
+        ))),
+    }
+}
+
+/// The member HPAs (`autoscaling/v1`, served by every supported Kubernetes) whose
+/// `scaleTargetRef` is the target, as `namespace/name`.
+pub async fn conflicting_hpas(
+    client: &Client,
+    namespace: &str,
+    target: &Target,
+) -> Result<Vec<String>, String> {
+    let api: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), namespace);
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| format!("listing HorizontalPodAutoscalers in {namespace} failed: {e}"))?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|hpa| {
+            hpa.spec
+                .as_ref()
+                .is_some_and(|s| targets(&s.scale_target_ref, target))
+        })
+        .map(|hpa| format!("{namespace}/{}", hpa.name_any()))
+        .collect())
+}
+
+fn targets(
+    r: &k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference,
+    target: &Target,
+) -> bool {
+    let group_matches = match r.api_version.as_deref() {
+        // Versions may differ (apps/v1 vs apps/v1beta2 in older HPAs): compare groups.
+        Some(av) => av.split_once('/').map_or("", |(g, _)| g) == target.group,
+        None => true,
+    };
+    r.kind == target.kind && r.name == target.name && group_matches
+}
+
+// ---------------------------------------------------------------------------------------------
+// Member-side metrics APIs.
+
+/// Metric names go into a URL path: allow what metric names are made of.
+fn checked_name(name: &str) -> Result<&str, String> {
+    if !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'.' | b'-'))
+    {
+        Ok(name)
+    } else {
+        Err(format!(
+            "the metric name {name:?} contains characters a metrics API path cannot carry"
+        ))
+    }
+}
+
+fn query(pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if !v.is_empty() {
+            s.append_pair(k, v);
+        }
+    }
+    let q = s.finish();
+    if q.is_empty() { q } else { format!("?{q}") }
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    path: &str,
+    group: &str,
+) -> Result<T, String> {
+    let request = http::Request::get(path)
+        .body(Vec::new())
+        .map_err(|e| format!("cannot build the request for {path}: {e}"))?;
+    client.request::<T>(request).await.map_err(|e| match &e {
+        kube::Error::Api(s) if s.is_not_found() => {
+            format!("{group} is not served here or has no such metric (is a metrics adapter installed?): {}", s.message)
+        }
+        kube::Error::Api(s) if s.is_forbidden() => {
+            format!("reading {group} is forbidden for Flotilla's member role: {}", s.message)
+        }
+        _ => format!("reading {group} failed: {e}"),
+    })
+}
+
+#[derive(Deserialize)]
+struct ValueList {
+    #[serde(default)]
+    items: Vec<ValueItem>,
+}
+
+#[derive(Deserialize)]
+struct ValueItem {
+    value: k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+}
+
+fn sum_values(items: &[ValueItem], what: &str) -> Result<(f64, usize), String> {
+    let mut total = 0.0;
+    for item in items {
+        total += quantity::parse(&item.value).ok_or_else(|| {
+            format!(
+                "{what} returned the value {:?}, not a quantity",
+                item.value.0
+            )
+        })?;
+    }
+    Ok((total, items.len()))
+}
+
+/// `external.metrics.k8s.io`: the sum of the metric's values in this member.
+pub async fn external_metric(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    selector: Option<&str>,
+) -> Result<f64, String> {
+    let name = checked_name(name)?;
+    let path = format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/{name}{}",
+        query(&[("labelSelector", selector.unwrap_or(""))])
+    );
+    let list: ValueList = get_json(client, &path, "external.metrics.k8s.io").await?;
+    if list.items.is_empty() {
+        return Err(format!(
+            "external.metrics.k8s.io returned no values for {name}"
+        ));
+    }
+    sum_values(&list.items, "external.metrics.k8s.io").map(|(total, _)| total)
+}
+
+/// `custom.metrics.k8s.io`: the sum of the metric over the target's pods in this member, and
+/// how many pods reported it.
+pub async fn pods_metric(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    pod_selector: &str,
+    metric_selector: Option<&str>,
+) -> Result<(f64, usize), String> {
+    let name = checked_name(name)?;
+    let path = format!(
+        "/apis/custom.metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/*/{name}{}",
+        query(&[
+            ("labelSelector", pod_selector),
+            ("metricLabelSelector", metric_selector.unwrap_or(""))
+        ])
+    );
+    let list: ValueList = get_json(client, &path, "custom.metrics.k8s.io").await?;
+    sum_values(&list.items, "custom.metrics.k8s.io")
+}
+
+#[derive(Deserialize)]
+struct PodMetricsList {
+    #[serde(default)]
+    items: Vec<PodMetrics>,
+}
+
+#[derive(Deserialize)]
+struct PodMetrics {
+    metadata: kube::core::ObjectMeta,
+    #[serde(default)]
+    containers: Vec<ContainerMetrics>,
+}
+
+#[derive(Deserialize)]
+struct ContainerMetrics {
+    name: String,
+    #[serde(default)]
+    usage:
+        std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+}
+
+/// Resource usage of the target's pods in one member.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ResourceUsage {
+    /// Summed usage over the pods that have metrics.
+    pub usage: f64,
+    /// Summed requests of those pods (only when asked for).
+    pub requests: f64,
+    /// How many pods were counted.
+    pub pods: usize,
+}
+
+/// `metrics.k8s.io` usage of `resource` (`cpu` in cores, `memory` in bytes) over the target's
+/// pods; with `with_requests`, also their requests (from the pods themselves), as the HPA
+/// computes utilization: `100 * sum(usage) / sum(requests)`, failing when a container has no
+/// request.
+pub async fn resource_usage(
+    client: &Client,
+    namespace: &str,
+    resource: &str,
+    pod_selector: &str,
+    with_requests: bool,
+) -> Result<ResourceUsage, String> {
+    let path = format!(
+        "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods{}",
+        query(&[("labelSelector", pod_selector)])
+    );
+    let list: PodMetricsList = get_json(client, &path, "metrics.k8s.io").await?;
+    let mut out = ResourceUsage::default();
+    let mut measured = std::collections::BTreeMap::new();
+    for pod in &list.items {
+        let mut sum = 0.0;
+        for c in &pod.containers {
+            let q = c.usage.get(resource).ok_or_else(|| {
+                format!(
+                    "missing {resource} usage for container {} of pod {}",
+                    c.name,
+                    pod.metadata.name.as_deref().unwrap_or("?")
+                )
+            })?;
+            sum +=
+                quantity::parse(q).ok_or_else(|| format!("usage {:?} is not a quantity", q.0))?;
+        }
+        measured.insert(pod.metadata.name.clone().unwrap_or_default(), sum);
+    }
+    out.usage = measured.values().sum();
+    out.pods = measured.len();
+    if with_requests && !measured.is_empty() {
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
+        let list = pods
+            .list(&ListParams::default().labels(pod_selector))
+            .await
+            .map_err(|e| {
+                format!("listing the target's pods (for their {resource} requests) failed: {e}")
+            })?;
+        for pod in &list.items {
+            let name = pod.name_any();
+            if !measured.contains_key(&name) {
+                continue;
+            }
+            for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
+                let request = c
+                    .resources
+                    .as_ref()
+                    .and_then(|r| r.requests.as_ref())
+                    .and_then(|r| r.get(resource))
+                    .ok_or_else(|| {
+                        format!(
+                            "missing request for {resource} in container {} of pod {name}",
+                            c.name
+                        )
+                    })?;
+                out.requests += quantity::parse(request)
+                    .ok_or_else(|| format!("request {:?} is not a quantity", request.0))?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
+
+    fn target() -> Target {
+        Target {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: "Deployment".into(),
+            name: "web".into(),
+        }
+    }
+
+    #[test]
+    fn hpa_target_matching_compares_group_kind_and_name() {
+        let r = |av: Option<&str>, kind: &str, name: &str| CrossVersionObjectReference {
+            api_version: av.map(str::to_string),
+            kind: kind.into(),
+            name: name.into(),
+        };
+        assert!(targets(&r(Some("apps/v1"), "Deployment", "web"), &target()));
+        assert!(targets(
+            &r(Some("apps/v1beta2"), "Deployment", "web"),
+            &target()
+        ));
+        assert!(targets(&r(None, "Deployment", "web"), &target()));
+        assert!(!targets(
+            &r(Some("apps/v1"), "Deployment", "api"),
+            &target()
+        ));
+        assert!(!targets(
+            &r(Some("apps/v1"), "StatefulSet", "web"),
+            &target()
+        ));
+        assert!(!targets(
+            &r(Some("extensions/v1beta1"), "Deployment", "web"),
+            &target()
+        ));
+    }
+
+    #[test]
+    fn common_kinds_resolve_without_discovery() {
+        assert_eq!(static_plural(&target()), Some("deployments"));
+        let mut sts = target();
+        sts.kind = "StatefulSet".into();
+        assert_eq!(static_plural(&sts), Some("statefulsets"));
+        let mut custom = target();
+        custom.group = "example.com".into();
+        assert_eq!(static_plural(&custom), None);
+    }
+
+    #[test]
+    fn query_strings_are_encoded_and_empty_pairs_dropped() {
+        assert_eq!(
+            query(&[("labelSelector", "app=web,tier in (a,b)")]),
+            "?labelSelector=app%3Dweb%2Ctier+in+%28a%2Cb%29"
+        );
+        assert_eq!(query(&[("labelSelector", "")]), "");
+        assert!(checked_name("kafka_lag:sum").is_ok());
+        assert!(checked_name("../secrets").is_err());
+        assert!(checked_name("").is_err());
+    }
+
+    #[test]
+    fn values_are_summed_and_bad_values_rejected() {
+        let items: ValueList =
+            serde_json::from_value(json!({"items": [{"value": "1500m"}, {"value": "2"}]}))
+                .expect("list");
+        assert_eq!(sum_values(&items.items, "x"), Ok((3.5, 2)));
+        let bad: ValueList =
+            serde_json::from_value(json!({"items": [{"value": "lots"}]})).expect("list");
+        assert!(sum_values(&bad.items, "x").is_err());
+    }
+}
