@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use flotilla_api::MemberCluster;
 use flotilla_e2e::{OPERATOR_NAMESPACE, Operator, TestBed, eventually, flotilla_bin};
+use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use kube::Api;
 
 const NAME: &str = "member3-second";
@@ -32,6 +33,25 @@ fn flotilla(bed: &TestBed, args: &[&str]) {
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A SubjectAccessReview for the joined ServiceAccount. `kubectl auth can-i` cannot ask about a
+/// resource the server does not serve (a metric name without an adapter installed).
+async fn access_review(bed: &TestBed, verb: &str, group: &str, resource: &str) -> bool {
+    let review: SubjectAccessReview = serde_json::from_value(serde_json::json!({
+        "spec": {
+            "user": SA,
+            "groups": ["system:serviceaccounts", "system:serviceaccounts:flotilla-system"],
+            "resourceAttributes": {"namespace": "default", "verb": verb, "group": group, "resource": resource}
+        }
+    }))
+    .unwrap();
+    Api::<SubjectAccessReview>::all(bed.client("member3").await)
+        .create(&Default::default(), &review)
+        .await
+        .unwrap()
+        .status
+        .is_some_and(|s| s.allowed)
 }
 
 fn can_i(bed: &TestBed, args: &[&str]) -> bool {
@@ -98,6 +118,22 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
         assert!(
             !can_i(&bed, &[verb, resource, "-n", "default"]),
             "member credentials may {verb} {resource}: wider than needed"
+        );
+    }
+
+    // Metrics (no adapter or metrics server on the test bed): pods' resource usage, and metrics
+    // addressed by name, readable whatever the name, never writable.
+    for (verb, group, resource, allowed) in [
+        ("list", "metrics.k8s.io", "pods", true),
+        ("get", "external.metrics.k8s.io", "queue_depth", true),
+        ("list", "custom.metrics.k8s.io", "pods", true),
+        ("create", "external.metrics.k8s.io", "queue_depth", false),
+        ("list", "metrics.k8s.io", "nodes", false),
+    ] {
+        assert_eq!(
+            access_review(&bed, verb, group, resource).await,
+            allowed,
+            "{verb} {resource}.{group}"
         );
     }
 

@@ -3,7 +3,8 @@
 //!
 //! In the member: a ServiceAccount `flotilla-<name>` in namespace `flotilla-system`, a
 //! ClusterRole `flotilla:member:<name>` granting only what Flotilla manages there (Ingresses,
-//! namespaces to hold them, workload scale subresources, reading HPAs) — no wildcard rules — and
+//! namespaces to hold them, workload scale subresources, reading HPAs and metrics) — no wildcard
+//! group or verb, and a wildcard resource only to read the metrics APIs addressed by name — and
 //! a token Secret. Names carry the MemberCluster name, so unjoining one registration of a member
 //! never removes another's access.
 //! On the host: a Secret `<name>-kubeconfig` with a kubeconfig using that token, and the
@@ -56,9 +57,16 @@ pub fn member_rules() -> Value {
         {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale", "replicasets/scale"],
          "verbs": ["get", "update", "patch"]},
         {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]}
+        {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]},
+        // Custom and External metrics are addressed by metric name (the RBAC resource is the
+        // name), which no fixed list can cover: read-only access to these two aggregated APIs,
+        // which serve numbers, not objects.
+        {"apiGroups": METRICS_BY_NAME_GROUPS, "resources": ["*"], "verbs": ["get", "list"]}
     ])
 }
+
+/// The metrics APIs whose resources are metric names chosen by the user.
+const METRICS_BY_NAME_GROUPS: [&str; 2] = ["custom.metrics.k8s.io", "external.metrics.k8s.io"];
 
 pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
     let (member, member_config, server) = member_client(
@@ -466,9 +474,21 @@ mod tests {
         assert_eq!(encode_base64(b"foobar"), "Zm9vYmFy");
     }
 
+    /// No wildcard group or verb anywhere; a wildcard resource only for reading the metrics
+    /// APIs addressed by metric name.
     #[test]
-    fn member_rules_have_no_wildcards() {
-        let text = member_rules().to_string();
-        assert!(!text.contains('*'), "{text}");
+    fn member_rules_have_no_wildcards_but_metric_names() {
+        let rules = member_rules();
+        for rule in rules.as_array().unwrap() {
+            let text = |key: &str| rule[key].to_string();
+            assert!(!text("apiGroups").contains('*'), "{rule}");
+            assert!(!text("verbs").contains('*'), "{rule}");
+            if text("resources").contains('*') {
+                assert_eq!(rule["apiGroups"], json!(METRICS_BY_NAME_GROUPS), "{rule}");
+                assert_eq!(rule["verbs"], json!(["get", "list"]), "{rule}");
+            }
+        }
+        let text = rules.to_string();
+        assert_eq!(text.matches('*').count(), 1, "{text}");
     }
 }
