@@ -84,6 +84,7 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
         ("create", "ingresses.networking.k8s.io"),
         ("delete", "ingresses.networking.k8s.io"),
         ("list", "horizontalpodautoscalers.autoscaling"),
+        ("list", "pods"),
     ] {
         assert!(
             can_i(&bed, &[verb, resource, "-n", "default"]),

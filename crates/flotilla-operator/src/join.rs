@@ -58,6 +58,9 @@ pub fn member_rules() -> Value {
          "verbs": ["get", "update", "patch"]},
         {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]},
+        // Resource utilization divides usage by the pods' requests, read from the pods (as the
+        // HPA does).
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
         // Custom and External metrics are addressed by metric name (the RBAC resource is the
         // name), which no fixed list can cover: read-only access to these two aggregated APIs,
         // which serve numbers, not objects.
