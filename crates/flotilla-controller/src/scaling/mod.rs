@@ -10,4 +10,15 @@ pub mod quantity;
 pub mod spec;
 pub mod status;
 
+// One poll of a policy, phase by phase (see `scale`).
+mod apply;
+mod decide;
+mod observe;
+mod placement;
+mod read_metrics;
+mod report;
+mod scale;
+mod standing;
+mod state;
+
 pub use controller::{CONTROLLER, ScalingConfig, controller};
