@@ -10,7 +10,7 @@ started=""
 cleanup() { code=$?; if [ -n "$started" ]; then "$testbed" down; fi; exit "$code"; }
 trap cleanup EXIT
 "$testbed" up >&2
-export FLOTILLA_KUBECONFIG="$PWD/e2e/.state/kubeconfig"
+export FLOTILLA_KUBECONFIG="${FLOTILLA_STATE:-$PWD/e2e/.state}/kubeconfig"
 cargo build -q --release -p flotilla-operator --bin flotilla
 export FLOTILLA_BIN="$PWD/target/release/flotilla"
 for bench in "$@"; do

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 testbed=e2e/testbed/clusters.sh
+state="${FLOTILLA_STATE:-$PWD/e2e/.state}"
 started=""
 if ! "$testbed" status >/dev/null 2>&1; then
   started=1
@@ -14,10 +15,10 @@ cleanup() {
   code=$?
   if [ "$code" != 0 ]; then
     mkdir -p e2e/.state-logs
-    cp e2e/.state/operator-*.log e2e/.state-logs/ 2>/dev/null || true
+    cp "$state"/operator-*.log e2e/.state-logs/ 2>/dev/null || true
     echo "e2e: failed; operator logs kept in e2e/.state-logs/, cluster logs in e2e/.state-logs/<cluster>/ after 'down'" >&2
     if [ -n "${CI:-}" ]; then
-      for log in e2e/.state/operator-*.log; do [ -f "$log" ] && { echo "--- tail $log"; tail -30 "$log"; }; done >&2 || true
+      for log in "$state"/operator-*.log; do [ -f "$log" ] && { echo "--- tail $log"; tail -30 "$log"; }; done >&2 || true
     fi
   fi
   if [ -n "$started" ] && [ -z "${FLOTILLA_KEEP_CLUSTERS:-}" ]; then "$testbed" down; fi
@@ -26,11 +27,11 @@ cleanup() {
 trap cleanup EXIT
 "$testbed" up
 # An operator left running by `make demo` would reconcile alongside the tests' own.
-if [ -f e2e/.state/demo-operator.pid ]; then
-  kill "$(cat e2e/.state/demo-operator.pid)" 2>/dev/null || true
-  rm -f e2e/.state/demo-operator.pid
+if [ -f "$state/demo-operator.pid" ]; then
+  kill "$(cat "$state/demo-operator.pid")" 2>/dev/null || true
+  rm -f "$state/demo-operator.pid"
 fi
-export FLOTILLA_KUBECONFIG="$PWD/e2e/.state/kubeconfig"
+export FLOTILLA_KUBECONFIG="$state/kubeconfig"
 # The tests drive the real binary, as users do.
 cargo build -p flotilla-operator --bin flotilla
 export FLOTILLA_BIN="$PWD/target/debug/flotilla"

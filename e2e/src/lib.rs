@@ -46,6 +46,15 @@ impl TestBed {
         &self.kubeconfig
     }
 
+    /// The test bed's state directory (where its kubeconfig is): operator logs go there, so two
+    /// test beds (`FLOTILLA_STATE`) never share them and `down` takes them along.
+    pub fn state_dir(&self) -> PathBuf {
+        self.kubeconfig
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| repo_root().join("e2e/.state"))
+    }
+
     /// The names of the member contexts (`member1`, `member2`, …).
     pub fn members(&self) -> Vec<String> {
         let config = Kubeconfig::read_from(&self.kubeconfig).unwrap();
@@ -305,7 +314,7 @@ impl Operator {
 
     pub fn start_with(bed: &TestBed, name: &str, options: OperatorOptions) -> Self {
         let metrics_port = free_port();
-        let log = repo_root().join(format!("e2e/.state/operator-{name}.log"));
+        let log = bed.state_dir().join(format!("operator-{name}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
         let (kubeconfig, context) = options
             .kubeconfig

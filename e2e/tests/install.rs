@@ -66,14 +66,14 @@ async fn service_account_kubeconfig(bed: &TestBed) -> std::path::PathBuf {
         .unwrap();
     let token = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
     // The admin kubeconfig of the host, with its user swapped for the token.
-    let admin = std::fs::read_to_string(repo_root().join("e2e/.state/host.kubeconfig")).unwrap();
+    let admin = std::fs::read_to_string(bed.state_dir().join("host.kubeconfig")).unwrap();
     let line = admin
         .lines()
         .find(|l| l.trim_start().starts_with("token:"))
         .unwrap();
     let indent = &line[..line.len() - line.trim_start().len()];
     let text = admin.replace(line, &format!("{indent}token: {token}"));
-    let path = repo_root().join("e2e/.state/host-flotilla-sa.kubeconfig");
+    let path = bed.state_dir().join("host-flotilla-sa.kubeconfig");
     std::fs::write(&path, text).unwrap();
     path
 }

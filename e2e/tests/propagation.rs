@@ -497,9 +497,7 @@ async fn bad_credentials_are_reported_on_the_member() {
     reason_of(api.clone(), "InvalidKubeconfig").await;
 
     // A kubeconfig whose token the member does not accept.
-    let good =
-        std::fs::read_to_string(flotilla_e2e::repo_root().join("e2e/.state/member1.kubeconfig"))
-            .unwrap();
+    let good = std::fs::read_to_string(bed.state_dir().join("member1.kubeconfig")).unwrap();
     let token_line = good
         .lines()
         .find(|l| l.trim_start().starts_with("token:"))
