@@ -1,9 +1,9 @@
 //! The FederatedIngress controller: places each object with the placement engine, applies its
 //! copies to the selected members, removes copies where it is no longer placed, and reports.
 //!
-//! It reconciles on spec changes (not on its own status writes), on every member change the
-//! registry broadcasts (health transitions, labels, taints, credentials), and when a pending
-//! failback becomes due.
+//! It reconciles on spec changes (not on its own status or finalizer writes), on the member
+//! changes the registry broadcasts (a health transition only for the objects it concerns;
+//! labels, taints and credentials for all), and when a pending failback becomes due.
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +29,7 @@ use super::copies::{ApplyOutcome, RemoveOutcome, apply_copy, delete_copy, releas
 use super::desired::{Origin, desired_copy};
 use super::index::CopyIndex;
 use super::status::{self, ClusterResult, Observed};
+use super::triggers;
 use crate::conditions::{NewCondition, set_condition};
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -439,17 +440,6 @@ fn error_policy(fi: Arc<FederatedIngress>, error: &Error, state: Arc<State>) -> 
     Action::requeue(RETRY)
 }
 
-/// Reconcile again only when something the controller acts on changed: the spec (generation),
-/// deletion, or the finalizer list. Its own status writes do not retrigger it.
-fn spec_or_lifecycle(fi: &FederatedIngress) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    fi.metadata.generation.hash(&mut h);
-    fi.metadata.deletion_timestamp.is_some().hash(&mut h);
-    fi.metadata.finalizers.hash(&mut h);
-    Some(h.finish())
-}
-
 /// Runs the controller until `shutdown` resolves. Returns the object store, ready once listed.
 pub fn controller(
     ctx: Arc<Context>,
@@ -460,12 +450,12 @@ pub fn controller(
 ) {
     let api: Api<FederatedIngress> = Api::all(ctx.host.clone());
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(spec_or_lifecycle, Default::default());
-    let changes = ctx.registry.change_stream();
+    let stream = triggers::host_changes(
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .reflect(writer),
+    );
+    let changes = triggers::member_changes(&ctx.registry, reader.clone());
     let (copies, copy_events) = CopyIndex::new();
     tokio::spawn(copies.clone().run(ctx.clone()));
     let (rechecks, recheck_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -482,7 +472,7 @@ pub fn controller(
         rechecks,
     });
     let run = Controller::for_stream(stream, reader.clone())
-        .reconcile_all_on(changes)
+        .reconcile_on(changes)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|_| futures::future::ready(()));
