@@ -382,6 +382,8 @@ async fn write_invalid_spec(
 }
 
 /// Events for a changed placement; a cluster dropped because it became unhealthy is a failover.
+/// A first placement is no event: it is the routine outcome of creating an object (one event per
+/// object in a burst of creations), and status already shows it.
 async fn report_placement_change(
     ctx: &Context,
     fi: &FederatedIngress,
@@ -419,16 +421,7 @@ async fn report_placement_change(
         );
         ctx.event(&reference, true, "FailedOver", "Place", note)
             .await;
-    } else if before.is_none() || old.is_empty() {
-        ctx.event(
-            &reference,
-            false,
-            "Placed",
-            "Place",
-            format!("placed on {}", list(&added)),
-        )
-        .await;
-    } else {
+    } else if !old.is_empty() {
         let note = format!(
             "placement changed: added [{}], removed [{}]",
             list(&added),
