@@ -461,6 +461,8 @@ pub fn controller(
     let stream = triggers::host_changes(
         watcher(api, watcher::Config::default())
             .default_backoff()
+            // Nothing reads them, and they are a good part of every cached object.
+            .modify(|fi| fi.managed_fields_mut().clear())
             .reflect(writer),
     );
     let changes = triggers::member_changes(&ctx.registry, reader.clone());
