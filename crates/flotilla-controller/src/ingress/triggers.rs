@@ -158,7 +158,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn object(uid: &str, generation: i64, finalizers: &[&str], clusters: &[&str]) -> FederatedIngress {
+    fn object(
+        uid: &str,
+        generation: i64,
+        finalizers: &[&str],
+        clusters: &[&str],
+    ) -> FederatedIngress {
         serde_json::from_value(json!({
             "apiVersion": "federation.flotilla.dev/v1alpha1",
             "kind": "FederatedIngress",
@@ -170,9 +175,9 @@ mod tests {
     }
 
     fn deleting(mut fi: FederatedIngress) -> FederatedIngress {
-        fi.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            jiff::Timestamp::now(),
-        ));
+        fi.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+        );
         fi
     }
 
@@ -192,8 +197,14 @@ mod tests {
     fn adding_the_finalizer_is_not_a_reason_but_losing_it_is() {
         let mut seen = Seen::default();
         assert!(reconciles(&mut seen, object("u", 1, &[], &[])));
-        assert!(!reconciles(&mut seen, object("u", 1, &[finalizer::FINALIZER], &[])));
-        assert!(!reconciles(&mut seen, object("u", 1, &[finalizer::FINALIZER, "x/y"], &[])));
+        assert!(!reconciles(
+            &mut seen,
+            object("u", 1, &[finalizer::FINALIZER], &[])
+        ));
+        assert!(!reconciles(
+            &mut seen,
+            object("u", 1, &[finalizer::FINALIZER, "x/y"], &[])
+        ));
         assert!(reconciles(&mut seen, object("u", 1, &["x/y"], &[])));
     }
 
@@ -210,7 +221,10 @@ mod tests {
     fn an_object_recreated_under_the_same_name_is_new() {
         let mut seen = Seen::default();
         assert!(reconciles(&mut seen, object("u1", 1, &[], &[])));
-        assert!(seen.on_event(watcher::Event::Delete(object("u1", 1, &[], &[]))).is_none());
+        assert!(
+            seen.on_event(watcher::Event::Delete(object("u1", 1, &[], &[])))
+                .is_none()
+        );
         assert!(reconciles(&mut seen, object("u1", 1, &[], &[])));
         assert!(reconciles(&mut seen, object("u2", 1, &[], &[])));
     }
@@ -221,7 +235,10 @@ mod tests {
         assert!(reconciles(&mut seen, object("a", 1, &[], &[])));
         assert!(reconciles(&mut seen, object("b", 1, &[], &[])));
         seen.on_event(watcher::Event::Init);
-        assert!(seen.on_event(watcher::Event::InitApply(object("a", 1, &[], &[]))).is_none());
+        assert!(
+            seen.on_event(watcher::Event::InitApply(object("a", 1, &[], &[])))
+                .is_none()
+        );
         seen.on_event(watcher::Event::InitDone);
         assert_eq!(seen.by_uid.keys().collect::<Vec<_>>(), vec!["a"]);
     }
@@ -254,7 +271,10 @@ mod tests {
             1
         );
         assert_eq!(
-            names(concerned(objects.clone(), Some(RegistryEvent::Changed("m1".into())))),
+            names(concerned(
+                objects.clone(),
+                Some(RegistryEvent::Changed("m1".into()))
+            )),
             2
         );
         assert_eq!(names(concerned(objects, None)), 2);

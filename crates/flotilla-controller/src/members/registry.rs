@@ -102,7 +102,9 @@ impl MemberRegistry {
 
     /// A stream of every later change; `None` when changes were missed (the receiver lagged),
     /// which concerns everything.
-    pub fn event_stream(&self) -> impl futures::Stream<Item = Option<RegistryEvent>> + Send + 'static {
+    pub fn event_stream(
+        &self,
+    ) -> impl futures::Stream<Item = Option<RegistryEvent>> + Send + 'static {
         futures::stream::unfold(self.subscribe(), |mut rx| async move {
             match rx.recv().await {
                 Ok(event) => Some((Some(event), rx)),
