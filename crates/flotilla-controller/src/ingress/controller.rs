@@ -90,7 +90,11 @@ async fn apply(
         );
         return Ok(Action::requeue(Duration::from_millis(250)));
     }
-    let fi = if finalizer::has_finalizer(fi.as_ref()) {
+    // A new object gets its finalizer while its first copies are applied, not before: that is
+    // one host round trip less before the copies exist. Any other object without it (someone
+    // removed it) gets it first, as copies may exist already.
+    let fresh = is_fresh(&fi);
+    let fi = if fresh || finalizer::has_finalizer(fi.as_ref()) {
         fi
     } else {
         Arc::new(
@@ -141,9 +145,23 @@ async fn apply(
     stale.retain(|c| !decision.selected.contains(c));
     let pruned =
         futures::future::join_all(stale.iter().map(|cluster| prune_from(ctx, origin, cluster)));
+    let finalized = async {
+        if fresh {
+            finalizer::add(api, fi.as_ref()).await.map(|_| ())
+        } else {
+            Ok(())
+        }
+    };
     let propagation = Instant::now();
-    let (applied, pruned) = futures::join!(applied, pruned);
+    let (finalized, (applied, pruned)) =
+        futures::join!(finalized, async { futures::join!(applied, pruned) });
     ctx.metrics.propagated(CONTROLLER, propagation.elapsed());
+    if let Err(e) = finalized {
+        // Without the finalizer nothing would clean these copies up when the object is deleted
+        // (it may be gone already): take them back; the retry applies them again.
+        withdraw(ctx, origin, &decision.selected).await;
+        return Err(Error::HostApi(e));
+    }
     let results: Vec<Observed> = applied
         .into_iter()
         .chain(pruned.into_iter().flatten())
@@ -197,6 +215,16 @@ async fn apply(
     } else {
         Action::requeue(RESYNC)
     })
+}
+
+/// Never reconciled: no finalizer yet and no status, so no copy of it can exist yet.
+fn is_fresh(fi: &FederatedIngress) -> bool {
+    !finalizer::has_finalizer(fi) && fi.status.is_none()
+}
+
+/// Deletes the copies just applied to `clusters` (see [`apply`]).
+async fn withdraw(ctx: &Context, origin: &Origin, clusters: &[String]) {
+    futures::future::join_all(clusters.iter().map(|c| prune_from(ctx, origin, c))).await;
 }
 
 async fn apply_to(
