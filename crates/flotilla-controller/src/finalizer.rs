@@ -88,8 +88,8 @@ async fn remove_at<K>(api: &Api<K>, name: &str, index: usize) -> Result<(), kube
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let patch: json_patch::Patch = serde_json::from_value(remove_patch(index))
-        .expect("a test and a remove operation form a valid JSON patch");
+    let patch: json_patch::Patch =
+        serde_json::from_value(remove_patch(index)).map_err(kube::Error::SerdeError)?;
     api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
         .await
         .map(|_| ())
@@ -136,18 +136,21 @@ mod tests {
 
     #[test]
     fn the_remove_patch_tests_the_entry_it_removes() {
-        let mut doc = serde_json::to_value(object(&["other/a", FINALIZER, "other/b"])).unwrap();
-        let index = index_of(&object(&["other/a", FINALIZER, "other/b"])).unwrap();
-        let patch: json_patch::Patch = serde_json::from_value(remove_patch(index)).unwrap();
+        let fi = object(&["other/a", FINALIZER, "other/b"]);
+        let mut doc = serde_json::to_value(&fi).expect("serializes");
+        let index = index_of(&fi).expect("carries the finalizer");
+        let patch: json_patch::Patch =
+            serde_json::from_value(remove_patch(index)).expect("a JSON patch");
         json_patch::patch(&mut doc, &patch).expect("applies");
         assert_eq!(doc["metadata"]["finalizers"], json!(["other/a", "other/b"]));
     }
 
     #[test]
     fn the_remove_patch_fails_when_the_list_moved() {
-        let mut doc = serde_json::to_value(object(&[FINALIZER, "other/b"])).unwrap();
+        let mut doc = serde_json::to_value(object(&[FINALIZER, "other/b"])).expect("serializes");
         // Computed from a stale view where the finalizer was second.
-        let patch: json_patch::Patch = serde_json::from_value(remove_patch(1)).unwrap();
+        let patch: json_patch::Patch =
+            serde_json::from_value(remove_patch(1)).expect("a JSON patch");
         assert!(json_patch::patch(&mut doc, &patch).is_err());
     }
 }
