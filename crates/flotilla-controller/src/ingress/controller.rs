@@ -4,7 +4,7 @@
 //! It reconciles on spec changes (not on its own status or finalizer writes), on the member
 //! changes the registry broadcasts (a health transition only for the objects it concerns;
 //! labels, taints and credentials for all), and when a pending failback becomes due. At most
-//! [`CONCURRENCY`] objects are reconciled at once.
+//! a set number of objects (by default [`CONCURRENCY`]) are reconciled at once.
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,9 +53,9 @@ const RETRY: Duration = Duration::from_secs(5);
 /// A 409 means the object changed under the reconcile; its watch brings the new version at once,
 /// so waiting out [`RETRY`] would only add latency.
 const CONFLICT_RETRY: Duration = Duration::from_millis(100);
-/// Reconciles at once. Unbounded, a burst of objects put thousands of requests in flight on the
-/// members' clients at the same moment, and every one of them (the health probes' too) waited
-/// behind the others; bounded, objects are worked off in order at the rate the members take.
+/// Reconciles at once, by default. Unbounded, a burst of objects put thousands of requests in
+/// flight on the members' clients at the same moment, and every one of them waited behind the
+/// others; bounded, objects are worked off in order at the rate the members take.
 pub const CONCURRENCY: u16 = 32;
 
 async fn reconcile(fi: Arc<FederatedIngress>, state: Arc<State>) -> Result<Action> {
@@ -476,9 +476,11 @@ fn retry_after(error: &Error) -> Duration {
     }
 }
 
-/// Runs the controller until `shutdown` resolves. Returns the object store, ready once listed.
+/// Runs the controller, with at most `concurrency` reconciles at once (0: unbounded), until
+/// `shutdown` resolves. Returns the object store, ready once listed.
 pub fn controller(
     ctx: Arc<Context>,
+    concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> (
     Store<FederatedIngress>,
@@ -510,7 +512,7 @@ pub fn controller(
         rechecks,
     });
     let run = Controller::for_stream(stream, reader.clone())
-        .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
+        .with_config(ControllerConfig::default().concurrency(concurrency))
         .reconcile_on(changes)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
