@@ -217,7 +217,8 @@ async fn apply(
     })
 }
 
-/// Never reconciled: no finalizer yet and no status, so no copy of it can exist yet.
+/// Never reconciled (no finalizer, no status): its copies, if any, are the ones this reconcile
+/// applies.
 fn is_fresh(fi: &FederatedIngress) -> bool {
     !finalizer::has_finalizer(fi) && fi.status.is_none()
 }
