@@ -285,6 +285,67 @@ async fn orphan_policy_keeps_the_copies() {
     }
 }
 
+/// Flotilla's finalizer goes on and comes off beside another controller's without clobbering it,
+/// and deleting the object removes the copies while the other finalizer still holds it.
+#[tokio::test]
+async fn other_finalizers_are_left_alone() {
+    let bed = TestBed::get();
+    bed.federation();
+    let _op = Operator::start(&bed, "finalizers");
+    let ns = bed.create_namespace("finalizers");
+    let mut doc: Value = serde_json::from_str(&ingress(
+        &ns,
+        "web",
+        json!({"clusters": ["member1"]}),
+        json!({}),
+    ))
+    .unwrap();
+    doc["metadata"]["finalizers"] = json!(["example.com/keep"]);
+    bed.apply("host", &doc.to_string());
+    bed.wait_for_copy("member1", &ns, "web").await;
+    let finalizers = |fi: &FederatedIngress| fi.metadata.finalizers.clone().unwrap_or_default();
+    let both = wait_status(&bed, &ns, "web", "both finalizers", |fi| {
+        Some(finalizers(fi)).filter(|f| f.len() == 2)
+    })
+    .await;
+    assert!(
+        both.iter().any(|f| f == "example.com/keep")
+            && both.iter().any(|f| f == "federation.flotilla.dev/cleanup"),
+        "{both:?}"
+    );
+
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "federatedingress",
+            "web",
+            "-n",
+            &ns,
+            "--wait=false",
+        ],
+    );
+    bed.wait_for_no_copy("member1", &ns, "web").await;
+    wait_status(&bed, &ns, "web", "only the other finalizer left", |fi| {
+        (finalizers(fi) == ["example.com/keep"]).then_some(())
+    })
+    .await;
+    // Let the object go.
+    bed.kubectl_ok(
+        "host",
+        &[
+            "patch",
+            "federatedingress",
+            "web",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+    );
+}
+
 /// An Ingress Flotilla did not create is never overwritten under adoption Never: the conflict is
 /// reported, the other clusters still get their copies. With adoption Always it is taken over.
 #[tokio::test]

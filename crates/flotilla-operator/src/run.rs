@@ -83,7 +83,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         ctx.clone(),
         stopped(stop_rx.clone()),
     ));
-    let (store, ingresses) = ingress_controller::controller(ctx.clone(), stopped(stop_rx.clone()));
+    let (store, ingresses) = ingress_controller::controller(
+        ctx.clone(),
+        args.max_concurrent_reconciles,
+        stopped(stop_rx.clone()),
+    );
     let ingresses = tokio::spawn(ingresses);
     let sweeper = tokio::spawn(sweeper::run(ctx.clone(), store));
     let scaling_config =

@@ -1,9 +1,10 @@
 //! The FederatedIngress controller: places each object with the placement engine, applies its
 //! copies to the selected members, removes copies where it is no longer placed, and reports.
 //!
-//! It reconciles on spec changes (not on its own status writes), on every member change the
-//! registry broadcasts (health transitions, labels, taints, credentials), and when a pending
-//! failback becomes due.
+//! It reconciles on spec changes (not on its own status or finalizer writes), on the member
+//! changes the registry broadcasts (a health transition only for the objects it concerns;
+//! labels, taints and credentials for all), and when a pending failback becomes due. At most
+//! a set number of objects (by default [`CONCURRENCY`]) are reconciled at once.
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -29,6 +30,7 @@ use super::copies::{ApplyOutcome, RemoveOutcome, apply_copy, delete_copy, releas
 use super::desired::{Origin, desired_copy};
 use super::index::CopyIndex;
 use super::status::{self, ClusterResult, Observed};
+use super::triggers;
 use crate::conditions::{NewCondition, set_condition};
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -48,6 +50,13 @@ pub struct State {
 }
 const RESYNC: Duration = Duration::from_secs(300);
 const RETRY: Duration = Duration::from_secs(5);
+/// A 409 means the object changed under the reconcile; its watch brings the new version at once,
+/// so waiting out [`RETRY`] would only add latency.
+const CONFLICT_RETRY: Duration = Duration::from_millis(100);
+/// Reconciles at once, by default. Unbounded, a burst of objects put thousands of requests in
+/// flight on the members' clients at the same moment, and every one of them waited behind the
+/// others; bounded, objects are worked off in order at the rate the members take.
+pub const CONCURRENCY: u16 = 32;
 
 async fn reconcile(fi: Arc<FederatedIngress>, state: Arc<State>) -> Result<Action> {
     let start = Instant::now();
@@ -81,7 +90,11 @@ async fn apply(
         );
         return Ok(Action::requeue(Duration::from_millis(250)));
     }
-    let fi = if finalizer::has_finalizer(fi.as_ref()) {
+    // A new object gets its finalizer while its first copies are applied, not before: that is
+    // one host round trip less before the copies exist. Any other object without it (someone
+    // removed it) gets it first, as copies may exist already.
+    let fresh = is_fresh(&fi);
+    let fi = if fresh || finalizer::has_finalizer(fi.as_ref()) {
         fi
     } else {
         Arc::new(
@@ -132,9 +145,23 @@ async fn apply(
     stale.retain(|c| !decision.selected.contains(c));
     let pruned =
         futures::future::join_all(stale.iter().map(|cluster| prune_from(ctx, origin, cluster)));
+    let finalized = async {
+        if fresh {
+            finalizer::add(api, fi.as_ref()).await.map(|_| ())
+        } else {
+            Ok(())
+        }
+    };
     let propagation = Instant::now();
-    let (applied, pruned) = futures::join!(applied, pruned);
+    let (finalized, (applied, pruned)) =
+        futures::join!(finalized, async { futures::join!(applied, pruned) });
     ctx.metrics.propagated(CONTROLLER, propagation.elapsed());
+    if let Err(e) = finalized {
+        // Without the finalizer nothing would clean these copies up when the object is deleted
+        // (it may be gone already): take them back; the retry applies them again.
+        withdraw(ctx, origin, &decision.selected).await;
+        return Err(Error::HostApi(e));
+    }
     let results: Vec<Observed> = applied
         .into_iter()
         .chain(pruned.into_iter().flatten())
@@ -188,6 +215,17 @@ async fn apply(
     } else {
         Action::requeue(RESYNC)
     })
+}
+
+/// Never reconciled (no finalizer, no status): its copies, if any, are the ones this reconcile
+/// applies.
+fn is_fresh(fi: &FederatedIngress) -> bool {
+    !finalizer::has_finalizer(fi) && fi.status.is_none()
+}
+
+/// Deletes the copies just applied to `clusters` (see [`apply`]).
+async fn withdraw(ctx: &Context, origin: &Origin, clusters: &[String]) {
+    futures::future::join_all(clusters.iter().map(|c| prune_from(ctx, origin, c))).await;
 }
 
 async fn apply_to(
@@ -373,6 +411,8 @@ async fn write_invalid_spec(
 }
 
 /// Events for a changed placement; a cluster dropped because it became unhealthy is a failover.
+/// A first placement is no event: it is the routine outcome of creating an object (one event per
+/// object in a burst of creations), and status already shows it.
 async fn report_placement_change(
     ctx: &Context,
     fi: &FederatedIngress,
@@ -410,16 +450,7 @@ async fn report_placement_change(
         );
         ctx.event(&reference, true, "FailedOver", "Place", note)
             .await;
-    } else if before.is_none() || old.is_empty() {
-        ctx.event(
-            &reference,
-            false,
-            "Placed",
-            "Place",
-            format!("placed on {}", list(&added)),
-        )
-        .await;
-    } else {
+    } else if !old.is_empty() {
         let note = format!(
             "placement changed: added [{}], removed [{}]",
             list(&added),
@@ -436,23 +467,21 @@ fn error_policy(fi: Arc<FederatedIngress>, error: &Error, state: Arc<State>) -> 
         .metrics
         .reconcile_failed(CONTROLLER, error.metric_label());
     tracing::warn!(namespace = fi.namespace().unwrap_or_default(), name = %fi.name_any(), %error, "federatedingress reconcile failed");
-    Action::requeue(RETRY)
+    Action::requeue(retry_after(error))
 }
 
-/// Reconcile again only when something the controller acts on changed: the spec (generation),
-/// deletion, or the finalizer list. Its own status writes do not retrigger it.
-fn spec_or_lifecycle(fi: &FederatedIngress) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    fi.metadata.generation.hash(&mut h);
-    fi.metadata.deletion_timestamp.is_some().hash(&mut h);
-    fi.metadata.finalizers.hash(&mut h);
-    Some(h.finish())
+fn retry_after(error: &Error) -> Duration {
+    match error {
+        Error::HostApi(kube::Error::Api(s)) if s.code == 409 => CONFLICT_RETRY,
+        _ => RETRY,
+    }
 }
 
-/// Runs the controller until `shutdown` resolves. Returns the object store, ready once listed.
+/// Runs the controller, with at most `concurrency` reconciles at once (0: unbounded), until
+/// `shutdown` resolves. Returns the object store, ready once listed.
 pub fn controller(
     ctx: Arc<Context>,
+    concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> (
     Store<FederatedIngress>,
@@ -460,12 +489,14 @@ pub fn controller(
 ) {
     let api: Api<FederatedIngress> = Api::all(ctx.host.clone());
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(spec_or_lifecycle, Default::default());
-    let changes = ctx.registry.change_stream();
+    let stream = triggers::host_changes(
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            // Nothing reads them, and they are a good part of every cached object.
+            .modify(|fi| fi.managed_fields_mut().clear())
+            .reflect(writer),
+    );
+    let changes = triggers::member_changes(&ctx.registry, reader.clone());
     let (copies, copy_events) = CopyIndex::new();
     tokio::spawn(copies.clone().run(ctx.clone()));
     let (rechecks, recheck_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -482,7 +513,8 @@ pub fn controller(
         rechecks,
     });
     let run = Controller::for_stream(stream, reader.clone())
-        .reconcile_all_on(changes)
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .reconcile_on(changes)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, state)
         .for_each(|_| futures::future::ready(()));

@@ -17,7 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio::task::JoinHandle;
 
-use flotilla_api::labels::{MANAGED_BY, MANAGED_BY_VALUE, ORIGIN_KIND};
+use flotilla_api::labels::{FIELD_MANAGER, MANAGED_BY, MANAGED_BY_VALUE, ORIGIN_KIND};
 
 use super::desired::{KIND, Origin, is_our_copy};
 use crate::context::Context;
@@ -199,6 +199,14 @@ impl CopyIndex {
     }
 }
 
+/// Keeps the managedFields entries of other managers only: drift is attributed to them, never to
+/// Flotilla, and Flotilla's own entry (every field of the copy) is most of a cached copy.
+fn drop_own_managed_fields(copy: &mut Ingress) {
+    if let Some(entries) = copy.metadata.managed_fields.as_mut() {
+        entries.retain(|e| e.manager.as_deref() != Some(FIELD_MANAGER));
+    }
+}
+
 async fn watch_member(
     member: String,
     api: Api<Ingress>,
@@ -209,6 +217,7 @@ async fn watch_member(
     let config = watcher::Config::default().labels(&copy_selector());
     let mut events = watcher(api, config)
         .default_backoff()
+        .modify(drop_own_managed_fields)
         .reflect(writer)
         .boxed();
     while let Some(event) = events.next().await {

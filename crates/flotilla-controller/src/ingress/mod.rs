@@ -6,3 +6,4 @@ pub mod drift;
 pub mod index;
 pub mod status;
 pub mod sweeper;
+pub mod triggers;

@@ -1,7 +1,7 @@
 //! Cleans up copies left in a member while it was unreachable. When a member becomes Ready, every
 //! Flotilla copy in it whose host object no longer exists is deleted, or released when the copy
 //! says its host object was deleted with policy Orphan. Copies whose host object exists are the
-//! controller's business (it reconciles everything on the same transition).
+//! controller's business (it reconciles every object the transition concerns: see `triggers`).
 use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::Ingress;

@@ -15,7 +15,7 @@ use tokio::time::MissedTickBehavior;
 
 use flotilla_api::member_cluster::{MemberCluster, MemberClusterStatus, ProbeSettings};
 
-use super::credentials::CredentialsProblem;
+use super::credentials::{CredentialsProblem, MemberClients};
 use super::health::{HealthState, HealthTracker, ProbeOutcome, Transition};
 use super::probe::probe_readyz;
 use crate::conditions::{NewCondition, set_condition};
@@ -27,7 +27,7 @@ pub const STATUS_REFRESH: Duration = Duration::from_secs(30);
 /// What an agent works from.
 pub struct AgentSpec {
     pub member: MemberCluster,
-    pub credentials: Result<Client, CredentialsProblem>,
+    pub credentials: Result<MemberClients, CredentialsProblem>,
 }
 
 /// Runs until aborted.
@@ -36,7 +36,7 @@ pub async fn run(ctx: Arc<Context>, spec: AgentSpec) {
     let mut writer = StatusWriter::new(&ctx, &spec.member);
     match spec.credentials {
         Err(problem) => credentials_unusable(&ctx, &name, &spec.member, &mut writer, problem).await,
-        Ok(client) => probe_loop(&ctx, &name, &spec.member, client, &mut writer).await,
+        Ok(clients) => probe_loop(&ctx, &name, &spec.member, clients.probe, &mut writer).await,
     }
 }
 

@@ -20,7 +20,7 @@ use flotilla_api::labels::{REGION_LABEL, ZONE_LABEL};
 use flotilla_api::member_cluster::MemberCluster;
 
 use super::agent::{self, AgentSpec};
-use super::credentials::{client_from_secret, read_secret};
+use super::credentials::{clients_from_secret, read_secret};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::finalizer;
@@ -118,13 +118,13 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
     );
     if state.agents.key_of(&name).as_ref() != Some(&key) {
         let credentials = match secret {
-            Ok(secret) => client_from_secret(&secret, secret_ref, ctx.timeouts)
+            Ok(secret) => clients_from_secret(&secret, secret_ref, ctx.timeouts)
                 .await
-                .map(|(client, _server)| client),
+                .map(|(clients, _server)| clients),
             Err(problem) => Err(problem),
         };
         ctx.registry
-            .set_client(&name, credentials.as_ref().ok().cloned());
+            .set_client(&name, credentials.as_ref().ok().map(|c| c.work.clone()));
         let spec = AgentSpec {
             member: member.as_ref().clone(),
             credentials,

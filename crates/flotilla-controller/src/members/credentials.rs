@@ -43,6 +43,16 @@ impl Default for ClientTimeouts {
     }
 }
 
+/// The clients of one member, each with a connection pool of its own.
+#[derive(Clone)]
+pub struct MemberClients {
+    /// For the copies and their watches.
+    pub work: Client,
+    /// For the health probe alone: a probe queued behind a burst of copy requests on a shared
+    /// client timed out, and marked a healthy but busy member NotReady.
+    pub probe: Client,
+}
+
 /// Reads the Secret. `Ok(None)` when it does not exist.
 pub async fn read_secret(
     host: &Client,
@@ -63,12 +73,12 @@ pub async fn read_secret(
     }
 }
 
-/// Extracts the kubeconfig from the Secret and builds a client for its current context.
-pub async fn client_from_secret(
+/// Extracts the kubeconfig from the Secret and builds the clients for its current context.
+pub async fn clients_from_secret(
     secret: &Secret,
     secret_ref: &SecretKeyReference,
     timeouts: ClientTimeouts,
-) -> Result<(Client, String), CredentialsProblem> {
+) -> Result<(MemberClients, String), CredentialsProblem> {
     let name = secret.metadata.name.as_deref().unwrap_or(&secret_ref.name);
     let bytes = secret
         .data
@@ -94,7 +104,7 @@ pub async fn client_from_secret(
             format!("Secret {name} key {:?} is not UTF-8 text", secret_ref.key),
         )
     })?;
-    client_from_kubeconfig(&text, timeouts)
+    clients_from_kubeconfig(&text, timeouts)
         .await
         .map_err(|message| {
             CredentialsProblem::new(
@@ -104,11 +114,11 @@ pub async fn client_from_secret(
         })
 }
 
-/// Builds a client for the kubeconfig's current context; returns it with the server URL.
-pub async fn client_from_kubeconfig(
+/// Builds the clients for the kubeconfig's current context; returns them with the server URL.
+pub async fn clients_from_kubeconfig(
     text: &str,
     timeouts: ClientTimeouts,
-) -> Result<(Client, String), String> {
+) -> Result<(MemberClients, String), String> {
     let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| format!("not a kubeconfig: {e}"))?;
     let mut config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
@@ -118,8 +128,14 @@ pub async fn client_from_kubeconfig(
     config.read_timeout = Some(timeouts.request);
     config.write_timeout = Some(timeouts.request);
     let server = config.cluster_url.to_string();
-    let client = Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))?;
-    Ok((client, server))
+    let client = |config: kube::Config| {
+        Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))
+    };
+    let clients = MemberClients {
+        work: client(config.clone())?,
+        probe: client(config)?,
+    };
+    Ok((clients, server))
 }
 
 #[cfg(test)]
@@ -151,7 +167,7 @@ mod tests {
 
     /// The problem, or a panic if a client was built.
     async fn problem_of(secret: Secret) -> CredentialsProblem {
-        match client_from_secret(&secret, &reference(), ClientTimeouts::default()).await {
+        match clients_from_secret(&secret, &reference(), ClientTimeouts::default()).await {
             Ok(_) => panic!("expected the credentials to be rejected"),
             Err(p) => p,
         }

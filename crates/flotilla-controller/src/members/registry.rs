@@ -100,12 +100,15 @@ impl MemberRegistry {
         self.events.subscribe()
     }
 
-    /// A stream that yields once per change: the trigger for "reconcile everything".
-    pub fn change_stream(&self) -> impl futures::Stream<Item = ()> + Send + 'static {
+    /// A stream of every later change; `None` when changes were missed (the receiver lagged),
+    /// which concerns everything.
+    pub fn event_stream(
+        &self,
+    ) -> impl futures::Stream<Item = Option<RegistryEvent>> + Send + 'static {
         futures::stream::unfold(self.subscribe(), |mut rx| async move {
             match rx.recv().await {
-                // Lagged: events were missed, which is one more reason to reconcile everything.
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
+                Ok(event) => Some((Some(event), rx)),
+                Err(broadcast::error::RecvError::Lagged(_)) => Some((None, rx)),
                 Err(broadcast::error::RecvError::Closed) => None,
             }
         })
