@@ -191,7 +191,8 @@ pub async fn controller(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, Default::default());
-    let changes = ctx.registry.change_stream();
+    // Policies poll every second anyway; a member change only makes them react at once.
+    let changes = ctx.registry.event_stream().map(|_| ());
     tracing::info!(
         prometheus = config.prometheus_url.as_deref().unwrap_or("<none>"),
         sync_period = ?config.sync_period,
