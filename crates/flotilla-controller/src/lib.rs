@@ -10,6 +10,7 @@ pub mod finalizer;
 pub mod ingress;
 pub mod members;
 pub mod metrics;
+pub mod placement_change;
 pub mod placement_input;
 pub mod scaling;
 pub mod store;

@@ -21,7 +21,7 @@ use serde_json::json;
 use flotilla_api::FederatedIngress;
 use flotilla_api::federated_ingress::{CopyState, FederatedIngressStatus};
 use flotilla_api::labels::FIELD_MANAGER;
-use flotilla_api::placement_status::{PlacementStatus, Verdict};
+use flotilla_api::placement_status::PlacementStatus;
 use flotilla_api::policies::DeletionPolicy;
 use flotilla_api::policies::DriftMode;
 use flotilla_placement::{DecisionInput, decide};
@@ -35,6 +35,7 @@ use crate::conditions::{NewCondition, set_condition};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::finalizer;
+use crate::placement_change::PlacementChange;
 use crate::placement_input::{
     any_unknown, inventory, next_failback, placement_spec, previous, timestamp, to_status,
 };
@@ -419,45 +420,30 @@ async fn report_placement_change(
     before: Option<&PlacementStatus>,
     after: &PlacementStatus,
 ) {
-    let old: BTreeSet<&String> = before
-        .map(|p| p.selected.iter().collect())
-        .unwrap_or_default();
-    let new: BTreeSet<&String> = after.selected.iter().collect();
-    if old == new {
+    let Some(change) = PlacementChange::between(before, after) else {
         return;
-    }
+    };
     ctx.metrics.placement_changed(CONTROLLER);
     let reference = fi.object_ref(&());
-    let removed: Vec<&String> = old.difference(&new).copied().collect();
-    let added: Vec<&String> = new.difference(&old).copied().collect();
-    let failed: Vec<String> = removed
-        .iter()
-        .filter_map(|c| after.clusters.iter().find(|v| &&v.cluster == c))
-        .filter(|v| matches!(v.verdict, Verdict::Unhealthy | Verdict::Tainted))
-        .map(|v| format!("{} ({})", v.cluster, v.reason))
-        .collect();
-    let list = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-    if !failed.is_empty() {
+    if change.is_failover() {
         ctx.metrics.failed_over(CONTROLLER);
-        let note = format!(
-            "failed over from {} to {}",
-            failed.join(", "),
-            if added.is_empty() {
-                "no other cluster".into()
-            } else {
-                list(&added)
-            }
-        );
+        let to = if change.added.is_empty() {
+            "no other cluster".into()
+        } else {
+            change.added.join(", ")
+        };
+        let note = format!("failed over from {} to {to}", change.failed.join(", "));
         ctx.event(&reference, true, "FailedOver", "Place", note)
             .await;
-    } else if !old.is_empty() {
-        let note = format!(
-            "placement changed: added [{}], removed [{}]",
-            list(&added),
-            list(&removed)
-        );
-        ctx.event(&reference, false, "PlacementChanged", "Place", note)
-            .await;
+    } else if !change.first {
+        ctx.event(
+            &reference,
+            false,
+            "PlacementChanged",
+            "Place",
+            change.change_note(),
+        )
+        .await;
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use flotilla_api::ScalingPolicy;
 use flotilla_api::labels::FIELD_MANAGER;
-use flotilla_api::placement_status::{PlacementStatus, Verdict};
+use flotilla_api::placement_status::PlacementStatus;
 use flotilla_api::scaling_policy::ScalingPolicyStatus;
 use flotilla_autoscaling as hpa;
 use flotilla_placement::Decision;
@@ -27,6 +27,7 @@ use super::state::PolicyState;
 use super::status::{self, Cond, Report};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::placement_change::PlacementChange;
 
 /// `SuccessfulRescale` when the total changed, else `ReplicasRedistributed` when shares moved
 /// (and no write failed); then `FailedRescale` when the write failures differ from the last
@@ -189,47 +190,27 @@ fn placement_event(
     before: Option<&PlacementStatus>,
     after: Option<&PlacementStatus>,
 ) -> Option<PlacementEvent> {
-    let after = after?;
-    let old: BTreeSet<&String> = before
-        .map(|p| p.selected.iter().collect())
-        .unwrap_or_default();
-    let new: BTreeSet<&String> = after.selected.iter().collect();
-    if old == new {
-        return None;
-    }
-    let removed: Vec<&String> = old.difference(&new).copied().collect();
-    let added: Vec<&String> = new.difference(&old).copied().collect();
-    let failed: Vec<String> = removed
-        .iter()
-        .filter_map(|c| after.clusters.iter().find(|v| &&v.cluster == c))
-        .filter(|v| matches!(v.verdict, Verdict::Unhealthy | Verdict::Tainted))
-        .map(|v| format!("{} ({})", v.cluster, v.reason))
-        .collect();
-    let list = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-    Some(if !failed.is_empty() {
+    let change = PlacementChange::between(before, after?)?;
+    Some(if change.is_failover() {
         PlacementEvent {
             warning: true,
             reason: "FailedOver",
             note: format!(
                 "failed over from {}; the remaining clusters take its share",
-                failed.join(", ")
+                change.failed.join(", ")
             ),
         }
-    } else if old.is_empty() {
+    } else if change.first {
         PlacementEvent {
             warning: false,
             reason: "Placed",
-            note: format!("placed on {}", list(&added)),
+            note: format!("placed on {}", change.added.join(", ")),
         }
     } else {
         PlacementEvent {
             warning: false,
             reason: "PlacementChanged",
-            note: format!(
-                "placement changed: added [{}], removed [{}]",
-                list(&added),
-                list(&removed)
-            ),
+            note: change.change_note(),
         }
     })
 }
@@ -302,7 +283,7 @@ pub(super) async fn write_invalid_spec(
 
 #[cfg(test)]
 mod tests {
-    use flotilla_api::placement_status::ClusterVerdict;
+    use flotilla_api::placement_status::{ClusterVerdict, Verdict};
 
     use super::*;
 
