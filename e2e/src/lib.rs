@@ -541,6 +541,32 @@ impl TestBed {
         ns
     }
 
+    /// Waits until an Event with `reason` is recorded in the host namespace `ns` (events are
+    /// published beside status writes, not necessarily before them).
+    pub async fn wait_for_event(&self, ns: &str, reason: &str) {
+        eventually(&format!("a {reason} event in {ns}"), COPY_WAIT, || {
+            let reasons = self.kubectl_ok(
+                "host",
+                &[
+                    "get",
+                    "events",
+                    "-n",
+                    ns,
+                    "-o",
+                    "jsonpath={.items[*].reason}",
+                ],
+            );
+            async move {
+                Ok(reasons
+                    .split_whitespace()
+                    .any(|r| r == reason)
+                    .then_some(()))
+            }
+        })
+        .await
+        .unwrap();
+    }
+
     /// Waits until the member holds a copy `ns/name`; returns it.
     pub async fn wait_for_copy(&self, member: &str, ns: &str, name: &str) -> Ingress {
         let client = self.client(member).await;

@@ -158,18 +158,7 @@ async fn report_only_reports_the_edit_and_clears_when_reverted() {
         d.is_none().then_some(())
     })
     .await;
-    let events = bed.kubectl_ok(
-        "host",
-        &[
-            "get",
-            "events",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ],
-    );
-    assert!(events.contains("DriftDetected"), "{events}");
+    bed.wait_for_event(&ns, "DriftDetected").await;
 
     // An ignored path is not drift.
     bed.kubectl_ok(
@@ -255,18 +244,7 @@ async fn enforce_reverts_and_records_the_correction() {
     .await;
     assert_eq!(drift.corrections, Some(1));
     assert!(drift.last_correction_time.is_some() && drift.fields.is_empty());
-    let events = bed.kubectl_ok(
-        "host",
-        &[
-            "get",
-            "events",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ],
-    );
-    assert!(events.contains("DriftCorrected"), "{events}");
+    bed.wait_for_event(&ns, "DriftCorrected").await;
 
     // A deleted copy is re-created.
     bed.kubectl_ok("member2", &["delete", "ingress", "web", "-n", &ns]);

@@ -65,34 +65,6 @@ async fn wait_selected(bed: &TestBed, ns: &str, name: &str, expected: &[&str]) {
     .unwrap();
 }
 
-/// Waits until an Event with `reason` is recorded for the object (published with its status).
-async fn wait_event(bed: &TestBed, ns: &str, name: &str, reason: &str) {
-    let selector = format!("involvedObject.name={name}");
-    eventually(&format!("a {reason} event for {ns}/{name}"), WAIT, || {
-        let reasons = bed.kubectl_ok(
-            "host",
-            &[
-                "get",
-                "events",
-                "-n",
-                ns,
-                "--field-selector",
-                &selector,
-                "-o",
-                "jsonpath={.items[*].reason}",
-            ],
-        );
-        async move {
-            Ok(reasons
-                .split_whitespace()
-                .any(|r| r == reason)
-                .then_some(()))
-        }
-    })
-    .await
-    .unwrap();
-}
-
 async fn failover_and_failback(bed: &TestBed, hang: bool) {
     bed.federation();
     let _op = Operator::start(
@@ -121,7 +93,7 @@ async fn failover_and_failback(bed: &TestBed, hang: bool) {
         if hang { "SIGSTOP" } else { "kill" }
     );
     wait_selected(bed, &ns, "app", &["member2"]).await;
-    wait_event(bed, &ns, "app", "FailedOver").await;
+    bed.wait_for_event(&ns, "FailedOver").await;
 
     outage.restore();
     let back = Instant::now();

@@ -1,4 +1,6 @@
 //! What every reconciler shares: the host client, the member registry, metrics, events.
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -58,5 +60,21 @@ impl Context {
         if let Err(e) = self.recorder.publish(&event, reference).await {
             tracing::debug!(error = %e, reason, "could not record event");
         }
+    }
+
+    /// [`Self::event`] without waiting for it: for paths where the next write matters more
+    /// than the event's order (the status syncer corrects the next drift sooner).
+    pub fn event_in_background(
+        self: &Arc<Self>,
+        reference: ObjectReference,
+        warning: bool,
+        reason: &'static str,
+        action: &'static str,
+        note: String,
+    ) {
+        let ctx = Arc::clone(self);
+        tokio::spawn(async move {
+            ctx.event(&reference, warning, reason, action, note).await;
+        });
     }
 }

@@ -248,8 +248,7 @@ impl Syncer {
             self.ctx.metrics.drift(KIND, false);
             let note = describe(member, drift.as_ref());
             self.ctx
-                .event(&reference, true, "DriftDetected", "Sync", note)
-                .await;
+                .event_in_background(reference, true, "DriftDetected", "Sync", note);
         }
         let load_balancer = copy
             .as_ref()
@@ -283,9 +282,13 @@ impl Syncer {
             ApplyOutcome::Applied => {
                 self.ctx.metrics.drift(KIND, true);
                 let note = format!("restored: {}", describe(member, drift));
-                self.ctx
-                    .event(&fi.object_ref(&()), false, "DriftCorrected", "Sync", note)
-                    .await;
+                self.ctx.event_in_background(
+                    fi.object_ref(&()),
+                    false,
+                    "DriftCorrected",
+                    "Sync",
+                    note,
+                );
                 Some(DriftStatus {
                     fields: vec![],
                     copy_deleted: false,
