@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod placement_change;
 pub mod placement_input;
 pub mod scaling;
+pub mod status_apply;
 pub mod store;
 
 pub use context::Context;

@@ -55,30 +55,31 @@ impl PlacementChange {
     }
 }
 
+/// A placement status for tests: `selected`, and `unhealthy` clusters with verdict Unhealthy.
+#[cfg(test)]
+pub(crate) fn test_placement(selected: &[&str], unhealthy: &[&str]) -> PlacementStatus {
+    use flotilla_api::placement_status::ClusterVerdict;
+    PlacementStatus {
+        selected: selected.iter().map(|s| s.to_string()).collect(),
+        clusters: unhealthy
+            .iter()
+            .map(|c| ClusterVerdict {
+                cluster: c.to_string(),
+                verdict: Verdict::Unhealthy,
+                reason: "NotReady".into(),
+                message: String::new(),
+                priority: None,
+                replicas: None,
+                selected_since: None,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use flotilla_api::placement_status::ClusterVerdict;
-
-    use super::*;
-
-    fn placement(selected: &[&str], unhealthy: &[&str]) -> PlacementStatus {
-        PlacementStatus {
-            selected: selected.iter().map(|s| s.to_string()).collect(),
-            clusters: unhealthy
-                .iter()
-                .map(|c| ClusterVerdict {
-                    cluster: c.to_string(),
-                    verdict: Verdict::Unhealthy,
-                    reason: "NotReady".into(),
-                    message: String::new(),
-                    priority: None,
-                    replicas: None,
-                    selected_since: None,
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
+    use super::{PlacementChange, test_placement as placement};
 
     #[test]
     fn tells_a_first_placement_a_failover_and_a_change_apart() {

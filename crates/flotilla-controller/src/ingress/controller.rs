@@ -11,16 +11,14 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
 use flotilla_api::FederatedIngress;
 use flotilla_api::federated_ingress::{CopyState, FederatedIngressStatus};
-use flotilla_api::labels::FIELD_MANAGER;
 use flotilla_api::placement_status::PlacementStatus;
 use flotilla_api::policies::DeletionPolicy;
 use flotilla_api::policies::DriftMode;
@@ -39,6 +37,7 @@ use crate::placement_change::PlacementChange;
 use crate::placement_input::{
     any_unknown, inventory, next_failback, placement_spec, previous, timestamp, to_status,
 };
+use crate::status_apply::apply_status;
 
 pub const CONTROLLER: &str = "federatedingress";
 
@@ -185,7 +184,7 @@ async fn apply(
         Time(now),
     );
     if previous_status.map(status::controller_part).as_ref() != Some(&new_status) {
-        write_status(ctx, api, &origin.name, &new_status).await?;
+        apply_status(ctx, CONTROLLER, api, &origin.name, &new_status).await?;
         // The syncer judges copies against the status as written now, not as its watch will
         // show it a moment later.
         let mut written = fi.as_ref().clone();
@@ -361,29 +360,6 @@ async fn cleanup(
     Ok(Action::await_change())
 }
 
-async fn write_status(
-    ctx: &Context,
-    api: &Api<FederatedIngress>,
-    name: &str,
-    status: &FederatedIngressStatus,
-) -> Result<()> {
-    let patch = json!({
-        "apiVersion": "federation.flotilla.dev/v1alpha1",
-        "kind": "FederatedIngress",
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::HostApi)?;
-    ctx.metrics
-        .status_written(CONTROLLER, patch.to_string().len());
-    Ok(())
-}
-
 async fn write_invalid_spec(
     ctx: &Context,
     api: &Api<FederatedIngress>,
@@ -406,7 +382,7 @@ async fn write_invalid_spec(
     );
     status.observed_generation = fi.metadata.generation;
     if before.as_ref() != Some(&status) {
-        write_status(ctx, api, &fi.name_any(), &status).await?;
+        apply_status(ctx, CONTROLLER, api, &fi.name_any(), &status).await?;
     }
     Ok(())
 }

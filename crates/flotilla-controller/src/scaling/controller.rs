@@ -127,7 +127,7 @@ async fn reconcile(sp: Arc<ScalingPolicy>, state: Arc<State>) -> Result<Action> 
     let (plan, placement) = match plan {
         Ok(p) => p,
         Err(problem) => {
-            write_invalid_spec(&api, &sp, &problem).await?;
+            write_invalid_spec(&state.ctx, &api, &sp, &problem).await?;
             state.ctx.metrics.reconciled(CONTROLLER, start.elapsed());
             return Ok(Action::await_change());
         }

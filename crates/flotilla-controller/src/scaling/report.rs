@@ -7,11 +7,9 @@ use std::time::Instant;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
-use serde_json::json;
+use kube::api::Api;
 
 use flotilla_api::ScalingPolicy;
-use flotilla_api::labels::FIELD_MANAGER;
 use flotilla_api::placement_status::PlacementStatus;
 use flotilla_api::scaling_policy::ScalingPolicyStatus;
 use flotilla_autoscaling as hpa;
@@ -26,8 +24,9 @@ use super::standing::{Standing, member_hpas};
 use super::state::PolicyState;
 use super::status::{self, Cond, Report};
 use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::placement_change::PlacementChange;
+use crate::status_apply::apply_status;
 
 /// `SuccessfulRescale` when the total changed, else `ReplicasRedistributed` when shares moved
 /// (and no write failed); then `FailedRescale` when the write failures differ from the last
@@ -229,34 +228,15 @@ pub(super) async fn write_status_if_due(
         now,
         poll.state.config.metrics_status_interval,
     ) {
-        write_status(poll.api, &poll.name(), new).await?;
+        apply_status(&poll.state.ctx, CONTROLLER, poll.api, &poll.name(), new).await?;
         ps.last_status_write = Some(now);
     }
     Ok(())
 }
 
-async fn write_status(
-    api: &Api<ScalingPolicy>,
-    name: &str,
-    status: &ScalingPolicyStatus,
-) -> Result<()> {
-    let patch = json!({
-        "apiVersion": "federation.flotilla.dev/v1alpha1",
-        "kind": "ScalingPolicy",
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::HostApi)?;
-    Ok(())
-}
-
 /// Reports an invalid spec on the condition it concerns; nothing is scaled.
 pub(super) async fn write_invalid_spec(
+    ctx: &Context,
     api: &Api<ScalingPolicy>,
     sp: &ScalingPolicy,
     problem: &SpecProblem,
@@ -276,35 +256,15 @@ pub(super) async fn write_invalid_spec(
     // Keep the last cluster entries: nothing was done to them.
     status.clusters = previous.map(|p| p.clusters.clone()).unwrap_or_default();
     if previous != Some(&status) {
-        write_status(api, &sp.name_any(), &status).await?;
+        apply_status(ctx, CONTROLLER, api, &sp.name_any(), &status).await?;
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use flotilla_api::placement_status::{ClusterVerdict, Verdict};
-
     use super::*;
-
-    fn placement(selected: &[&str], unhealthy: &[&str]) -> PlacementStatus {
-        PlacementStatus {
-            selected: selected.iter().map(|s| s.to_string()).collect(),
-            clusters: unhealthy
-                .iter()
-                .map(|c| ClusterVerdict {
-                    cluster: c.to_string(),
-                    verdict: Verdict::Unhealthy,
-                    reason: "NotReady".into(),
-                    message: String::new(),
-                    priority: None,
-                    replicas: None,
-                    selected_since: None,
-                })
-                .collect(),
-            ..Default::default()
-        }
-    }
+    use crate::placement_change::test_placement as placement;
 
     #[test]
     fn placement_events_tell_a_failover_from_a_change() {
