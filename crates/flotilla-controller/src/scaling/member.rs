@@ -2,7 +2,7 @@
 //! subresource, member HPAs on the same workload, and the member-side metrics APIs
 //! (`metrics.k8s.io`, `custom.metrics.k8s.io`, `external.metrics.k8s.io`). Every failure is a
 //! message, never a panic; the controller turns them into cluster states and conditions.
-use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::autoscaling::v1::{HorizontalPodAutoscaler, Scale};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
@@ -103,28 +103,10 @@ pub async fn get_scale(
     name: &str,
 ) -> Result<ScaleView, ScaleError> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, ar);
-    match api.get_scale(name).await {
-        Ok(scale) => Ok(ScaleView {
-            replicas: scale.spec.and_then(|s| s.replicas).unwrap_or(0),
-            status_replicas: scale.status.as_ref().map(|s| s.replicas).unwrap_or(0),
-            selector: scale
-                .status
-                .and_then(|s| s.selector)
-                .filter(|s| !s.is_empty()),
-        }),
-        Err(e) if is_not_found(&e) => Err(ScaleError::Missing(format!(
-            "{} {namespace}/{name} does not exist",
-            ar.kind
-        ))),
-        Err(e) if is_forbidden(&e) => Err(ScaleError::Failed(format!(
-            "reading the scale of {} {namespace}/{name} is forbidden; the member's Flotilla role needs get on {}/scale",
-            ar.kind, ar.plural
-        ))),
-        Err(e) => Err(ScaleError::Failed(format!(
-            "reading the scale of {} {namespace}/{name} failed: {e}",
-            ar.kind
-        ))),
-    }
+    api.get_scale(name)
+        .await
+        .map(|scale| ScaleView::of(scale, 0))
+        .map_err(|e| scale_error(e, "reading", "get", ar, namespace, name))
 }
 
 /// Sets `spec.replicas` through the scale subresource (a merge patch, as `kubectl scale` does;
@@ -143,27 +125,48 @@ pub async fn set_replicas(
         ..PatchParams::default()
     };
     let patch = json!({"spec": {"replicas": replicas}});
-    match api.patch_scale(name, &params, &Patch::Merge(&patch)).await {
-        Ok(scale) => Ok(ScaleView {
-            replicas: scale.spec.and_then(|s| s.replicas).unwrap_or(replicas),
+    api.patch_scale(name, &params, &Patch::Merge(&patch))
+        .await
+        .map(|scale| ScaleView::of(scale, replicas))
+        .map_err(|e| scale_error(e, "updating", "patch", ar, namespace, name))
+}
+
+impl ScaleView {
+    /// What a scale subresource says; `spec_default` when it carries no `spec.replicas`.
+    fn of(scale: Scale, spec_default: i32) -> Self {
+        Self {
+            replicas: scale.spec.and_then(|s| s.replicas).unwrap_or(spec_default),
             status_replicas: scale.status.as_ref().map(|s| s.replicas).unwrap_or(0),
             selector: scale
                 .status
                 .and_then(|s| s.selector)
                 .filter(|s| !s.is_empty()),
-        }),
-        Err(e) if is_not_found(&e) => Err(ScaleError::Missing(format!(
-            "{} {namespace}/{name} does not exist",
-            ar.kind
-        ))),
-        Err(e) if is_forbidden(&e) => Err(ScaleError::Failed(format!(
-            "updating the scale of {} {namespace}/{name} is forbidden; the member's Flotilla role needs patch on {}/scale",
-            ar.kind, ar.plural
-        ))),
-        Err(e) => Err(ScaleError::Failed(format!(
-            "updating the scale of {} {namespace}/{name} failed: {e}",
-            ar.kind
-        ))),
+        }
+    }
+}
+
+/// A failed read or write of the scale subresource, as a message naming the workload (and, when
+/// forbidden, the permission the member's role lacks).
+fn scale_error(
+    e: kube::Error,
+    doing: &str,
+    verb: &str,
+    ar: &ApiResource,
+    namespace: &str,
+    name: &str,
+) -> ScaleError {
+    let kind = &ar.kind;
+    if is_not_found(&e) {
+        ScaleError::Missing(format!("{kind} {namespace}/{name} does not exist"))
+    } else if is_forbidden(&e) {
+        ScaleError::Failed(format!(
+            "{doing} the scale of {kind} {namespace}/{name} is forbidden; the member's Flotilla role needs {verb} on {}/scale",
+            ar.plural
+        ))
+    } else {
+        ScaleError::Failed(format!(
+            "{doing} the scale of {kind} {namespace}/{name} failed: {e}"
+        ))
     }
 }
 
@@ -420,16 +423,8 @@ pub async fn resource_usage(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scaling::spec::test_target as target;
     use k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference;
-
-    fn target() -> Target {
-        Target {
-            group: "apps".into(),
-            version: "v1".into(),
-            kind: "Deployment".into(),
-            name: "web".into(),
-        }
-    }
 
     #[test]
     fn hpa_target_matching_compares_group_kind_and_name() {

@@ -67,6 +67,17 @@ impl Target {
     }
 }
 
+/// `apps/v1` Deployment `web`, for tests.
+#[cfg(test)]
+pub(super) fn test_target() -> Target {
+    Target {
+        group: "apps".into(),
+        version: "v1".into(),
+        kind: "Deployment".into(),
+        name: "web".into(),
+    }
+}
+
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.kind, self.name)

@@ -245,19 +245,11 @@ pub(super) fn cluster_statuses(
 
 #[cfg(test)]
 mod tests {
+    use crate::scaling::spec::test_target as target;
     use std::time::Instant;
 
     use super::*;
     use crate::scaling::state::Observation;
-
-    fn target() -> Target {
-        Target {
-            group: "apps".into(),
-            version: "v1".into(),
-            kind: "Deployment".into(),
-            name: "web".into(),
-        }
-    }
 
     fn view(replicas: i32) -> ScaleView {
         ScaleView {
