@@ -153,8 +153,7 @@ async fn apply(
         }
     };
     let propagation = Instant::now();
-    let (finalized, (applied, pruned)) =
-        futures::join!(finalized, async { futures::join!(applied, pruned) });
+    let (finalized, applied, pruned) = futures::join!(finalized, applied, pruned);
     ctx.metrics.propagated(CONTROLLER, propagation.elapsed());
     if let Err(e) = finalized {
         // Without the finalizer nothing would clean these copies up when the object is deleted
