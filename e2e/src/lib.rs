@@ -541,25 +541,30 @@ impl TestBed {
         ns
     }
 
+    /// The Events of the host namespace `ns`, one "reason: message" line each.
+    pub fn events(&self, ns: &str) -> String {
+        self.kubectl_ok(
+            "host",
+            &[
+                "get",
+                "events",
+                "-n",
+                ns,
+                "-o",
+                "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+            ],
+        )
+    }
+
     /// Waits until an Event with `reason` is recorded in the host namespace `ns` (events are
     /// published beside status writes, not necessarily before them).
     pub async fn wait_for_event(&self, ns: &str, reason: &str) {
         eventually(&format!("a {reason} event in {ns}"), COPY_WAIT, || {
-            let reasons = self.kubectl_ok(
-                "host",
-                &[
-                    "get",
-                    "events",
-                    "-n",
-                    ns,
-                    "-o",
-                    "jsonpath={.items[*].reason}",
-                ],
-            );
+            let events = self.events(ns);
             async move {
-                Ok(reasons
-                    .split_whitespace()
-                    .any(|r| r == reason)
+                Ok(events
+                    .lines()
+                    .any(|line| line.split(": ").next() == Some(reason))
                     .then_some(()))
             }
         })

@@ -213,24 +213,10 @@ fn cluster_state(sp: &ScalingPolicy, cluster: &str) -> Option<(String, i32)> {
         .map(|c| (c.state.clone(), c.desired_replicas))
 }
 
-fn events(bed: &TestBed, ns: &str) -> String {
-    bed.kubectl_ok(
-        "host",
-        &[
-            "get",
-            "events",
-            "-n",
-            ns,
-            "-o",
-            "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
-        ],
-    )
-}
-
 /// Waits until the namespace's events contain every one of `needles`; returns them all.
 async fn wait_events(bed: &TestBed, ns: &str, needles: &[&str]) -> String {
     eventually(&format!("events {needles:?}"), WAIT, || {
-        let all = events(bed, ns);
+        let all = bed.events(ns);
         async move { Ok(needles.iter().all(|n| all.contains(n)).then_some(all)) }
     })
     .await
