@@ -78,7 +78,11 @@ SRC
   cp /usr/share/gocode/src/github.com/modern-go/reflect2/*.go "$r2/"
   rm -f "$r2"/*_test.go
   log "building kube-apiserver and kube-controller-manager (several minutes)"
-  (cd "$tree" && make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$work/build.log" 2>&1) \
+  # Debian's 1.20 tree builds with Debian's Go 1.19 (golang-go); a newer Go first on PATH (the
+  # machine's own) does not build it, so that toolchain is pinned here.
+  local go119=/usr/lib/go-1.19/bin
+  [ -x "$go119/go" ] || { log "Debian's Go 1.19 is missing at $go119"; exit 1; }
+  (cd "$tree" && PATH="$go119:$PATH" GOTOOLCHAIN=local GOFLAGS= make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$work/build.log" 2>&1) \
     || { tail -40 "$work/build.log" >&2; exit 1; }
   local out="$tree/_output/bin"
   [ -x "$out/kube-apiserver" ] || out="$tree/_output/local/bin/linux/amd64"
