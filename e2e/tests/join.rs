@@ -66,6 +66,19 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
     let bed = TestBed::get();
     bed.federation();
     let _op = Operator::start(&bed, "join");
+    // A copy in member3 of an object not placed on the second name: it must survive the alias.
+    let ns = bed.create_namespace("alias");
+    bed.apply(
+        "host",
+        &serde_json::json!({
+            "apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "FederatedIngress",
+            "metadata": {"name": "kept", "namespace": ns},
+            "spec": {"template": {"spec": {"rules": [{"host": "kept.example.com"}]}},
+                     "placement": {"clusters": ["member3"]}},
+        })
+        .to_string(),
+    );
+    bed.wait_for_copy("member3", &ns, "kept").await;
     flotilla(
         &bed,
         &[
@@ -138,21 +151,39 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
         );
     }
 
+    // The second name reaches member3's cluster: refused as a duplicate, never used.
     let api: Api<MemberCluster> = Api::all(bed.client("host").await);
-    let mc = eventually("joined member Ready", Duration::from_secs(30), || {
-        let api = api.clone();
-        async move {
-            let mc = api.get(NAME).await?;
-            let ready = mc
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-                .map(|c| c.status == "True");
-            Ok((ready == Some(true)).then_some(mc))
-        }
-    })
+    let mc = eventually(
+        "second name refused as DuplicateCluster",
+        Duration::from_secs(30),
+        || {
+            let api = api.clone();
+            async move {
+                let mc = api.get(NAME).await?;
+                let refused = mc
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                    .is_some_and(|c| {
+                        c.status == "False"
+                            && c.reason == "DuplicateCluster"
+                            && c.message.contains("member3")
+                    });
+                Ok(refused.then_some(mc))
+            }
+        },
+    )
     .await
     .unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < until {
+        let copy = bed.kubectl("member3", &["get", "ingress", "kept", "-n", &ns]);
+        assert!(
+            copy.status.success(),
+            "member3's copy was pruned through the alias"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     assert_eq!(mc.spec.region.as_deref(), Some("us-east"));
     assert_eq!(
         mc.metadata.labels.unwrap().get("tier").map(String::as_str),

@@ -6,12 +6,14 @@
 // repeated `type_ = "string"` inside them as duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 pub mod federated_ingress;
+pub mod int_bounds;
 pub mod labels;
 pub mod member_cluster;
 pub mod overrides;
 pub mod placement;
 pub mod placement_status;
 pub mod policies;
+pub mod propagation;
 pub mod scaling_policy;
 
 mod crd;

@@ -55,18 +55,21 @@ fn defaults_fill_unset_fields() {
     }))
     .expect("minimal FederatedIngress");
     assert_eq!(
-        fi.spec.drift.mode,
+        fi.spec.propagation.drift.mode,
         flotilla_api::policies::DriftMode::ReportOnly
     );
     assert_eq!(
-        fi.spec.adoption,
+        fi.spec.propagation.adoption,
         flotilla_api::policies::AdoptionPolicy::Never
     );
     assert_eq!(
-        fi.spec.deletion,
+        fi.spec.propagation.deletion,
         flotilla_api::policies::DeletionPolicy::Delete
     );
-    assert_eq!(fi.spec.placement.failback.stabilization_seconds, 60);
+    assert_eq!(
+        fi.spec.propagation.placement.failback.stabilization_seconds,
+        60
+    );
 
     let mc: MemberCluster = serde_json::from_value(serde_json::json!({
         "apiVersion": "federation.flotilla.dev/v1alpha1",

@@ -120,3 +120,39 @@ fn committed_yaml_matches_the_code() {
         );
     }
 }
+
+fn unbounded_integers(path: &str, schema: &Value, out: &mut Vec<String>) {
+    match schema {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("integer")
+                && (map.get("minimum").is_none() || map.get("maximum").is_none())
+            {
+                out.push(path.to_string());
+            }
+            for (k, v) in map {
+                unbounded_integers(&format!("{path}.{k}"), v, out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                unbounded_integers(&format!("{path}[{i}]"), v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// An integer the schema lets through but the Rust type cannot hold would make the object
+/// undecodable after it is stored.
+#[test]
+fn every_integer_has_bounds() {
+    for file in crd_files() {
+        let mut missing = Vec::new();
+        unbounded_integers("", &schema_of(&file), &mut missing);
+        assert!(
+            missing.is_empty(),
+            "{}: unbounded integers {missing:?}",
+            file.file_name
+        );
+    }
+}

@@ -31,6 +31,8 @@ pub struct Metrics {
     propagation_duration: Family<Labels, Histogram, fn() -> Histogram>,
     status_writes: Family<Labels, Counter>,
     status_write_bytes: Family<Labels, Counter>,
+    member_watch_failures: Family<Labels, Counter>,
+    orphaned_copies: Family<Labels, Gauge>,
     pub registry: Arc<Registry>,
 }
 
@@ -57,6 +59,8 @@ impl Metrics {
             propagation_duration: Family::new_with_constructor(latency_histogram),
             status_writes: Family::default(),
             status_write_bytes: Family::default(),
+            member_watch_failures: Family::default(),
+            orphaned_copies: Family::default(),
             registry: Arc::new(Registry::default()),
         };
         registry.register(
@@ -124,6 +128,16 @@ impl Metrics {
             "Bytes of the status writes sent to the host, per writer",
             m.status_write_bytes.clone(),
         );
+        registry.register(
+            "member_watch_failures",
+            "Member copy watches that failed and were restarted, per cluster",
+            m.member_watch_failures.clone(),
+        );
+        registry.register(
+            "orphaned_copies",
+            "Copies in a member whose host object is gone, as the last sweep found them, per cluster",
+            m.orphaned_copies.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             ..m
@@ -170,6 +184,8 @@ impl Metrics {
         let labels = vec![("cluster", cluster.to_string())];
         self.member_ready.remove(&labels);
         self.member_probe_latency.remove(&labels);
+        self.member_watch_failures.remove(&labels);
+        self.orphaned_copies.remove(&labels);
     }
 
     pub fn placement_changed(&self, kind: &'static str) {
@@ -205,6 +221,18 @@ impl Metrics {
         self.status_write_bytes
             .get_or_create(&labels)
             .inc_by(u64::try_from(bytes).unwrap_or(u64::MAX));
+    }
+
+    pub fn watch_failed(&self, cluster: &str) {
+        self.member_watch_failures
+            .get_or_create(&vec![("cluster", cluster.to_string())])
+            .inc();
+    }
+
+    pub fn orphaned_copies(&self, cluster: &str, count: usize) {
+        self.orphaned_copies
+            .get_or_create(&vec![("cluster", cluster.to_string())])
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// The text exposition format.

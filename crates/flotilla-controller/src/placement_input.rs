@@ -197,7 +197,11 @@ pub fn member_from_object(mc: &flotilla_api::MemberCluster) -> Member {
             .map(|c| c.last_transition_time.0)
             .unwrap_or(JiffTimestamp::UNIX_EPOCH),
         client: None,
+        watch_client: None,
+        cluster_uid: None,
+        duplicate_of: None,
         client_generation: 0,
+        created: None,
     }
 }
 

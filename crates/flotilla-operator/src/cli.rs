@@ -69,7 +69,7 @@ pub struct RunArgs {
     pub lease_duration_seconds: u64,
     /// How many FederatedIngresses are reconciled at once (each applies to all its members in
     /// parallel). Higher drains a burst of changes sooner and puts more load on the members.
-    #[arg(long, env = "FLOTILLA_MAX_CONCURRENT_RECONCILES", default_value_t = flotilla_controller::ingress::controller::CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    #[arg(long, env = "FLOTILLA_MAX_CONCURRENT_RECONCILES", default_value_t = flotilla_controller::propagation::CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub max_concurrent_reconciles: u16,
     /// This replica's identity in the Lease (default: $POD_NAME, else the host name and pid).
     #[arg(long, env = "POD_NAME")]

@@ -129,7 +129,7 @@ fn ingress(fi: FederatedIngress) -> Subject {
     Subject {
         kind: "FederatedIngress",
         name: fi.metadata.name.clone().unwrap_or_default(),
-        placement: fi.spec.placement,
+        placement: fi.spec.propagation.placement,
         previous: fi.status.and_then(|s| s.placement),
         replicas: None,
     }

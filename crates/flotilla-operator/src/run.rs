@@ -9,9 +9,11 @@ use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::watch;
 
+use flotilla_api::FederatedIngress;
 use flotilla_api::MemberCluster;
-use flotilla_controller::ingress::{controller as ingress_controller, sweeper};
+use flotilla_controller::ingress::ingress_resource;
 use flotilla_controller::members::controller as member_controller;
+use flotilla_controller::propagation::{self, Engine};
 use flotilla_controller::{Context, Metrics};
 
 use crate::cli::{HostArgs, RunArgs};
@@ -83,13 +85,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         ctx.clone(),
         stopped(stop_rx.clone()),
     ));
-    let (store, ingresses) = ingress_controller::controller(
-        ctx.clone(),
+    let engine = Engine::start(ctx.clone());
+    let (_, ingresses) = propagation::run::<FederatedIngress>(
+        engine,
         args.max_concurrent_reconciles,
+        ingress_resource(),
         stopped(stop_rx.clone()),
     );
     let ingresses = tokio::spawn(ingresses);
-    let sweeper = tokio::spawn(sweeper::run(ctx.clone(), store));
     let scaling_config =
         flotilla_controller::scaling::ScalingConfig::new(args.prometheus_url.clone());
     let scaling_controller = tokio::spawn(flotilla_controller::scaling::controller(
@@ -123,7 +126,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if drained.is_err() {
         tracing::warn!("in-flight reconciles did not finish within {DRAIN_TIMEOUT:?}");
     }
-    sweeper.abort();
     if let Some(election) = election.as_mut() {
         election.release().await;
     }

@@ -17,6 +17,7 @@ use flotilla_api::member_cluster::{MemberCluster, MemberClusterStatus, ProbeSett
 
 use super::credentials::{CredentialsProblem, MemberClients};
 use super::health::{HealthState, HealthTracker, ProbeOutcome, Transition};
+use super::identity;
 use super::probe::probe_readyz;
 use crate::conditions::{NewCondition, set_condition};
 use crate::context::Context;
@@ -103,10 +104,57 @@ async fn probe_loop(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_write: Option<Instant> = None;
     let mut version_known = false;
+    let created = member
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(Timestamp::MAX, |t| t.0);
+    let mut cluster_uid: Option<String> = None;
     loop {
         ticker.tick().await;
-        let (outcome, latency) = probe_readyz(&client, timeout).await;
+        let (mut outcome, latency) = probe_readyz(&client, timeout).await;
         let now = Timestamp::now();
+        // One cluster, one member: the cluster's identity is read before it can be Ready.
+        if outcome == ProbeOutcome::Healthy && cluster_uid.is_none() {
+            match identity::read(&client, timeout).await {
+                Ok(uid) => cluster_uid = Some(uid),
+                Err(message) => {
+                    outcome = ProbeOutcome::Failed {
+                        reason: "IdentityUnknown",
+                        message,
+                    }
+                }
+            }
+        }
+        if let Some(uid) = &cluster_uid
+            && let Err(holder) = ctx.registry.claim(name, uid, created)
+        {
+            tracker = HealthTracker::starting_at(
+                settings.failure_threshold,
+                settings.success_threshold,
+                HealthState::NotReady,
+            );
+            if writer.reason_of("Ready") != Some("DuplicateCluster") {
+                let message = identity::duplicate_message(name, &holder);
+                writer.condition("Ready", false, "DuplicateCluster", message.clone());
+                writer.write(ctx).await;
+                last_write = Some(Instant::now());
+                ctx.metrics.member_health(name, false, "NotReady");
+                ctx.event(
+                    &member.object_ref(&()),
+                    true,
+                    "DuplicateCluster",
+                    "Probe",
+                    message,
+                )
+                .await;
+            }
+            continue;
+        }
+        if writer.reason_of("Ready") == Some("DuplicateCluster") {
+            // The holder is gone: this member is probed afresh.
+            writer.condition("Ready", false, "ProbeFailed", "probing again".into());
+        }
         writer.status.last_probe_time = Some(Time(now));
         if outcome == ProbeOutcome::Healthy {
             ctx.metrics.member_probed(name, latency);

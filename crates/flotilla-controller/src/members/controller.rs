@@ -123,8 +123,7 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
                 .map(|(clients, _server)| clients),
             Err(problem) => Err(problem),
         };
-        ctx.registry
-            .set_client(&name, credentials.as_ref().ok().map(|c| c.work.clone()));
+        ctx.registry.set_client(&name, credentials.as_ref().ok());
         let spec = AgentSpec {
             member: member.as_ref().clone(),
             credentials,

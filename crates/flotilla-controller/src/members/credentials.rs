@@ -43,11 +43,19 @@ impl Default for ClientTimeouts {
     }
 }
 
+/// Longer than the server's watch timeout (kube's watcher asks for 290 s): only a connection
+/// that says nothing for longer than that is dead.
+pub const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(330);
+
 /// The clients of one member, each with a connection pool of its own.
 #[derive(Clone)]
 pub struct MemberClients {
-    /// For the copies and their watches.
+    /// For requests about the copies (short read timeout: a hung member cannot hold a
+    /// request for long).
     pub work: Client,
+    /// For long-lived watches: a watch is idle while nothing changes, and the work client's
+    /// read timeout would cut it every few seconds.
+    pub watch: Client,
     /// For the health probe alone: a probe queued behind a burst of copy requests on a shared
     /// client timed out, and marked a healthy but busy member NotReady.
     pub probe: Client,
@@ -131,8 +139,11 @@ pub async fn clients_from_kubeconfig(
     let client = |config: kube::Config| {
         Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))
     };
+    let mut watch_config = config.clone();
+    watch_config.read_timeout = Some(WATCH_READ_TIMEOUT);
     let clients = MemberClients {
         work: client(config.clone())?,
+        watch: client(watch_config)?,
         probe: client(config)?,
     };
     Ok((clients, server))

@@ -24,14 +24,22 @@ pub struct Member {
     pub health_since: Timestamp,
     /// A client for the member, when its credentials are usable.
     pub client: Option<Client>,
+    /// A client for the member's watches (see [`super::credentials::MemberClients::watch`]).
+    pub watch_client: Option<Client>,
+    /// The cluster's own identity (its kube-system namespace's uid), once read.
+    pub cluster_uid: Option<String>,
+    /// Another member that reaches the same cluster and holds it: this one is never used.
+    pub duplicate_of: Option<String>,
     /// Bumped whenever `client` is replaced, so watchers know to reconnect.
     pub client_generation: u64,
+    /// When its MemberCluster was created (the oldest of duplicates holds the cluster).
+    pub created: Option<Timestamp>,
 }
 
 impl Member {
     /// A client when the member is Ready; the copy operations never talk to other members.
     pub fn ready_client(&self) -> Option<&Client> {
-        (self.health == HealthState::Ready)
+        (self.health == HealthState::Ready && self.duplicate_of.is_none())
             .then_some(self.client.as_ref())
             .flatten()
     }
@@ -135,7 +143,11 @@ impl MemberRegistry {
                             health: HealthState::Unknown,
                             health_since: Timestamp::now(),
                             client: None,
+                            watch_client: None,
+                            cluster_uid: None,
+                            duplicate_of: None,
                             client_generation: 0,
+                            created: None,
                         },
                     );
                     true
@@ -148,17 +160,64 @@ impl MemberRegistry {
     }
 
     /// Replaces the member's client (new credentials) or clears it (unusable credentials).
-    pub fn set_client(&self, name: &str, client: Option<Client>) {
+    pub fn set_client(&self, name: &str, clients: Option<&super::credentials::MemberClients>) {
         if let Some(m) = self.write().get_mut(name) {
-            m.client = client;
+            m.client = clients.map(|c| c.work.clone());
+            m.watch_client = clients.map(|c| c.watch.clone());
             m.client_generation += 1;
         }
         self.emit(RegistryEvent::Changed(name.to_string()));
     }
 
+    /// Records that `name` reaches the cluster whose identity is `cluster_uid`. One cluster is
+    /// one member: of the members that reach it, the one whose MemberCluster is oldest (then
+    /// by name) holds it, and the others are NotReady and never used for apply, prune or
+    /// watch. Returns the holder when it is another member.
+    pub fn claim(&self, name: &str, cluster_uid: &str, created: Timestamp) -> Result<(), String> {
+        let mut demoted = Vec::new();
+        let result = {
+            let mut members = self.write();
+            let Some(me) = members.get_mut(name) else {
+                return Ok(());
+            };
+            me.cluster_uid = Some(cluster_uid.to_string());
+            me.created = Some(created);
+            let rank = |m: &Member| (m.created.unwrap_or(Timestamp::MAX), m.name.clone());
+            let holder = members
+                .values()
+                .filter(|m| m.cluster_uid.as_deref() == Some(cluster_uid))
+                .min_by_key(|m| rank(m))
+                .map(|m| m.name.clone())
+                .unwrap_or_else(|| name.to_string());
+            for m in members.values_mut() {
+                if m.cluster_uid.as_deref() != Some(cluster_uid) {
+                    continue;
+                }
+                if m.name == holder {
+                    m.duplicate_of = None;
+                } else if m.duplicate_of.as_deref() != Some(holder.as_str()) {
+                    m.duplicate_of = Some(holder.clone());
+                    if m.health == HealthState::Ready {
+                        m.health = HealthState::NotReady;
+                        m.health_since = Timestamp::now();
+                        demoted.push(m.name.clone());
+                    }
+                }
+            }
+            if holder == name { Ok(()) } else { Err(holder) }
+        };
+        for m in demoted {
+            self.emit(RegistryEvent::BecameNotReady(m.clone()));
+            self.emit(RegistryEvent::Changed(m));
+        }
+        result
+    }
+
     /// Records a health transition.
     pub fn set_health(&self, name: &str, health: HealthState, since: Timestamp) {
         let changed = match self.write().get_mut(name) {
+            // A duplicate is never Ready.
+            Some(m) if m.duplicate_of.is_some() && health == HealthState::Ready => false,
             Some(m) if m.health != health => {
                 m.health = health;
                 m.health_since = since;
@@ -178,7 +237,19 @@ impl MemberRegistry {
 
     /// Forgets a member (its MemberCluster was deleted).
     pub fn remove(&self, name: &str) {
-        if self.write().remove(name).is_some() {
+        let removed = {
+            let mut members = self.write();
+            let removed = members.remove(name).is_some();
+            // Its duplicates are judged again at their next claim.
+            for m in members.values_mut() {
+                if m.duplicate_of.as_deref() == Some(name) {
+                    m.duplicate_of = None;
+                    m.cluster_uid = None;
+                }
+            }
+            removed
+        };
+        if removed {
             self.emit(RegistryEvent::Changed(name.to_string()));
         }
     }
@@ -227,6 +298,33 @@ mod tests {
             rx.try_recv().ok(),
             Some(RegistryEvent::BecameNotReady("m1".into()))
         );
+    }
+
+    #[test]
+    fn the_oldest_member_of_one_cluster_holds_it_and_the_others_are_never_ready() {
+        let r = MemberRegistry::new();
+        r.upsert("m1", BTreeMap::new(), vec![]);
+        r.upsert("alias", BTreeMap::new(), vec![]);
+        let old = Timestamp::UNIX_EPOCH;
+        let new = Timestamp::now();
+        // The newer one claims first and is Ready for a moment…
+        assert_eq!(r.claim("alias", "cluster-a", new), Ok(()));
+        r.set_health("alias", HealthState::Ready, new);
+        // …until the older one claims the same cluster.
+        assert_eq!(r.claim("m1", "cluster-a", old), Ok(()));
+        let alias = r.get("alias").expect("present");
+        assert_eq!(alias.duplicate_of.as_deref(), Some("m1"));
+        assert_eq!(alias.health, HealthState::NotReady);
+        assert_eq!(r.claim("alias", "cluster-a", new), Err("m1".into()));
+        r.set_health("alias", HealthState::Ready, new);
+        assert_eq!(
+            r.get("alias").expect("present").health,
+            HealthState::NotReady
+        );
+        // The holder goes: the other may take over at its next claim.
+        r.remove("m1");
+        assert_eq!(r.claim("alias", "cluster-a", new), Ok(()));
+        assert_eq!(r.get("alias").expect("present").duplicate_of, None);
     }
 
     #[test]

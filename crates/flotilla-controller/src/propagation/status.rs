@@ -1,8 +1,8 @@
-//! The FederatedIngress status, built from what a reconcile found. Pure: no I/O, time is an input.
+//! The status of a propagated object, built from what a reconcile found. Pure: no I/O, time is an input.
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use flotilla_api::federated_ingress::{CopyState, FederatedIngressStatus, MemberCopyStatus};
 use flotilla_api::placement_status::PlacementStatus;
+use flotilla_api::propagation::{CopyState, MemberCopyStatus, PropagationStatus};
 
 use crate::conditions::{NewCondition, set_condition};
 
@@ -34,8 +34,8 @@ pub const OWN_CONDITIONS: [&str; 2] = ["Ready", "Degraded"];
 
 /// The part of a status this controller writes: without drift and load-balancer details and
 /// the syncer's conditions, which the status syncer writes under its own field managers.
-pub fn controller_part(status: &FederatedIngressStatus) -> FederatedIngressStatus {
-    FederatedIngressStatus {
+pub fn controller_part(status: &PropagationStatus) -> PropagationStatus {
+    PropagationStatus {
         observed_generation: status.observed_generation,
         conditions: status
             .conditions
@@ -59,12 +59,12 @@ pub fn controller_part(status: &FederatedIngressStatus) -> FederatedIngressStatu
 /// Builds the controller's part of the new status (see [`controller_part`]). Entries keep their
 /// transition time while their state does not change.
 pub fn build(
-    previous: Option<&FederatedIngressStatus>,
+    previous: Option<&PropagationStatus>,
     generation: Option<i64>,
     placement: PlacementStatus,
     results: &[Observed],
     now: Time,
-) -> FederatedIngressStatus {
+) -> PropagationStatus {
     let previous = previous.map(controller_part);
     let previous = previous.as_ref();
     let previous_entry =
@@ -136,7 +136,7 @@ pub fn build(
         },
         now,
     );
-    FederatedIngressStatus {
+    PropagationStatus {
         observed_generation: generation,
         conditions,
         placement: Some(placement),

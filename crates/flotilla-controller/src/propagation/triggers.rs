@@ -1,4 +1,4 @@
-//! When the FederatedIngress controller reconciles: which host-object changes and which member
+//! When the engine reconciles a host object: which host-object changes and which member
 //! changes are reasons to, and which objects a member change concerns.
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
-use flotilla_api::FederatedIngress;
+use super::Propagated;
 
 use crate::finalizer;
 use crate::members::registry::{MemberRegistry, RegistryEvent};
@@ -21,10 +21,10 @@ struct Lifecycle {
 }
 
 impl Lifecycle {
-    fn of(fi: &FederatedIngress) -> Self {
+    fn of<K: Propagated>(fi: &K) -> Self {
         Self {
-            generation: fi.metadata.generation,
-            deleting: fi.metadata.deletion_timestamp.is_some(),
+            generation: fi.meta().generation,
+            deleting: fi.meta().deletion_timestamp.is_some(),
             finalized: finalizer::has_finalizer(fi),
         }
     }
@@ -53,17 +53,17 @@ struct Seen {
 
 impl Seen {
     /// The object to reconcile for this watch event, if any.
-    fn on_event(&mut self, event: watcher::Event<FederatedIngress>) -> Option<FederatedIngress> {
+    fn on_event<K: Propagated>(&mut self, event: watcher::Event<K>) -> Option<K> {
         match event {
             watcher::Event::Apply(fi) => self.applied(fi),
             watcher::Event::InitApply(fi) => {
-                if let (Some(listed), Some(uid)) = (self.relisting.as_mut(), &fi.metadata.uid) {
+                if let (Some(listed), Some(uid)) = (self.relisting.as_mut(), &fi.meta().uid) {
                     listed.insert(uid.clone());
                 }
                 self.applied(fi)
             }
             watcher::Event::Delete(fi) => {
-                if let Some(uid) = &fi.metadata.uid {
+                if let Some(uid) = &fi.meta().uid {
                     self.by_uid.remove(uid);
                 }
                 None
@@ -81,9 +81,9 @@ impl Seen {
         }
     }
 
-    fn applied(&mut self, fi: FederatedIngress) -> Option<FederatedIngress> {
+    fn applied<K: Propagated>(&mut self, fi: K) -> Option<K> {
         let now = Lifecycle::of(&fi);
-        let Some(uid) = fi.metadata.uid.clone() else {
+        let Some(uid) = fi.meta().uid.clone() else {
             return Some(fi);
         };
         let reconcile = now.needs_reconcile(self.by_uid.get(&uid));
@@ -93,11 +93,11 @@ impl Seen {
 }
 
 /// The host objects to reconcile, from the (reflected) watch events.
-pub fn host_changes<S>(
+pub fn host_changes<K: Propagated, S>(
     events: S,
-) -> impl Stream<Item = Result<FederatedIngress, watcher::Error>> + Send + 'static
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
 where
-    S: Stream<Item = Result<watcher::Event<FederatedIngress>, watcher::Error>> + Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
     let mut seen = Seen::default();
     events.filter_map(move |event| {
@@ -112,12 +112,12 @@ where
 /// Whether a health change of `member` can change where `fi` is placed or what its status
 /// says: the member may be selected for it (its cluster list is empty or names the member), or
 /// it is selected or holds a copy now.
-pub fn concerns(fi: &FederatedIngress, member: &str) -> bool {
-    let listed = &fi.spec.placement.clusters;
+pub fn concerns<K: Propagated>(fi: &K, member: &str) -> bool {
+    let listed = &fi.propagation().placement.clusters;
     if listed.is_empty() || listed.iter().any(|c| c == member) {
         return true;
     }
-    fi.status.as_ref().is_some_and(|s| {
+    fi.propagation_status().is_some_and(|s| {
         s.clusters.iter().any(|e| e.cluster == member)
             || s.placement
                 .as_ref()
@@ -126,10 +126,10 @@ pub fn concerns(fi: &FederatedIngress, member: &str) -> bool {
 }
 
 /// The objects a registry event concerns; `None` (events were missed) concerns every object.
-fn concerned(
-    objects: Vec<Arc<FederatedIngress>>,
+fn concerned<K: Propagated>(
+    objects: Vec<Arc<K>>,
     event: Option<RegistryEvent>,
-) -> Vec<ObjectRef<FederatedIngress>> {
+) -> Vec<ObjectRef<K>> {
     let member = match event {
         Some(RegistryEvent::BecameReady(m) | RegistryEvent::BecameNotReady(m)) => Some(m),
         // Labels, taints, credentials, a member added or removed: rare, and every object's
@@ -138,16 +138,16 @@ fn concerned(
     };
     objects
         .iter()
-        .filter(|fi| member.as_deref().is_none_or(|m| concerns(fi, m)))
+        .filter(|fi| member.as_deref().is_none_or(|m| concerns(fi.as_ref(), m)))
         .map(|fi| ObjectRef::from_obj(fi.as_ref()))
         .collect()
 }
 
 /// The objects to reconcile for every member change the registry broadcasts.
-pub fn member_changes(
+pub fn member_changes<K: Propagated>(
     registry: &MemberRegistry,
-    store: Store<FederatedIngress>,
-) -> impl Stream<Item = ObjectRef<FederatedIngress>> + Send + 'static {
+    store: Store<K>,
+) -> impl Stream<Item = ObjectRef<K>> + Send + 'static {
     registry
         .event_stream()
         .flat_map(move |event| futures::stream::iter(concerned(store.state(), event)))
@@ -156,6 +156,7 @@ pub fn member_changes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flotilla_api::FederatedIngress;
     use serde_json::json;
 
     fn object(
@@ -234,12 +235,12 @@ mod tests {
         let mut seen = Seen::default();
         assert!(reconciles(&mut seen, object("a", 1, &[], &[])));
         assert!(reconciles(&mut seen, object("b", 1, &[], &[])));
-        seen.on_event(watcher::Event::Init);
+        seen.on_event::<FederatedIngress>(watcher::Event::Init);
         assert!(
             seen.on_event(watcher::Event::InitApply(object("a", 1, &[], &[])))
                 .is_none()
         );
-        seen.on_event(watcher::Event::InitDone);
+        seen.on_event::<FederatedIngress>(watcher::Event::InitDone);
         assert_eq!(seen.by_uid.keys().collect::<Vec<_>>(), vec!["a"]);
     }
 

@@ -1,0 +1,355 @@
+//! Where Flotilla's copies are: one watch per (member, resource), shared by every host kind,
+//! over the member objects carrying Flotilla's label. Each keeps a small projection per copy
+//! ([`CopyMeta`]), not the object; every change it sees goes, whole, to the status syncer of
+//! the kind the copy names, which judges it at once.
+//!
+//! Watches run on the member's watch client (a read timeout longer than the server's watch
+//! timeout), so an idle watch stays up. A watch is restarted when the member's credentials
+//! change, and when the member becomes Ready again only if it was failing. While a member is
+//! unreachable its projections keep what they last saw.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::Value;
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio::task::JoinHandle;
+
+use flotilla_api::labels::{FIELD_MANAGER, MANAGED_BY, MANAGED_BY_VALUE};
+
+use super::origin::{CopyMeta, Origin};
+use crate::context::Context;
+use crate::members::registry::RegistryEvent;
+
+/// A change seen by a member's watch.
+#[derive(Debug, Clone)]
+pub enum CopyEvent {
+    /// A copy was created or changed (also: listed again after a reconnect). `object` is the
+    /// whole member object, without Flotilla's own managedFields entry.
+    Applied {
+        member: String,
+        meta: CopyMeta,
+        object: Arc<Value>,
+    },
+    /// A copy was deleted.
+    Deleted { member: String, meta: CopyMeta },
+    /// The member's copies of a resource were listed afresh: deletions missed while
+    /// disconnected show now.
+    Relisted { member: String },
+}
+
+type Projections = HashMap<(String, String), CopyMeta>;
+
+struct Watch {
+    client_generation: u64,
+    copies: Arc<RwLock<Projections>>,
+    listed: Arc<AtomicBool>,
+    failing: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn resource_key(resource: &ApiResource) -> String {
+    format!("{}/{}", resource.api_version, resource.plural)
+}
+
+/// The copy watches of every member.
+#[derive(Default)]
+pub struct CopyInformers {
+    resources: RwLock<Vec<ApiResource>>,
+    /// Keyed by (member, resource key).
+    watches: RwLock<HashMap<(String, String), Watch>>,
+    /// One receiver per host kind.
+    subscribers: RwLock<HashMap<&'static str, mpsc::UnboundedSender<CopyEvent>>>,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl CopyInformers {
+    /// The events about copies of host kind `kind`.
+    pub fn subscribe(&self, kind: &'static str) -> mpsc::UnboundedReceiver<CopyEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        write(&self.subscribers).insert(kind, tx);
+        rx
+    }
+
+    /// Watches `resource` in every member from now on (once, however many kinds ask).
+    pub fn watch_resource(&self, ctx: &Context, resource: ApiResource) {
+        {
+            let mut resources = write(&self.resources);
+            if resources
+                .iter()
+                .any(|r| resource_key(r) == resource_key(&resource))
+            {
+                return;
+            }
+            resources.push(resource);
+        }
+        self.refresh_all(ctx, false);
+    }
+
+    /// `origin`'s copy in the member, as last seen.
+    pub fn copy(&self, member: &str, resource: &ApiResource, origin: &Origin) -> Option<CopyMeta> {
+        let watches = read(&self.watches);
+        let watch = watches.get(&(member.to_string(), resource_key(resource)))?;
+        let copies = read(&watch.copies);
+        copies
+            .get(&(origin.namespace.clone(), origin.name.clone()))
+            .filter(|m| m.is_copy_of(origin))
+            .cloned()
+    }
+
+    /// Whether the member's watch of `resource` has listed at least once.
+    pub fn is_listed(&self, member: &str, resource: &ApiResource) -> bool {
+        read(&self.watches)
+            .get(&(member.to_string(), resource_key(resource)))
+            .is_some_and(|w| w.listed.load(Ordering::Acquire))
+    }
+
+    /// Members whose watch has listed and sees `origin`'s copy.
+    pub fn members_with_copy(&self, resource: &ApiResource, origin: &Origin) -> Vec<String> {
+        let key = resource_key(resource);
+        let at = (origin.namespace.clone(), origin.name.clone());
+        read(&self.watches)
+            .iter()
+            .filter(|((_, r), w)| {
+                *r == key
+                    && w.listed.load(Ordering::Acquire)
+                    && read(&w.copies)
+                        .get(&at)
+                        .is_some_and(|m| m.is_copy_of(origin))
+            })
+            .map(|((m, _), _)| m.clone())
+            .collect()
+    }
+
+    /// Every copy the member's listed watches see, with its resource (for the sweeper).
+    pub fn copies_in(&self, member: &str) -> Vec<(ApiResource, CopyMeta)> {
+        let resources = read(&self.resources).clone();
+        let watches = read(&self.watches);
+        resources
+            .iter()
+            .filter_map(|r| {
+                let w = watches.get(&(member.to_string(), resource_key(r)))?;
+                w.listed.load(Ordering::Acquire).then(|| {
+                    read(&w.copies)
+                        .values()
+                        .map(|m| (r.clone(), m.clone()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Follows the registry. Runs until the registry closes.
+    pub async fn run(self: Arc<Self>, ctx: Arc<Context>) {
+        let mut events = ctx.registry.subscribe();
+        self.refresh_all(&ctx, false);
+        loop {
+            match events.recv().await {
+                Ok(RegistryEvent::Changed(name)) if name.is_empty() => {
+                    self.refresh_all(&ctx, false)
+                }
+                Ok(RegistryEvent::Changed(name)) => self.refresh(&ctx, &name, false),
+                // A watch that kept up while the member was NotReady (a probe blip) has
+                // missed nothing: only a failing one is restarted.
+                Ok(RegistryEvent::BecameReady(name)) => self.refresh(&ctx, &name, true),
+                Ok(RegistryEvent::BecameNotReady(_)) => {}
+                Err(RecvError::Lagged(_)) => self.refresh_all(&ctx, false),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+
+    fn refresh_all(&self, ctx: &Context, restart_failing: bool) {
+        let members = ctx.registry.snapshot();
+        for member in &members {
+            self.refresh(ctx, &member.name, restart_failing);
+        }
+        write(&self.watches).retain(|(m, _), _| members.iter().any(|x| &x.name == m));
+    }
+
+    /// (Re)starts the member's watches whose client changed, and failing ones when asked.
+    fn refresh(&self, ctx: &Context, name: &str, restart_failing: bool) {
+        let member = ctx.registry.get(name);
+        let Some((client, generation)) = member
+            .as_ref()
+            // A second MemberCluster for a cluster another member holds is never watched.
+            .filter(|m| m.duplicate_of.is_none())
+            .and_then(|m| Some((m.watch_client.clone()?, m.client_generation)))
+        else {
+            write(&self.watches).retain(|(m, _), _| m != name);
+            return;
+        };
+        let resources = read(&self.resources).clone();
+        for resource in resources {
+            let key = (name.to_string(), resource_key(&resource));
+            let keep = read(&self.watches).get(&key).is_some_and(|w| {
+                w.client_generation == generation
+                    && !(restart_failing && w.failing.load(Ordering::Acquire))
+            });
+            if keep {
+                continue;
+            }
+            let copies = Arc::new(RwLock::new(Projections::new()));
+            let listed = Arc::new(AtomicBool::new(false));
+            let failing = Arc::new(AtomicBool::new(false));
+            let subscribers = read(&self.subscribers).clone();
+            let task = tokio::spawn(watch_member(WatchTask {
+                ctx_metrics: ctx.metrics.clone(),
+                member: name.to_string(),
+                api: Api::all_with(client.clone(), &resource),
+                copies: copies.clone(),
+                listed: listed.clone(),
+                failing: failing.clone(),
+                subscribers,
+            }));
+            write(&self.watches).insert(
+                key,
+                Watch {
+                    client_generation: generation,
+                    copies,
+                    listed,
+                    failing,
+                    task,
+                },
+            );
+        }
+    }
+}
+
+struct WatchTask {
+    ctx_metrics: crate::metrics::Metrics,
+    member: String,
+    api: Api<DynamicObject>,
+    copies: Arc<RwLock<Projections>>,
+    listed: Arc<AtomicBool>,
+    failing: Arc<AtomicBool>,
+    subscribers: HashMap<&'static str, mpsc::UnboundedSender<CopyEvent>>,
+}
+
+impl WatchTask {
+    fn send(&self, kind: &str, event: CopyEvent) {
+        if let Some(tx) = self.subscribers.get(kind) {
+            // A receiver is gone only at shutdown.
+            let _ = tx.send(event);
+        }
+    }
+
+    fn broadcast(&self, event: &CopyEvent) {
+        for tx in self.subscribers.values() {
+            let _ = tx.send(event.clone());
+        }
+    }
+
+    /// The projection and the object as the syncer sees it: without Flotilla's own
+    /// managedFields entry (drift is attributed to other managers only).
+    fn project(object: &DynamicObject) -> Option<(CopyMeta, Value)> {
+        let mut value = serde_json::to_value(object).ok()?;
+        let meta = CopyMeta::of(&value)?;
+        if let Some(entries) = value
+            .pointer_mut("/metadata/managedFields")
+            .and_then(Value::as_array_mut)
+        {
+            entries.retain(|e| e["manager"].as_str() != Some(FIELD_MANAGER));
+        }
+        Some((meta, value))
+    }
+}
+
+async fn watch_member(task: WatchTask) {
+    let config = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGED_BY_VALUE}"));
+    let mut events = watcher(task.api.clone(), config).default_backoff().boxed();
+    let mut relisting: Option<Projections> = None;
+    while let Some(event) = events.next().await {
+        if !matches!(event, Err(_)) && task.failing.swap(false, Ordering::AcqRel) {
+            tracing::info!(member = %task.member, "copy watch recovered");
+        }
+        match event {
+            Ok(watcher::Event::Init) => relisting = Some(Projections::new()),
+            Ok(watcher::Event::InitApply(object)) => {
+                if let Some((meta, value)) = WatchTask::project(&object) {
+                    if let Some(listed) = relisting.as_mut() {
+                        listed.insert((meta.namespace.clone(), meta.name.clone()), meta.clone());
+                    }
+                    let kind = meta.origin_kind.clone();
+                    task.send(
+                        &kind,
+                        CopyEvent::Applied {
+                            member: task.member.clone(),
+                            meta,
+                            object: Arc::new(value),
+                        },
+                    );
+                }
+            }
+            Ok(watcher::Event::InitDone) => {
+                if let Some(listed) = relisting.take() {
+                    *write(&task.copies) = listed;
+                }
+                task.listed.store(true, Ordering::Release);
+                task.broadcast(&CopyEvent::Relisted {
+                    member: task.member.clone(),
+                });
+            }
+            Ok(watcher::Event::Apply(object)) => {
+                if let Some((meta, value)) = WatchTask::project(&object) {
+                    write(&task.copies)
+                        .insert((meta.namespace.clone(), meta.name.clone()), meta.clone());
+                    let kind = meta.origin_kind.clone();
+                    task.send(
+                        &kind,
+                        CopyEvent::Applied {
+                            member: task.member.clone(),
+                            meta,
+                            object: Arc::new(value),
+                        },
+                    );
+                } else if let (Some(ns), Some(name)) = (
+                    object.metadata.namespace.clone(),
+                    object.metadata.name.clone(),
+                ) {
+                    // The label was removed: no longer a copy.
+                    write(&task.copies).remove(&(ns, name));
+                }
+            }
+            Ok(watcher::Event::Delete(object)) => {
+                if let Some((meta, _)) = WatchTask::project(&object) {
+                    write(&task.copies).remove(&(meta.namespace.clone(), meta.name.clone()));
+                    let kind = meta.origin_kind.clone();
+                    task.send(
+                        &kind,
+                        CopyEvent::Deleted {
+                            member: task.member.clone(),
+                            meta,
+                        },
+                    );
+                }
+            }
+            Err(e) => {
+                task.ctx_metrics.watch_failed(&task.member);
+                // Once per failure spell: a member that is down would otherwise log at every
+                // retry of the watcher's backoff.
+                if !task.failing.swap(true, Ordering::AcqRel) {
+                    let error = super::truncate::message(&e.to_string());
+                    tracing::warn!(member = %task.member, resource = %task.api.resource_url(), %error, "copy watch failed; retrying with backoff");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! What the engine itself is doing to the copies, for the status syncer to tell the engine's own
+//! moves from someone else's (expectations, as client-go's controllers keep them):
+//! - the latest placement of every object (its generation and selected members), set before any
+//!   copy is applied or removed, so the syncer never judges a copy against an older status;
+//! - the copies the engine is removing: their deletion is not drift;
+//! - the baseline of every copy applied: the member's own answer to Flotilla's apply (after
+//!   defaulting and normalisation), restricted to the fields Flotilla sets, so drift compares
+//!   like with like.
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+/// One object's latest placement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub generation: i64,
+    pub selected: Vec<String>,
+}
+
+/// Keyed by the host object's uid (and member).
+#[derive(Default)]
+pub struct Ledger {
+    placed: Mutex<HashMap<String, Placed>>,
+    leaving: Mutex<HashSet<(String, String)>>,
+    baselines: Mutex<HashMap<(String, String), Arc<str>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Ledger {
+    /// Records `uid`'s placement before its copies are applied or removed.
+    pub fn place(&self, uid: &str, placed: Placed) {
+        lock(&self.placed).insert(uid.to_string(), placed);
+    }
+
+    pub fn placement(&self, uid: &str) -> Option<Placed> {
+        lock(&self.placed).get(uid).cloned()
+    }
+
+    /// The engine is about to remove `uid`'s copy from `member`.
+    pub fn expect_removal(&self, uid: &str, member: &str) {
+        lock(&self.leaving).insert((uid.to_string(), member.to_string()));
+        lock(&self.baselines).remove(&(uid.to_string(), member.to_string()));
+    }
+
+    /// Whether the engine is removing (or removed) `uid`'s copy from `member`.
+    pub fn is_leaving(&self, uid: &str, member: &str) -> bool {
+        lock(&self.leaving).contains(&(uid.to_string(), member.to_string()))
+    }
+
+    /// Records the member's answer to an apply, restricted to the paths of `desired`.
+    pub fn applied(&self, uid: &str, member: &str, desired: &Value, answer: &Value) {
+        let key = (uid.to_string(), member.to_string());
+        lock(&self.leaving).remove(&key);
+        let baseline = restrict(answer, desired).to_string();
+        lock(&self.baselines).insert(key, Arc::from(baseline));
+    }
+
+    /// What Flotilla's last apply of `uid` to `member` left there, as the member normalised it.
+    pub fn baseline(&self, uid: &str, member: &str) -> Option<Value> {
+        let text = lock(&self.baselines)
+            .get(&(uid.to_string(), member.to_string()))
+            .cloned()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Forgets an object whose host object is gone.
+    pub fn forget_object(&self, uid: &str) {
+        lock(&self.placed).remove(uid);
+        lock(&self.leaving).retain(|(u, _)| u != uid);
+        lock(&self.baselines).retain(|(u, _), _| u != uid);
+    }
+
+    /// Forgets a member that was removed.
+    pub fn forget_member(&self, member: &str) {
+        lock(&self.leaving).retain(|(_, m)| m != member);
+        lock(&self.baselines).retain(|(_, m), _| m != member);
+    }
+
+    /// Objects recorded, for tidying up against the host store.
+    pub fn objects(&self) -> Vec<String> {
+        lock(&self.placed).keys().cloned().collect()
+    }
+}
+
+/// `answer` with only the object keys `shape` has (arrays are taken whole where `shape` has
+/// them: list items are compared as Flotilla set them).
+pub fn restrict(answer: &Value, shape: &Value) -> Value {
+    match (answer, shape) {
+        (Value::Object(a), Value::Object(s)) => Value::Object(
+            s.iter()
+                .filter_map(|(k, sv)| a.get(k).map(|av| (k.clone(), restrict(av, sv))))
+                .collect(),
+        ),
+        (Value::Array(a), Value::Array(s)) => Value::Array(
+            a.iter()
+                .enumerate()
+                .map(|(i, av)| s.get(i).map_or_else(|| av.clone(), |sv| restrict(av, sv)))
+                .collect(),
+        ),
+        (a, _) => a.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_baseline_is_the_answer_restricted_to_what_flotilla_set() {
+        let desired = json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": "1000m"}}}]}}}});
+        let answer = json!({"metadata": {"uid": "x"}, "status": {"replicas": 0},
+            "spec": {"replicas": 2, "revisionHistoryLimit": 10,
+                     "template": {"spec": {"containers": [{"name": "a", "imagePullPolicy": "Always", "resources": {"limits": {"cpu": "1"}}}]}}}});
+        let ledger = Ledger::default();
+        ledger.applied("u", "m1", &desired, &answer);
+        assert_eq!(
+            ledger.baseline("u", "m1"),
+            Some(
+                json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "a", "resources": {"limits": {"cpu": "1"}}}]}}}})
+            )
+        );
+    }
+
+    #[test]
+    fn a_removal_is_expected_until_the_copy_is_applied_again() {
+        let ledger = Ledger::default();
+        ledger.expect_removal("u", "m1");
+        assert!(ledger.is_leaving("u", "m1"));
+        assert!(!ledger.is_leaving("u", "m2"));
+        ledger.applied("u", "m1", &json!({}), &json!({}));
+        assert!(!ledger.is_leaving("u", "m1"));
+        ledger.expect_removal("u", "m1");
+        ledger.forget_object("u");
+        assert!(!ledger.is_leaving("u", "m1"));
+    }
+}

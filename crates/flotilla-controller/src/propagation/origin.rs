@@ -1,0 +1,198 @@
+//! The host object a copy comes from, and the tracking metadata that ties a member object to it.
+//!
+//! A member object counts as a copy of a host object only when its own namespace and name are
+//! the host object's and its origin annotations name that object, with the same uid. Anything
+//! else carrying Flotilla's labels (an object in another namespace, a copy of an earlier object
+//! of the same name) is never reported on, adopted silently, or deleted as that object's copy.
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use flotilla_api::labels::{
+    MANAGED_BY, MANAGED_BY_VALUE, ORIGIN_KIND, ORIGIN_NAME, ORIGIN_NAMESPACE, ORIGIN_UID,
+};
+use flotilla_api::policies::DeletionPolicy;
+
+/// Annotation recording the host object's deletion policy on each copy, so a copy left in a
+/// member that was unreachable when its host object was deleted is still handled as the user
+/// asked (deleted or released) once the member is back.
+pub const DELETION_POLICY_ANNOTATION: &str = "federation.flotilla.dev/deletion-policy";
+/// The host object's generation a copy was built from.
+pub const ORIGIN_GENERATION_ANNOTATION: &str = "federation.flotilla.dev/origin-generation";
+
+/// Every tracking label, removed when a copy is released.
+pub const TRACKING_LABELS: [&str; 2] = [MANAGED_BY, ORIGIN_KIND];
+/// Every tracking annotation, removed when a copy is released.
+pub const TRACKING_ANNOTATIONS: [&str; 5] = [
+    ORIGIN_NAMESPACE,
+    ORIGIN_NAME,
+    ORIGIN_UID,
+    ORIGIN_GENERATION_ANNOTATION,
+    DELETION_POLICY_ANNOTATION,
+];
+
+/// The host object's identity, as recorded on its copies.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl Origin {
+    pub fn of<K: super::Propagated>(obj: &K) -> Option<Self> {
+        Some(Self {
+            kind: K::KIND,
+            namespace: obj.meta().namespace.clone()?,
+            name: obj.meta().name.clone()?,
+            uid: obj.meta().uid.clone()?,
+        })
+    }
+}
+
+/// What a member object says about where it comes from: the small projection the copy caches
+/// keep instead of whole objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyMeta {
+    pub namespace: String,
+    pub name: String,
+    /// The member object's own uid.
+    pub uid: String,
+    pub origin_kind: String,
+    pub origin_namespace: String,
+    pub origin_name: String,
+    pub origin_uid: String,
+    pub origin_generation: Option<i64>,
+    pub deletion: DeletionPolicy,
+}
+
+impl CopyMeta {
+    /// The projection of a member object that carries Flotilla's label; `None` otherwise.
+    pub fn of(object: &Value) -> Option<Self> {
+        let meta = object.get("metadata")?;
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let labels = meta.get("labels");
+        let annotations = meta.get("annotations");
+        let label = |k: &str| text(labels.and_then(|l| l.get(k)));
+        let annotation = |k: &str| text(annotations.and_then(|a| a.get(k)));
+        if label(MANAGED_BY).as_deref() != Some(MANAGED_BY_VALUE) {
+            return None;
+        }
+        Some(Self {
+            namespace: text(meta.get("namespace")).unwrap_or_default(),
+            name: text(meta.get("name"))?,
+            uid: text(meta.get("uid")).unwrap_or_default(),
+            origin_kind: label(ORIGIN_KIND).unwrap_or_default(),
+            origin_namespace: annotation(ORIGIN_NAMESPACE).unwrap_or_default(),
+            origin_name: annotation(ORIGIN_NAME).unwrap_or_default(),
+            origin_uid: annotation(ORIGIN_UID).unwrap_or_default(),
+            origin_generation: annotation(ORIGIN_GENERATION_ANNOTATION)
+                .and_then(|g| g.parse().ok()),
+            deletion: match annotation(DELETION_POLICY_ANNOTATION).as_deref() {
+                Some("Orphan") => DeletionPolicy::Orphan,
+                _ => DeletionPolicy::Delete,
+            },
+        })
+    }
+
+    /// From typed metadata (labels and annotations maps).
+    pub fn of_maps(
+        namespace: &str,
+        name: &str,
+        labels: Option<&BTreeMap<String, String>>,
+        annotations: Option<&BTreeMap<String, String>>,
+    ) -> Option<Self> {
+        let value = serde_json::json!({"metadata": {
+            "namespace": namespace, "name": name, "labels": labels, "annotations": annotations,
+        }});
+        Self::of(&value)
+    }
+
+    /// Whether this object stands where `origin`'s copy stands and claims to be one of that
+    /// kind (of `origin` itself or of an earlier object of the same name).
+    pub fn in_place_of(&self, origin: &Origin) -> bool {
+        self.origin_kind == origin.kind
+            && self.namespace == origin.namespace
+            && self.name == origin.name
+            && self.origin_namespace == origin.namespace
+            && self.origin_name == origin.name
+    }
+
+    /// Whether this object is `origin`'s copy: in its place, and with its uid.
+    pub fn is_copy_of(&self, origin: &Origin) -> bool {
+        self.in_place_of(origin) && self.origin_uid == origin.uid
+    }
+
+    /// The host object this copy names, when it stands where that object's copy would
+    /// (its own namespace and name are the origin's); `None` for a mislabelled object.
+    pub fn claimed_origin(&self) -> Option<Origin> {
+        let kind = known_kind(&self.origin_kind)?;
+        let origin = Origin {
+            kind,
+            namespace: self.origin_namespace.clone(),
+            name: self.origin_name.clone(),
+            uid: self.origin_uid.clone(),
+        };
+        self.is_copy_of(&origin).then_some(origin)
+    }
+}
+
+/// The kinds the engine propagates, as `&'static str` (the label value is only trusted when it
+/// names one of them).
+fn known_kind(kind: &str) -> Option<&'static str> {
+    super::KINDS.iter().copied().find(|k| *k == kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn origin() -> Origin {
+        Origin {
+            kind: "FederatedIngress",
+            namespace: "shop".into(),
+            name: "web".into(),
+            uid: "u-1".into(),
+        }
+    }
+
+    fn copy(namespace: &str, name: &str, uid: &str) -> Value {
+        json!({"metadata": {
+            "namespace": namespace, "name": name, "uid": "m-1",
+            "labels": {MANAGED_BY: MANAGED_BY_VALUE, ORIGIN_KIND: "FederatedIngress"},
+            "annotations": {ORIGIN_NAMESPACE: "shop", ORIGIN_NAME: "web", ORIGIN_UID: uid,
+                            ORIGIN_GENERATION_ANNOTATION: "3", DELETION_POLICY_ANNOTATION: "Orphan"},
+        }})
+    }
+
+    #[test]
+    fn a_copy_matches_its_origin_by_place_and_uid() {
+        let meta = CopyMeta::of(&copy("shop", "web", "u-1")).expect("tracked");
+        assert!(meta.is_copy_of(&origin()));
+        assert_eq!(meta.origin_generation, Some(3));
+        assert_eq!(meta.deletion, DeletionPolicy::Orphan);
+        assert_eq!(meta.claimed_origin(), Some(origin()));
+    }
+
+    #[test]
+    fn an_object_elsewhere_with_copied_annotations_is_not_a_copy() {
+        let meta = CopyMeta::of(&copy("other", "web", "u-1")).expect("tracked");
+        assert!(!meta.is_copy_of(&origin()));
+        assert!(!meta.in_place_of(&origin()));
+        assert_eq!(meta.claimed_origin(), None);
+    }
+
+    #[test]
+    fn a_copy_of_an_earlier_object_of_the_same_name_is_stale_not_ours() {
+        let meta = CopyMeta::of(&copy("shop", "web", "u-0")).expect("tracked");
+        assert!(meta.in_place_of(&origin()));
+        assert!(!meta.is_copy_of(&origin()));
+    }
+
+    #[test]
+    fn an_unlabelled_object_is_not_tracked() {
+        assert_eq!(CopyMeta::of(&json!({"metadata": {"name": "x"}})), None);
+    }
+}

@@ -1,0 +1,608 @@
+//! The engine's reconcile of one host object, for any kind: place it with the placement engine,
+//! apply its copies to the selected members, remove copies where it is no longer placed, and
+//! report. dereference → validate → build (pure) → apply (per member, in its lane) → status.
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ApiResource};
+use kube::runtime::controller::Action;
+
+use flotilla_api::placement_status::PlacementStatus;
+use flotilla_api::policies::{DeletionPolicy, DriftMode};
+use flotilla_api::propagation::{CopyState, PropagationStatus};
+use flotilla_placement::{DecisionInput, decide};
+
+use super::member_ops::{ApplyOutcome, RemoveOutcome, apply_copy, remove_copy};
+use super::origin::Origin;
+use super::render::desired_copy;
+use super::status::{self, ClusterResult, Observed};
+use super::{Engine, Placed, Propagated, triggers};
+use crate::conditions::{NewCondition, set_condition};
+use crate::error::{Error, Result};
+use crate::finalizer;
+use crate::members::health::HealthState;
+use crate::placement_change::PlacementChange;
+use crate::placement_input::{
+    inventory, next_failback, placement_spec, previous, timestamp, to_status,
+};
+use crate::status_apply::apply_status;
+
+const RESYNC: Duration = Duration::from_secs(300);
+/// A 409 means the object changed under the reconcile; its watch brings the new version at once.
+const CONFLICT_RETRY: Duration = Duration::from_millis(100);
+/// How soon an object waiting for a member's first probe is looked at again.
+const PROBE_WAIT: Duration = Duration::from_millis(250);
+/// After this long waiting for a member's first probe, the object says so in its status.
+const PROBE_PATIENCE: Duration = Duration::from_secs(2);
+/// First and longest retry of an object whose copies failed: doubled per failure, with jitter.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// What the reconciler of one kind works with.
+pub struct State<K: Propagated> {
+    pub engine: Arc<Engine>,
+    /// Objects whose status was just written, for the status syncer to judge their copies again.
+    pub rechecks: tokio::sync::mpsc::UnboundedSender<Arc<K>>,
+    /// Consecutive failures per object uid (for the backoff).
+    failures: Mutex<HashMap<String, u32>>,
+    /// When each object started waiting for a member's first probe.
+    waiting: Mutex<HashMap<String, Instant>>,
+}
+
+impl<K: Propagated> State<K> {
+    pub fn new(engine: Arc<Engine>, rechecks: tokio::sync::mpsc::UnboundedSender<Arc<K>>) -> Self {
+        Self {
+            engine,
+            rechecks,
+            failures: Mutex::default(),
+            waiting: Mutex::default(),
+        }
+    }
+
+    /// The next retry after one more failure of `uid`: exponential, with jitter, capped.
+    fn backoff(&self, uid: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(uid.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        let base = BACKOFF_FIRST
+            .saturating_mul(1u32 << (*n - 1).min(12))
+            .min(BACKOFF_MAX);
+        // Jitter of up to a quarter, from the clock: spreads retries of objects that failed together.
+        let nanos = u64::from(jiff::Timestamp::now().subsec_nanosecond().unsigned_abs());
+        base + Duration::from_nanos(nanos % (base.as_nanos() as u64 / 4 + 1))
+    }
+
+    fn succeeded(&self, uid: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+    }
+
+    /// How long `uid` has been waiting for a member's first probe (starting now if it was not).
+    fn waited(&self, uid: &str) -> Duration {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting
+            .entry(uid.to_string())
+            .or_insert_with(Instant::now)
+            .elapsed()
+    }
+
+    fn done_waiting(&self, uid: &str) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+    }
+}
+
+pub async fn reconcile<K: Propagated>(obj: Arc<K>, state: Arc<State<K>>) -> Result<Action> {
+    let start = Instant::now();
+    let ctx = &state.engine.ctx;
+    let origin =
+        Origin::of(obj.as_ref()).ok_or(Error::MissingObjectKey("namespace, name or uid"))?;
+    let api: Api<K> = Api::namespaced(ctx.host.clone(), &origin.namespace);
+    let action = if obj.meta().deletion_timestamp.is_some() {
+        cleanup(&state, &api, &obj, &origin).await?
+    } else {
+        apply(&state, &api, obj, &origin).await?
+    };
+    ctx.metrics.reconciled(K::CONTROLLER, start.elapsed());
+    Ok(action)
+}
+
+/// Members whose health is not known yet and that this object could be placed on: deciding
+/// now would treat them as down. Members it cannot use do not hold it back.
+fn probing<K: Propagated>(obj: &K, members: &[crate::members::registry::Member]) -> Vec<String> {
+    members
+        .iter()
+        .filter(|m| m.health == HealthState::Unknown && triggers::concerns(obj, &m.name))
+        .map(|m| m.name.clone())
+        .collect()
+}
+
+async fn apply<K: Propagated>(
+    state: &State<K>,
+    api: &Api<K>,
+    obj: Arc<K>,
+    origin: &Origin,
+) -> Result<Action> {
+    let engine = &state.engine;
+    let ctx = &engine.ctx;
+    if !ctx.registry.is_synced() {
+        return Ok(Action::requeue(PROBE_WAIT));
+    }
+    let members = ctx.registry.snapshot();
+    let unknown = probing(obj.as_ref(), &members);
+    if !unknown.is_empty() {
+        if state.waited(&origin.uid) >= PROBE_PATIENCE {
+            let message = format!(
+                "waiting for the first health probe of {} before placing",
+                unknown.join(", ")
+            );
+            write_condition(ctx, api, &obj, None, "MemberBeingProbed", &message).await?;
+        }
+        return Ok(Action::requeue(PROBE_WAIT));
+    }
+    state.done_waiting(&origin.uid);
+    // A new object gets its finalizer while its first copies are applied, not before: that is
+    // one host round trip less before the copies exist. Any other object without it (someone
+    // removed it) gets it first, as copies may exist already.
+    let fresh = !finalizer::has_finalizer(obj.as_ref()) && obj.propagation_status().is_none();
+    let obj = if fresh || finalizer::has_finalizer(obj.as_ref()) {
+        obj
+    } else {
+        Arc::new(
+            finalizer::add(api, obj.as_ref())
+                .await
+                .map_err(Error::HostApi)?,
+        )
+    };
+    let spec = obj.propagation();
+    let previous_status = obj.propagation_status();
+
+    // Validate (pure).
+    let placement = match placement_spec(&spec.placement) {
+        Ok(p) => p,
+        Err(message) => {
+            write_condition(ctx, api, &obj, Some(false), "InvalidSpec", &message).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let template = match obj.template() {
+        Ok(t) => t,
+        Err(message) => {
+            write_condition(ctx, api, &obj, Some(false), "InvalidTemplate", &message).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let resource = obj.member_resource();
+
+    // Build (pure): the decision.
+    let now = jiff::Timestamp::now();
+    let inventory = inventory(&members);
+    let previous_placement = previous(previous_status.and_then(|s| s.placement.as_ref()));
+    let decision = decide(&DecisionInput {
+        spec: &placement,
+        clusters: &inventory,
+        previous: &previous_placement,
+        now: timestamp(now),
+        replicas: None,
+    })
+    .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+    let generation = obj.meta().generation.unwrap_or_default();
+
+    // Copies to remove: where a listed watch sees one, where status records one, and where the
+    // engine last placed it. Never a member the engine has no record of a copy in.
+    let before = engine.ledger.placement(&origin.uid);
+    let mut stale: BTreeSet<String> = engine
+        .informers
+        .members_with_copy(&resource, origin)
+        .into_iter()
+        .collect();
+    stale.extend(previous_status.iter().flat_map(|s| {
+        s.clusters
+            .iter()
+            .filter(|e| e.state != CopyState::Conflict)
+            .map(|e| e.cluster.clone())
+    }));
+    stale.extend(before.iter().flat_map(|p| p.selected.iter().cloned()));
+    stale.retain(|c| !decision.selected.contains(c));
+    // Tell the syncer first: from here on these copies' disappearance is the engine's doing.
+    engine.ledger.place(
+        &origin.uid,
+        Placed {
+            generation,
+            selected: decision.selected.clone(),
+        },
+    );
+    for cluster in &stale {
+        engine.ledger.expect_removal(&origin.uid, cluster);
+    }
+
+    let job = Job {
+        engine,
+        obj: obj.as_ref(),
+        origin,
+        resource: &resource,
+        template: &template,
+        generation,
+        previous: previous_status,
+    };
+    let applied = futures::future::join_all(decision.selected.iter().map(|c| job.apply_to(c)));
+    let pruned = futures::future::join_all(stale.iter().map(|c| job.prune_from(c)));
+    let finalized = async {
+        if fresh {
+            finalizer::add(api, obj.as_ref()).await.map(|_| ())
+        } else {
+            Ok(())
+        }
+    };
+    let propagation = Instant::now();
+    let (finalized, applied, pruned) = futures::join!(finalized, applied, pruned);
+    ctx.metrics.propagated(K::CONTROLLER, propagation.elapsed());
+    if let Err(e) = finalized {
+        // Without the finalizer nothing would clean these copies up when the object is deleted
+        // (it may be gone already): take them back; the retry applies them again.
+        futures::future::join_all(decision.selected.iter().map(|c| {
+            engine.ledger.expect_removal(&origin.uid, c);
+            job.prune_from(c)
+        }))
+        .await;
+        return Err(Error::HostApi(e));
+    }
+    let results: Vec<Observed> = applied
+        .into_iter()
+        .chain(pruned.into_iter().flatten())
+        .collect();
+
+    // Status, written only when it changed.
+    let placement_status = to_status(&decision);
+    report_placement_change::<K>(
+        ctx,
+        &obj,
+        previous_status.and_then(|s| s.placement.as_ref()),
+        &placement_status,
+    )
+    .await;
+    let new_status = status::build(
+        previous_status,
+        obj.meta().generation,
+        placement_status,
+        &results,
+        Time(now),
+    );
+    if previous_status.map(status::controller_part).as_ref() != Some(&new_status) {
+        apply_status(ctx, K::CONTROLLER, api, &origin.name, &new_status).await?;
+        let mut written = obj.as_ref().clone();
+        let mut merged = new_status;
+        for entry in &mut merged.clusters {
+            if let Some(old) =
+                previous_status.and_then(|s| s.clusters.iter().find(|e| e.cluster == entry.cluster))
+            {
+                entry.drift = old.drift.clone();
+                entry.load_balancer = old.load_balancer.clone();
+            }
+        }
+        if let Some(conditions) = previous_status.map(|s| &s.conditions) {
+            for c in conditions
+                .iter()
+                .filter(|c| !status::OWN_CONDITIONS.contains(&c.type_.as_str()))
+            {
+                merged.conditions.push(c.clone());
+            }
+        }
+        written.set_propagation_status(merged);
+        let _ = state.rechecks.send(Arc::new(written));
+    }
+
+    let failed = results.iter().any(|o| {
+        matches!(
+            o.result,
+            ClusterResult::Failed(_) | ClusterResult::PruneFailed(_)
+        )
+    });
+    Ok(if failed {
+        Action::requeue(state.backoff(&origin.uid))
+    } else {
+        state.succeeded(&origin.uid);
+        match next_failback(&decision, &inventory, &spec.placement.failback) {
+            Some(due) => {
+                let wait = due.saturating_since(timestamp(jiff::Timestamp::now()));
+                Action::requeue(wait + Duration::from_millis(50))
+            }
+            None => Action::requeue(RESYNC),
+        }
+    })
+}
+
+/// One object's work in its members.
+struct Job<'a, K> {
+    engine: &'a Engine,
+    obj: &'a K,
+    origin: &'a Origin,
+    resource: &'a ApiResource,
+    template: &'a serde_json::Value,
+    generation: i64,
+    previous: Option<&'a PropagationStatus>,
+}
+
+impl<K: Propagated> Job<'_, K> {
+    async fn apply_to(&self, cluster: &str) -> Observed {
+        let observed = |result| Observed {
+            cluster: cluster.to_string(),
+            result,
+        };
+        let spec = self.obj.propagation();
+        let entry = self
+            .previous
+            .and_then(|s| s.clusters.iter().find(|e| e.cluster == cluster));
+        // Under ReportOnly a copy already applied at this generation is left as it is:
+        // re-applying would silently undo a change the user asked to be told about. A copy kept
+        // while its member was unreachable counts too: coming back is no reason to overwrite it.
+        let up_to_date = entry.is_some_and(|e| {
+            matches!(e.state, CopyState::Applied | CopyState::Unreachable)
+                && e.applied_generation == Some(self.generation)
+        });
+        if up_to_date && spec.drift.mode == DriftMode::ReportOnly {
+            return observed(ClusterResult::Applied);
+        }
+        let desired = match desired_copy(
+            self.template,
+            &spec.overrides,
+            self.origin,
+            spec.deletion,
+            self.generation,
+            cluster,
+        ) {
+            Ok(d) => d,
+            Err(e) => return observed(ClusterResult::InvalidOverride(e.0)),
+        };
+        let Some(client) = self
+            .engine
+            .ctx
+            .registry
+            .get(cluster)
+            .and_then(|m| m.ready_client().cloned())
+        else {
+            return observed(ClusterResult::Unreachable { still_placed: true });
+        };
+        let known_ours = self
+            .engine
+            .informers
+            .copy(cluster, self.resource, self.origin)
+            .is_some()
+            || entry
+                .is_some_and(|e| e.applied_generation.is_some() && e.state != CopyState::Conflict);
+        let outcome = self
+            .engine
+            .lanes
+            .run(
+                cluster,
+                apply_copy(
+                    &client,
+                    self.resource,
+                    self.origin,
+                    &desired,
+                    spec.adoption,
+                    known_ours,
+                ),
+            )
+            .await;
+        observed(match outcome {
+            Ok(ApplyOutcome::Applied(answer)) => {
+                self.engine
+                    .ledger
+                    .applied(&self.origin.uid, cluster, &desired, &answer);
+                ClusterResult::Applied
+            }
+            Ok(ApplyOutcome::Conflict(m)) => ClusterResult::Conflict(m),
+            Ok(ApplyOutcome::Failed { message, permanent }) => {
+                self.engine
+                    .log_member_failure(cluster, "apply", &message, permanent);
+                ClusterResult::Failed(message)
+            }
+            Err(lane) => {
+                self.engine
+                    .log_member_failure(cluster, "apply", &lane.to_string(), false);
+                ClusterResult::Failed(lane.to_string())
+            }
+        })
+    }
+
+    /// Removes the copy from a member where the object is no longer placed; `None` when there
+    /// is nothing left to say. A member that is not Ready keeps its copy until it is back.
+    async fn prune_from(&self, cluster: &str) -> Option<Observed> {
+        let observed = |result| {
+            Some(Observed {
+                cluster: cluster.to_string(),
+                result,
+            })
+        };
+        // The MemberCluster itself is gone: nothing left to clean up through it.
+        let member = self.engine.ctx.registry.get(cluster)?;
+        let Some(client) = member.ready_client().cloned() else {
+            return observed(ClusterResult::Unreachable {
+                still_placed: false,
+            });
+        };
+        let removed = self
+            .engine
+            .lanes
+            .run(
+                cluster,
+                remove_copy(&client, self.resource, self.origin, DeletionPolicy::Delete),
+            )
+            .await;
+        match removed {
+            Ok(RemoveOutcome::Done | RemoveOutcome::NotOurs) => None,
+            Ok(RemoveOutcome::Failed(m)) => observed(ClusterResult::PruneFailed(m)),
+            Err(lane) => observed(ClusterResult::PruneFailed(lane.to_string())),
+        }
+    }
+}
+
+/// Deletion: remove (or release) every copy in a reachable member, then let the object go.
+/// Copies in members that are not Ready do not hold the deletion: they carry their deletion
+/// policy, and the sweeper applies it when the member is back.
+async fn cleanup<K: Propagated>(
+    state: &State<K>,
+    api: &Api<K>,
+    obj: &K,
+    origin: &Origin,
+) -> Result<Action> {
+    let engine = &state.engine;
+    if !finalizer::has_finalizer(obj) {
+        engine.ledger.forget_object(&origin.uid);
+        return Ok(Action::await_change());
+    }
+    let resource = obj.member_resource();
+    let policy = obj.propagation().deletion;
+    let mut clusters: BTreeSet<String> = engine
+        .informers
+        .members_with_copy(&resource, origin)
+        .into_iter()
+        .collect();
+    if let Some(s) = obj.propagation_status() {
+        clusters.extend(
+            s.clusters
+                .iter()
+                .filter(|e| e.state != CopyState::Conflict)
+                .map(|e| e.cluster.clone()),
+        );
+        clusters.extend(s.placement.iter().flat_map(|p| p.selected.iter().cloned()));
+    }
+    clusters.extend(
+        engine
+            .ledger
+            .placement(&origin.uid)
+            .into_iter()
+            .flat_map(|p| p.selected),
+    );
+    for cluster in &clusters {
+        engine.ledger.expect_removal(&origin.uid, cluster);
+    }
+    let resource = &resource;
+    let outcomes = futures::future::join_all(clusters.iter().map(|cluster| async move {
+        let client = engine.ctx.registry.get(cluster)?.ready_client()?.clone();
+        let removed = engine
+            .lanes
+            .run(cluster, remove_copy(&client, resource, origin, policy))
+            .await;
+        match removed {
+            Ok(RemoveOutcome::Done | RemoveOutcome::NotOurs) => None,
+            Ok(RemoveOutcome::Failed(m)) => Some(format!("{cluster}: {m}")),
+            Err(lane) => Some(format!("{cluster}: {lane}")),
+        }
+    }))
+    .await;
+    let failures: Vec<String> = outcomes.into_iter().flatten().collect();
+    if !failures.is_empty() {
+        // A reachable member refused: retry rather than leave a copy behind.
+        return Err(Error::Cleanup(failures.join("; ")));
+    }
+    finalizer::remove(api, obj).await.map_err(Error::HostApi)?;
+    engine.ledger.forget_object(&origin.uid);
+    state.succeeded(&origin.uid);
+    tracing::info!(kind = K::KIND, namespace = %origin.namespace, name = %origin.name, policy = ?policy, "member copies cleaned up");
+    Ok(Action::await_change())
+}
+
+/// Writes the Ready condition alone (an invalid spec, or a wait), leaving the rest of the
+/// controller's status as it is. `ready: None` is Unknown.
+async fn write_condition<K: Propagated>(
+    ctx: &crate::Context,
+    api: &Api<K>,
+    obj: &K,
+    ready: Option<bool>,
+    reason: &str,
+    message: &str,
+) -> Result<()> {
+    let before = obj.propagation_status().map(status::controller_part);
+    let mut status = before.clone().unwrap_or_default();
+    let now = Time(jiff::Timestamp::now());
+    set_condition(
+        &mut status.conditions,
+        NewCondition {
+            type_: "Ready",
+            status: ready.unwrap_or(false),
+            reason,
+            message: message.to_string(),
+            observed_generation: obj.meta().generation,
+        },
+        now,
+    );
+    if ready.is_none()
+        && let Some(c) = status.conditions.iter_mut().find(|c| c.type_ == "Ready")
+    {
+        c.status = "Unknown".into();
+    }
+    if before.as_ref().is_some_and(|b| same_ready(b, &status)) {
+        return Ok(());
+    }
+    status.observed_generation = obj.meta().generation;
+    apply_status(ctx, K::CONTROLLER, api, &obj.name_any(), &status).await
+}
+
+/// The same Ready condition (status, reason, message), whatever its time.
+fn same_ready(a: &PropagationStatus, b: &PropagationStatus) -> bool {
+    let ready = |s: &PropagationStatus| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    ready(a) == ready(b)
+}
+
+/// Events for a changed placement; a cluster dropped because it became unhealthy is a failover.
+/// A first placement is no event: it is the routine outcome of creating an object, and status
+/// already shows it.
+async fn report_placement_change<K: Propagated>(
+    ctx: &crate::Context,
+    obj: &K,
+    before: Option<&PlacementStatus>,
+    after: &PlacementStatus,
+) {
+    let Some(change) = PlacementChange::between(before, after) else {
+        return;
+    };
+    ctx.metrics.placement_changed(K::CONTROLLER);
+    let reference = obj.object_ref(&());
+    if change.is_failover() {
+        ctx.metrics.failed_over(K::CONTROLLER);
+        let to = if change.added.is_empty() {
+            "no other cluster".into()
+        } else {
+            change.added.join(", ")
+        };
+        let note = format!("failed over from {} to {to}", change.failed.join(", "));
+        ctx.event(&reference, true, "FailedOver", "Place", note)
+            .await;
+    } else if !change.first {
+        ctx.event(
+            &reference,
+            false,
+            "PlacementChanged",
+            "Place",
+            change.change_note(),
+        )
+        .await;
+    }
+}
+
+pub fn error_policy<K: Propagated>(obj: Arc<K>, error: &Error, state: Arc<State<K>>) -> Action {
+    state
+        .engine
+        .ctx
+        .metrics
+        .reconcile_failed(K::CONTROLLER, error.metric_label());
+    let message = super::truncate::message(&error.to_string());
+    tracing::warn!(kind = K::KIND, namespace = obj.namespace().unwrap_or_default(), name = %obj.name_any(), error = %message, "reconcile failed");
+    match error {
+        Error::HostApi(kube::Error::Api(s)) if s.code == 409 => Action::requeue(CONFLICT_RETRY),
+        _ => Action::requeue(state.backoff(obj.meta().uid.as_deref().unwrap_or_default())),
+    }
+}

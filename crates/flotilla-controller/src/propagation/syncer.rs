@@ -1,0 +1,490 @@
+//! The status syncer, for any kind: every change a member watch sees is compared with what
+//! Flotilla applied there; drift is reported on the host object (each member's entry written
+//! under a field manager of its own, so one cluster's drift writes one entry, whatever the
+//! cluster count) and, under `Enforce`, handed to the engine's reconcile to restore (one writer
+//! of member objects: the syncer never writes to members). The engine's own moves are told
+//! from others' by the [`super::Ledger`]: a copy the engine is removing is not drift, and the
+//! placement the engine acts on is the one judged against, not a status that may be behind.
+//! Nothing is written when nothing changed.
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use flotilla_api::labels::FIELD_MANAGER;
+use flotilla_api::policies::DriftMode;
+use flotilla_api::propagation::{CopyState, DriftStatus, LoadBalancerAddress};
+use flotilla_syncer::{DriftInput, drift_status, same_drift};
+
+use super::informers::CopyEvent;
+use super::origin::{CopyMeta, Origin};
+use super::render::desired_copy;
+use super::{Engine, Placed, Propagated, truncate};
+use crate::conditions::{NewCondition, set_condition};
+
+/// The field manager of the Drifted condition.
+const CONDITION_MANAGER: &str = "flotilla-drift";
+/// How often state about objects and members that are gone is dropped.
+const TIDY_EVERY: Duration = Duration::from_secs(60);
+
+/// The field manager of one member's status entry.
+pub fn entry_manager(member: &str) -> String {
+    format!("flotilla-syncer.{member}")
+}
+
+/// What was last written for one (object, member).
+#[derive(Clone, Default, PartialEq)]
+struct Written {
+    drift: Option<DriftStatus>,
+    load_balancer: Vec<LoadBalancerAddress>,
+}
+
+type Key = (String, String); // (host object uid, member)
+
+struct Syncer<K: Propagated> {
+    engine: Arc<Engine>,
+    objects: Store<K>,
+    enforce: mpsc::UnboundedSender<ObjectRef<K>>,
+    written: HashMap<Key, Written>,
+    /// The Drifted condition last written, by host object uid.
+    drifted: HashMap<String, (bool, String)>,
+    /// Copies handed to the engine to restore (Enforce): their next clean sighting is a correction.
+    correcting: HashSet<Key>,
+    /// Copies seen before the engine recorded them applied: judged on the next recheck.
+    early: HashMap<Key, Arc<Value>>,
+}
+
+/// Runs until the informers close. `rechecks` carries host objects whose status the engine has
+/// just written; `enforce` asks the engine to apply an object's copies again.
+pub async fn run<K: Propagated>(
+    engine: Arc<Engine>,
+    objects: Store<K>,
+    mut events: mpsc::UnboundedReceiver<CopyEvent>,
+    mut rechecks: mpsc::UnboundedReceiver<Arc<K>>,
+    enforce: mpsc::UnboundedSender<ObjectRef<K>>,
+) {
+    crate::store::wait_until_listed(&objects).await;
+    let mut syncer = Syncer {
+        engine,
+        objects,
+        enforce,
+        written: HashMap::new(),
+        drifted: HashMap::new(),
+        correcting: HashSet::new(),
+        early: HashMap::new(),
+    };
+    let mut tidy = tokio::time::interval(TIDY_EVERY);
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(CopyEvent::Applied { member, meta, object }) => {
+                    syncer.observe_copy(&member, &meta, Some(object)).await
+                }
+                Some(CopyEvent::Deleted { member, meta }) => {
+                    syncer.observe_copy(&member, &meta, None).await
+                }
+                Some(CopyEvent::Relisted { member }) => syncer.relisted(&member).await,
+                None => return,
+            },
+            Some(obj) = rechecks.recv() => syncer.recheck(obj).await,
+            _ = tidy.tick() => syncer.tidy(),
+        }
+    }
+}
+
+impl<K: Propagated> Syncer<K> {
+    /// The host object `meta` is a copy of, if it still exists (same uid).
+    fn host_object(&self, meta: &CopyMeta) -> Option<Arc<K>> {
+        let origin = meta.claimed_origin()?;
+        if origin.kind != K::KIND {
+            return None;
+        }
+        self.objects
+            .get(&ObjectRef::new(&origin.name).within(&origin.namespace))
+            .filter(|o| o.meta().uid.as_deref() == Some(origin.uid.as_str()))
+    }
+
+    fn placement(&self, obj: &K, uid: &str) -> Placed {
+        self.engine.ledger.placement(uid).unwrap_or_else(|| {
+            let status = obj.propagation_status();
+            Placed {
+                generation: status
+                    .and_then(|s| s.observed_generation)
+                    .unwrap_or_default(),
+                selected: status
+                    .and_then(|s| s.placement.as_ref())
+                    .map(|p| p.selected.clone())
+                    .unwrap_or_default(),
+            }
+        })
+    }
+
+    /// After a member's watch listed afresh: copies deleted while nobody watched have no
+    /// Delete event; find them from what the engine placed there.
+    async fn relisted(&mut self, member: &str) {
+        for obj in self.objects.state() {
+            let Some(origin) = Origin::of(obj.as_ref()) else {
+                continue;
+            };
+            let resource = obj.member_resource();
+            let placed = self
+                .placement(&obj, &origin.uid)
+                .selected
+                .iter()
+                .any(|m| m == member);
+            if placed
+                && self.engine.informers.is_listed(member, &resource)
+                && self
+                    .engine
+                    .informers
+                    .copy(member, &resource, &origin)
+                    .is_none()
+            {
+                self.observe(member, obj.clone(), None).await;
+            }
+        }
+    }
+
+    /// The engine wrote `obj`'s status: judge the copies seen before it recorded them applied.
+    async fn recheck(&mut self, obj: Arc<K>) {
+        let Some(uid) = obj.meta().uid.clone() else {
+            return;
+        };
+        for member in self.placement(&obj, &uid).selected {
+            if let Some(copy) = self.early.remove(&(uid.clone(), member.clone())) {
+                self.observe(&member, obj.clone(), Some(copy)).await;
+            }
+        }
+    }
+
+    async fn observe_copy(&mut self, member: &str, meta: &CopyMeta, copy: Option<Arc<Value>>) {
+        // Not a copy of an existing host object (its host object is gone, or it is a
+        // mislabelled object elsewhere): the sweeper's business, never reported.
+        let Some(obj) = self.host_object(meta) else {
+            return;
+        };
+        self.observe(member, obj, copy).await;
+    }
+
+    /// Drops state about objects that are gone.
+    fn tidy(&mut self) {
+        let live: HashSet<String> = self
+            .objects
+            .state()
+            .iter()
+            .filter_map(|o| o.meta().uid.clone())
+            .collect();
+        self.written.retain(|(u, _), _| live.contains(u));
+        self.drifted.retain(|u, _| live.contains(u));
+        self.correcting.retain(|(u, _)| live.contains(u));
+        self.early.retain(|(u, _), _| live.contains(u));
+        for uid in self.engine.ledger.objects() {
+            if !live.contains(&uid) {
+                self.engine.ledger.forget_object(&uid);
+            }
+        }
+    }
+
+    /// Judges one member's copy of `obj` (`None`: the copy is gone).
+    async fn observe(&mut self, member: &str, obj: Arc<K>, copy: Option<Arc<Value>>) {
+        if obj.meta().deletion_timestamp.is_some() {
+            return;
+        }
+        let Some(origin) = Origin::of(obj.as_ref()) else {
+            return;
+        };
+        let key = (origin.uid.clone(), member.to_string());
+        let entry = obj
+            .propagation_status()
+            .and_then(|s| s.clusters.iter().find(|c| c.cluster == member))
+            .cloned();
+        let leaving = self.engine.ledger.is_leaving(&origin.uid, member);
+        let placed = self.placement(&obj, &origin.uid);
+        if leaving || !placed.selected.iter().any(|m| m == member) {
+            // The engine removed it, or it is not placed here: nothing to report here any more.
+            self.correcting.remove(&key);
+            self.early.remove(&key);
+            if (entry.is_some_and(|e| e.drift.is_some() || !e.load_balancer.is_empty())
+                || self.written.contains_key(&key))
+                && self.write_entry(&obj, member, &Written::default()).await
+            {
+                self.written.remove(&key);
+            }
+            self.update_condition(&obj).await;
+            return;
+        }
+        let generation = obj.meta().generation.unwrap_or_default();
+        let baseline = self.engine.ledger.baseline(&origin.uid, member);
+        // Judge only a copy the engine applied from the object's current generation: otherwise
+        // it has not applied it yet (or this view is behind) and will.
+        let applied_now = placed.generation == generation
+            && (baseline.is_some()
+                || entry.as_ref().is_some_and(|e| {
+                    matches!(e.state, CopyState::Applied | CopyState::Unreachable)
+                        && e.applied_generation == Some(generation)
+                }));
+        if let Some(c) = &copy {
+            let copy_generation = CopyMeta::of(c).and_then(|m| m.origin_generation);
+            if copy_generation != Some(generation) {
+                return;
+            }
+            if !applied_now {
+                self.early.insert(key, c.clone());
+                return;
+            }
+        } else if !applied_now {
+            return;
+        }
+        let spec = obj.propagation();
+        let desired = match baseline {
+            Some(b) => b,
+            None => {
+                let Ok(template) = obj.template() else {
+                    return;
+                };
+                let Ok(d) = desired_copy(
+                    &template,
+                    &spec.overrides,
+                    &origin,
+                    spec.deletion,
+                    generation,
+                    member,
+                ) else {
+                    return;
+                };
+                d
+            }
+        };
+        // Items of a list carry no apiVersion and kind: the type is not what drift is about.
+        let mut desired = desired;
+        if let Some(d) = desired.as_object_mut() {
+            d.remove("apiVersion");
+            d.remove("kind");
+        }
+        let before = self.written.get(&key).cloned().unwrap_or_else(|| Written {
+            drift: entry.as_ref().and_then(|e| e.drift.clone()),
+            load_balancer: entry
+                .as_ref()
+                .map(|e| e.load_balancer.clone())
+                .unwrap_or_default(),
+        });
+        let now = Time(jiff::Timestamp::now());
+        let managed_fields: Vec<ManagedFieldsEntry> = copy
+            .as_ref()
+            .and_then(|c| c.pointer("/metadata/managedFields").cloned())
+            .and_then(|m| serde_json::from_value(m).ok())
+            .unwrap_or_default();
+        let mut drift = drift_status(&DriftInput {
+            desired: &desired,
+            observed: copy.as_deref(),
+            managed_fields: &managed_fields,
+            ignore: &spec.drift.ignore_paths,
+            field_manager: FIELD_MANAGER,
+            previous: before.drift.as_ref(),
+            now: now.clone(),
+        });
+        cap_values(drift.as_mut());
+        let drifted_now = drift
+            .as_ref()
+            .is_some_and(|d| d.copy_deleted || !d.fields.is_empty());
+        let reference = obj.object_ref(&());
+        if drifted_now && spec.drift.mode == DriftMode::Enforce {
+            // Restored by the engine's reconcile; recorded when the copy is seen clean again.
+            if self.correcting.insert(key.clone()) {
+                self.engine.ctx.metrics.drift(K::CONTROLLER, false);
+            }
+            let _ = self.enforce.send(ObjectRef::from_obj(obj.as_ref()));
+            return;
+        }
+        if !drifted_now && self.correcting.remove(&key) {
+            self.engine.ctx.metrics.drift(K::CONTROLLER, true);
+            let previous = before.drift.as_ref();
+            drift = Some(DriftStatus {
+                fields: vec![],
+                copy_deleted: false,
+                corrections: Some(previous.and_then(|d| d.corrections).unwrap_or(0) + 1),
+                last_correction_time: Some(now.clone()),
+            });
+            self.engine.ctx.event_in_background(
+                reference,
+                false,
+                "DriftCorrected",
+                "Sync",
+                format!("{member}: the copy was restored"),
+            );
+        } else if drifted_now && !same_drift(before.drift.as_ref(), drift.as_ref()) {
+            self.engine.ctx.metrics.drift(K::CONTROLLER, false);
+            let note = truncate::message(&describe(member, drift.as_ref()));
+            self.engine
+                .ctx
+                .event_in_background(reference, true, "DriftDetected", "Sync", note);
+        }
+        let load_balancer = copy.as_ref().map(|c| K::copy_status(c)).unwrap_or_default();
+        let after = Written {
+            drift,
+            load_balancer,
+        };
+        let changed = !same_drift(before.drift.as_ref(), after.drift.as_ref())
+            || before.load_balancer != after.load_balancer;
+        // Remember only what reached the host: a failed write is retried on the next event.
+        if !changed || self.write_entry(&obj, member, &after).await {
+            self.written.insert(key, after);
+        }
+        self.update_condition(&obj).await;
+    }
+
+    /// Writes one member's entry under that member's own field manager. An empty entry releases
+    /// it (the controller's fields of the entry stay).
+    async fn write_entry(&self, obj: &K, member: &str, written: &Written) -> bool {
+        let status = if written.drift.is_none() && written.load_balancer.is_empty() {
+            json!({})
+        } else {
+            let mut entry = json!({"cluster": member});
+            if let Some(d) = &written.drift {
+                entry["drift"] = json!(d);
+            }
+            if !written.load_balancer.is_empty() {
+                entry["loadBalancer"] = json!(written.load_balancer);
+            }
+            json!({"clusters": [entry]})
+        };
+        self.apply_status(obj, &entry_manager(member), status).await
+    }
+
+    /// The Drifted condition, from what this syncer last wrote for every member of the object.
+    async fn update_condition(&mut self, obj: &K) {
+        let Some(uid) = obj.meta().uid.clone() else {
+            return;
+        };
+        let mut drifted = Vec::new();
+        let mut corrected = 0;
+        for ((u, member), w) in &self.written {
+            if *u != uid {
+                continue;
+            }
+            if let Some(d) = &w.drift {
+                corrected += d.corrections.unwrap_or(0);
+                if d.copy_deleted || !d.fields.is_empty() {
+                    drifted.push(describe(member, Some(d)));
+                }
+            }
+        }
+        drifted.sort();
+        let state = if drifted.is_empty() {
+            let message = if corrected > 0 {
+                format!("every copy matches; {corrected} drift(s) corrected so far")
+            } else {
+                "every copy matches what Flotilla applied".to_string()
+            };
+            (false, message)
+        } else {
+            (true, truncate::message(&drifted.join("; ")))
+        };
+        let previous = self.drifted.get(&uid).cloned().or_else(|| {
+            obj.propagation_status()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Drifted"))
+                .map(|c| (c.status == "True", c.message.clone()))
+        });
+        // Never written and nothing to say: absence already means no drift.
+        if previous.is_none() && !state.0 && corrected == 0 {
+            return;
+        }
+        if previous.as_ref() == Some(&state) {
+            return;
+        }
+        let mut conditions = obj
+            .propagation_status()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        conditions.retain(|c| c.type_ == "Drifted");
+        set_condition(
+            &mut conditions,
+            NewCondition {
+                type_: "Drifted",
+                status: state.0,
+                reason: if state.0 { "DriftDetected" } else { "NoDrift" },
+                message: state.1.clone(),
+                observed_generation: obj.meta().generation,
+            },
+            Time(jiff::Timestamp::now()),
+        );
+        if self
+            .apply_status(obj, CONDITION_MANAGER, json!({"conditions": conditions}))
+            .await
+        {
+            self.drifted.insert(uid, state);
+        }
+    }
+
+    /// Whether the write succeeded.
+    async fn apply_status(&self, obj: &K, manager: &str, status: Value) -> bool {
+        let patch = json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        let api: Api<K> = Api::namespaced(
+            self.engine.ctx.host.clone(),
+            &obj.namespace().unwrap_or_default(),
+        );
+        match api
+            .patch_status(
+                &obj.name_any(),
+                &PatchParams::apply(manager).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+        {
+            Ok(_) => {
+                self.engine
+                    .ctx
+                    .metrics
+                    .status_written("syncer", patch.to_string().len());
+                true
+            }
+            Err(e) => {
+                let error = truncate::message(&e.to_string());
+                tracing::warn!(object = %obj.name_any(), manager, %error, "could not write drift status");
+                false
+            }
+        }
+    }
+}
+
+/// Drifted values come from members: cut them before they reach the host.
+fn cap_values(drift: Option<&mut DriftStatus>) {
+    for f in drift.into_iter().flat_map(|d| d.fields.iter_mut()) {
+        for v in [&mut f.desired, &mut f.observed, &mut f.manager] {
+            if let Some(s) = v.as_mut() {
+                *s = truncate::truncate(s, truncate::VALUE_MAX);
+            }
+        }
+    }
+}
+
+/// One line per member: what drifted and who did it.
+fn describe(member: &str, drift: Option<&DriftStatus>) -> String {
+    let Some(d) = drift else {
+        return format!("{member}: no drift");
+    };
+    if d.copy_deleted {
+        return format!("{member}: the copy was deleted");
+    }
+    let mut by_manager: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for f in &d.fields {
+        by_manager
+            .entry(f.manager.clone().unwrap_or_else(|| "unknown".into()))
+            .or_default()
+            .push(&f.path);
+    }
+    let parts: Vec<String> = by_manager
+        .iter()
+        .map(|(m, paths)| format!("{} changed by {m}", paths.join(", ")))
+        .collect();
+    format!("{member}: {}", parts.join("; "))
+}
