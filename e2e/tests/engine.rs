@@ -201,7 +201,11 @@ async fn a_hung_member_does_not_hold_up_the_others() {
         &federated_ingress(
             &ns,
             "elsewhere",
-            json!({"placement": {"clusters": ["member2", "member3"]}}),
+            json!({"placement": {
+                "clusters": ["member2", "member3"],
+                // member3 of the examples carries a NoSchedule taint.
+                "constraints": {"tolerations": [{"key": "flotilla.dev/cost-tier", "operator": "Exists"}]},
+            }}),
         ),
     );
     bed.wait_for_copy("member2", &ns, "elsewhere").await;
@@ -400,5 +404,59 @@ async fn overrides_cannot_break_ownership() {
     assert!(
         ingress(&bed, "member1", &ns, "web").await.is_none(),
         "a copy went to member1"
+    );
+}
+
+#[tokio::test]
+async fn an_undecodable_object_is_reported_and_the_others_keep_working() {
+    let bed = TestBed::get();
+    bed.federation();
+    let ns = bed.create_namespace("undecodable");
+    // A CRD of an older release, without the bound, lets a value through that the type cannot
+    // hold; the object is stored before the operator starts, so its first list meets it.
+    let crd = "federatedingresses.federation.flotilla.dev";
+    let bound = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/placement/properties/constraints/properties/maxClusters/maximum";
+    let loosen = json!([{"op": "remove", "path": bound}]).to_string();
+    bed.kubectl_ok("host", &["patch", "crd", crd, "--type=json", "-p", &loosen]);
+    let bad = federated_ingress(
+        &ns,
+        "bad",
+        json!({"placement": {"constraints": {"maxClusters": 4294967296u64}}}),
+    );
+    let stored = eventually("the out-of-range object stored", WAIT, || async {
+        Ok(bed
+            .kubectl_with_stdin("host", &["apply", "-f", "-"], Some(&bad))
+            .status
+            .success()
+            .then_some(()))
+    })
+    .await;
+    bed.kubectl_ok("host", &["apply", "-f", &format!("crds/{crd}.yaml")]);
+    stored.unwrap();
+
+    let _op = Operator::start(&bed, "engine-undecodable");
+    bed.apply(
+        "host",
+        &federated_ingress(&ns, "good", json!({"placement": {"clusters": ["member1"]}})),
+    );
+    bed.wait_for_copy("member1", &ns, "good").await;
+    bed.wait_for_event(&ns, "InvalidObject").await;
+    let events = bed.events(&ns);
+    assert!(
+        events
+            .lines()
+            .any(|l| l.starts_with("InvalidObject") && l.contains("maxClusters")),
+        "the event does not name the field:\n{events}"
+    );
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "federatedingress",
+            "bad",
+            "-n",
+            &ns,
+            "--wait=true",
+        ],
     );
 }

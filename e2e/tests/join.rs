@@ -74,7 +74,9 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
             "apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "FederatedIngress",
             "metadata": {"name": "kept", "namespace": ns},
             "spec": {"template": {"spec": {"rules": [{"host": "kept.example.com"}]}},
-                     "placement": {"clusters": ["member3"]}},
+                     "placement": {"clusters": ["member3"],
+                                   // member3 of the examples carries a NoSchedule taint.
+                                   "constraints": {"tolerations": [{"key": "flotilla.dev/cost-tier", "operator": "Exists"}]}}},
         })
         .to_string(),
     );

@@ -12,6 +12,8 @@ use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 
+use flotilla_api::propagation::PropagationSpec;
+
 use super::{Propagated, truncate};
 use crate::context::Context;
 
@@ -25,9 +27,20 @@ pub struct Undecodable {
 
 /// Decodes one object, naming the path of the field that does not fit.
 pub fn decode<K: Propagated>(object: Value) -> Result<K, String> {
+    let spec = object.get("spec").cloned();
     serde_path_to_error::deserialize::<_, K>(object).map_err(|e| {
         let path = e.path().to_string();
-        format!("field {path}: {}", e.inner())
+        // Every kind flattens the propagation settings into its spec, and a flattened field's
+        // error carries no path below `spec`: decode them alone to find it.
+        let inner = (path == "spec")
+            .then(|| {
+                let spec = spec?;
+                serde_path_to_error::deserialize::<_, PropagationSpec>(spec)
+                    .err()
+                    .map(|e| format!("field spec.{}: {}", e.path(), e.inner()))
+            })
+            .flatten();
+        inner.unwrap_or_else(|| format!("field {path}: {}", e.inner()))
     })
 }
 

@@ -42,6 +42,7 @@ pub enum CopyEvent {
 }
 
 type Projections = HashMap<(String, String), CopyMeta>;
+type Subscribers = Arc<RwLock<HashMap<&'static str, mpsc::UnboundedSender<CopyEvent>>>>;
 
 struct Watch {
     client_generation: u64,
@@ -67,8 +68,9 @@ pub struct CopyInformers {
     resources: RwLock<Vec<ApiResource>>,
     /// Keyed by (member, resource key).
     watches: RwLock<HashMap<(String, String), Watch>>,
-    /// One receiver per host kind.
-    subscribers: RwLock<HashMap<&'static str, mpsc::UnboundedSender<CopyEvent>>>,
+    /// One receiver per host kind, shared with the watch tasks (a kind that subscribes later
+    /// gets the events of watches already running).
+    subscribers: Subscribers,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -118,6 +120,26 @@ impl CopyInformers {
         read(&self.watches)
             .get(&(member.to_string(), resource_key(resource)))
             .is_some_and(|w| w.listed.load(Ordering::Acquire))
+    }
+
+    /// Waits (at most `patience`) until every watch of `member` has listed; whether they have.
+    pub async fn wait_listed(&self, member: &str, patience: std::time::Duration) -> bool {
+        let until = tokio::time::Instant::now() + patience;
+        loop {
+            let listed = {
+                let resources = read(&self.resources);
+                let watches = read(&self.watches);
+                resources.iter().all(|r| {
+                    watches
+                        .get(&(member.to_string(), resource_key(r)))
+                        .is_some_and(|w| w.listed.load(Ordering::Acquire))
+                })
+            };
+            if listed || tokio::time::Instant::now() >= until {
+                return listed;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// Members whose watch has listed and sees `origin`'s copy.
@@ -209,7 +231,7 @@ impl CopyInformers {
             let copies = Arc::new(RwLock::new(Projections::new()));
             let listed = Arc::new(AtomicBool::new(false));
             let failing = Arc::new(AtomicBool::new(false));
-            let subscribers = read(&self.subscribers).clone();
+            let subscribers = self.subscribers.clone();
             let task = tokio::spawn(watch_member(WatchTask {
                 ctx_metrics: ctx.metrics.clone(),
                 member: name.to_string(),
@@ -240,19 +262,31 @@ struct WatchTask {
     copies: Arc<RwLock<Projections>>,
     listed: Arc<AtomicBool>,
     failing: Arc<AtomicBool>,
-    subscribers: HashMap<&'static str, mpsc::UnboundedSender<CopyEvent>>,
+    subscribers: Subscribers,
 }
 
 impl WatchTask {
     fn send(&self, kind: &str, event: CopyEvent) {
-        if let Some(tx) = self.subscribers.get(kind) {
+        if let Some(tx) = read(&self.subscribers).get(kind) {
             // A receiver is gone only at shutdown.
             let _ = tx.send(event);
         }
     }
 
+    fn applied(&self, meta: CopyMeta, object: Value) {
+        let kind = meta.origin_kind.clone();
+        self.send(
+            &kind,
+            CopyEvent::Applied {
+                member: self.member.clone(),
+                meta,
+                object: Arc::new(object),
+            },
+        );
+    }
+
     fn broadcast(&self, event: &CopyEvent) {
-        for tx in self.subscribers.values() {
+        for tx in read(&self.subscribers).values() {
             let _ = tx.send(event.clone());
         }
     }
@@ -287,15 +321,7 @@ async fn watch_member(task: WatchTask) {
                     if let Some(listed) = relisting.as_mut() {
                         listed.insert((meta.namespace.clone(), meta.name.clone()), meta.clone());
                     }
-                    let kind = meta.origin_kind.clone();
-                    task.send(
-                        &kind,
-                        CopyEvent::Applied {
-                            member: task.member.clone(),
-                            meta,
-                            object: Arc::new(value),
-                        },
-                    );
+                    task.applied(meta, value);
                 }
             }
             Ok(watcher::Event::InitDone) => {
@@ -311,15 +337,7 @@ async fn watch_member(task: WatchTask) {
                 if let Some((meta, value)) = WatchTask::project(&object) {
                     write(&task.copies)
                         .insert((meta.namespace.clone(), meta.name.clone()), meta.clone());
-                    let kind = meta.origin_kind.clone();
-                    task.send(
-                        &kind,
-                        CopyEvent::Applied {
-                            member: task.member.clone(),
-                            meta,
-                            object: Arc::new(value),
-                        },
-                    );
+                    task.applied(meta, value);
                 } else if let (Some(ns), Some(name)) = (
                     object.metadata.namespace.clone(),
                     object.metadata.name.clone(),

@@ -31,8 +31,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Ledger {
-    /// Records `uid`'s placement before its copies are applied or removed.
+    /// Records `uid`'s placement before its copies are applied or removed. A member placed
+    /// again is no longer one the copy is leaving (a copy kept while its member was away and
+    /// placed there again on its return is the engine's, and judged again).
     pub fn place(&self, uid: &str, placed: Placed) {
+        lock(&self.leaving).retain(|(u, m)| u != uid || !placed.selected.contains(m));
         lock(&self.placed).insert(uid.to_string(), placed);
     }
 
@@ -43,6 +46,10 @@ impl Ledger {
     /// The engine is about to remove `uid`'s copy from `member`.
     pub fn expect_removal(&self, uid: &str, member: &str) {
         lock(&self.leaving).insert((uid.to_string(), member.to_string()));
+    }
+
+    /// The copy the engine was removing is gone: its baseline goes too.
+    pub fn removed(&self, uid: &str, member: &str) {
         lock(&self.baselines).remove(&(uid.to_string(), member.to_string()));
     }
 
@@ -134,6 +141,15 @@ mod tests {
         assert!(!ledger.is_leaving("u", "m2"));
         ledger.applied("u", "m1", &json!({}), &json!({}));
         assert!(!ledger.is_leaving("u", "m1"));
+        ledger.expect_removal("u", "m1");
+        ledger.place(
+            "u",
+            Placed {
+                generation: 1,
+                selected: vec!["m1".into()],
+            },
+        );
+        assert!(!ledger.is_leaving("u", "m1"), "placed again: not leaving");
         ledger.expect_removal("u", "m1");
         ledger.forget_object("u");
         assert!(!ledger.is_leaving("u", "m1"));

@@ -144,18 +144,24 @@ fn known_kind(kind: &str) -> Option<&'static str> {
     super::KINDS.iter().copied().find(|k| *k == kind)
 }
 
+/// The origin the engine's unit tests share: FederatedIngress shop/web, uid u-1.
+#[cfg(test)]
+pub fn test_origin() -> Origin {
+    Origin {
+        kind: "FederatedIngress",
+        namespace: "shop".into(),
+        name: "web".into(),
+        uid: "u-1".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn origin() -> Origin {
-        Origin {
-            kind: "FederatedIngress",
-            namespace: "shop".into(),
-            name: "web".into(),
-            uid: "u-1".into(),
-        }
+        test_origin()
     }
 
     fn copy(namespace: &str, name: &str, uid: &str) -> Value {

@@ -148,12 +148,7 @@ mod tests {
     }
 
     fn origin() -> Origin {
-        Origin {
-            kind: "FederatedIngress",
-            namespace: "shop".into(),
-            name: "web".into(),
-            uid: "u-1".into(),
-        }
+        super::super::origin::test_origin()
     }
 
     fn overriding(

@@ -18,6 +18,8 @@ use crate::members::registry::RegistryEvent;
 
 /// How often every Ready member is swept.
 pub const PERIOD: Duration = Duration::from_secs(30);
+/// How long a sweep on a member's return waits for its watches to list.
+const LIST_PATIENCE: Duration = Duration::from_secs(15);
 
 /// Runs until the registry closes.
 pub async fn run<K: Propagated>(engine: Arc<Engine>, store: Store<K>) {
@@ -30,7 +32,12 @@ pub async fn run<K: Propagated>(engine: Arc<Engine>, store: Store<K>) {
         tokio::select! {
             _ = period.tick() => sweep_all(&engine, &store).await,
             event = events.recv() => match event {
-                Ok(RegistryEvent::BecameReady(member)) => sweep(&engine, &store, &member).await,
+                Ok(RegistryEvent::BecameReady(member)) => {
+                    // A member back from an outage has its watches restarted: sweep what they
+                    // list, not the nothing they hold before.
+                    engine.informers.wait_listed(&member, LIST_PATIENCE).await;
+                    sweep(&engine, &store, &member).await
+                }
                 Ok(_) => {}
                 Err(RecvError::Lagged(_)) => sweep_all(&engine, &store).await,
                 Err(RecvError::Closed) => return,

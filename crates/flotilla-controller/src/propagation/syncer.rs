@@ -207,8 +207,16 @@ impl<K: Propagated> Syncer<K> {
         let placed = self.placement(&obj, &origin.uid);
         if leaving || !placed.selected.iter().any(|m| m == member) {
             // The engine removed it, or it is not placed here: nothing to report here any more.
+            if copy.is_none() {
+                self.engine.ledger.removed(&origin.uid, member);
+            }
             self.correcting.remove(&key);
             self.early.remove(&key);
+            // A copy kept while its member was away: judged if the engine places it there
+            // again (the recheck after that placement's status write).
+            if let (false, Some(c)) = (leaving, &copy) {
+                self.early.insert(key.clone(), c.clone());
+            }
             if (entry.is_some_and(|e| e.drift.is_some() || !e.load_balancer.is_empty())
                 || self.written.contains_key(&key))
                 && self.write_entry(&obj, member, &Written::default()).await
