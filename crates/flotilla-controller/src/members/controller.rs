@@ -20,7 +20,7 @@ use flotilla_api::labels::{REGION_LABEL, ZONE_LABEL};
 use flotilla_api::member_cluster::MemberCluster;
 
 use super::agent::{self, AgentSpec};
-use super::credentials::{clients_from_secret, read_secret};
+use super::credentials::{clients_from_secret, credentials_selector, read_secret};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::finalizer;
@@ -118,9 +118,10 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
     );
     if state.agents.key_of(&name).as_ref() != Some(&key) {
         let credentials = match secret {
-            Ok(secret) => clients_from_secret(&secret, secret_ref, ctx.timeouts)
-                .await
-                .map(|(clients, _server)| clients),
+            Ok(secret) => {
+                clients_from_secret(&secret, secret_ref, ctx.timeouts, ctx.member_policy)
+                    .map(|(clients, _server)| clients)
+            }
             Err(problem) => Err(problem),
         };
         ctx.registry
@@ -187,10 +188,11 @@ pub async fn run(
         agents: Agents::default(),
     });
     controller
-        // A changed or new Secret re-reconciles every member that reads it.
+        // A changed or new credentials Secret re-reconciles every member that reads it. Only
+        // labelled Secrets are watched: the operator has no business caching the others.
         .watches(
             secrets,
-            watcher::Config::default(),
+            watcher::Config::default().labels(&credentials_selector()),
             move |secret: Secret| {
                 let name = secret.name_any();
                 store

@@ -3,5 +3,6 @@ pub mod agent;
 pub mod controller;
 pub mod credentials;
 pub mod health;
+pub mod kubeconfig_policy;
 pub mod probe;
 pub mod registry;
