@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use flotilla_api::MemberCluster;
 use flotilla_controller::ingress::{controller as ingress_controller, sweeper};
 use flotilla_controller::members::controller as member_controller;
+use flotilla_controller::members::kubeconfig_policy::PolicyOptions;
 use flotilla_controller::{Context, Metrics};
 
 use crate::cli::{HostArgs, RunArgs};
@@ -45,12 +46,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .with_context(|| format!("cannot listen on {} (--metrics-addr)", args.metrics_addr))?;
-    tokio::spawn(http::serve(
-        listener,
-        metrics.clone(),
-        health.clone(),
-        log_level,
-    ));
+    tokio::spawn(http::serve(listener, metrics.clone(), health.clone()));
+    let admin = tokio::net::TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (--admin-addr)", args.admin_addr))?;
+    tokio::spawn(http::serve_admin(admin, log_level));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -78,7 +78,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     health.leading.store(true, Ordering::Relaxed);
     tracing::info!(identity = %identity, "leading: starting controllers");
 
-    let ctx = Arc::new(Context::new(client, namespace, identity, metrics));
+    let mut ctx = Context::new(client, namespace, identity, metrics);
+    ctx.member_policy = PolicyOptions {
+        allow_insecure_tls: args.allow_insecure_member_tls,
+    };
+    if args.allow_insecure_member_tls {
+        tracing::warn!("--allow-insecure-member-tls: member kubeconfigs may use http:// or skip TLS verification (development only)");
+    }
+    let ctx = Arc::new(ctx);
     let members = tokio::spawn(member_controller::run(
         ctx.clone(),
         stopped(stop_rx.clone()),
