@@ -83,7 +83,11 @@ pub struct RunArgs {
     pub log_format: LogFormat,
     /// Development only: accept member kubeconfigs with `http://` servers or
     /// `insecure-skip-tls-verify: true`. Commands, files and proxies are refused regardless.
-    #[arg(long, env = "FLOTILLA_ALLOW_INSECURE_MEMBER_TLS", default_value_t = false)]
+    #[arg(
+        long,
+        env = "FLOTILLA_ALLOW_INSECURE_MEMBER_TLS",
+        default_value_t = false
+    )]
     pub allow_insecure_member_tls: bool,
     /// Base URL of the Prometheus HTTP API for ScalingPolicy queries (e.g. http://prometheus:9090).
     #[arg(long, env = "FLOTILLA_PROMETHEUS_URL")]

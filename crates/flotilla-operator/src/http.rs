@@ -111,7 +111,9 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn request(addr: std::net::SocketAddr, head: &str) -> String {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connects");
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
         stream.write_all(head.as_bytes()).await.expect("writes");
         let mut response = String::new();
         stream.read_to_string(&mut response).await.expect("reads");

@@ -83,7 +83,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         allow_insecure_tls: args.allow_insecure_member_tls,
     };
     if args.allow_insecure_member_tls {
-        tracing::warn!("--allow-insecure-member-tls: member kubeconfigs may use http:// or skip TLS verification (development only)");
+        tracing::warn!(
+            "--allow-insecure-member-tls: member kubeconfigs may use http:// or skip TLS verification (development only)"
+        );
     }
     let ctx = Arc::new(ctx);
     let members = tokio::spawn(member_controller::run(

@@ -118,10 +118,8 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
     );
     if state.agents.key_of(&name).as_ref() != Some(&key) {
         let credentials = match secret {
-            Ok(secret) => {
-                clients_from_secret(&secret, secret_ref, ctx.timeouts, ctx.member_policy)
-                    .map(|(clients, _server)| clients)
-            }
+            Ok(secret) => clients_from_secret(&secret, secret_ref, ctx.timeouts, ctx.member_policy)
+                .map(|(clients, _server)| clients),
             Err(problem) => Err(problem),
         };
         ctx.registry

@@ -57,7 +57,9 @@ pub enum PolicyError {
     NoServer,
     #[error("the current context's cluster.server is not a valid URL")]
     BadServer,
-    #[error("the current context has no credentials: set user.token, or user.client-certificate-data with user.client-key-data")]
+    #[error(
+        "the current context has no credentials: set user.token, or user.client-certificate-data with user.client-key-data"
+    )]
     NoCredentials,
     #[error("{0} is not base64-encoded PEM")]
     BadPem(&'static str),
@@ -299,8 +301,7 @@ mod tests {
 
     /// A self-signed certificate, only for its shape.
     const CA_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIUQ2dQ8xGz1eV2G8F3Xk7f0nX6p1gwCgYIKoZIzj0EAwIw\nETEPMA0GA1UEAwwGdGVzdGNhMB4XDTI0MDEwMTAwMDAwMFoXDTM0MDEwMTAwMDAw\nMFowETEPMA0GA1UEAwwGdGVzdGNhMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END CERTIFICATE-----\n";
-    const KEY_PEM: &str =
-        "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
+    const KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
     const TOKEN: &str = "s3cr3t-t0ken-value-Zq9";
 
     fn b64(text: &str) -> String {
@@ -338,8 +339,8 @@ mod tests {
 
     #[test]
     fn inline_token_and_ca_are_accepted() {
-        let endpoint = evaluate(&kubeconfig(&good_cluster(), &token_user()), strict())
-            .expect("accepted");
+        let endpoint =
+            evaluate(&kubeconfig(&good_cluster(), &token_user()), strict()).expect("accepted");
         assert_eq!(endpoint.server.to_string(), "https://127.0.0.1:6443/");
         assert_eq!(endpoint.ca_certificates.map(|c| c.len()), Some(1));
         assert!(!endpoint.insecure_skip_tls_verify);
@@ -431,7 +432,10 @@ mod tests {
         let err = evaluate(&kubeconfig(&good_cluster(), &user), strict()).expect_err("rejected");
         assert_eq!(err.reason(), UNSUPPORTED_CREDENTIALS);
         assert!(!err.to_string().contains(TOKEN), "{err}");
-        assert!(err.to_string().contains("user.<unrecognised fields>"), "{err}");
+        assert!(
+            err.to_string().contains("user.<unrecognised fields>"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -441,7 +445,12 @@ mod tests {
         for cluster in [skip.as_str(), plain] {
             let text = kubeconfig(cluster, &token_user());
             match evaluate(&text, strict()) {
-                Err(e @ PolicyError::Unsupported { insecure_only: true, .. }) => {
+                Err(
+                    e @ PolicyError::Unsupported {
+                        insecure_only: true,
+                        ..
+                    },
+                ) => {
                     assert!(e.to_string().contains("--allow-insecure-member-tls"), "{e}");
                 }
                 other => panic!("expected an insecure rejection, got {other:?}"),
@@ -461,7 +470,10 @@ mod tests {
             allow_insecure_tls: true,
         };
         match evaluate(&kubeconfig(cluster, &user), allowed) {
-            Err(PolicyError::Unsupported { fields, insecure_only }) => {
+            Err(PolicyError::Unsupported {
+                fields,
+                insecure_only,
+            }) => {
                 assert_eq!(fields, ["user.tokenFile"]);
                 assert!(!insecure_only);
             }
@@ -482,7 +494,11 @@ mod tests {
 
     #[test]
     fn other_schemes_and_missing_servers_are_invalid() {
-        for cluster in ["    server: ftp://x", "    server: ''", "    certificate-authority-data: x"] {
+        for cluster in [
+            "    server: ftp://x",
+            "    server: ''",
+            "    certificate-authority-data: x",
+        ] {
             let err =
                 evaluate(&kubeconfig(cluster, &token_user()), strict()).expect_err("rejected");
             assert_eq!(err.reason(), INVALID_KUBECONFIG, "{cluster}: {err}");
@@ -505,7 +521,10 @@ mod tests {
             b64(TOKEN)
         );
         let err = evaluate(&kubeconfig(&cluster, &token_user()), strict()).expect_err("rejected");
-        assert_eq!(err, PolicyError::BadPem("cluster.certificate-authority-data"));
+        assert_eq!(
+            err,
+            PolicyError::BadPem("cluster.certificate-authority-data")
+        );
     }
 
     #[test]
@@ -523,12 +542,14 @@ mod tests {
 
     #[test]
     fn references_must_resolve() {
-        let no_current = kubeconfig(&good_cluster(), &token_user()).replace("current-context: ctx\n", "");
+        let no_current =
+            kubeconfig(&good_cluster(), &token_user()).replace("current-context: ctx\n", "");
         assert_eq!(
             evaluate(&no_current, strict()).expect_err("rejected"),
             PolicyError::NoCurrentContext
         );
-        let dangling = kubeconfig(&good_cluster(), &token_user()).replace("cluster: c", "cluster: nope");
+        let dangling =
+            kubeconfig(&good_cluster(), &token_user()).replace("cluster: c", "cluster: nope");
         assert_eq!(
             evaluate(&dangling, strict()).expect_err("rejected"),
             PolicyError::DanglingReference
