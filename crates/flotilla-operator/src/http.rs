@@ -108,16 +108,19 @@ async fn set_log_level(State(log_level): State<LogLevel>, body: String) -> impl 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    async fn request(addr: std::net::SocketAddr, head: &str) -> String {
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .expect("connects");
-        stream.write_all(head.as_bytes()).await.expect("writes");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.expect("reads");
-        response
+    /// One raw HTTP/1.0 exchange, on a blocking thread (tokio's io-util is not enabled here).
+    async fn request(addr: std::net::SocketAddr, head: &'static str) -> String {
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+            stream.write_all(head.as_bytes()).expect("writes");
+            let mut response = String::new();
+            stream.read_to_string(&mut response).expect("reads");
+            response
+        })
+        .await
+        .expect("joins")
     }
 
     /// The metrics port serves what Prometheus and the kubelet need, and not the log level.
