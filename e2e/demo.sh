@@ -48,7 +48,7 @@ token=$(kubectl --context host -n flotilla-system get secret "$secret" -o jsonpa
 sed "s|^\(\s*token:\).*|\1 $token|" "$STATE/host.kubeconfig" > "$STATE/host-flotilla-sa.kubeconfig"
 if [ -f "$STATE/demo-operator.pid" ]; then kill "$(cat "$STATE/demo-operator.pid")" 2>/dev/null || true; fi
 nohup "$FLOTILLA" run --kubeconfig "$STATE/host-flotilla-sa.kubeconfig" --context host \
-  --namespace flotilla-system --metrics-addr 127.0.0.1:18080 > "$STATE/demo-operator.log" 2>&1 &
+  --namespace flotilla-system --metrics-addr 127.0.0.1:18080 --admin-addr 127.0.0.1:18081 > "$STATE/demo-operator.log" 2>&1 &
 echo $! > "$STATE/demo-operator.pid"
 for _ in $(seq 1 100); do curl -sf 127.0.0.1:18080/readyz >/dev/null && break; sleep 0.2; done
 echo "operator pid $(cat "$STATE/demo-operator.pid"), log $STATE/demo-operator.log, metrics http://127.0.0.1:18080/metrics"

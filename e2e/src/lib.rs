@@ -273,6 +273,8 @@ impl TestBed {
 pub struct Operator {
     child: std::process::Child,
     pub metrics_port: u16,
+    /// The admin port (PUT /log-level), on loopback.
+    pub admin_port: u16,
     pub log: PathBuf,
 }
 
@@ -314,6 +316,7 @@ impl Operator {
 
     pub fn start_with(bed: &TestBed, name: &str, options: OperatorOptions) -> Self {
         let metrics_port = free_port();
+        let admin_port = free_port();
         let log = bed.state_dir().join(format!("operator-{name}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
         let (kubeconfig, context) = options
@@ -326,6 +329,7 @@ impl Operator {
             .arg(&kubeconfig)
             .args(["--context", &context, "--namespace", OPERATOR_NAMESPACE])
             .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+            .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
             .args([
                 "--leader-elect",
                 if options.leader_elect {
@@ -357,6 +361,7 @@ impl Operator {
         let mut op = Self {
             child,
             metrics_port,
+            admin_port,
             log,
         };
         let start = Instant::now();
@@ -391,10 +396,15 @@ impl Operator {
             .map(|(_, body)| body.to_string())
     }
 
-    /// PUT on the operator's HTTP port; returns the status code and body.
+    /// PUT on the operator's admin port; returns the status code and body.
     pub fn put(&self, path: &str, body: &str) -> Option<(u16, String)> {
+        self.put_on(self.admin_port, path, body)
+    }
+
+    /// PUT on one of the operator's ports; returns the status code and body.
+    pub fn put_on(&self, port: u16, path: &str, body: &str) -> Option<(u16, String)> {
         use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
         write!(
             stream,

@@ -123,9 +123,35 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
         "kind: Service",
         "kind: PodDisruptionBudget",
         "kind: CustomResourceDefinition",
+        "kind: NetworkPolicy",
     ] {
         assert!(rendered.contains(kind), "the release lacks {kind}");
     }
+    // PUT /log-level listens on the pod's loopback only, and the NetworkPolicy admits ingress on
+    // the metrics port alone.
+    assert!(
+        rendered.contains("--admin-addr=127.0.0.1:8081"),
+        "the admin endpoint is not bound to loopback"
+    );
+    let policy: serde_json::Value = serde_json::from_str(&bed.kubectl_ok(
+        "host",
+        &[
+            "get",
+            "networkpolicy",
+            "flotilla",
+            "-n",
+            OPERATOR_NAMESPACE,
+            "-o",
+            "json",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));
+    assert_eq!(
+        policy["spec"]["ingress"],
+        json!([{"ports": [{"port": 8080, "protocol": "TCP"}]}]),
+        "ingress beyond the metrics port"
+    );
 
     // Enough: everything the operator does, it may do.
     for (verb, resource, ns) in [

@@ -187,6 +187,20 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(mc.spec.region.as_deref(), Some("us-east"));
+    // The operator reads only Secrets labelled as member credentials: join labels its Secret.
+    let label = bed.kubectl_ok(
+        "host",
+        &[
+            "get",
+            "secret",
+            &format!("{NAME}-kubeconfig"),
+            "-n",
+            OPERATOR_NAMESPACE,
+            "-o",
+            "jsonpath={.metadata.labels.federation\\.flotilla\\.dev/member-credentials}",
+        ],
+    );
+    assert_eq!(label, "true");
     assert_eq!(
         mc.metadata.labels.unwrap().get("tier").map(String::as_str),
         Some("second")

@@ -551,8 +551,19 @@ async fn bad_credentials_are_reported_on_the_member() {
     let message = reason_of(api.clone(), "SecretNotFound").await;
     assert!(message.contains("broken-kubeconfig"), "{message}");
 
+    // The operator reads only Secrets labelled as member credentials, and says how to fix it.
     let secret = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "broken-kubeconfig", "namespace": flotilla_e2e::OPERATOR_NAMESPACE},
+        "stringData": {"kubeconfig": "this is not a kubeconfig"}});
+    bed.apply("host", &secret.to_string());
+    let message = reason_of(api.clone(), "SecretNotLabelled").await;
+    assert!(
+        message.contains("federation.flotilla.dev/member-credentials=true"),
+        "{message}"
+    );
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "broken-kubeconfig", "namespace": flotilla_e2e::OPERATOR_NAMESPACE,
+                     "labels": {"federation.flotilla.dev/member-credentials": "true"}},
         "stringData": {"kubeconfig": "this is not a kubeconfig"}});
     bed.apply("host", &secret.to_string());
     reason_of(api.clone(), "InvalidKubeconfig").await;
@@ -565,7 +576,8 @@ async fn bad_credentials_are_reported_on_the_member() {
         .unwrap();
     let bad = good.replace(token_line, "    token: not-a-valid-token");
     let secret = json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "broken-kubeconfig", "namespace": flotilla_e2e::OPERATOR_NAMESPACE},
+        "metadata": {"name": "broken-kubeconfig", "namespace": flotilla_e2e::OPERATOR_NAMESPACE,
+                     "labels": {"federation.flotilla.dev/member-credentials": "true"}},
         "stringData": {"kubeconfig": bad}});
     bed.apply("host", &secret.to_string());
     reason_of(api.clone(), "Unauthorized").await;

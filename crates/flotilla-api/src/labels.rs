@@ -12,6 +12,11 @@ pub const ORIGIN_NAME: &str = "federation.flotilla.dev/origin-name";
 pub const ORIGIN_KIND: &str = "federation.flotilla.dev/origin-kind";
 /// The host object's uid, on a member copy (an annotation: uids are not label-selectable by design).
 pub const ORIGIN_UID: &str = "federation.flotilla.dev/origin-uid";
+/// Marks a host Secret as member credentials: the operator watches and reads only Secrets
+/// labelled `federation.flotilla.dev/member-credentials=true`, never the others in its namespace.
+pub const MEMBER_CREDENTIALS: &str = "federation.flotilla.dev/member-credentials";
+/// The value of [`MEMBER_CREDENTIALS`].
+pub const MEMBER_CREDENTIALS_VALUE: &str = "true";
 /// The server-side-apply field manager Flotilla uses everywhere.
 pub const FIELD_MANAGER: &str = "flotilla";
 

@@ -92,26 +92,51 @@ fn default_kubeconfig_key() -> String {
     "kubeconfig".to_string()
 }
 
+/// Bounds of the probe settings: the schema rejects values outside them, and the controller clamps
+/// objects stored before the bounds existed. Without an upper bound, one member with an hour-long
+/// timeout or a threshold of millions could keep its health Unknown (and start-up waiting) for
+/// that long.
+pub mod probe_bounds {
+    pub const PERIOD_MILLISECONDS: (u32, u32) = (100, 60_000);
+    pub const TIMEOUT_MILLISECONDS: (u32, u32) = (50, 30_000);
+    pub const THRESHOLD: (u32, u32) = (1, 100);
+}
+
 /// Health probing of the member's `/readyz` endpoint.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeSettings {
-    /// Time between the start of two probes, in milliseconds.
+    /// Time between the start of two probes, in milliseconds (100 to 60000).
     #[serde(default = "default_period_ms")]
-    #[schemars(range(min = 100))]
+    #[schemars(range(min = 100, max = 60_000))]
     pub period_milliseconds: u32,
-    /// A probe that takes longer than this fails, in milliseconds.
+    /// A probe that takes longer than this fails, in milliseconds (50 to 30000).
     #[serde(default = "default_timeout_ms")]
-    #[schemars(range(min = 50))]
+    #[schemars(range(min = 50, max = 30_000))]
     pub timeout_milliseconds: u32,
-    /// Consecutive failures before the member is marked NotReady.
+    /// Consecutive failures before the member is marked NotReady (1 to 100).
     #[serde(default = "default_failure_threshold")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 100))]
     pub failure_threshold: u32,
-    /// Consecutive successes before a NotReady member is marked Ready again.
+    /// Consecutive successes before a NotReady member is marked Ready again (1 to 100).
     #[serde(default = "default_success_threshold")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 100))]
     pub success_threshold: u32,
+}
+
+impl ProbeSettings {
+    /// The settings brought within [`probe_bounds`]: objects written before the schema had
+    /// upper bounds keep their values in etcd, and must not freeze probing either.
+    pub fn clamped(&self) -> Self {
+        use probe_bounds::*;
+        let clamp = |v: u32, (min, max): (u32, u32)| v.clamp(min, max);
+        Self {
+            period_milliseconds: clamp(self.period_milliseconds, PERIOD_MILLISECONDS),
+            timeout_milliseconds: clamp(self.timeout_milliseconds, TIMEOUT_MILLISECONDS),
+            failure_threshold: clamp(self.failure_threshold, THRESHOLD),
+            success_threshold: clamp(self.success_threshold, THRESHOLD),
+        }
+    }
 }
 
 fn default_period_ms() -> u32 {
@@ -159,4 +184,58 @@ pub struct MemberClusterStatus {
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_within_bounds() {
+        let defaults = ProbeSettings::default();
+        assert_eq!(defaults.clamped(), defaults);
+    }
+
+    #[test]
+    fn old_out_of_range_values_are_clamped() {
+        let wild = ProbeSettings {
+            period_milliseconds: 3_600_000,
+            timeout_milliseconds: 0,
+            failure_threshold: 1_000_000,
+            success_threshold: 0,
+        };
+        assert_eq!(
+            wild.clamped(),
+            ProbeSettings {
+                period_milliseconds: 60_000,
+                timeout_milliseconds: 50,
+                failure_threshold: 100,
+                success_threshold: 1,
+            }
+        );
+    }
+
+    /// The schema carries the same bounds as the clamp.
+    #[test]
+    fn the_schema_has_the_bounds() {
+        let schema = serde_json::to_value(schemars::schema_for!(ProbeSettings)).expect("json");
+        let props = &schema["properties"];
+        for (field, (min, max)) in [
+            ("periodMilliseconds", probe_bounds::PERIOD_MILLISECONDS),
+            ("timeoutMilliseconds", probe_bounds::TIMEOUT_MILLISECONDS),
+            ("failureThreshold", probe_bounds::THRESHOLD),
+            ("successThreshold", probe_bounds::THRESHOLD),
+        ] {
+            assert_eq!(
+                props[field]["minimum"].as_f64(),
+                Some(f64::from(min)),
+                "{field}"
+            );
+            assert_eq!(
+                props[field]["maximum"].as_f64(),
+                Some(f64::from(max)),
+                "{field}"
+            );
+        }
+    }
 }

@@ -6,6 +6,7 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
 use crate::members::credentials::ClientTimeouts;
+use crate::members::kubeconfig_policy::PolicyOptions;
 use crate::members::registry::MemberRegistry;
 use crate::metrics::Metrics;
 
@@ -18,6 +19,8 @@ pub struct Context {
     pub registry: MemberRegistry,
     pub metrics: Metrics,
     pub timeouts: ClientTimeouts,
+    /// What member kubeconfigs may contain beyond the default (development flags).
+    pub member_policy: PolicyOptions,
     recorder: Recorder,
 }
 
@@ -34,6 +37,7 @@ impl Context {
             registry: MemberRegistry::new(),
             metrics,
             timeouts: ClientTimeouts::default(),
+            member_policy: PolicyOptions::default(),
         }
     }
 

@@ -55,9 +55,13 @@ pub struct RunArgs {
     /// Namespace holding member credential Secrets and the leader Lease.
     #[arg(long, env = "FLOTILLA_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Address of the HTTP server for /metrics, /healthz, /readyz and PUT /log-level.
+    /// Address of the HTTP server for /metrics, /healthz and /readyz.
     #[arg(long, env = "FLOTILLA_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
+    /// Address of the admin HTTP server (PUT /log-level). It has no authentication, so it must be
+    /// a loopback address: reach it with `kubectl port-forward` or from inside the pod.
+    #[arg(long, env = "FLOTILLA_ADMIN_ADDR", default_value = "127.0.0.1:8081", value_parser = parse_loopback_addr)]
+    pub admin_addr: SocketAddr,
     /// Elect a leader among replicas through a Lease; only the leader reconciles.
     #[arg(long, env = "FLOTILLA_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
@@ -77,6 +81,14 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "FLOTILLA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Development only: accept member kubeconfigs with `http://` servers or
+    /// `insecure-skip-tls-verify: true`. Commands, files and proxies are refused regardless.
+    #[arg(
+        long,
+        env = "FLOTILLA_ALLOW_INSECURE_MEMBER_TLS",
+        default_value_t = false
+    )]
+    pub allow_insecure_member_tls: bool,
     /// Base URL of the Prometheus HTTP API for ScalingPolicy queries (e.g. http://prometheus:9090).
     #[arg(long, env = "FLOTILLA_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
@@ -150,6 +162,19 @@ pub struct PreviewArgs {
     pub json: bool,
 }
 
+fn parse_loopback_addr(s: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = s
+        .parse()
+        .map_err(|e| format!("expected an address like 127.0.0.1:8081: {e}"))?;
+    if addr.ip().is_loopback() {
+        Ok(addr)
+    } else {
+        Err(format!(
+            "{addr} is not a loopback address: the admin endpoint has no authentication and must listen on 127.0.0.1 or [::1]"
+        ))
+    }
+}
+
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -189,6 +214,24 @@ mod tests {
         ])
         .expect_err("bad label");
         assert!(err.to_string().contains("key=value"), "{err}");
+    }
+
+    #[test]
+    fn the_admin_endpoint_listens_on_loopback_only() {
+        let cli = Cli::try_parse_from(["flotilla", "run"]).expect("parses");
+        let Command::Run(args) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(args.admin_addr.to_string(), "127.0.0.1:8081");
+        assert!(!args.allow_insecure_member_tls);
+        for addr in ["127.0.0.1:9000", "[::1]:9000"] {
+            Cli::try_parse_from(["flotilla", "run", "--admin-addr", addr]).expect("loopback");
+        }
+        for addr in ["0.0.0.0:8081", "10.0.0.1:8081", "[::]:8081"] {
+            let err = Cli::try_parse_from(["flotilla", "run", "--admin-addr", addr])
+                .expect_err("not loopback");
+            assert!(err.to_string().contains("loopback"), "{err}");
+        }
     }
 
     #[test]

@@ -22,7 +22,9 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 use flotilla_api::MemberCluster;
-use flotilla_api::labels::{FIELD_MANAGER, MANAGED_BY, MANAGED_BY_VALUE};
+use flotilla_api::labels::{
+    FIELD_MANAGER, MANAGED_BY, MANAGED_BY_VALUE, MEMBER_CREDENTIALS, MEMBER_CREDENTIALS_VALUE,
+};
 
 use crate::cli::{HostArgs, JoinArgs, UnjoinArgs};
 use crate::run::host_client;
@@ -172,7 +174,12 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
         Some(&args.namespace),
         &secret_name,
         json!({
-            "metadata": {"labels": {MANAGED_BY: MANAGED_BY_VALUE, "federation.flotilla.dev/member": args.name}},
+            // The operator reads only Secrets carrying the credentials label.
+            "metadata": {"labels": {
+                MANAGED_BY: MANAGED_BY_VALUE,
+                "federation.flotilla.dev/member": args.name,
+                MEMBER_CREDENTIALS: MEMBER_CREDENTIALS_VALUE,
+            }},
             "type": "Opaque",
             "stringData": {"kubeconfig": kubeconfig}
         }),

@@ -14,6 +14,7 @@ use flotilla_api::MemberCluster;
 use flotilla_controller::ingress::ingress_resource;
 use flotilla_controller::members::controller as member_controller;
 use flotilla_controller::propagation::{self, Engine};
+use flotilla_controller::members::kubeconfig_policy::PolicyOptions;
 use flotilla_controller::{Context, Metrics};
 
 use crate::cli::{HostArgs, RunArgs};
@@ -47,12 +48,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .with_context(|| format!("cannot listen on {} (--metrics-addr)", args.metrics_addr))?;
-    tokio::spawn(http::serve(
-        listener,
-        metrics.clone(),
-        health.clone(),
-        log_level,
-    ));
+    tokio::spawn(http::serve(listener, metrics.clone(), health.clone()));
+    let admin = tokio::net::TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (--admin-addr)", args.admin_addr))?;
+    tokio::spawn(http::serve_admin(admin, log_level));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -80,7 +80,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     health.leading.store(true, Ordering::Relaxed);
     tracing::info!(identity = %identity, "leading: starting controllers");
 
-    let ctx = Arc::new(Context::new(client, namespace, identity, metrics));
+    let mut ctx = Context::new(client, namespace, identity, metrics);
+    ctx.member_policy = PolicyOptions {
+        allow_insecure_tls: args.allow_insecure_member_tls,
+    };
+    if args.allow_insecure_member_tls {
+        tracing::warn!(
+            "--allow-insecure-member-tls: member kubeconfigs may use http:// or skip TLS verification (development only)"
+        );
+    }
+    let ctx = Arc::new(ctx);
     let members = tokio::spawn(member_controller::run(
         ctx.clone(),
         stopped(stop_rx.clone()),

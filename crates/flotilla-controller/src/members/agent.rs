@@ -78,7 +78,14 @@ async fn probe_loop(
     client: Client,
     writer: &mut StatusWriter,
 ) {
-    let settings: &ProbeSettings = &member.spec.probe;
+    // Clamped: an object stored before the schema bounded these keeps its values in etcd.
+    let settings: ProbeSettings = member.spec.probe.clamped();
+    if settings != member.spec.probe {
+        tracing::warn!(
+            member = name,
+            "spec.probe is outside the supported bounds; probing with the nearest supported values"
+        );
+    }
     let timeout = Duration::from_millis(u64::from(settings.timeout_milliseconds));
     let period = Duration::from_millis(u64::from(settings.period_milliseconds));
     // Continue from the health the registry already holds, so replacing an agent (new

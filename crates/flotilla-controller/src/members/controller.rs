@@ -20,12 +20,14 @@ use flotilla_api::labels::{REGION_LABEL, ZONE_LABEL};
 use flotilla_api::member_cluster::MemberCluster;
 
 use super::agent::{self, AgentSpec};
-use super::credentials::{clients_from_secret, read_secret};
+use super::credentials::{clients_from_secret, credentials_selector, read_secret};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::finalizer;
 
 const CONTROLLER: &str = "membercluster";
+/// How soon a member whose Secret is missing, unlabelled or unreadable is looked at again.
+const SECRET_RETRY: Duration = Duration::from_secs(5);
 
 /// The running agents, by member name, with what they were started from.
 #[derive(Default)]
@@ -33,9 +35,14 @@ pub struct Agents {
     running: Mutex<HashMap<String, Agent>>,
 }
 
+/// What an agent was started from: a new Secret version, a different reason for having none, or a
+/// new generation replaces it.
+type AgentKey = (Result<Option<String>, &'static str>, Option<i64>);
+
 struct Agent {
-    /// Secret resourceVersion and object generation the agent was started with.
-    key: (Option<String>, Option<i64>),
+    /// Secret resourceVersion (or why the Secret could not be read) and object generation the
+    /// agent was started with.
+    key: AgentKey,
     handle: JoinHandle<()>,
 }
 
@@ -46,7 +53,7 @@ impl Drop for Agent {
 }
 
 impl Agents {
-    fn key_of(&self, name: &str) -> Option<(Option<String>, Option<i64>)> {
+    fn key_of(&self, name: &str) -> Option<AgentKey> {
         self.lock().get(name).map(|a| a.key.clone())
     }
 
@@ -109,17 +116,23 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
 
     let secret_ref = &member.spec.secret_ref;
     let secret = read_secret(&ctx.host, &ctx.namespace, secret_ref).await;
-    let key = (
+    let key: AgentKey = (
         secret
             .as_ref()
-            .ok()
-            .and_then(|s| s.metadata.resource_version.clone()),
+            .map(|s| s.metadata.resource_version.clone())
+            .map_err(|problem| problem.reason),
         member.metadata.generation,
     );
+    // Only labelled Secrets are watched, so a Secret created without the label, or labelled
+    // later than the member was created, triggers nothing: look again soon while there is none.
+    let next_look = if secret.is_ok() {
+        Duration::from_secs(300)
+    } else {
+        SECRET_RETRY
+    };
     if state.agents.key_of(&name).as_ref() != Some(&key) {
         let credentials = match secret {
-            Ok(secret) => clients_from_secret(&secret, secret_ref, ctx.timeouts)
-                .await
+            Ok(secret) => clients_from_secret(&secret, secret_ref, ctx.timeouts, ctx.member_policy)
                 .map(|(clients, _server)| clients),
             Err(problem) => Err(problem),
         };
@@ -133,7 +146,7 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
         tracing::info!(member = %name, "member agent (re)started");
     }
     ctx.metrics.reconciled(CONTROLLER, start.elapsed());
-    Ok(Action::requeue(Duration::from_secs(300)))
+    Ok(Action::requeue(next_look))
 }
 
 fn error_policy(_member: Arc<MemberCluster>, error: &Error, state: Arc<State>) -> Action {
@@ -186,10 +199,11 @@ pub async fn run(
         agents: Agents::default(),
     });
     controller
-        // A changed or new Secret re-reconciles every member that reads it.
+        // A changed or new credentials Secret re-reconciles every member that reads it. Only
+        // labelled Secrets are watched: the operator has no business caching the others.
         .watches(
             secrets,
-            watcher::Config::default(),
+            watcher::Config::default().labels(&credentials_selector()),
             move |secret: Secret| {
                 let name = secret.name_any();
                 store

@@ -1,12 +1,18 @@
-//! Member credentials: a kubeconfig held in a Secret in the operator's namespace, turned into a
-//! client. Every way this can fail has its own reason, shown on the MemberCluster's conditions.
+//! Member credentials: a kubeconfig held in a labelled Secret in the operator's namespace, turned
+//! into a client. Every way this can fail has its own reason, shown on the MemberCluster's
+//! conditions. Only Secrets labelled [`MEMBER_CREDENTIALS`]`=true` are ever read, and their
+//! kubeconfig is taken as data through [`kubeconfig_policy`](super::kubeconfig_policy): kube's
+//! kubeconfig loader, which runs plugins and reads files, is never called on it.
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::api::ListParams;
 use kube::{Api, Client};
 
+use flotilla_api::labels::{MEMBER_CREDENTIALS, MEMBER_CREDENTIALS_VALUE};
 use flotilla_api::member_cluster::SecretKeyReference;
+
+use super::kubeconfig_policy::{self, MemberEndpoint, PolicyOptions};
 
 /// Why a member's credentials could not be turned into a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,31 +67,57 @@ pub struct MemberClients {
     pub probe: Client,
 }
 
-/// Reads the Secret. `Ok(None)` when it does not exist.
+/// The label selector of member credential Secrets.
+pub fn credentials_selector() -> String {
+    format!("{MEMBER_CREDENTIALS}={MEMBER_CREDENTIALS_VALUE}")
+}
+
+/// Reads the Secret, if it is labelled as member credentials. An unlabelled Secret's data is never
+/// fetched: it is listed by name and label, and only its existence is checked otherwise.
 pub async fn read_secret(
     host: &Client,
     namespace: &str,
     secret_ref: &SecretKeyReference,
 ) -> Result<Secret, CredentialsProblem> {
     let api: Api<Secret> = Api::namespaced(host.clone(), namespace);
-    match api.get_opt(&secret_ref.name).await {
-        Ok(Some(secret)) => Ok(secret),
-        Ok(None) => Err(CredentialsProblem::new(
-            "SecretNotFound",
-            format!("Secret {namespace}/{} does not exist", secret_ref.name),
-        )),
-        Err(e) => Err(CredentialsProblem::new(
+    let name = &secret_ref.name;
+    let unreadable = |e: kube::Error| {
+        CredentialsProblem::new(
             "SecretUnreadable",
-            format!("cannot read Secret {namespace}/{}: {e}", secret_ref.name),
+            format!("cannot read Secret {namespace}/{name}: {e}"),
+        )
+    };
+    let labelled = ListParams::default()
+        .labels(&credentials_selector())
+        .fields(&format!("metadata.name={name}"));
+    let found = api.list(&labelled).await.map_err(unreadable)?;
+    if let Some(secret) = found.items.into_iter().next() {
+        return Ok(secret);
+    }
+    match api.get_metadata_opt(name).await.map_err(unreadable)? {
+        Some(_) => Err(CredentialsProblem::new(
+            "SecretNotLabelled",
+            format!(
+                "Secret {namespace}/{name} is not labelled {}; the operator reads only Secrets \
+                 labelled as member credentials. Label it: kubectl -n {namespace} label secret \
+                 {name} {}",
+                credentials_selector(),
+                credentials_selector()
+            ),
+        )),
+        None => Err(CredentialsProblem::new(
+            "SecretNotFound",
+            format!("Secret {namespace}/{name} does not exist"),
         )),
     }
 }
 
 /// Extracts the kubeconfig from the Secret and builds the clients for its current context.
-pub async fn clients_from_secret(
+pub fn clients_from_secret(
     secret: &Secret,
     secret_ref: &SecretKeyReference,
     timeouts: ClientTimeouts,
+    policy: PolicyOptions,
 ) -> Result<(MemberClients, String), CredentialsProblem> {
     let name = secret.metadata.name.as_deref().unwrap_or(&secret_ref.name);
     let bytes = secret
@@ -112,32 +144,38 @@ pub async fn clients_from_secret(
             format!("Secret {name} key {:?} is not UTF-8 text", secret_ref.key),
         )
     })?;
-    clients_from_kubeconfig(&text, timeouts)
-        .await
-        .map_err(|message| {
-            CredentialsProblem::new(
-                "InvalidKubeconfig",
-                format!("Secret {name} key {:?}: {message}", secret_ref.key),
-            )
-        })
+    let endpoint = kubeconfig_policy::evaluate(&text, policy).map_err(|e| {
+        CredentialsProblem::new(
+            e.reason(),
+            format!("Secret {name} key {:?}: {e}", secret_ref.key),
+        )
+    })?;
+    clients_for(endpoint, timeouts).map_err(|message| {
+        CredentialsProblem::new(
+            kubeconfig_policy::INVALID_KUBECONFIG,
+            format!("Secret {name} key {:?}: {message}", secret_ref.key),
+        )
+    })
 }
 
-/// Builds the clients for the kubeconfig's current context; returns them with the server URL.
-pub async fn clients_from_kubeconfig(
-    text: &str,
+/// Builds the clients from the accepted fields alone; returns them with the server URL.
+pub fn clients_for(
+    endpoint: MemberEndpoint,
     timeouts: ClientTimeouts,
-) -> Result<(MemberClients, String), String> {
-    let kubeconfig = Kubeconfig::from_yaml(text).map_err(|e| format!("not a kubeconfig: {e}"))?;
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .map_err(|e| format!("unusable kubeconfig: {e}"))?;
+) -> Result<(MemberClients, String), &'static str> {
+    let server = endpoint.server.to_string();
+    let mut config = kube::Config::new(endpoint.server);
+    config.root_cert = endpoint.ca_certificates;
+    config.tls_server_name = endpoint.tls_server_name;
+    config.accept_invalid_certs = endpoint.insecure_skip_tls_verify;
+    config.auth_info = endpoint.auth;
     config.connect_timeout = Some(timeouts.connect);
     config.read_timeout = Some(timeouts.request);
     config.write_timeout = Some(timeouts.request);
-    let server = config.cluster_url.to_string();
+    // kube's errors here can quote the certificate or key it failed on: a fixed text instead.
     let client = |config: kube::Config| {
-        Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))
+        Client::try_from(config)
+            .map_err(|_| "cannot build a client from the kubeconfig's data (is the client certificate and key pair valid?)")
     };
     let mut watch_config = config.clone();
     watch_config.read_timeout = Some(WATCH_READ_TIMEOUT);
@@ -177,32 +215,46 @@ mod tests {
     }
 
     /// The problem, or a panic if a client was built.
-    async fn problem_of(secret: Secret) -> CredentialsProblem {
-        match clients_from_secret(&secret, &reference(), ClientTimeouts::default()).await {
+    fn problem_of(secret: Secret) -> CredentialsProblem {
+        match clients_from_secret(
+            &secret,
+            &reference(),
+            ClientTimeouts::default(),
+            PolicyOptions::default(),
+        ) {
             Ok(_) => panic!("expected the credentials to be rejected"),
             Err(p) => p,
         }
     }
 
-    #[tokio::test]
-    async fn missing_key_is_reported() {
-        let err = problem_of(secret_with("other", "x")).await;
+    #[test]
+    fn missing_key_is_reported() {
+        let err = problem_of(secret_with("other", "x"));
         assert_eq!(err.reason, "SecretKeyMissing");
     }
 
-    #[tokio::test]
-    async fn garbage_is_an_invalid_kubeconfig() {
-        let err = problem_of(secret_with("kubeconfig", "{{{ not yaml")).await;
+    #[test]
+    fn garbage_is_an_invalid_kubeconfig() {
+        let err = problem_of(secret_with("kubeconfig", "{{{ not yaml"));
         assert_eq!(err.reason, "InvalidKubeconfig");
     }
 
-    #[tokio::test]
-    async fn kubeconfig_without_contexts_is_invalid() {
+    #[test]
+    fn kubeconfig_without_contexts_is_invalid() {
         let err = problem_of(secret_with(
             "kubeconfig",
             "apiVersion: v1\nkind: Config\nclusters: []\n",
-        ))
-        .await;
+        ));
         assert_eq!(err.reason, "InvalidKubeconfig");
+    }
+
+    #[test]
+    fn exec_is_unsupported_and_not_echoed() {
+        let kubeconfig = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n      args: [\"-c\", \"touch /tmp/flotilla-marker\"]\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\ncurrent-context: x\n";
+        let err = problem_of(secret_with("kubeconfig", kubeconfig));
+        assert_eq!(err.reason, "UnsupportedCredentials");
+        assert!(err.message.contains("user.exec"), "{}", err.message);
+        assert!(!err.message.contains("touch"), "{}", err.message);
+        assert!(!err.message.contains("/bin/sh"), "{}", err.message);
     }
 }

@@ -4,5 +4,6 @@ pub mod controller;
 pub mod credentials;
 pub mod health;
 pub mod identity;
+pub mod kubeconfig_policy;
 pub mod probe;
 pub mod registry;
