@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
+use crate::lease_guard::LeaseGuard;
 use crate::members::credentials::ClientTimeouts;
 use crate::members::registry::MemberRegistry;
 use crate::metrics::Metrics;
@@ -18,11 +19,19 @@ pub struct Context {
     pub registry: MemberRegistry,
     pub metrics: Metrics,
     pub timeouts: ClientTimeouts,
+    /// Whether this replica may write: checked before every host and member write.
+    pub lease: LeaseGuard,
     recorder: Recorder,
 }
 
 impl Context {
-    pub fn new(host: Client, namespace: String, identity: String, metrics: Metrics) -> Self {
+    pub fn new(
+        host: Client,
+        namespace: String,
+        identity: String,
+        metrics: Metrics,
+        lease: LeaseGuard,
+    ) -> Self {
         let reporter = Reporter {
             controller: "flotilla".into(),
             instance: Some(identity),
@@ -34,10 +43,12 @@ impl Context {
             registry: MemberRegistry::new(),
             metrics,
             timeouts: ClientTimeouts::default(),
+            lease,
         }
     }
 
-    /// Publishes an Event on a host object. Failing to record an event never fails a reconcile.
+    /// Publishes an Event on a host object. Failing to record an event never fails a reconcile;
+    /// without the Lease the event is skipped.
     pub async fn event(
         &self,
         reference: &ObjectReference,
@@ -57,7 +68,11 @@ impl Context {
             action: action.into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, reference).await {
+        if let Ok(Err(e)) = self
+            .lease
+            .fence(self.recorder.publish(&event, reference))
+            .await
+        {
             tracing::debug!(error = %e, reason, "could not record event");
         }
     }

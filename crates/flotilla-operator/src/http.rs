@@ -1,6 +1,6 @@
 //! The operator's HTTP endpoints: /metrics, /healthz, /readyz, and PUT /log-level.
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::State;
@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, put};
 
-use flotilla_controller::Metrics;
+use flotilla_controller::{LeaseGuard, Metrics};
 
 use crate::telemetry::LogLevel;
 
@@ -20,6 +20,8 @@ pub struct Health {
     pub ready: Arc<AtomicBool>,
     /// Whether this replica currently leads.
     pub leading: Arc<AtomicBool>,
+    /// The lease guard, once this replica leads: its counts of permitted and refused writes.
+    pub guard: Arc<OnceLock<LeaseGuard>>,
 }
 
 #[derive(Clone)]
@@ -59,9 +61,20 @@ async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
     let mut body = state.metrics.encode();
     // The exposition ends with "# EOF"; put the leader gauge before it.
     let eof = body.rfind("# EOF").unwrap_or(body.len());
+    let (permitted, refused) = state
+        .health
+        .guard
+        .get()
+        .map(LeaseGuard::counts)
+        .unwrap_or_default();
     body.insert_str(
         eof,
-        &format!("# HELP flotilla_leader 1 when this replica holds the leader Lease.\n# TYPE flotilla_leader gauge\nflotilla_leader {leading}\n"),
+        &format!(
+            "# HELP flotilla_leader 1 when this replica holds the leader Lease.\n# TYPE flotilla_leader gauge\nflotilla_leader {leading}\n\
+             # HELP flotilla_lease_guard_checks Writes the lease guard permitted or refused.\n# TYPE flotilla_lease_guard_checks counter\n\
+             flotilla_lease_guard_checks_total{{result=\"permitted\"}} {permitted}\n\
+             flotilla_lease_guard_checks_total{{result=\"refused\"}} {refused}\n"
+        ),
     );
     (
         [(

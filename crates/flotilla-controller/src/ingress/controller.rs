@@ -98,7 +98,7 @@ async fn apply(
         fi
     } else {
         Arc::new(
-            finalizer::add(api, fi.as_ref())
+            finalizer::add(&ctx.lease, api, fi.as_ref())
                 .await
                 .map_err(Error::HostApi)?,
         )
@@ -147,7 +147,9 @@ async fn apply(
         futures::future::join_all(stale.iter().map(|cluster| prune_from(ctx, origin, cluster)));
     let finalized = async {
         if fresh {
-            finalizer::add(api, fi.as_ref()).await.map(|_| ())
+            finalizer::add(&ctx.lease, api, fi.as_ref())
+                .await
+                .map(|_| ())
         } else {
             Ok(())
         }
@@ -267,7 +269,16 @@ async fn apply_to(
                     || entry.is_some_and(|e| {
                         e.applied_generation.is_some() && e.state != CopyState::Conflict
                     });
-                match apply_copy(&client, origin, &desired, fi.spec.adoption, known_ours).await {
+                match apply_copy(
+                    &state.ctx.lease,
+                    &client,
+                    origin,
+                    &desired,
+                    fi.spec.adoption,
+                    known_ours,
+                )
+                .await
+                {
                     ApplyOutcome::Applied => ClusterResult::Applied,
                     ApplyOutcome::Conflict(m) => ClusterResult::Conflict(m),
                     ApplyOutcome::Failed(m) => {
@@ -302,7 +313,7 @@ async fn prune_from(ctx: &Context, origin: &Origin, cluster: &str) -> Option<Obs
             still_placed: false,
         });
     };
-    match delete_copy(client, origin).await {
+    match delete_copy(&ctx.lease, client, origin).await {
         RemoveOutcome::Done | RemoveOutcome::NotOurs => None,
         RemoveOutcome::Failed(m) => observed(ClusterResult::PruneFailed(m)),
     }
@@ -336,8 +347,8 @@ async fn cleanup(
         let member = ctx.registry.get(cluster)?;
         let client = member.ready_client()?.clone();
         let outcome = match fi.spec.deletion {
-            DeletionPolicy::Delete => delete_copy(&client, origin).await,
-            DeletionPolicy::Orphan => release_copy(&client, origin).await,
+            DeletionPolicy::Delete => delete_copy(&ctx.lease, &client, origin).await,
+            DeletionPolicy::Orphan => release_copy(&ctx.lease, &client, origin).await,
         };
         match outcome {
             RemoveOutcome::Failed(m) => Some((cluster.clone(), m)),
@@ -354,7 +365,9 @@ async fn cleanup(
         // A reachable member refused: retry rather than leave a copy behind.
         return Err(Error::Cleanup(failures.join("; ")));
     }
-    finalizer::remove(api, fi).await.map_err(Error::HostApi)?;
+    finalizer::remove(&ctx.lease, api, fi)
+        .await
+        .map_err(Error::HostApi)?;
     tracing::info!(namespace = %origin.namespace, name = %origin.name, policy = ?fi.spec.deletion, "member copies cleaned up");
     Ok(Action::await_change())
 }

@@ -1,5 +1,6 @@
 //! What the FederatedIngress controller does in one member: apply a copy (creating the namespace
 //! if needed and respecting the adoption policy), delete a copy, or release it (orphan).
+//! Every write runs under the lease guard: without the leader Lease nothing is written.
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -15,6 +16,7 @@ use flotilla_api::policies::AdoptionPolicy;
 use flotilla_syncer::diff_owned_fields;
 
 use super::desired::{DELETION_POLICY_ANNOTATION, Origin, is_our_copy};
+use crate::lease_guard::{Fenced, LeaseGuard};
 use crate::members::probe::error_chain;
 
 /// The result of applying one copy.
@@ -32,6 +34,7 @@ pub enum ApplyOutcome {
 /// Applies `desired` in the member. `known_ours` skips the ownership read when status already
 /// records that Flotilla applied this copy.
 pub async fn apply_copy(
+    guard: &LeaseGuard,
     client: &Client,
     origin: &Origin,
     desired: &Value,
@@ -56,21 +59,28 @@ pub async fn apply_copy(
         }
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let mut result = api
-        .patch(&origin.name, &params, &Patch::Apply(desired))
-        .await;
+    let Ok(mut result) = guard
+        .fence(api.patch(&origin.name, &params, &Patch::Apply(desired)))
+        .await
+    else {
+        return ApplyOutcome::Failed(Fenced.to_string());
+    };
     if matches!(&result, Err(kube::Error::Api(s)) if s.code == 404) {
         // The namespace does not exist in this member yet: create it, then apply again.
-        if let Err(e) = ensure_namespace(client, &origin.namespace).await {
+        if let Err(e) = ensure_namespace(guard, client, &origin.namespace).await {
             return ApplyOutcome::Failed(format!(
                 "creating namespace {}: {}",
                 origin.namespace,
                 error_chain(&e)
             ));
         }
-        result = api
-            .patch(&origin.name, &params, &Patch::Apply(desired))
-            .await;
+        let Ok(again) = guard
+            .fence(api.patch(&origin.name, &params, &Patch::Apply(desired)))
+            .await
+        else {
+            return ApplyOutcome::Failed(Fenced.to_string());
+        };
+        result = again;
     }
     match result {
         Ok(_) => ApplyOutcome::Applied,
@@ -120,11 +130,18 @@ fn adoption_refusal(
     }
 }
 
-async fn ensure_namespace(client: &Client, name: &str) -> Result<(), kube::Error> {
+async fn ensure_namespace(
+    guard: &LeaseGuard,
+    client: &Client,
+    name: &str,
+) -> Result<(), kube::Error> {
     let api: Api<Namespace> = Api::all(client.clone());
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
+    let params = PatchParams::apply(FIELD_MANAGER);
+    guard
+        .fence(api.patch(name, &params, &Patch::Apply(&ns)))
         .await
+        .map_err(crate::finalizer::fenced)?
         .map(|_| ())
 }
 
@@ -158,7 +175,7 @@ async fn our_copy(api: &Api<Ingress>, origin: &Origin) -> Result<Ingress, Remove
 }
 
 /// Deletes Flotilla's copy of `origin` from the member (never an object that is not ours).
-pub async fn delete_copy(client: &Client, origin: &Origin) -> RemoveOutcome {
+pub async fn delete_copy(guard: &LeaseGuard, client: &Client, origin: &Origin) -> RemoveOutcome {
     let api: Api<Ingress> = Api::namespaced(client.clone(), &origin.namespace);
     let existing = match our_copy(&api, origin).await {
         Ok(existing) => existing,
@@ -172,16 +189,17 @@ pub async fn delete_copy(client: &Client, origin: &Origin) -> RemoveOutcome {
         }),
         ..DeleteParams::default()
     };
-    match api.delete(&origin.name, &params).await {
-        Ok(_) => RemoveOutcome::Done,
-        Err(kube::Error::Api(s)) if s.code == 404 => RemoveOutcome::Done,
-        Err(e) => RemoveOutcome::Failed(error_chain(&e)),
+    match guard.fence(api.delete(&origin.name, &params)).await {
+        Err(fenced) => RemoveOutcome::Failed(fenced.to_string()),
+        Ok(Ok(_)) => RemoveOutcome::Done,
+        Ok(Err(kube::Error::Api(s))) if s.code == 404 => RemoveOutcome::Done,
+        Ok(Err(e)) => RemoveOutcome::Failed(error_chain(&e)),
     }
 }
 
 /// Releases Flotilla's copy (deletion policy Orphan): removes the tracking labels and
 /// annotations so the object is the member's own from now on.
-pub async fn release_copy(client: &Client, origin: &Origin) -> RemoveOutcome {
+pub async fn release_copy(guard: &LeaseGuard, client: &Client, origin: &Origin) -> RemoveOutcome {
     let api: Api<Ingress> = Api::namespaced(client.clone(), &origin.namespace);
     if let Err(outcome) = our_copy(&api, origin).await {
         return outcome;
@@ -195,11 +213,13 @@ pub async fn release_copy(client: &Client, origin: &Origin) -> RemoveOutcome {
         "labels": nulls(&[MANAGED_BY, ORIGIN_KIND]),
         "annotations": nulls(&[ORIGIN_NAMESPACE, ORIGIN_NAME, ORIGIN_UID, DELETION_POLICY_ANNOTATION]),
     }});
-    match api
-        .patch(&origin.name, &PatchParams::default(), &Patch::Merge(&patch))
+    let params = PatchParams::default();
+    match guard
+        .fence(api.patch(&origin.name, &params, &Patch::Merge(&patch)))
         .await
     {
-        Ok(_) => RemoveOutcome::Done,
-        Err(e) => RemoveOutcome::Failed(error_chain(&e)),
+        Err(fenced) => RemoveOutcome::Failed(fenced.to_string()),
+        Ok(Ok(_)) => RemoveOutcome::Done,
+        Ok(Err(e)) => RemoveOutcome::Failed(error_chain(&e)),
     }
 }

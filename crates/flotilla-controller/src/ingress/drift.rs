@@ -278,7 +278,16 @@ impl Syncer {
     ) -> Option<DriftStatus> {
         let client = self.ctx.registry.get(member)?.ready_client()?.clone();
         // The copy was Flotilla's (or is gone): no adoption check is needed to restore it.
-        match apply_copy(&client, origin, desired, fi.spec.adoption, true).await {
+        match apply_copy(
+            &self.ctx.lease,
+            &client,
+            origin,
+            desired,
+            fi.spec.adoption,
+            true,
+        )
+        .await
+        {
             ApplyOutcome::Applied => {
                 self.ctx.metrics.drift(KIND, true);
                 let note = format!("restored: {}", describe(member, drift));
@@ -400,14 +409,17 @@ impl Syncer {
     async fn apply_status(&self, fi: &FederatedIngress, manager: &str, patch: &Value) -> bool {
         let api: Api<FederatedIngress> =
             Api::namespaced(self.ctx.host.clone(), &fi.namespace().unwrap_or_default());
-        match api
-            .patch_status(
-                &fi.name_any(),
-                &PatchParams::apply(manager).force(),
-                &Patch::Apply(patch),
-            )
+        let params = PatchParams::apply(manager).force();
+        let name = fi.name_any();
+        let Ok(written) = self
+            .ctx
+            .lease
+            .fence(api.patch_status(&name, &params, &Patch::Apply(patch)))
             .await
-        {
+        else {
+            return false;
+        };
+        match written {
             Ok(_) => {
                 self.ctx
                     .metrics

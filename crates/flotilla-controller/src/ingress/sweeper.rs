@@ -88,9 +88,9 @@ async fn sweep(ctx: &Context, store: &Store<FederatedIngress>, member: &str) {
             .get(DELETION_POLICY_ANNOTATION)
             .is_some_and(|p| p == "Orphan");
         let outcome = if orphan {
-            release_copy(&client, &origin).await
+            release_copy(&ctx.lease, &client, &origin).await
         } else {
-            delete_copy(&client, &origin).await
+            delete_copy(&ctx.lease, &client, &origin).await
         };
         match outcome {
             RemoveOutcome::Done => tracing::info!(
