@@ -16,6 +16,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
 pub mod prometheus;
+pub mod proxy;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -81,6 +82,39 @@ impl TestBed {
         Client::try_from(config).unwrap()
     }
 
+    /// The host API server's loopback address.
+    pub fn host_address(&self) -> std::net::SocketAddr {
+        let config = Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let server = host_cluster(&config)
+            .and_then(|c| c.server.clone())
+            .expect("the host cluster has a server");
+        let port = server.rsplit(':').next().unwrap().trim_end_matches('/');
+        format!("127.0.0.1:{port}").parse().unwrap()
+    }
+
+    /// A copy of the kubeconfig whose `host` cluster is reached through 127.0.0.1:`port` (a
+    /// proxy); written to the state directory as `name`. The TLS name is unchanged (127.0.0.1).
+    pub fn kubeconfig_via(&self, port: u16, name: &str) -> PathBuf {
+        let mut config = Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let host = config
+            .contexts
+            .iter()
+            .find(|c| c.name == "host")
+            .and_then(|c| c.context.as_ref())
+            .map(|c| c.cluster.clone())
+            .unwrap();
+        for cluster in &mut config.clusters {
+            if cluster.name == host
+                && let Some(c) = cluster.cluster.as_mut()
+            {
+                c.server = Some(format!("https://127.0.0.1:{port}"));
+            }
+        }
+        let path = self.state_dir().join(name);
+        std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+        path
+    }
+
     /// Runs `kubectl --context <context> <args>` from the repository root.
     pub fn kubectl(&self, context: &str, args: &[&str]) -> Output {
         self.kubectl_with_stdin(context, args, None)
@@ -125,6 +159,23 @@ impl TestBed {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+/// The cluster the `host` context names.
+fn host_cluster(config: &Kubeconfig) -> Option<&kube::config::Cluster> {
+    let name = &config
+        .contexts
+        .iter()
+        .find(|c| c.name == "host")?
+        .context
+        .as_ref()?
+        .cluster;
+    config
+        .clusters
+        .iter()
+        .find(|c| &c.name == name)?
+        .cluster
+        .as_ref()
 }
 
 /// Polls `check` until it returns `Ok(Some(_))` or `timeout` passes; the last error explains a timeout.
@@ -448,6 +499,28 @@ impl Operator {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill on PATH");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; its status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
 }
 
 impl Drop for Operator {
@@ -615,6 +688,22 @@ impl Operator {
             OperatorOptions {
                 leader_elect: true,
                 identity: identity.into(),
+                ..OperatorOptions::default()
+            },
+        )
+    }
+
+    /// A replica with leader election whose host connection goes through `kubeconfig`'s `host`
+    /// context, logging every lease guard decision (target `flotilla::writes`).
+    pub fn replica_with(bed: &TestBed, identity: &str, kubeconfig: Option<PathBuf>) -> Self {
+        Self::start_with(
+            bed,
+            &format!("leader-{identity}"),
+            OperatorOptions {
+                leader_elect: true,
+                identity: identity.into(),
+                kubeconfig: kubeconfig.map(|k| (k, "host".to_string())),
+                extra_env: vec![("RUST_LOG".into(), "info,flotilla::writes=debug".into())],
                 ..OperatorOptions::default()
             },
         )
