@@ -364,6 +364,28 @@ impl Operator {
     }
 
     pub fn start_with(bed: &TestBed, name: &str, options: OperatorOptions) -> Self {
+        let mut op = Self::spawn_with(bed, name, options);
+        let start = Instant::now();
+        while op.get("/readyz").as_deref() != Some("ok") {
+            if let Ok(Some(status)) = op.child.try_wait() {
+                panic!(
+                    "operator exited ({status}); log {}:\n{}",
+                    op.log.display(),
+                    op.log_tail()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "operator not ready; log:\n{}",
+                op.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        op
+    }
+
+    /// Starts `flotilla run` without waiting for it to be ready (e.g. while the host is down).
+    pub fn spawn_with(bed: &TestBed, name: &str, options: OperatorOptions) -> Self {
         let metrics_port = free_port();
         let log = bed.state_dir().join(format!("operator-{name}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -405,28 +427,11 @@ impl Operator {
         let child = cmd
             .spawn()
             .expect("flotilla binary built (make e2e builds it)");
-        let mut op = Self {
+        Self {
             child,
             metrics_port,
             log,
-        };
-        let start = Instant::now();
-        while op.get("/readyz").as_deref() != Some("ok") {
-            if let Ok(Some(status)) = op.child.try_wait() {
-                panic!(
-                    "operator exited ({status}); log {}:\n{}",
-                    op.log.display(),
-                    op.log_tail()
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "operator not ready; log:\n{}",
-                op.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        op
     }
 
     /// GET on the operator's HTTP port; `None` when it does not answer.
@@ -699,14 +704,49 @@ impl Operator {
         Self::start_with(
             bed,
             &format!("leader-{identity}"),
-            OperatorOptions {
-                leader_elect: true,
-                identity: identity.into(),
-                kubeconfig: kubeconfig.map(|k| (k, "host".to_string())),
-                extra_env: vec![("RUST_LOG".into(), "info,flotilla::writes=debug".into())],
-                ..OperatorOptions::default()
-            },
+            Self::fenced_options(identity, kubeconfig),
         )
+    }
+
+    /// The options of [`Self::replica_with`].
+    pub fn fenced_options(identity: &str, kubeconfig: Option<PathBuf>) -> OperatorOptions {
+        OperatorOptions {
+            leader_elect: true,
+            identity: identity.into(),
+            kubeconfig: kubeconfig.map(|k| (k, "host".to_string())),
+            extra_env: vec![("RUST_LOG".into(), "info,flotilla::writes=debug".into())],
+            ..OperatorOptions::default()
+        }
+    }
+
+    /// The timestamps of this operator's log lines that contain `needle`.
+    pub fn logged(&self, needle: &str) -> Vec<jiff::Timestamp> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect()
+    }
+
+    /// When the lease guard permitted a write (logged by a [`Self::replica_with`]).
+    pub fn permitted_writes(&self) -> Vec<jiff::Timestamp> {
+        self.logged("write permitted by the lease guard")
+    }
+
+    /// When this replica started leading, by its own log.
+    pub fn led_since(&self) -> Option<jiff::Timestamp> {
+        self.logged("leading: starting controllers")
+            .first()
+            .copied()
+    }
+
+    /// Writes this (old) leader made at or after `since`, e.g. while another replica led.
+    pub fn writes_since(&self, since: jiff::Timestamp) -> Vec<jiff::Timestamp> {
+        self.permitted_writes()
+            .into_iter()
+            .filter(|t| *t >= since)
+            .collect()
     }
 
     /// Whether this replica reports that it holds the leader Lease.

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use flotilla_e2e::proxy::BlackHoleProxy;
-use flotilla_e2e::{OPERATOR_NAMESPACE, Operator, TestBed, eventually};
+use flotilla_e2e::{OPERATOR_NAMESPACE, Operator, Outage, TestBed, eventually};
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -53,33 +53,10 @@ fn federated_ingress(bed: &TestBed, ns: &str, name: &str, host: &str) {
     );
 }
 
-/// The timestamps of the log lines that contain `needle`.
-fn logged(op: &Operator, needle: &str) -> Vec<Timestamp> {
-    std::fs::read_to_string(&op.log)
-        .unwrap()
-        .lines()
-        .filter(|l| l.contains(needle))
-        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-        .collect()
-}
-
-fn permitted_writes(op: &Operator) -> Vec<Timestamp> {
-    logged(op, "write permitted by the lease guard")
-}
-
 /// When the replica started leading, by its own log.
 fn led_since(op: &Operator) -> Timestamp {
-    *logged(op, "leading: starting controllers")
-        .first()
+    op.led_since()
         .unwrap_or_else(|| panic!("never led:\n{}", op.log_tail()))
-}
-
-/// Writes the old leader made at or after `since`: while the other replica led, the overlap.
-fn overlap(old: &Operator, since: Timestamp) -> Vec<Timestamp> {
-    permitted_writes(old)
-        .into_iter()
-        .filter(|t| *t >= since)
-        .collect()
 }
 
 async fn two_replicas(
@@ -110,7 +87,7 @@ async fn a_paused_leader_writes_nothing_after_its_lease_deadline_and_exits() {
     federated_ingress(&bed, &ns, "before", "before.example.com");
     bed.wait_for_copy("member1", &ns, "before").await;
     assert!(
-        !permitted_writes(&a).is_empty(),
+        !a.permitted_writes().is_empty(),
         "the leader logged no write"
     );
 
@@ -138,16 +115,13 @@ async fn a_paused_leader_writes_nothing_after_its_lease_deadline_and_exits() {
     let log = std::fs::read_to_string(&a.log).unwrap();
     assert!(log.contains("lost the leader Lease"), "{}", a.log_tail());
     // Its deadline passed while it was stopped: nothing it permitted is later than the stop.
-    let late: Vec<_> = permitted_writes(&a)
-        .into_iter()
-        .filter(|t| *t >= stopped)
-        .collect();
+    let late = a.writes_since(stopped);
     assert!(
         late.is_empty(),
         "writes after SIGSTOP: {late:?}\n{}",
         a.log_tail()
     );
-    let overlap = overlap(&a, led_since(&b));
+    let overlap = a.writes_since(led_since(&b));
     println!("overlapping writes: {}", overlap.len());
     assert!(
         overlap.is_empty(),
@@ -179,10 +153,7 @@ async fn a_leader_cut_off_from_the_host_stops_writing_to_members_within_the_rene
     assert!(!status.success(), "exit status {status}");
     // Its last renewal started before the cut, so its deadline is before cut + renew deadline.
     let deadline = cut.checked_add(RENEW_DEADLINE).unwrap();
-    let late: Vec<_> = permitted_writes(&a)
-        .into_iter()
-        .filter(|t| *t >= deadline)
-        .collect();
+    let late = a.writes_since(deadline);
     assert!(late.is_empty(), "writes after the lease deadline: {late:?}");
 
     eventually("the standby takes over", LEASE * 2, || async {
@@ -192,7 +163,7 @@ async fn a_leader_cut_off_from_the_host_stops_writing_to_members_within_the_rene
     .unwrap_or_else(|e| panic!("{e}\n{}", b.log_tail()));
     let took = cut_at.elapsed();
     println!("standby leads {took:?} after the cut");
-    let overlap = overlap(&a, led_since(&b));
+    let overlap = a.writes_since(led_since(&b));
     assert!(
         overlap.is_empty(),
         "the old leader wrote while the standby led: {overlap:?}"
@@ -200,5 +171,65 @@ async fn a_leader_cut_off_from_the_host_stops_writing_to_members_within_the_rene
     federated_ingress(&bed, &ns, "after", "after.example.com");
     bed.wait_for_copy("member1", &ns, "after").await;
     assert_eq!(lease_holder(&bed).await.as_deref(), Some("cut-b"));
+    bed.kubectl_ok("host", &["delete", "namespace", &ns, "--wait=false"]);
+}
+
+#[tokio::test]
+async fn a_host_outage_ends_the_leader_and_a_replica_leads_within_one_lease_after_it_no_crash_loop()
+{
+    let bed = TestBed::get();
+    let (mut a, mut b) = two_replicas(&bed, "outage-a", "outage-b", None).await;
+    let ns = bed.create_namespace("fence-outage");
+    federated_ingress(&bed, &ns, "before", "before.example.com");
+    bed.wait_for_copy("member1", &ns, "before").await;
+
+    let mut outage = Outage::kill(&bed, "host");
+    let down = Instant::now();
+    // The leader cannot renew: it exits at its renew deadline (it cannot know whether it still
+    // leads, so it may not write to members either).
+    let status = a
+        .wait_exit(RENEW_DEADLINE + Duration::from_secs(3))
+        .unwrap_or_else(|| {
+            panic!(
+                "the leader kept running without its host:\n{}",
+                a.log_tail()
+            )
+        });
+    assert!(!status.success(), "exit status {status}");
+    println!("leader exited {:?} into the host outage", down.elapsed());
+    // Its replacement, started while the host is still down (as a supervisor restarts it), waits
+    // for the host instead of exiting; the standby keeps campaigning.
+    let mut a2 = Operator::spawn_with(
+        &bed,
+        "leader-outage-a2",
+        Operator::fenced_options("outage-a2", None),
+    );
+    tokio::time::sleep((LEASE * 2).saturating_sub(down.elapsed())).await;
+    assert!(
+        a2.is_running(),
+        "restarted during the outage, it exited:\n{}",
+        a2.log_tail()
+    );
+    assert!(
+        b.is_running(),
+        "the standby exited during the outage:\n{}",
+        b.log_tail()
+    );
+
+    outage.restore();
+    let back = Instant::now();
+    eventually("a replica leads again", LEASE, || async {
+        Ok((b.leading() || a2.leading()).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", b.log_tail(), a2.log_tail()));
+    println!(
+        "a replica leads {:?} after the host is back",
+        back.elapsed()
+    );
+    assert!(!(b.leading() && a2.leading()), "two leaders");
+    federated_ingress(&bed, &ns, "after", "after.example.com");
+    bed.wait_for_copy("member1", &ns, "after").await;
+    assert!(a2.is_running() && b.is_running());
     bed.kubectl_ok("host", &["delete", "namespace", &ns, "--wait=false"]);
 }

@@ -171,7 +171,9 @@ async fn crds_installed(client: &Client) -> anyhow::Result<()> {
     loop {
         match api.list(&ListParams::default().limit(1)).await {
             Ok(_) => return Ok(()),
-            Err(e @ kube::Error::Api(_)) => {
+            // An answer other than "unavailable" is a configuration problem, not an outage.
+            Err(kube::Error::Api(s)) if s.code < 500 && s.code != 429 => {
+                let e = kube::Error::Api(s);
                 return Err(e).context("cannot list MemberClusters on the host; are the CRDs installed? (helm install, or `flotilla crd | kubectl apply -f -`)");
             }
             Err(e) => {
