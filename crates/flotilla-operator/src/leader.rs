@@ -2,8 +2,8 @@
 //!
 //! Expiry is judged by how long this replica has seen the Lease record unchanged, never by
 //! comparing another replica's clock with ours (as client-go does). The leader renews every
-//! quarter of the duration; each attempt is cut off after a quarter of the duration, so a hung
-//! request (kube's read timeout is minutes) never holds renewal up. Whether the leader may still
+//! quarter of the duration; each attempt is cut off at the guard's deadline at the latest, so a
+//! hung request (kube's read timeout is minutes) never holds renewal up. Whether the leader may still
 //! write is the lease guard's business ([`LeaseGuard`]): each successful renewal extends it to
 //! `start of that renewal + renew deadline` (two thirds of the duration), on the monotonic
 //! clock, and its own timer lapses it then, whatever the renewal call is doing. A standby takes
@@ -65,10 +65,20 @@ impl LeaderElection {
         self.duration / 4
     }
 
-    /// How long one acquire or renew attempt (a read and a write) may take before it is
-    /// abandoned: short enough that a second attempt fits before the renew deadline.
+    /// How long one acquire attempt (a read and a write), or a release, may take before it is
+    /// abandoned.
     fn attempt_timeout(&self) -> Duration {
         (self.duration / 4).max(Duration::from_millis(250))
+    }
+
+    /// How long a renewal may take: until the guard's deadline, after which its answer is of no
+    /// use (a host slow to answer, e.g. just restarted, still gets the whole time).
+    fn renew_timeout(guard: &LeaseGuard) -> Duration {
+        guard
+            .deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or_default()
+            .max(Duration::from_millis(250))
     }
 
     /// How long after the start of its last successful renewal the leader may write.
@@ -76,9 +86,8 @@ impl LeaderElection {
         self.duration * 2 / 3
     }
 
-    /// One attempt, abandoned after [`Self::attempt_timeout`].
-    async fn attempt(&mut self) -> Result<bool, String> {
-        let limit = self.attempt_timeout();
+    /// One attempt, abandoned after `limit`.
+    async fn attempt(&mut self, limit: Duration) -> Result<bool, String> {
         match tokio::time::timeout(limit, self.try_acquire_or_renew()).await {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(_) => Err(format!("no answer within {limit:?}")),
@@ -90,7 +99,7 @@ impl LeaderElection {
     pub async fn acquire(&mut self) -> LeaseGuard {
         loop {
             let started = Instant::now();
-            match self.attempt().await {
+            match self.attempt(self.attempt_timeout()).await {
                 Ok(true) => return LeaseGuard::until(started + self.renew_deadline()),
                 Ok(false) => {}
                 Err(e) => {
@@ -109,7 +118,7 @@ impl LeaderElection {
         loop {
             tokio::time::sleep(pause).await;
             let started = Instant::now();
-            match self.attempt().await {
+            match self.attempt(Self::renew_timeout(guard)).await {
                 Ok(true) => {
                     guard.extend(started + self.renew_deadline());
                     pause = self.renew_period();
