@@ -1,11 +1,17 @@
 //! `make bench-leader`: two operator replicas against the host; SIGKILL the leader and time how
 //! long until the standby leads. Prints `BENCH leader_failover_ms <median> ms` over several rounds
 //! with the default Lease duration (8 s).
+//!
+//! Then one SIGSTOP round: the leader is paused past its Lease while new work arrives, the
+//! standby takes over, and the old leader is resumed. Prints `BENCH leader_overlap_writes <n>`:
+//! the writes the old leader's lease guard permitted at or after the moment the new leader
+//! started leading, from both replicas' own logs (one machine, one clock). It must be 0.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
 use flotilla_e2e::{OPERATOR_NAMESPACE, Operator, TestBed};
+use serde_json::json;
 
 const ROUNDS: usize = 3;
 
@@ -17,22 +23,26 @@ fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
+fn delete_lease(bed: &TestBed) {
+    bed.kubectl(
+        "host",
+        &[
+            "delete",
+            "lease",
+            "flotilla-leader",
+            "-n",
+            OPERATOR_NAMESPACE,
+            "--ignore-not-found",
+        ],
+    );
+}
+
 fn main() {
     let bed = TestBed::get();
     bed.federation();
     let mut samples = Vec::new();
     for round in 0..ROUNDS {
-        bed.kubectl(
-            "host",
-            &[
-                "delete",
-                "lease",
-                "flotilla-leader",
-                "-n",
-                OPERATOR_NAMESPACE,
-                "--ignore-not-found",
-            ],
-        );
+        delete_lease(&bed);
         let mut leader = Operator::replica(&bed, &format!("a{round}"));
         wait_until("first replica leads", Duration::from_secs(20), || {
             leader.leading()
@@ -58,4 +68,45 @@ fn main() {
         samples[samples.len() - 1]
     );
     println!("BENCH leader_failover_ms {median} ms");
+    println!(
+        "BENCH leader_overlap_writes {} writes",
+        overlap_writes(&bed)
+    );
+}
+
+/// One SIGSTOP round; the old leader's writes while the new one led.
+fn overlap_writes(bed: &TestBed) -> usize {
+    delete_lease(bed);
+    let mut leader = Operator::replica_with(bed, "overlap-a", None);
+    wait_until("first replica leads", Duration::from_secs(20), || {
+        leader.leading()
+    });
+    let standby = Operator::replica_with(bed, "overlap-b", None);
+    let ns = bed.create_namespace("bench-overlap");
+    std::thread::sleep(Duration::from_secs(3));
+    leader.signal("STOP");
+    // Work that waits for the paused leader when it resumes.
+    for i in 0..20 {
+        bed.apply(
+            "host",
+            &json!({
+                "apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "FederatedIngress",
+                "metadata": {"name": format!("overlap-{i}"), "namespace": ns},
+                "spec": {"template": {"spec": {"rules": [{"host": "overlap.example.com"}]}},
+                         "placement": {"clusters": ["member1"]}}
+            })
+            .to_string(),
+        );
+    }
+    wait_until("standby takes over", Duration::from_secs(30), || {
+        standby.leading()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    leader.signal("CONT");
+    let exited = leader.wait_exit(Duration::from_secs(10));
+    assert!(exited.is_some(), "the resumed leader kept running");
+    let since = standby.led_since().expect("the standby logged its start");
+    let overlap = leader.writes_since(since).len();
+    bed.kubectl("host", &["delete", "namespace", &ns, "--wait=false"]);
+    overlap
 }

@@ -16,6 +16,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
 pub mod prometheus;
+pub mod proxy;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -81,6 +82,39 @@ impl TestBed {
         Client::try_from(config).unwrap()
     }
 
+    /// The host API server's loopback address.
+    pub fn host_address(&self) -> std::net::SocketAddr {
+        let config = Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let server = host_cluster(&config)
+            .and_then(|c| c.server.clone())
+            .expect("the host cluster has a server");
+        let port = server.rsplit(':').next().unwrap().trim_end_matches('/');
+        format!("127.0.0.1:{port}").parse().unwrap()
+    }
+
+    /// A copy of the kubeconfig whose `host` cluster is reached through 127.0.0.1:`port` (a
+    /// proxy); written to the state directory as `name`. The TLS name is unchanged (127.0.0.1).
+    pub fn kubeconfig_via(&self, port: u16, name: &str) -> PathBuf {
+        let mut config = Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let host = config
+            .contexts
+            .iter()
+            .find(|c| c.name == "host")
+            .and_then(|c| c.context.as_ref())
+            .map(|c| c.cluster.clone())
+            .unwrap();
+        for cluster in &mut config.clusters {
+            if cluster.name == host
+                && let Some(c) = cluster.cluster.as_mut()
+            {
+                c.server = Some(format!("https://127.0.0.1:{port}"));
+            }
+        }
+        let path = self.state_dir().join(name);
+        std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+        path
+    }
+
     /// Runs `kubectl --context <context> <args>` from the repository root.
     pub fn kubectl(&self, context: &str, args: &[&str]) -> Output {
         self.kubectl_with_stdin(context, args, None)
@@ -125,6 +159,23 @@ impl TestBed {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+/// The cluster the `host` context names.
+fn host_cluster(config: &Kubeconfig) -> Option<&kube::config::Cluster> {
+    let name = &config
+        .contexts
+        .iter()
+        .find(|c| c.name == "host")?
+        .context
+        .as_ref()?
+        .cluster;
+    config
+        .clusters
+        .iter()
+        .find(|c| &c.name == name)?
+        .cluster
+        .as_ref()
 }
 
 /// Polls `check` until it returns `Ok(Some(_))` or `timeout` passes; the last error explains a timeout.
@@ -315,6 +366,28 @@ impl Operator {
     }
 
     pub fn start_with(bed: &TestBed, name: &str, options: OperatorOptions) -> Self {
+        let mut op = Self::spawn_with(bed, name, options);
+        let start = Instant::now();
+        while op.get("/readyz").as_deref() != Some("ok") {
+            if let Ok(Some(status)) = op.child.try_wait() {
+                panic!(
+                    "operator exited ({status}); log {}:\n{}",
+                    op.log.display(),
+                    op.log_tail()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "operator not ready; log:\n{}",
+                op.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        op
+    }
+
+    /// Starts `flotilla run` without waiting for it to be ready (e.g. while the host is down).
+    pub fn spawn_with(bed: &TestBed, name: &str, options: OperatorOptions) -> Self {
         let metrics_port = free_port();
         let admin_port = free_port();
         let log = bed.state_dir().join(format!("operator-{name}.log"));
@@ -358,29 +431,12 @@ impl Operator {
         let child = cmd
             .spawn()
             .expect("flotilla binary built (make e2e builds it)");
-        let mut op = Self {
+        Self {
             child,
             metrics_port,
             admin_port,
             log,
-        };
-        let start = Instant::now();
-        while op.get("/readyz").as_deref() != Some("ok") {
-            if let Ok(Some(status)) = op.child.try_wait() {
-                panic!(
-                    "operator exited ({status}); log {}:\n{}",
-                    op.log.display(),
-                    op.log_tail()
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "operator not ready; log:\n{}",
-                op.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        op
     }
 
     /// GET on the operator's HTTP port; `None` when it does not answer.
@@ -457,6 +513,28 @@ impl Operator {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill on PATH");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; its status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 }
 
@@ -628,6 +706,57 @@ impl Operator {
                 ..OperatorOptions::default()
             },
         )
+    }
+
+    /// A replica with leader election whose host connection goes through `kubeconfig`'s `host`
+    /// context, logging every lease guard decision (target `flotilla::writes`).
+    pub fn replica_with(bed: &TestBed, identity: &str, kubeconfig: Option<PathBuf>) -> Self {
+        Self::start_with(
+            bed,
+            &format!("leader-{identity}"),
+            Self::fenced_options(identity, kubeconfig),
+        )
+    }
+
+    /// The options of [`Self::replica_with`].
+    pub fn fenced_options(identity: &str, kubeconfig: Option<PathBuf>) -> OperatorOptions {
+        OperatorOptions {
+            leader_elect: true,
+            identity: identity.into(),
+            kubeconfig: kubeconfig.map(|k| (k, "host".to_string())),
+            extra_env: vec![("RUST_LOG".into(), "info,flotilla::writes=debug".into())],
+            ..OperatorOptions::default()
+        }
+    }
+
+    /// The timestamps of this operator's log lines that contain `needle`.
+    pub fn logged(&self, needle: &str) -> Vec<jiff::Timestamp> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect()
+    }
+
+    /// When the lease guard permitted a write (logged by a [`Self::replica_with`]).
+    pub fn permitted_writes(&self) -> Vec<jiff::Timestamp> {
+        self.logged("write permitted by the lease guard")
+    }
+
+    /// When this replica started leading, by its own log.
+    pub fn led_since(&self) -> Option<jiff::Timestamp> {
+        self.logged("leading: starting controllers")
+            .first()
+            .copied()
+    }
+
+    /// Writes this (old) leader made at or after `since`, e.g. while another replica led.
+    pub fn writes_since(&self, since: jiff::Timestamp) -> Vec<jiff::Timestamp> {
+        self.permitted_writes()
+            .into_iter()
+            .filter(|t| *t >= since)
+            .collect()
     }
 
     /// Whether this replica reports that it holds the leader Lease.

@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 
+use crate::lease_guard::LeaseGuard;
 use crate::members::credentials::ClientTimeouts;
 use crate::members::kubeconfig_policy::PolicyOptions;
 use crate::members::registry::MemberRegistry;
@@ -21,11 +22,19 @@ pub struct Context {
     pub timeouts: ClientTimeouts,
     /// What member kubeconfigs may contain beyond the default (development flags).
     pub member_policy: PolicyOptions,
+    /// Whether this replica may write: checked before every host and member write.
+    pub lease: LeaseGuard,
     recorder: Recorder,
 }
 
 impl Context {
-    pub fn new(host: Client, namespace: String, identity: String, metrics: Metrics) -> Self {
+    pub fn new(
+        host: Client,
+        namespace: String,
+        identity: String,
+        metrics: Metrics,
+        lease: LeaseGuard,
+    ) -> Self {
         let reporter = Reporter {
             controller: "flotilla".into(),
             instance: Some(identity),
@@ -38,10 +47,12 @@ impl Context {
             metrics,
             timeouts: ClientTimeouts::default(),
             member_policy: PolicyOptions::default(),
+            lease,
         }
     }
 
-    /// Publishes an Event on a host object. Failing to record an event never fails a reconcile.
+    /// Publishes an Event on a host object. Failing to record an event never fails a reconcile;
+    /// without the Lease the event is skipped.
     pub async fn event(
         &self,
         reference: &ObjectReference,
@@ -61,7 +72,11 @@ impl Context {
             action: action.into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, reference).await {
+        if let Ok(Err(e)) = self
+            .lease
+            .fence(self.recorder.publish(&event, reference))
+            .await
+        {
             tracing::debug!(error = %e, reason, "could not record event");
         }
     }

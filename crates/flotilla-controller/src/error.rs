@@ -29,6 +29,9 @@ pub enum Error {
     #[error("cleaning up member copies failed: {0}")]
     Cleanup(String),
 
+    #[error(transparent)]
+    Fenced(#[from] crate::lease_guard::Fenced),
+
     #[error("object has no {0}")]
     MissingObjectKey(&'static str),
 }
@@ -44,6 +47,7 @@ impl Error {
             Error::Serialize { .. } => "serialize",
             Error::Cleanup(_) => "cleanup",
             Error::MissingObjectKey(_) => "missing_object_key",
+            Error::Fenced(_) => "fenced",
         }
     }
 }

@@ -10,10 +10,14 @@
 //! - Removing is a JSON patch that tests the entry at the index it removes, so it removes exactly
 //!   Flotilla's entry, whoever added it (also a merge patch of an older operator version). When
 //!   the list moved since it was read, it is read again.
+//!
+//! Both run under the lease guard: a fenced write fails with [`fenced`]'s error.
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+
+use crate::lease_guard::{Fenced, LeaseGuard};
 
 /// The finalizer on host objects whose member copies must be cleaned up first.
 pub const FINALIZER: &str = "federation.flotilla.dev/cleanup";
@@ -32,18 +36,24 @@ fn index_of<K: Resource>(obj: &K) -> Option<usize> {
         .and_then(|f| f.iter().position(|x| x == FINALIZER))
 }
 
+/// The error of a finalizer write the lease guard refused. A kube error, so that callers report
+/// it as a failed host write and retry (by then the process is exiting).
+pub fn fenced(f: Fenced) -> kube::Error {
+    kube::Error::Service(Box::new(f))
+}
+
 /// Adds the finalizer; returns the updated object.
-pub async fn add<K>(api: &Api<K>, obj: &K) -> Result<K, kube::Error>
+pub async fn add<K>(guard: &LeaseGuard, api: &Api<K>, obj: &K) -> Result<K, kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
     let name = obj.meta().name.clone().unwrap_or_default();
-    api.patch(
-        &name,
-        &PatchParams::apply(FINALIZER_MANAGER),
-        &Patch::Apply(add_patch(obj)),
-    )
-    .await
+    let params = PatchParams::apply(FINALIZER_MANAGER);
+    let patch = add_patch(obj);
+    guard
+        .fence(api.patch(&name, &params, &Patch::Apply(patch)))
+        .await
+        .map_err(fenced)?
 }
 
 /// The server-side apply document that adds the finalizer to `obj`.
@@ -60,7 +70,7 @@ fn add_patch<K: Resource<DynamicType = ()>>(obj: &K) -> Value {
 }
 
 /// Removes the finalizer. Done when the object is gone or no longer carries it.
-pub async fn remove<K>(api: &Api<K>, obj: &K) -> Result<(), kube::Error>
+pub async fn remove<K>(guard: &LeaseGuard, api: &Api<K>, obj: &K) -> Result<(), kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -68,14 +78,14 @@ where
     let Some(index) = index_of(obj) else {
         return Ok(());
     };
-    match remove_at(api, &name, index).await {
+    match remove_at(guard, api, &name, index).await {
         // The list changed since `obj` was read (the test op failed): read it again, once.
         Err(kube::Error::Api(s)) if matches!(s.code, 409 | 422 | 500) => {
             let Some(fresh) = api.get_opt(&name).await? else {
                 return Ok(());
             };
             match index_of(&fresh) {
-                Some(index) => remove_at(api, &name, index).await,
+                Some(index) => remove_at(guard, api, &name, index).await,
                 None => Ok(()),
             }
         }
@@ -84,14 +94,22 @@ where
     }
 }
 
-async fn remove_at<K>(api: &Api<K>, name: &str, index: usize) -> Result<(), kube::Error>
+async fn remove_at<K>(
+    guard: &LeaseGuard,
+    api: &Api<K>,
+    name: &str,
+    index: usize,
+) -> Result<(), kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
     let patch: json_patch::Patch =
         serde_json::from_value(remove_patch(index)).map_err(kube::Error::SerdeError)?;
-    api.patch(name, &PatchParams::default(), &Patch::<()>::Json(patch))
+    let params = PatchParams::default();
+    guard
+        .fence(api.patch(name, &params, &Patch::<()>::Json(patch)))
         .await
+        .map_err(fenced)?
         .map(|_| ())
 }
 

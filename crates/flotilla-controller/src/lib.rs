@@ -8,6 +8,7 @@ pub mod context;
 pub mod error;
 pub mod finalizer;
 pub mod ingress;
+pub mod lease_guard;
 pub mod members;
 pub mod metrics;
 pub mod placement_change;
@@ -19,4 +20,5 @@ pub mod store;
 
 pub use context::Context;
 pub use error::{Error, Result};
+pub use lease_guard::{Fenced, LeaseGuard};
 pub use metrics::Metrics;

@@ -14,7 +14,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 
 /// Applies `status` as the whole of Flotilla's part of `name`'s status (fields it no longer sets
-/// are removed, fields other managers own are kept).
+/// are removed, fields other managers own are kept). Not written without the leader Lease.
 pub async fn apply_status<K, S>(
     ctx: &Context,
     writer: &'static str,
@@ -31,13 +31,11 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::HostApi)?;
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    ctx.lease
+        .fence(api.patch_status(name, &params, &Patch::Apply(&patch)))
+        .await?
+        .map_err(Error::HostApi)?;
     ctx.metrics.status_written(writer, patch.to_string().len());
     Ok(())
 }

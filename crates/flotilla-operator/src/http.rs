@@ -1,8 +1,8 @@
 //! The operator's HTTP endpoints: /metrics, /healthz and /readyz on the metrics port, which the
 //! cluster network reaches (Prometheus, kubelet probes); PUT /log-level on the admin port alone,
 //! which listens on loopback only, since it has no authentication.
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::State;
@@ -10,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, put};
 
-use flotilla_controller::Metrics;
+use flotilla_controller::{LeaseGuard, Metrics};
 
 use crate::telemetry::LogLevel;
 
@@ -22,6 +22,8 @@ pub struct Health {
     pub ready: Arc<AtomicBool>,
     /// Whether this replica currently leads.
     pub leading: Arc<AtomicBool>,
+    /// The lease guard, once this replica leads: its counts of permitted and refused writes.
+    pub guard: Arc<OnceLock<LeaseGuard>>,
 }
 
 #[derive(Clone)]
@@ -71,9 +73,20 @@ async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
     let mut body = state.metrics.encode();
     // The exposition ends with "# EOF"; put the leader gauge before it.
     let eof = body.rfind("# EOF").unwrap_or(body.len());
+    let (permitted, refused) = state
+        .health
+        .guard
+        .get()
+        .map(LeaseGuard::counts)
+        .unwrap_or_default();
     body.insert_str(
         eof,
-        &format!("# HELP flotilla_leader 1 when this replica holds the leader Lease.\n# TYPE flotilla_leader gauge\nflotilla_leader {leading}\n"),
+        &format!(
+            "# HELP flotilla_leader 1 when this replica holds the leader Lease.\n# TYPE flotilla_leader gauge\nflotilla_leader {leading}\n\
+             # HELP flotilla_lease_guard_checks Writes the lease guard permitted or refused.\n# TYPE flotilla_lease_guard_checks counter\n\
+             flotilla_lease_guard_checks_total{{result=\"permitted\"}} {permitted}\n\
+             flotilla_lease_guard_checks_total{{result=\"refused\"}} {refused}\n"
+        ),
     );
     (
         [(
@@ -133,6 +146,7 @@ mod tests {
         let health = Health {
             ready: Arc::new(AtomicBool::new(true)),
             leading: Arc::new(AtomicBool::new(false)),
+            guard: Arc::new(OnceLock::new()),
         };
         tokio::spawn(serve(listener, Metrics::new(), health));
         let put = request(

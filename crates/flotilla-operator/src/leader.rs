@@ -2,15 +2,23 @@
 //!
 //! Expiry is judged by how long this replica has seen the Lease record unchanged, never by
 //! comparing another replica's clock with ours (as client-go does). The leader renews every
-//! quarter of the duration and gives up if it cannot renew within two thirds of it, before any
-//! standby can consider the Lease expired: two replicas never write at once.
-use std::time::{Duration, Instant};
+//! quarter of the duration; each attempt is cut off at the guard's deadline at the latest, so a
+//! hung request (kube's read timeout is minutes) never holds renewal up. Whether the leader may still
+//! write is the lease guard's business ([`LeaseGuard`]): each successful renewal extends it to
+//! `start of that renewal + renew deadline` (two thirds of the duration), on the monotonic
+//! clock, and its own timer lapses it then, whatever the renewal call is doing. A standby takes
+//! the Lease only after seeing the record unchanged for the whole duration, so the old leader
+//! stops writing at least a third of the duration before anyone else may start.
+use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
+use tokio::time::Instant;
+
+use flotilla_controller::LeaseGuard;
 
 /// One replica's side of the election.
 pub struct LeaderElection {
@@ -57,15 +65,42 @@ impl LeaderElection {
         self.duration / 4
     }
 
-    fn renew_deadline(&self) -> Duration {
+    /// How long one acquire attempt (a read and a write), or a release, may take before it is
+    /// abandoned.
+    fn attempt_timeout(&self) -> Duration {
+        (self.duration / 4).max(Duration::from_millis(250))
+    }
+
+    /// How long a renewal may take: until the guard's deadline, after which its answer is of no
+    /// use (a host slow to answer, e.g. just restarted, still gets the whole time).
+    fn renew_timeout(guard: &LeaseGuard) -> Duration {
+        guard
+            .deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or_default()
+            .max(Duration::from_millis(250))
+    }
+
+    /// How long after the start of its last successful renewal the leader may write.
+    pub fn renew_deadline(&self) -> Duration {
         self.duration * 2 / 3
     }
 
-    /// Waits until this replica holds the Lease.
-    pub async fn acquire(&mut self) {
+    /// One attempt, abandoned after `limit`.
+    async fn attempt(&mut self, limit: Duration) -> Result<bool, String> {
+        match tokio::time::timeout(limit, self.try_acquire_or_renew()).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {limit:?}")),
+        }
+    }
+
+    /// Waits until this replica holds the Lease; returns the guard of this new term, valid until
+    /// the start of the successful attempt plus the renew deadline.
+    pub async fn acquire(&mut self) -> LeaseGuard {
         loop {
-            match self.try_acquire_or_renew().await {
-                Ok(true) => return,
+            let started = Instant::now();
+            match self.attempt(self.attempt_timeout()).await {
+                Ok(true) => return LeaseGuard::until(started + self.renew_deadline()),
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(lease = %self.name, error = %e, "leader election: cannot read or write the Lease")
@@ -75,30 +110,46 @@ impl LeaderElection {
         }
     }
 
-    /// Renews the Lease until it is lost; returns then. The caller must stop writing at once.
-    pub async fn hold(&mut self) {
-        let mut last_renew = Instant::now();
+    /// Renews the Lease, extending `guard` after each success. Returns when another replica
+    /// holds the Lease (the guard is lapsed then). A renewal that fails or hangs does not end
+    /// this loop: the guard's own deadline timer does (see [`LeaseGuard::lapsed`]).
+    pub async fn hold(&mut self, guard: &LeaseGuard) {
+        let mut pause = self.renew_period();
         loop {
-            tokio::time::sleep(self.renew_period()).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_renew = Instant::now(),
+            tokio::time::sleep(pause).await;
+            let started = Instant::now();
+            match self.attempt(Self::renew_timeout(guard)).await {
+                Ok(true) => {
+                    guard.extend(started + self.renew_deadline());
+                    pause = self.renew_period();
+                }
                 Ok(false) => {
                     tracing::error!(lease = %self.name, "leader election: another replica holds the Lease");
+                    guard.lapse();
                     return;
                 }
                 Err(e) => {
                     tracing::warn!(lease = %self.name, error = %e, "leader election: renewal failed");
-                    if last_renew.elapsed() >= self.renew_deadline() {
-                        tracing::error!(lease = %self.name, "leader election: could not renew in time");
-                        return;
-                    }
+                    // Try again sooner: the deadline is counted from the last success.
+                    pause = self.retry_period();
                 }
             }
         }
     }
 
-    /// Gives the Lease up (graceful shutdown), so a standby takes over at once.
+    /// Gives the Lease up (graceful shutdown), so a standby takes over at once. The caller lapses
+    /// its guard first: nothing is written by this replica after the release.
     pub async fn release(&mut self) {
+        let limit = self.attempt_timeout();
+        if tokio::time::timeout(limit, self.try_release())
+            .await
+            .is_err()
+        {
+            tracing::warn!(lease = %self.name, "leader election: could not release the Lease within {limit:?}");
+        }
+    }
+
+    async fn try_release(&mut self) {
         let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
             return;
         };

@@ -1,6 +1,6 @@
 //! `flotilla run`: the operator.
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -13,17 +13,22 @@ use flotilla_api::FederatedIngress;
 use flotilla_api::MemberCluster;
 use flotilla_controller::ingress::ingress_resource;
 use flotilla_controller::members::controller as member_controller;
-use flotilla_controller::propagation::{self, Engine};
 use flotilla_controller::members::kubeconfig_policy::PolicyOptions;
-use flotilla_controller::{Context, Metrics};
+use flotilla_controller::propagation::{self, Engine};
+use flotilla_controller::{Context, LeaseGuard, Metrics};
 
 use crate::cli::{HostArgs, RunArgs};
 use crate::http::{self, Health};
 use crate::leader::LeaderElection;
 use crate::telemetry;
 
-/// How long in-flight reconciles may take to finish after SIGTERM.
+/// How long in-flight reconciles may take to finish after SIGTERM. The Lease is renewed while
+/// they drain, and every write still runs under the lease guard, so the drain never outlives it.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often start-up retries a host it cannot reach.
+const HOST_RETRY: Duration = Duration::from_secs(2);
+/// The exit status when the lease guard lapsed (the Lease was lost, or not renewed in time).
+const EXIT_LEASE_LOST: i32 = 1;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let log_level = telemetry::init(args.log_format);
@@ -35,15 +40,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| "flotilla-system".to_string());
     let identity = args.identity.clone().unwrap_or_else(default_identity);
 
-    Api::<MemberCluster>::all(client.clone())
-        .list(&ListParams::default().limit(1))
-        .await
-        .context("cannot list MemberClusters on the host; are the CRDs installed? (helm install, or `flotilla crd | kubectl apply -f -`)")?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
 
     let metrics = Metrics::new();
     let health = Health {
-        ready: Arc::new(AtomicBool::new(true)),
+        ready: Arc::new(AtomicBool::new(false)),
         leading: Arc::new(AtomicBool::new(false)),
+        guard: Arc::new(OnceLock::new()),
     };
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
@@ -54,12 +62,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (--admin-addr)", args.admin_addr))?;
     tokio::spawn(http::serve_admin(admin, log_level));
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown requested");
-        let _ = stop_tx.send(true);
-    });
+    tokio::select! {
+        checked = crds_installed(&client) => checked?,
+        () = stopped(stop_rx.clone()) => return Ok(()),
+    }
+    health.ready.store(true, Ordering::Relaxed);
 
     let mut election = args.leader_elect.then(|| {
         LeaderElection::new(
@@ -70,17 +77,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             Duration::from_secs(args.lease_duration_seconds),
         )
     });
-    if let Some(election) = election.as_mut() {
-        tracing::info!(identity = election.identity(), lease = %args.lease_name, %namespace, "waiting to become leader");
-        tokio::select! {
-            () = election.acquire() => {}
-            () = stopped(stop_rx.clone()) => return Ok(()),
+    let guard = match election.as_mut() {
+        Some(election) => {
+            tracing::info!(identity = election.identity(), lease = %args.lease_name, %namespace, "waiting to become leader");
+            tokio::select! {
+                guard = election.acquire() => guard,
+                () = stopped(stop_rx.clone()) => return Ok(()),
+            }
         }
-    }
+        None => LeaseGuard::unbounded(),
+    };
+    let _ = health.guard.set(guard.clone());
     health.leading.store(true, Ordering::Relaxed);
     tracing::info!(identity = %identity, "leading: starting controllers");
 
-    let mut ctx = Context::new(client, namespace, identity, metrics);
+    let mut ctx = Context::new(client, namespace, identity, metrics, guard.clone());
     ctx.member_policy = PolicyOptions {
         allow_insecure_tls: args.allow_insecure_member_tls,
     };
@@ -110,36 +121,72 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         stopped(stop_rx.clone()),
     ));
 
-    let lost = async {
-        match election.as_mut() {
-            Some(e) => e.hold().await,
-            None => futures::future::pending().await,
-        }
-    };
+    // Until SIGTERM: renew, and exit the moment the guard lapses. The guard's deadline timer runs
+    // on its own, so a renewal that hangs cannot delay the exit.
     tokio::select! {
-        () = lost => {
-            // Another replica may lead now: stop writing at once rather than drain.
-            tracing::error!("lost the leader Lease; exiting so that no write happens without it");
-            std::process::exit(1);
-        }
+        () = guard.lapsed() => lease_lost(),
+        () = renew(election.as_mut(), &guard) => lease_lost(),
         () = stopped(stop_rx.clone()) => {}
     }
-    // Graceful shutdown: the controllers finish their in-flight reconciles, then the Lease is
-    // released so a standby takes over at once.
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+    // Graceful shutdown: the controllers finish their in-flight reconciles while the Lease is
+    // still renewed (and writes still fenced by it).
+    let drain = tokio::time::timeout(DRAIN_TIMEOUT, async {
         let _ = members.await;
         let _ = ingresses.await;
         let _ = scaling_controller.await;
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("in-flight reconciles did not finish within {DRAIN_TIMEOUT:?}");
+    });
+    tokio::select! {
+        () = guard.lapsed() => lease_lost(),
+        () = renew(election.as_mut(), &guard) => lease_lost(),
+        drained = drain => if drained.is_err() {
+            tracing::warn!("in-flight reconciles did not finish within {DRAIN_TIMEOUT:?}");
+        },
     }
+    // Tasks not tied to the stop signal (member agents, copy watchers, the status syncer) end
+    // with the process; the guard makes sure none of them writes once the Lease is released.
+    guard.lapse();
+    health.leading.store(false, Ordering::Relaxed);
     if let Some(election) = election.as_mut() {
         election.release().await;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Renews the Lease until it is lost; never returns without leader election.
+async fn renew(election: Option<&mut LeaderElection>, guard: &LeaseGuard) {
+    match election {
+        Some(e) => e.hold(guard).await,
+        None => futures::future::pending().await,
+    }
+}
+
+/// The guard lapsed: another replica may lead now. Exit at once rather than drain; the next
+/// start is a new term with all state rebuilt (see the README's "Leader election").
+fn lease_lost() -> ! {
+    tracing::error!("lost the leader Lease; exiting so that no write happens without it");
+    std::process::exit(EXIT_LEASE_LOST)
+}
+
+/// Checks that the CRDs are installed. A host that cannot be reached is waited for (a restart
+/// during a host outage stands by instead of crash-looping); a host that answers with an error
+/// is a configuration problem and ends start-up.
+async fn crds_installed(client: &Client) -> anyhow::Result<()> {
+    let api = Api::<MemberCluster>::all(client.clone());
+    loop {
+        match api.list(&ListParams::default().limit(1)).await {
+            Ok(_) => return Ok(()),
+            // An answer other than "unavailable" is a configuration problem, not an outage.
+            Err(kube::Error::Api(s)) if s.code < 500 && s.code != 429 => {
+                let e = kube::Error::Api(s);
+                return Err(e).context("cannot list MemberClusters on the host; are the CRDs installed? (helm install, or `flotilla crd | kubectl apply -f -`)");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the host API server; retrying");
+                tokio::time::sleep(HOST_RETRY).await;
+            }
+        }
+    }
 }
 
 /// The host client: an explicit kubeconfig/context, else in-cluster config, else $KUBECONFIG.

@@ -277,10 +277,15 @@ impl StatusWriter {
         self.status.observed_generation = self.generation;
         let api: Api<MemberCluster> = Api::all(ctx.host.clone());
         let patch = json!({ "status": self.status });
-        match api
-            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+        let params = PatchParams::default();
+        let Ok(written) = ctx
+            .lease
+            .fence(api.patch_status(&self.name, &params, &Patch::Merge(&patch)))
             .await
-        {
+        else {
+            return;
+        };
+        match written {
             Ok(_) => ctx
                 .metrics
                 .status_written("membercluster", patch.to_string().len()),

@@ -98,7 +98,7 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
         ctx.registry.remove(&name);
         ctx.metrics.forget_member(&name);
         if finalizer::has_finalizer(member.as_ref()) {
-            finalizer::remove(&api, member.as_ref())
+            finalizer::remove(&ctx.lease, &api, member.as_ref())
                 .await
                 .map_err(Error::HostApi)?;
         }
@@ -106,7 +106,7 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
         return Ok(Action::await_change());
     }
     if !finalizer::has_finalizer(member.as_ref()) {
-        finalizer::add(&api, member.as_ref())
+        finalizer::add(&ctx.lease, &api, member.as_ref())
             .await
             .map_err(Error::HostApi)?;
     }

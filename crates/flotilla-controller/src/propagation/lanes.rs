@@ -23,6 +23,8 @@ pub enum LaneError {
     Busy,
     /// The operation outlived the deadline.
     Timeout,
+    /// This replica no longer holds the leader Lease: nothing is written.
+    Fenced,
 }
 
 impl std::fmt::Display for LaneError {
@@ -36,6 +38,10 @@ impl std::fmt::Display for LaneError {
                 f,
                 "the member did not answer within {}s",
                 DEADLINE.as_secs()
+            ),
+            LaneError::Fenced => write!(
+                f,
+                "not written: this replica no longer holds the leader Lease"
             ),
         }
     }

@@ -71,6 +71,19 @@ impl Engine {
         })
     }
 
+    /// Runs one operation on `member` in its lane, under the lease guard: nothing reaches a
+    /// member once this replica may no longer lead (see [`crate::lease_guard`]).
+    pub async fn in_lane<T>(
+        &self,
+        member: &str,
+        op: impl std::future::Future<Output = T>,
+    ) -> Result<T, lanes::LaneError> {
+        self.lanes
+            .run(member, self.ctx.lease.fence(op))
+            .await?
+            .map_err(|_| lanes::LaneError::Fenced)
+    }
+
     /// Logs a member's failure, once per member and cause and then at most once a minute.
     pub fn log_member_failure(
         &self,

@@ -155,7 +155,7 @@ async fn apply<K: Propagated>(
         obj
     } else {
         Arc::new(
-            finalizer::add(api, obj.as_ref())
+            finalizer::add(&engine.ctx.lease, api, obj.as_ref())
                 .await
                 .map_err(Error::HostApi)?,
         )
@@ -235,7 +235,9 @@ async fn apply<K: Propagated>(
     let pruned = futures::future::join_all(stale.iter().map(|c| job.prune_from(c)));
     let finalized = async {
         if fresh {
-            finalizer::add(api, obj.as_ref()).await.map(|_| ())
+            finalizer::add(&engine.ctx.lease, api, obj.as_ref())
+                .await
+                .map(|_| ())
         } else {
             Ok(())
         }
@@ -378,8 +380,7 @@ impl<K: Propagated> Job<'_, K> {
                 .is_some_and(|e| e.applied_generation.is_some() && e.state != CopyState::Conflict);
         let outcome = self
             .engine
-            .lanes
-            .run(
+            .in_lane(
                 cluster,
                 apply_copy(
                     &client,
@@ -430,8 +431,7 @@ impl<K: Propagated> Job<'_, K> {
         };
         let removed = self
             .engine
-            .lanes
-            .run(
+            .in_lane(
                 cluster,
                 remove_copy(&client, self.resource, self.origin, DeletionPolicy::Delete),
             )
@@ -488,8 +488,7 @@ async fn cleanup<K: Propagated>(
     let outcomes = futures::future::join_all(clusters.iter().map(|cluster| async move {
         let client = engine.ctx.registry.get(cluster)?.ready_client()?.clone();
         let removed = engine
-            .lanes
-            .run(cluster, remove_copy(&client, resource, origin, policy))
+            .in_lane(cluster, remove_copy(&client, resource, origin, policy))
             .await;
         match removed {
             Ok(RemoveOutcome::Done | RemoveOutcome::NotOurs) => None,
@@ -503,7 +502,9 @@ async fn cleanup<K: Propagated>(
         // A reachable member refused: retry rather than leave a copy behind.
         return Err(Error::Cleanup(failures.join("; ")));
     }
-    finalizer::remove(api, obj).await.map_err(Error::HostApi)?;
+    finalizer::remove(&engine.ctx.lease, api, obj)
+        .await
+        .map_err(Error::HostApi)?;
     engine.ledger.forget_object(&origin.uid);
     state.succeeded(&origin.uid);
     tracing::info!(kind = K::KIND, namespace = %origin.namespace, name = %origin.name, policy = ?policy, "member copies cleaned up");

@@ -87,8 +87,7 @@ async fn sweep<K: Propagated>(engine: &Engine, store: &Store<K>, member: &str) {
         orphaned += 1;
         engine.ledger.expect_removal(&origin.uid, member);
         let outcome = engine
-            .lanes
-            .run(
+            .in_lane(
                 member,
                 remove_copy(&client, &resource, &origin, meta.deletion),
             )

@@ -440,14 +440,20 @@ impl<K: Propagated> Syncer<K> {
             self.engine.ctx.host.clone(),
             &obj.namespace().unwrap_or_default(),
         );
-        match api
-            .patch_status(
+        let written = self
+            .engine
+            .ctx
+            .lease
+            .fence(api.patch_status(
                 &obj.name_any(),
                 &PatchParams::apply(manager).force(),
                 &Patch::Apply(&patch),
-            )
-            .await
-        {
+            ))
+            .await;
+        let Ok(written) = written else {
+            return false;
+        };
+        match written {
             Ok(_) => {
                 self.engine
                     .ctx

@@ -64,8 +64,9 @@ pub(super) async fn apply(
             let client = poll.member(w.cluster)?.ready_client()?.clone();
             let name = &poll.plan.target.name;
             Some(async move {
+                let guard = &poll.state.ctx.lease;
                 let result =
-                    member::set_replicas(&client, poll.namespace, w.ar, name, w.want).await;
+                    member::set_replicas(guard, &client, poll.namespace, w.ar, name, w.want).await;
                 (w, result)
             })
         });

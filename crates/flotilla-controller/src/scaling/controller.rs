@@ -111,6 +111,9 @@ async fn reconcile(sp: Arc<ScalingPolicy>, state: Arc<State>) -> Result<Action> 
     if sp.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    // No decision without the Lease: another replica may be deciding already, and this process
+    // is about to exit (its in-memory history is not carried into a new term).
+    state.ctx.lease.check()?;
     let members = state.ctx.registry.snapshot();
     if !state.ctx.registry.is_synced() || any_unknown(&members) {
         // Just after start-up: unprobed members would count as down and lose their share.

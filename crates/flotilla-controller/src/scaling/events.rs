@@ -4,19 +4,21 @@
 //! The shared recorder (`Context::event`) folds repeated events with the same reason into one
 //! series that keeps the first note, which would show the first size forever; rescale notes
 //! differ every time, so these are created directly (`events.k8s.io/v1`, the same API and
-//! permissions the recorder uses). Failing to record an event never fails a reconcile.
+//! permissions the recorder uses). Failing to record an event never fails a reconcile; without
+//! the leader Lease it is skipped.
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
+
+use crate::context::Context;
 
 /// The API's limit on a note is 1 kB.
 const MAX_NOTE_BYTES: usize = 1000;
 
 /// Creates one Event on `reference`.
 pub async fn publish(
-    client: &Client,
+    ctx: &Context,
     reference: &ObjectReference,
     warning: bool,
     reason: &str,
@@ -52,8 +54,9 @@ pub async fn publish(
         type_: Some(if warning { "Warning" } else { "Normal" }.to_string()),
         ..Event::default()
     };
-    let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
-    if let Err(e) = api.create(&PostParams::default(), &event).await {
+    let api: Api<Event> = Api::namespaced(ctx.host.clone(), &namespace);
+    let params = PostParams::default();
+    if let Ok(Err(e)) = ctx.lease.fence(api.create(&params, &event)).await {
         tracing::debug!(error = %e, reason, "could not record event");
     }
 }

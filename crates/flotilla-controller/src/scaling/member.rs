@@ -13,6 +13,7 @@ use flotilla_api::labels::FIELD_MANAGER;
 
 use super::quantity;
 use super::spec::Target;
+use crate::lease_guard::LeaseGuard;
 
 /// The scale subresource as Flotilla uses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,8 +112,9 @@ pub async fn get_scale(
 
 /// Sets `spec.replicas` through the scale subresource (a merge patch, as `kubectl scale` does;
 /// the workload's other fields are not touched, and no field manager conflict arises with the
-/// workload's owner).
+/// workload's owner). Not written without the leader Lease.
 pub async fn set_replicas(
+    guard: &LeaseGuard,
     client: &Client,
     namespace: &str,
     ar: &ApiResource,
@@ -125,8 +127,10 @@ pub async fn set_replicas(
         ..PatchParams::default()
     };
     let patch = json!({"spec": {"replicas": replicas}});
-    api.patch_scale(name, &params, &Patch::Merge(&patch))
+    guard
+        .fence(api.patch_scale(name, &params, &Patch::Merge(&patch)))
         .await
+        .map_err(|f| ScaleError::Failed(f.to_string()))?
         .map(|scale| ScaleView::of(scale, replicas))
         .map_err(|e| scale_error(e, "updating", "patch", ar, namespace, name))
 }

@@ -43,19 +43,11 @@ pub(super) async fn report_scaling(
     let split = split_note(division);
     if let Some(d) = decision.filter(|d| d.rescale) {
         let note = rescale_note(d, &split);
-        events::publish(
-            &ctx.host,
-            reference,
-            false,
-            "SuccessfulRescale",
-            "Scale",
-            note,
-        )
-        .await;
+        events::publish(ctx, reference, false, "SuccessfulRescale", "Scale", note).await;
     } else if !applied.changes.is_empty() && applied.failures.is_empty() {
         let note = redistribution_note(total, &applied.changes, &split);
         events::publish(
-            &ctx.host,
+            ctx,
             reference,
             false,
             "ReplicasRedistributed",
@@ -68,7 +60,7 @@ pub(super) async fn report_scaling(
     let failures: BTreeSet<String> = applied.failures.iter().cloned().collect();
     if !failures.is_empty() && failures != ps.reported_failures {
         events::publish(
-            &ctx.host,
+            ctx,
             reference,
             true,
             "FailedRescale",
@@ -127,7 +119,7 @@ pub(super) async fn report_conflicts(
             .collect::<Vec<_>>()
             .join(", ");
         events::publish(
-            &ctx.host,
+            ctx,
             reference,
             true,
             "MemberAutoscalerConflict",
@@ -174,7 +166,7 @@ pub(super) async fn report_placement_change(
         ctx.metrics.failed_over(CONTROLLER);
     }
     events::publish(
-        &ctx.host,
+        ctx,
         reference,
         event.warning,
         event.reason,
