@@ -190,9 +190,7 @@ async fn correct(bed: &TestBed, ns: &str, name: &str) -> Vec<f64> {
                 .unwrap_or("0")
                 .parse()
                 .unwrap_or(0);
-            if host.as_deref() == Some(desired.as_str())
-                && later > edited_rv.parse().unwrap_or(0)
-            {
+            if host.as_deref() == Some(desired.as_str()) && later > edited_rv.parse().unwrap_or(0) {
                 break;
             }
         }
@@ -449,8 +447,8 @@ async fn detect_after_idle(bed: &TestBed, ns: &str, members: &[String]) -> Vec<f
                 since = Instant::now();
             }
         }
-        let edits = futures::future::join_all(members.iter().zip(&member_apis).map(
-            |(member, api)| {
+        let edits =
+            futures::future::join_all(members.iter().zip(&member_apis).map(|(member, api)| {
                 let object = name(member, round);
                 async move {
                     let value = format!("idle-{round}.example.com");
@@ -458,23 +456,18 @@ async fn detect_after_idle(bed: &TestBed, ns: &str, members: &[String]) -> Vec<f
                     edit(api, &object, &value).await;
                     (object, format!("\"{value}\""), start)
                 }
-            },
-        ))
-        .await;
+            }))
+            .await;
         for (object, observed, start) in edits {
             let key = (object.clone(), observed);
-            let at = eventually(
-                &format!("drift of {object} shown"),
-                WAIT,
-                || {
-                    let at = seen
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get(&key)
-                        .copied();
-                    async move { Ok(at) }
-                },
-            )
+            let at = eventually(&format!("drift of {object} shown"), WAIT, || {
+                let at = seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&key)
+                    .copied();
+                async move { Ok(at) }
+            })
             .await
             .unwrap();
             latencies.push(ms(at.saturating_duration_since(start)));

@@ -90,7 +90,7 @@ impl Config {
             isolation_samples: env_usize("BENCH_ISOLATION_SAMPLES", 200),
             isolation_background: env_usize("BENCH_ISOLATION_BACKGROUND", 100),
             isolation_interval: Duration::from_millis(
-                env_usize("BENCH_ISOLATION_INTERVAL_MS", 500) as u64
+                env_usize("BENCH_ISOLATION_INTERVAL_MS", 500) as u64,
             ),
             quiet: env_secs("BENCH_SCALE_QUIET_S", 10),
             sections,
@@ -135,17 +135,17 @@ async fn run() -> Result<()> {
     remove_leftovers(&bed, &host).await?;
     let mut failed: Vec<String> = Vec::new();
 
-    if cfg.wants("rss3") || cfg.wants("isolation") {
-        if let Err(e) = three_members(&bed, &host, &cfg, &mut failed).await {
-            eprintln!("three-member phase FAILED: {e:#}");
-            failed.push("three-member phase".into());
-        }
+    if (cfg.wants("rss3") || cfg.wants("isolation"))
+        && let Err(e) = three_members(&bed, &host, &cfg, &mut failed).await
+    {
+        eprintln!("three-member phase FAILED: {e:#}");
+        failed.push("three-member phase".into());
     }
-    if cfg.wants("scale") || cfg.wants("resync") || cfg.wants("flip") {
-        if let Err(e) = ten_members(&bed, &host, &cfg, &mut failed).await {
-            eprintln!("ten-member phase FAILED: {e:#}");
-            failed.push("ten-member phase".into());
-        }
+    if (cfg.wants("scale") || cfg.wants("resync") || cfg.wants("flip"))
+        && let Err(e) = ten_members(&bed, &host, &cfg, &mut failed).await
+    {
+        eprintln!("ten-member phase FAILED: {e:#}");
+        failed.push("ten-member phase".into());
     }
     eprintln!("total {:.0} s", total.elapsed().as_secs_f64());
     if !failed.is_empty() {
@@ -537,7 +537,11 @@ async fn scale(
     let n = cfg.objects;
     let members = member_names(SCALE_MEMBERS);
     let before = scrape(op);
-    let b = match burst(host, namespace, watches, n, "scale", |_| on_members(&members)).await {
+    let b = match burst(host, namespace, watches, n, "scale", |_| {
+        on_members(&members)
+    })
+    .await
+    {
         Ok(b) => b,
         Err(e) => {
             eprintln!("scale: FAILED: {e:#}");
@@ -644,10 +648,10 @@ async fn resync(
                 base = Some((if known { reconciles } else { 0.0 }, t0.elapsed()));
             }
         }
-        if let Some((from, _)) = base {
-            if reconciles - from >= target as f64 {
-                break t0.elapsed();
-            }
+        if let Some((from, _)) = base
+            && reconciles - from >= target as f64
+        {
+            break t0.elapsed();
         }
         if t0.elapsed() > timeout {
             bail!(
@@ -662,10 +666,7 @@ async fn resync(
             at.as_secs_f64()
         );
     }
-    let at_target = (
-        watch_events(watches) - events_before,
-        scrape(operator),
-    );
+    let at_target = (watch_events(watches) - events_before, scrape(operator));
     let settled = settle(
         || scrape(operator),
         watches,
@@ -728,12 +729,12 @@ impl HostWatch {
                         let (version, meta) = identity(&fi);
                         let old = known.insert(fi.name_any(), (version.clone(), meta.clone()));
                         let mut c = shared.lock().unwrap_or_else(|e| e.into_inner());
-                        if let Some((old_version, old_meta)) = old {
-                            if old_version != version {
-                                c.0 += 1;
-                                if old_meta != meta {
-                                    c.1 += 1;
-                                }
+                        if let Some((old_version, old_meta)) = old
+                            && old_version != version
+                        {
+                            c.0 += 1;
+                            if old_meta != meta {
+                                c.1 += 1;
                             }
                         }
                     }
@@ -840,18 +841,24 @@ async fn flip(
     let before = scrape(op);
     let t0 = Instant::now();
     let mut outage = tokio::task::block_in_place(|| Outage::kill(bed, "member1"));
-    let down = eventually("member1 NotReady", Duration::from_secs(180), || async move {
-        Ok(member_ready_is(host, "member1", "False")
-            .await?
-            .then_some(()))
-    })
+    let down = eventually(
+        "member1 NotReady",
+        Duration::from_secs(180),
+        || async move {
+            Ok(member_ready_is(host, "member1", "False")
+                .await?
+                .then_some(()))
+        },
+    )
     .await;
     let not_ready_after = t0.elapsed();
     tokio::task::block_in_place(|| restore(&mut outage))?;
     down?;
     let t1 = Instant::now();
     eventually("member1 Ready", Duration::from_secs(180), || async move {
-        Ok(member_ready_is(host, "member1", "True").await?.then_some(()))
+        Ok(member_ready_is(host, "member1", "True")
+            .await?
+            .then_some(()))
     })
     .await?;
     let ready_after = t1.elapsed();
