@@ -399,7 +399,8 @@ pub fn metric_where(text: &str, name: &str, filter: &str) -> f64 {
         .filter(|l| l.split(['{', ' ']).next() == Some(name))
         .filter(|l| l.contains(filter))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        // (an empty f64 sum is -0.0)
+        .fold(0.0, |a, b| a + b)
 }
 
 /// Sums the samples of one metric on the operator's /metrics (all label sets).
