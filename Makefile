@@ -98,7 +98,7 @@ demo: ## Bring up the test bed, install the CRDs, apply the examples and show th
 
 ## --- benchmarks (lines: BENCH <name> <value> <unit>) -------------------------------------------
 .PHONY: bench
-bench: bench-placement bench-leader bench-drift bench-propagation bench-scaling ## Every benchmark
+bench: bench-placement bench-leader bench-drift bench-propagation bench-scale bench-scaling ## Every benchmark
 
 .PHONY: bench-placement
 bench-placement: ## Placement engine benchmarks (no clusters)
@@ -111,6 +111,10 @@ bench-drift: ## Status syncer: drift detection and correction latency, status by
 .PHONY: bench-propagation
 bench-propagation: ## FederatedIngress distribution (burst of 1,000 and single), failover time, operator memory (test bed)
 	e2e/bench.sh propagation
+
+.PHONY: bench-scale
+bench-scale: ## FederatedIngress at 10,000 objects x 10 members, isolation from a hung member, memory, restart resync, health-flip writes (test bed grown to 10; BENCH_SCALE_OBJECTS=… to scale down)
+	e2e/bench.sh scale
 
 .PHONY: bench-scaling
 bench-scaling: ## ScalingPolicy reaction time from a metric change to replicas in every member (test bed + Prometheus)

@@ -9,184 +9,51 @@
 //!     cargo bench -p flotilla-e2e --bench propagation
 //! ```
 //!
-//! Sections, in this order on one operator: 20 single objects at rest, 10 failovers (kill
-//! member1's API server), then a burst of 1,000 objects (with the operator's peak memory) and its
-//! cleanup. Prints `BENCH <name> <value> <unit>` lines on stdout (whatever completed, also when a
+//! Sections, in this order on one operator: 200 single objects at rest, 1 s apart
+//! (`BENCH_SINGLE_OBJECTS`), 30 failovers (kill member1's API server; `BENCH_FAILOVER_ROUNDS`),
+//! then a burst of 1,000 objects (with the operator's peak memory) and its cleanup. Prints `BENCH <name> <value> <unit>` lines on stdout (whatever completed, also when a
 //! later section fails) and a human summary per section on stderr. Set `BENCH_PROPAGATION_DUMP`
 //! to a path to get the burst's per-object timings as CSV.
 //! Every copy is timed by a watch on its member (label `app.kubernetes.io/managed-by=flotilla`,
 //! one namespace per section) started before the objects are created; an object's latency is the
 //! latest of its copies' first sighting minus the client's time just before its create call.
 
-use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use flotilla_api::{FederatedIngress, MemberCluster};
+use flotilla_api::FederatedIngress;
+use flotilla_e2e::bench::{
+    MemberWatch, Summary, clean_up, cpu_time, create_all, create_namespace, drop_namespace,
+    env_usize, federated_ingress, force_remove, log_lines_with, members_ready, memory_kb,
+    metrics_delta, ms, object_latency, open_files, remove_leftovers, restore,
+    singles as singles_at_rest, summarize, wait_all_seen, wait_for_object, watch_members,
+};
 use flotilla_e2e::{Operator, OperatorOptions, Outage, TestBed, eventually, repo_root};
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
+use kube::Client;
+use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
 const MEMBERS: [&str; 3] = ["member1", "member2", "member3"];
-const MANAGED: &str = "app.kubernetes.io/managed-by=flotilla";
 const BURST_OBJECTS: usize = 1000;
 const BURST_WORKERS: usize = 4;
 const BURST_TIMEOUT: Duration = Duration::from_secs(300);
-const SINGLE_OBJECTS: usize = 20;
-const SINGLE_INTERVAL: Duration = Duration::from_secs(2);
+/// Single objects at rest (`BENCH_SINGLE_OBJECTS`): at least 200, so that the p99 is not the
+/// maximum.
+const SINGLE_OBJECTS: usize = 200;
+const SINGLE_INTERVAL: Duration = Duration::from_secs(1);
 const SINGLE_TIMEOUT: Duration = Duration::from_secs(30);
-const FAILOVER_ROUNDS: usize = 10;
+/// Kills of member1 (`BENCH_FAILOVER_ROUNDS`); each sample is a kill and a recovery, so 30 of
+/// them give a p50, a p90 and a maximum, not a p99.
+const FAILOVER_ROUNDS: usize = 30;
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
 const FAILBACK_TIMEOUT: Duration = Duration::from_secs(90);
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(150);
 
 // ---------------------------------------------------------------------------------------------
-// member watches
-
-/// What one member watch has seen of the copies in its namespace.
-#[derive(Default)]
-struct View {
-    /// Copies that currently exist.
-    present: HashSet<String>,
-    /// When each copy was first seen (kept if it goes away and comes back).
-    first_seen: HashMap<String, Instant>,
-    /// When each copy was last seen appearing (going from absent to present).
-    appeared: HashMap<String, Instant>,
-    /// Names listed during a relist in progress.
-    relisting: Option<HashSet<String>>,
-    synced: bool,
-    /// Copies seen going away.
-    removed: u64,
-    errors: u64,
-    last_error: Option<String>,
-}
-
-impl View {
-    fn seen(&mut self, name: String, at: Instant) {
-        if self.present.insert(name.clone()) {
-            self.first_seen.entry(name.clone()).or_insert(at);
-            self.appeared.insert(name, at);
-        }
-    }
-}
-
-/// A watch on a member's copies in one namespace, recording when each copy first appears.
-struct MemberWatch {
-    member: String,
-    view: Arc<Mutex<View>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl MemberWatch {
-    /// Starts the watch and waits until its initial list is done.
-    async fn start(bed: &TestBed, member: &str, namespace: &str) -> Result<Self> {
-        let api: Api<Ingress> = Api::namespaced(bed.client(member).await, namespace);
-        let view = Arc::new(Mutex::new(View::default()));
-        let shared = view.clone();
-        let task = tokio::spawn(async move {
-            let config = watcher::Config::default().labels(MANAGED);
-            let mut events = watcher(api, config).default_backoff().boxed();
-            while let Some(event) = events.next().await {
-                let now = Instant::now();
-                let mut v = shared.lock().unwrap_or_else(|e| e.into_inner());
-                match event {
-                    Ok(watcher::Event::Apply(copy)) => v.seen(copy.name_any(), now),
-                    Ok(watcher::Event::Delete(copy)) => {
-                        if v.present.remove(&copy.name_any()) {
-                            v.removed += 1;
-                        }
-                    }
-                    Ok(watcher::Event::Init) => v.relisting = Some(HashSet::new()),
-                    Ok(watcher::Event::InitApply(copy)) => {
-                        let name = copy.name_any();
-                        if let Some(listed) = v.relisting.as_mut() {
-                            listed.insert(name.clone());
-                        }
-                        v.seen(name, now);
-                    }
-                    Ok(watcher::Event::InitDone) => {
-                        if let Some(listed) = v.relisting.take() {
-                            let before = v.present.len();
-                            v.present.retain(|n| listed.contains(n));
-                            v.removed += (before - v.present.len()) as u64;
-                        }
-                        v.synced = true;
-                    }
-                    Err(e) => {
-                        v.errors += 1;
-                        v.last_error = Some(e.to_string());
-                    }
-                }
-            }
-        });
-        let watch = Self {
-            member: member.to_string(),
-            view,
-            task,
-        };
-        let started = Instant::now();
-        while !watch.with(|v| v.synced) {
-            if started.elapsed() > Duration::from_secs(30) {
-                let err = watch.with(|v| v.last_error.clone());
-                bail!(
-                    "watch on {member}/{namespace} not established after 30 s (last error: {err:?})"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(watch)
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&View) -> T) -> T {
-        f(&self.view.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-impl Drop for MemberWatch {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn watch_members(
-    bed: &TestBed,
-    members: &[&str],
-    namespace: &str,
-) -> Result<Vec<MemberWatch>> {
-    let mut watches = Vec::new();
-    for member in members {
-        watches.push(MemberWatch::start(bed, member, namespace).await?);
-    }
-    Ok(watches)
-}
-
-// ---------------------------------------------------------------------------------------------
 // helpers
-
-fn federated_ingress(namespace: &str, name: &str, placement: Value) -> Result<FederatedIngress> {
-    let doc = json!({
-        "apiVersion": "federation.flotilla.dev/v1alpha1",
-        "kind": "FederatedIngress",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"rules": [{"host": format!("{name}.example.com"), "http": {"paths": [{
-                    "path": "/", "pathType": "Prefix",
-                    "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}
-            },
-            "placement": placement,
-        }
-    });
-    serde_json::from_value(doc).context("FederatedIngress document")
-}
 
 /// All three members; member3's NoSchedule taint is tolerated.
 fn three_members() -> Value {
@@ -204,255 +71,6 @@ fn active_passive() -> Value {
         "failoverPriority": [{"name": "primary", "clusters": ["member1"]}, {"name": "backup", "clusters": ["member2"]}],
         "failback": {"mode": "Automatic", "stabilizationSeconds": 2},
     })
-}
-
-async fn create_namespace(client: &Client, prefix: &str) -> Result<String> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .subsec_nanos();
-    let name = format!("{prefix}-{:05x}", nanos % 0xfffff);
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .with_context(|| format!("creating namespace {name} on the host"))?;
-    Ok(name)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// Nearest-rank percentile of a sorted, non-empty slice.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-struct Summary {
-    n: usize,
-    min: f64,
-    p50: f64,
-    p99: f64,
-    max: f64,
-}
-
-fn summarize(mut values: Vec<f64>) -> Result<Summary> {
-    if values.is_empty() {
-        bail!("no measurements");
-    }
-    values.sort_by(f64::total_cmp);
-    Ok(Summary {
-        n: values.len(),
-        min: values[0],
-        p50: percentile(&values, 50.0),
-        p99: percentile(&values, 99.0),
-        max: values[values.len() - 1],
-    })
-}
-
-/// (VmHWM, VmRSS) of a process in kB.
-fn memory_kb(pid: u32) -> Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .context("reading /proc/<pid>/status")?;
-    let field = |key: &str| -> Result<u64> {
-        let line = status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .ok_or_else(|| anyhow!("{key} missing from /proc/{pid}/status"))?;
-        Ok(line[key.len()..]
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()?)
-    };
-    Ok((field("VmHWM:")?, field("VmRSS:")?))
-}
-
-/// How many files (sockets included) a process has open.
-fn open_files(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-/// CPU time (user + system) a process has used so far.
-fn cpu_time(pid: u32) -> Result<Duration> {
-    let stat =
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc/<pid>/stat")?;
-    // The fields after the command name (which is in parentheses and may contain spaces).
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| -> Result<u64> {
-        Ok(fields
-            .get(i)
-            .ok_or_else(|| anyhow!("short /proc/{pid}/stat"))?
-            .parse()?)
-    };
-    // utime and stime (fields 14 and 15 of stat, counting from 1), in clock ticks of 10 ms.
-    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
-}
-
-/// How many lines of the operator's log contain every one of `needles` (colour codes removed).
-fn log_lines_with(log: &std::path::Path, needles: &[&str]) -> usize {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
-        .map(|line| {
-            let mut plain = String::with_capacity(line.len());
-            let mut chars = line.chars();
-            while let Some(c) = chars.next() {
-                if c == '\u{1b}' {
-                    // Skip an escape sequence: ESC [ ... m
-                    for c in chars.by_ref() {
-                        if c == 'm' {
-                            break;
-                        }
-                    }
-                } else {
-                    plain.push(c);
-                }
-            }
-            plain
-        })
-        .filter(|line| needles.iter().all(|n| line.contains(n)))
-        .count()
-}
-
-/// Waits until every member Ready condition is True.
-async fn members_ready(host: &Client) -> Result<()> {
-    let api: Api<MemberCluster> = Api::all(host.clone());
-    eventually("members Ready", Duration::from_secs(60), || {
-        let api = api.clone();
-        async move {
-            for member in MEMBERS {
-                let mc = api.get(member).await?;
-                let ready = mc
-                    .status
-                    .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"));
-                if ready.map(|c| c.status) != Some("True".to_string()) {
-                    return Ok(None);
-                }
-            }
-            Ok(Some(()))
-        }
-    })
-    .await
-}
-
-/// Latency of one object: the latest first sighting over `watches` minus `started`; `None`
-/// while a member has not seen it.
-fn object_latency(watches: &[MemberWatch], name: &str, started: Instant) -> Option<Duration> {
-    let mut latest = Duration::ZERO;
-    for w in watches {
-        let seen = w.with(|v| v.first_seen.get(name).copied())?;
-        latest = latest.max(seen.saturating_duration_since(started));
-    }
-    Some(latest)
-}
-
-/// Deletes every FederatedIngress in the namespace and waits for the host objects and the
-/// member copies to be gone.
-async fn clean_up(host: &Client, namespace: &str, watches: &[MemberWatch]) -> Result<Duration> {
-    let started = Instant::now();
-    let api: Api<FederatedIngress> = Api::namespaced(host.clone(), namespace);
-    api.delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await
-        .context("deleting the FederatedIngresses")?;
-    loop {
-        let left: Vec<(String, usize)> = watches
-            .iter()
-            .map(|w| (w.member.clone(), w.with(|v| v.present.len())))
-            .collect();
-        let host_left = api.list_metadata(&ListParams::default()).await?.items.len();
-        if host_left == 0 && left.iter().all(|(_, n)| *n == 0) {
-            return Ok(started.elapsed());
-        }
-        if started.elapsed() > CLEANUP_TIMEOUT {
-            bail!(
-                "cleanup of {namespace}: after {CLEANUP_TIMEOUT:?} {host_left} FederatedIngresses left on the host, copies left: {left:?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Best-effort removal of a bench namespace from the host and the members.
-async fn drop_namespace(bed: &TestBed, namespace: &str) {
-    for context in ["host", "member1", "member2", "member3"] {
-        let api: Api<Namespace> = Api::all(bed.client(context).await);
-        let _ = api.delete(namespace, &DeleteParams::default()).await;
-    }
-}
-
-/// Removes what an interrupted earlier run left behind: namespaces `bench-*` on the host and
-/// the members. Runs before the operator starts, so the finalizers are dropped by hand (the copies
-/// go with the members' namespaces).
-async fn remove_leftovers(bed: &TestBed, host: &Client) -> Result<()> {
-    let namespaces = Api::<Namespace>::all(host.clone())
-        .list_metadata(&ListParams::default())
-        .await?;
-    for ns in namespaces.items {
-        let name = ns.metadata.name.unwrap_or_default();
-        if !name.starts_with("bench-") {
-            continue;
-        }
-        eprintln!("removing namespace {name}, left behind by an earlier run");
-        force_remove(bed, host, &name).await?;
-    }
-    Ok(())
-}
-
-/// Deletes the namespace's FederatedIngresses without waiting for the operator (their
-/// finalizers are dropped by hand), then the namespace on the host and the members (with any
-/// copies left there).
-async fn force_remove(bed: &TestBed, host: &Client, namespace: &str) -> Result<()> {
-    let api: Api<FederatedIngress> = Api::namespaced(host.clone(), namespace);
-    let left = api.list_metadata(&ListParams::default()).await?.items;
-    let _ = api
-        .delete_collection(&DeleteParams::default(), &ListParams::default())
-        .await;
-    let unfinalize = json!({"metadata": {"finalizers": null}});
-    for fi in left {
-        let name = fi.metadata.name.unwrap_or_default();
-        let _ = api
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&unfinalize))
-            .await;
-    }
-    drop_namespace(bed, namespace).await;
-    Ok(())
-}
-
-/// Sums the samples of one metric on the operator's /metrics (all label sets).
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// What the operator's metrics say about the interval between two scrapes.
-fn metrics_delta(before: &str, after: &str) -> String {
-    let d = |name: &str| metric(after, name) - metric(before, name);
-    let mean_ms = |base: &str| {
-        let n = d(&format!("{base}_count"));
-        if n > 0.0 {
-            d(&format!("{base}_sum")) / n * 1000.0
-        } else {
-            f64::NAN
-        }
-    };
-    format!(
-        "{:.0} reconciles ({:.0} failed), mean reconcile {:.0} ms, mean propagation to members {:.0} ms, {:.0} status writes, {:.0} member probes with mean latency {:.0} ms, {:.0} member transitions",
-        d("flotilla_reconciles_total"),
-        d("flotilla_reconcile_errors_total"),
-        mean_ms("flotilla_reconcile_duration_seconds"),
-        mean_ms("flotilla_propagation_duration_seconds"),
-        d("flotilla_status_writes_total"),
-        d("flotilla_member_probe_latency_seconds_count"),
-        mean_ms("flotilla_member_probe_latency_seconds"),
-        d("flotilla_member_transitions_total"),
-    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -505,34 +123,10 @@ async fn burst(bed: &TestBed, host: &Client, operator_pid: u32) -> Result<Burst>
 
     // One client, four workers taking the next object as soon as their create returns.
     let api: Api<FederatedIngress> = Api::namespaced(host.clone(), &namespace);
-    let next = Arc::new(AtomicUsize::new(0));
     let cpu_before = cpu_time(operator_pid)?;
-    let phase = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..BURST_WORKERS {
-        let (api, next, objects) = (api.clone(), next.clone(), objects.clone());
-        workers.push(tokio::spawn(async move {
-            let mut timings = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(object) = objects.get(i) else { break };
-                let started = Instant::now();
-                api.create(&PostParams::default(), object)
-                    .await
-                    .with_context(|| format!("creating FederatedIngress {}", object.name_any()))?;
-                timings.push((i, started, Instant::now()));
-            }
-            anyhow::Ok(timings)
-        }));
-    }
-    let mut started = vec![phase; BURST_OBJECTS];
-    let mut last_create_returned = phase;
-    for worker in workers {
-        for (i, start, done) in worker.await?? {
-            started[i] = start;
-            last_create_returned = last_create_returned.max(done);
-        }
-    }
+    let creates = create_all(&api, objects, BURST_WORKERS).await?;
+    let (phase, started, last_create_returned) =
+        (creates.phase, creates.started, creates.last_returned);
     let create_phase = last_create_returned - phase;
     eprintln!(
         "burst: {BURST_OBJECTS} creates by {BURST_WORKERS} workers took {:.0} ms ({:.0}/s)",
@@ -541,39 +135,9 @@ async fn burst(bed: &TestBed, host: &Client, operator_pid: u32) -> Result<Burst>
     );
 
     // Wait for every copy on every member.
-    loop {
-        let counts: Vec<usize> = watches
-            .iter()
-            .map(|w| w.with(|v| v.first_seen.len()))
-            .collect();
-        if counts.iter().all(|&c| c >= BURST_OBJECTS) {
-            break;
-        }
-        if last_create_returned.elapsed() > BURST_TIMEOUT {
-            let mut report = Vec::new();
-            for w in &watches {
-                let missing: Vec<String> = w.with(|v| {
-                    names
-                        .iter()
-                        .filter(|n| !v.first_seen.contains_key(*n))
-                        .cloned()
-                        .collect()
-                });
-                report.push(format!(
-                    "{}: {} of {BURST_OBJECTS} seen, missing e.g. {:?} (watch errors: {})",
-                    w.member,
-                    BURST_OBJECTS - missing.len(),
-                    &missing[..missing.len().min(5)],
-                    w.with(|v| v.errors)
-                ));
-            }
-            sampling.store(false, Ordering::Relaxed);
-            bail!(
-                "burst: not every copy seen {BURST_TIMEOUT:?} after the last create returned:\n  {}",
-                report.join("\n  ")
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    if let Err(e) = wait_all_seen(&watches, &names, BURST_TIMEOUT, "burst").await {
+        sampling.store(false, Ordering::Relaxed);
+        return Err(e);
     }
     let placed_at = phase.elapsed();
     let (hwm_kb, rss_kb) = memory_kb(operator_pid)?;
@@ -657,28 +221,6 @@ async fn singles(bed: &TestBed, host: &Client) -> Result<(Summary, Duration)> {
     let watches = watch_members(bed, &MEMBERS, &namespace).await?;
     let api: Api<FederatedIngress> = Api::namespaced(host.clone(), &namespace);
 
-    let wait_for = |name: String, started: Instant| {
-        let watches = &watches;
-        async move {
-            loop {
-                if let Some(latency) = object_latency(watches, &name, started) {
-                    return Ok(latency);
-                }
-                if started.elapsed() > SINGLE_TIMEOUT {
-                    let seen: Vec<&str> = watches
-                        .iter()
-                        .filter(|w| w.with(|v| v.first_seen.contains_key(&name)))
-                        .map(|w| w.member.as_str())
-                        .collect();
-                    bail!(
-                        "single: {name} not on every member after {SINGLE_TIMEOUT:?}; seen on {seen:?}"
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-    };
-
     // A warm-up object, not measured: the operator creates the namespace in each member with
     // the first copy, a one-time cost that does not belong to a steady-state latency.
     let warmup = federated_ingress(&namespace, "warmup", three_members())?;
@@ -686,42 +228,26 @@ async fn singles(bed: &TestBed, host: &Client) -> Result<(Summary, Duration)> {
     api.create(&PostParams::default(), &warmup)
         .await
         .context("creating the warm-up object")?;
-    let warmup_latency = wait_for("warmup".to_string(), started).await?;
+    let warmup_latency = wait_for_object(&watches, "warmup", started, SINGLE_TIMEOUT)
+        .await
+        .context("single")?;
     tokio::time::sleep(SINGLE_INTERVAL).await;
 
-    let mut latencies = Vec::new();
-    let schedule = Instant::now();
-    for i in 0..SINGLE_OBJECTS {
-        let slot = schedule + SINGLE_INTERVAL * i as u32;
-        tokio::time::sleep_until(slot.into()).await;
-        let name = format!("single-{i:02}");
-        let object = federated_ingress(&namespace, &name, three_members())?;
-        let started = Instant::now();
-        api.create(&PostParams::default(), &object)
-            .await
-            .with_context(|| format!("creating {name}"))?;
-        latencies.push(ms(wait_for(name, started).await?));
-    }
-    clean_up(host, &namespace, &watches).await?;
+    let count = env_usize("BENCH_SINGLE_OBJECTS", SINGLE_OBJECTS);
+    let latencies = singles_at_rest(
+        &api,
+        &watches,
+        count,
+        SINGLE_INTERVAL,
+        SINGLE_TIMEOUT,
+        |i| federated_ingress(&namespace, &format!("single-{i:03}"), three_members()),
+    )
+    .await
+    .context("single")?;
+    clean_up(host, &namespace, &watches, CLEANUP_TIMEOUT).await?;
     drop(watches);
     drop_namespace(bed, &namespace).await;
     Ok((summarize(latencies)?, warmup_latency))
-}
-
-/// Restores the member, retrying once: the harness panics when clusters.sh fails, and a failed
-/// restore must not end the run with the member down.
-fn restore(outage: &mut Outage<'_>) -> Result<()> {
-    for attempt in 1..=3 {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| outage.restore())) {
-            Ok(()) => return Ok(()),
-            Err(_) if attempt < 3 => {
-                eprintln!("restoring member1 failed (attempt {attempt}); retrying");
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            Err(_) => {}
-        }
-    }
-    bail!("could not restore member1")
 }
 
 async fn copy_exists(client: &Client, namespace: &str, name: &str) -> Result<bool> {
@@ -747,7 +273,8 @@ async fn failover(bed: &TestBed, host: &Client) -> Result<(Summary, Summary)> {
 
     let mut failovers = Vec::new();
     let mut failbacks = Vec::new();
-    for round in 1..=FAILOVER_ROUNDS {
+    let rounds = env_usize("BENCH_FAILOVER_ROUNDS", FAILOVER_ROUNDS);
+    for round in 1..=rounds {
         // The copy on member1 only (as seen by a GET on each and by the member2 watch).
         eventually(
             &format!("round {round}: copy on member1 only"),
@@ -764,7 +291,7 @@ async fn failover(bed: &TestBed, host: &Client) -> Result<(Summary, Summary)> {
             },
         )
         .await?;
-        members_ready(host).await?;
+        members_ready(host, &MEMBERS).await?;
 
         let t0 = Instant::now();
         let mut outage = tokio::task::block_in_place(|| Outage::kill(bed, "member1"));
@@ -813,7 +340,13 @@ async fn failover(bed: &TestBed, host: &Client) -> Result<(Summary, Summary)> {
             ms(failback)
         );
     }
-    clean_up(host, &namespace, std::slice::from_ref(&watch2)).await?;
+    clean_up(
+        host,
+        &namespace,
+        std::slice::from_ref(&watch2),
+        CLEANUP_TIMEOUT,
+    )
+    .await?;
     drop(watch2);
     drop_namespace(bed, &namespace).await;
     Ok((summarize(failovers)?, summarize(failbacks)?))
@@ -844,30 +377,48 @@ async fn run() -> Result<()> {
         operator.log.display()
     );
     let host = bed.client("host").await;
-    members_ready(&host).await?;
+    members_ready(&host, &MEMBERS).await?;
     // (position in the output, line): printed in this order at the end, whatever completed.
     let mut lines: Vec<(u8, String)> = Vec::new();
 
     let mut cleanup_failed = None;
+    let mut failed: Vec<&str> = Vec::new();
     let result: Result<()> = async {
-        // Single objects first: the operator is fresh and idle.
-        let (single, warmup) = singles(&bed, &host).await?;
-        eprintln!(
-            "single: {} objects, {} s apart, on 3 members: min {:.1} / p50 {:.1} / p99 {:.1} / max {:.1} ms (warm-up object, not counted: {:.1} ms)",
-            single.n, SINGLE_INTERVAL.as_secs(), single.min, single.p50, single.p99, single.max, ms(warmup)
-        );
-        lines.push((4, format!("BENCH distribution_single_p50_ms {:.1} ms", single.p50)));
-        lines.push((5, format!("BENCH distribution_single_p99_ms {:.1} ms", single.p99)));
+        // Single objects first: the operator is fresh and idle. A failed section is reported
+        // and the next one runs.
+        match singles(&bed, &host).await {
+            Ok((single, warmup)) => {
+                eprintln!(
+                    "single: objects {} ms apart, on 3 members: {} (warm-up object, not counted: {:.1} ms)",
+                    SINGLE_INTERVAL.as_millis(), single.describe("ms"), ms(warmup)
+                );
+                lines.push((4, format!("BENCH distribution_single_p50_ms {:.1} ms", single.p50)));
+                lines.push((5, format!("BENCH distribution_single_p99_ms {:.1} ms", single.p99)));
+            }
+            Err(e) => {
+                eprintln!("single: FAILED: {e:#}");
+                failed.push("single");
+            }
+        }
 
-        // Failover next, on the quiet system (before the burst and its aftermath).
+        // Failover next, on the quiet system (before the burst and its aftermath). Each sample
+        // is a kill and a recovery: a p50, a p90 and the maximum, no p99.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let (fo, fb) = failover(&bed, &host).await?;
-        eprintln!(
-            "failover: {} kills of member1: min {:.0} / p50 {:.0} / p99 {:.0} / max {:.0} ms; failback after restore: min {:.0} / max {:.0} ms",
-            fo.n, fo.min, fo.p50, fo.p99, fo.max, fb.min, fb.max
-        );
-        lines.push((6, format!("BENCH failover_p50_ms {:.1} ms", fo.p50)));
-        lines.push((7, format!("BENCH failover_p99_ms {:.1} ms", fo.p99)));
+        match failover(&bed, &host).await {
+            Ok((fo, fb)) => {
+                eprintln!(
+                    "failover: kills of member1: {}; failback after restore: {}",
+                    fo.describe("ms"), fb.describe("ms")
+                );
+                lines.push((6, format!("BENCH failover_p50_ms {:.1} ms", fo.p50)));
+                lines.push((7, format!("BENCH failover_p90_ms {:.1} ms", fo.p90)));
+                lines.push((8, format!("BENCH failover_max_ms {:.1} ms", fo.max)));
+            }
+            Err(e) => {
+                eprintln!("failover: FAILED: {e:#}");
+                failed.push("failover");
+            }
+        }
 
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (hwm_kb, rss_kb) = memory_kb(operator.pid())?;
@@ -911,7 +462,7 @@ async fn run() -> Result<()> {
         lines.push((2, format!("BENCH distribution_burst_tail_ms {:.1} ms", ms(b.tail))));
         lines.push((3, format!("BENCH operator_rss_mb_1000_objects {:.1} MB", b.hwm_kb as f64 / 1024.0)));
 
-        match clean_up(&host, &b.namespace, &b.watches).await {
+        match clean_up(&host, &b.namespace, &b.watches, CLEANUP_TIMEOUT).await {
             Ok(took) => {
                 eprintln!("burst: cleanup (delete all, copies gone) took {:.0} ms", ms(took));
                 drop_namespace(&bed, &b.namespace).await;
@@ -940,8 +491,11 @@ async fn run() -> Result<()> {
     );
     drop(operator);
     result?;
-    match cleanup_failed {
-        Some(e) => Err(e),
-        None => Ok(()),
+    if let Some(e) = cleanup_failed {
+        return Err(e);
     }
+    if !failed.is_empty() {
+        bail!("sections failed: {}", failed.join(", "));
+    }
+    Ok(())
 }

@@ -311,7 +311,7 @@ async fn watch_member(task: WatchTask) {
     let mut events = watcher(task.api.clone(), config).default_backoff().boxed();
     let mut relisting: Option<Projections> = None;
     while let Some(event) = events.next().await {
-        if !matches!(event, Err(_)) && task.failing.swap(false, Ordering::AcqRel) {
+        if event.is_ok() && task.failing.swap(false, Ordering::AcqRel) {
             tracing::info!(member = %task.member, "copy watch recovered");
         }
         match event {
