@@ -460,3 +460,122 @@ async fn an_undecodable_object_is_reported_and_the_others_keep_working() {
         ],
     );
 }
+
+/// A MemberCluster whose first verdict is minutes away (its server accepts connections and never
+/// answers; one probe a minute, four failures to conclude).
+struct Probing<'a> {
+    bed: &'a TestBed,
+    _listener: std::net::TcpListener,
+}
+
+impl<'a> Probing<'a> {
+    fn register(bed: &'a TestBed) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let config = kube::config::Kubeconfig::read_from(bed.kubeconfig()).unwrap();
+        let ca = config
+            .clusters
+            .into_iter()
+            .find(|c| c.name == "member1")
+            .and_then(|c| c.cluster)
+            .and_then(|c| c.certificate_authority_data)
+            .unwrap();
+        let kubeconfig = json!({
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "c", "cluster": {"server": format!("https://127.0.0.1:{port}"), "certificate-authority-data": ca}}],
+            "users": [{"name": "u", "user": {"token": "unused"}}],
+            "contexts": [{"name": "ctx", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "ctx"
+        })
+        .to_string();
+        bed.apply(
+            "host",
+            &json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "probing-kubeconfig", "namespace": flotilla_e2e::OPERATOR_NAMESPACE,
+                             "labels": {"federation.flotilla.dev/member-credentials": "true"}},
+                "stringData": {"kubeconfig": kubeconfig}})
+            .to_string(),
+        );
+        bed.apply(
+            "host",
+            &json!({"apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "MemberCluster",
+                "metadata": {"name": "probing"},
+                "spec": {"secretRef": {"name": "probing-kubeconfig"},
+                         "probe": {"periodMilliseconds": 60000, "timeoutMilliseconds": 500, "failureThreshold": 4}}})
+            .to_string(),
+        );
+        Self {
+            bed,
+            _listener: listener,
+        }
+    }
+}
+
+impl Drop for Probing<'_> {
+    fn drop(&mut self) {
+        self.bed.kubectl(
+            "host",
+            &[
+                "delete",
+                "membercluster",
+                "probing",
+                "--ignore-not-found",
+                "--wait=true",
+            ],
+        );
+        self.bed.kubectl(
+            "host",
+            &[
+                "delete",
+                "secret",
+                "probing-kubeconfig",
+                "-n",
+                flotilla_e2e::OPERATOR_NAMESPACE,
+                "--ignore-not-found",
+            ],
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_member_still_being_probed_holds_back_only_what_could_go_there() {
+    let bed = TestBed::get();
+    bed.federation();
+    let _op = Operator::start(&bed, "engine-probing");
+    let ns = bed.create_namespace("probing");
+    let _probing = Probing::register(&bed);
+    bed.apply(
+        "host",
+        &federated_ingress(
+            &ns,
+            "pinned",
+            json!({"placement": {"clusters": ["member1"]}}),
+        ),
+    );
+    bed.apply("host", &federated_ingress(&ns, "anywhere", json!({})));
+    // Not placeable on the member being probed: propagates, with no entry for it.
+    bed.wait_for_copy("member1", &ns, "pinned").await;
+    wait_entries(&bed, &ns, "pinned", &["member1"]).await;
+    // Placeable there: waits, and says why.
+    eventually("anywhere waits for the probe", WAIT, || async {
+        let status = get(&bed, &ns, "anywhere").await.status.unwrap_or_default();
+        Ok(status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .filter(|c| {
+                c.status == "Unknown"
+                    && c.reason == "MemberBeingProbed"
+                    && c.message.contains("probing")
+            })
+            .map(|_| ()))
+    })
+    .await
+    .unwrap();
+    let (clusters, _) = entries_and_drift(&bed, &ns, "pinned").await;
+    assert_eq!(
+        clusters,
+        vec!["member1".to_string()],
+        "a ghost entry for the member being probed"
+    );
+}

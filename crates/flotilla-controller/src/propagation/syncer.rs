@@ -212,9 +212,10 @@ impl<K: Propagated> Syncer<K> {
             }
             self.correcting.remove(&key);
             self.early.remove(&key);
-            // A copy kept while its member was away: judged if the engine places it there
-            // again (the recheck after that placement's status write).
-            if let (false, Some(c)) = (leaving, &copy) {
+            // A copy that is still there (kept while its member was away, or not removed yet):
+            // judged if the engine places it there again (the recheck after that placement's
+            // status write); its deletion event drops it.
+            if let Some(c) = &copy {
                 self.early.insert(key.clone(), c.clone());
             }
             if (entry.is_some_and(|e| e.drift.is_some() || !e.load_balancer.is_empty())
