@@ -482,15 +482,24 @@ async fn unlabelled_secrets_are_not_read() {
         ],
     );
     let api: Api<MemberCluster> = Api::all(bed.client("host").await);
-    eventually("labelled credentials make the member Ready", WAIT, || {
+    // Once labelled, the Secret is read: the credentials load, and the member is probed. (It
+    // reaches member1's cluster, which member1 holds, so it is a DuplicateCluster, never Ready.)
+    eventually("labelled credentials are read", WAIT, || {
         let api = api.clone();
         async move {
-            let mc = api.get(name).await?;
-            Ok(mc
+            let conditions = api
+                .get(name)
+                .await?
                 .status
-                .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
-                .filter(|c| c.status == "True")
-                .map(|_| ()))
+                .map(|s| s.conditions)
+                .unwrap_or_default();
+            let loaded = conditions
+                .iter()
+                .any(|c| c.type_ == "CredentialsValid" && c.status == "True");
+            let probed = conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.reason == "DuplicateCluster");
+            Ok((loaded && probed).then_some(()))
         }
     })
     .await
