@@ -74,12 +74,12 @@ impl Lanes {
             .map_err(|_| LaneError::Timeout)
     }
 
-    /// Forgets a member that was removed.
-    pub fn forget(&self, member: &str) {
+    /// Forgets members that were removed (keeps those in `live`).
+    pub fn retain_members(&self, live: &std::collections::HashSet<String>) {
         self.lanes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(member);
+            .retain(|m, _| live.contains(m));
     }
 }
 

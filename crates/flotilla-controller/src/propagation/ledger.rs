@@ -81,10 +81,10 @@ impl Ledger {
         lock(&self.baselines).retain(|(u, _), _| u != uid);
     }
 
-    /// Forgets a member that was removed.
-    pub fn forget_member(&self, member: &str) {
-        lock(&self.leaving).retain(|(_, m)| m != member);
-        lock(&self.baselines).retain(|(_, m), _| m != member);
+    /// Forgets members that were removed (keeps those in `live`).
+    pub fn retain_members(&self, live: &HashSet<String>) {
+        lock(&self.leaving).retain(|(_, m)| live.contains(m));
+        lock(&self.baselines).retain(|(_, m), _| live.contains(m));
     }
 
     /// Objects recorded, for tidying up against the host store.

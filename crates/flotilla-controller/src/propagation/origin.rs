@@ -4,8 +4,6 @@
 //! the host object's and its origin annotations name that object, with the same uid. Anything
 //! else carrying Flotilla's labels (an object in another namespace, a copy of an earlier object
 //! of the same name) is never reported on, adopted silently, or deleted as that object's copy.
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use flotilla_api::labels::{
@@ -94,19 +92,6 @@ impl CopyMeta {
                 _ => DeletionPolicy::Delete,
             },
         })
-    }
-
-    /// From typed metadata (labels and annotations maps).
-    pub fn of_maps(
-        namespace: &str,
-        name: &str,
-        labels: Option<&BTreeMap<String, String>>,
-        annotations: Option<&BTreeMap<String, String>>,
-    ) -> Option<Self> {
-        let value = serde_json::json!({"metadata": {
-            "namespace": namespace, "name": name, "labels": labels, "annotations": annotations,
-        }});
-        Self::of(&value)
     }
 
     /// Whether this object stands where `origin`'s copy stands and claims to be one of that

@@ -171,8 +171,21 @@ impl<K: Propagated> Syncer<K> {
         self.observe(member, obj, copy).await;
     }
 
-    /// Drops state about objects that are gone.
+    /// Drops state about objects and members that are gone.
     fn tidy(&mut self) {
+        let members: HashSet<String> = self
+            .engine
+            .ctx
+            .registry
+            .snapshot()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        self.written.retain(|(_, m), _| members.contains(m));
+        self.correcting.retain(|(_, m)| members.contains(m));
+        self.early.retain(|(_, m), _| members.contains(m));
+        self.engine.ledger.retain_members(&members);
+        self.engine.lanes.retain_members(&members);
         let live: HashSet<String> = self
             .objects
             .state()
