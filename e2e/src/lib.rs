@@ -270,6 +270,11 @@ impl TestBed {
 
     /// `flotilla join <member>`.
     pub fn join(&self, member: &str, region: &str) {
+        self.join_with(member, region, &[]);
+    }
+
+    /// `flotilla join <member>` with more arguments (`--kinds …`).
+    pub fn join_with(&self, member: &str, region: &str, extra: &[&str]) {
         let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
         let out = Command::new(flotilla_bin())
             .args([
@@ -290,6 +295,7 @@ impl TestBed {
                 "--label",
                 "env=prod",
             ])
+            .args(extra)
             .output()
             .expect("flotilla binary built (make e2e builds it)");
         assert!(

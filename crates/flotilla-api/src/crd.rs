@@ -2,7 +2,9 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::{FederatedIngress, MemberCluster, ScalingPolicy};
+use crate::{
+    ClusterFederatedObject, FederatedIngress, FederatedObject, MemberCluster, ScalingPolicy,
+};
 
 /// One generated CRD file.
 pub struct CrdFile {
@@ -59,5 +61,7 @@ pub fn crd_files() -> Vec<CrdFile> {
         CrdFile::of::<MemberCluster>(),
         CrdFile::of::<FederatedIngress>(),
         CrdFile::of::<ScalingPolicy>(),
+        CrdFile::of::<FederatedObject>(),
+        CrdFile::of::<ClusterFederatedObject>(),
     ]
 }

@@ -6,6 +6,7 @@
 // repeated `type_ = "string"` inside them as duplicated attributes.
 #![allow(clippy::duplicated_attributes)]
 pub mod federated_ingress;
+pub mod federated_object;
 pub mod int_bounds;
 pub mod labels;
 pub mod member_cluster;
@@ -20,6 +21,9 @@ mod crd;
 
 pub use crd::{CrdFile, crd_files};
 pub use federated_ingress::{FederatedIngress, FederatedIngressSpec, FederatedIngressStatus};
+pub use federated_object::{
+    ClusterFederatedObject, ClusterFederatedObjectSpec, FederatedObject, FederatedObjectSpec,
+};
 pub use member_cluster::{MemberCluster, MemberClusterSpec, MemberClusterStatus};
 pub use scaling_policy::{ScalingPolicy, ScalingPolicySpec, ScalingPolicyStatus};
 

@@ -41,7 +41,7 @@ pub struct ClusterVerdict {
     /// The failover priority rank (0 is the highest), when `failoverPriority` is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<u32>,
-    /// Replicas assigned to this cluster (ScalingPolicy only).
+    /// Replicas assigned to this cluster, when replicas are divided among clusters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
     /// When this cluster was selected (Selected clusters only). Keeps placements sticky across

@@ -82,6 +82,9 @@ pub struct MemberCopyStatus {
     /// Differences between the member copy and what Flotilla applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftStatus>,
+    /// The copy's health, from its status in the member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<CopyHealth>,
 }
 
 /// Where one member copy stands.
@@ -100,6 +103,32 @@ pub enum CopyState {
     Unreachable,
     /// No longer placed here; the copy is being removed.
     Pruning,
+    /// The member does not serve the copy's kind yet (a custom resource before its CRD is
+    /// established there); applied as soon as it does.
+    WaitingForKind,
+    /// The member's credentials may not write the copy's kind (see message: verb and resource).
+    Forbidden,
+}
+
+/// How a member copy is doing, judged from its own status by kind.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyHealth {
+    /// `Healthy`, `Progressing` or `Unhealthy`; `Applied` for kinds with no status to judge.
+    pub state: HealthState,
+    /// What the judgement rests on, e.g. `2/3 replicas available`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// See [`CopyHealth::state`].
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum HealthState {
+    Healthy,
+    Progressing,
+    Unhealthy,
+    /// Applied; the kind has no status Flotilla can judge.
+    Applied,
 }
 
 /// One load-balancer ingress point of a member copy.

@@ -24,6 +24,8 @@ pub struct Context {
     pub member_policy: PolicyOptions,
     /// Whether this replica may write: checked before every host and member write.
     pub lease: LeaseGuard,
+    /// The kinds this operator federates (`--federated-kinds`).
+    pub federated_kinds: crate::allowlist::Allowlist,
     recorder: Recorder,
 }
 
@@ -48,6 +50,7 @@ impl Context {
             timeouts: ClientTimeouts::default(),
             member_policy: PolicyOptions::default(),
             lease,
+            federated_kinds: crate::allowlist::Allowlist::default(),
         }
     }
 

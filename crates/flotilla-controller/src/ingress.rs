@@ -1,6 +1,7 @@
 //! FederatedIngress on the propagation engine: an Ingress template, and the load-balancer
 //! addresses of its copies. Everything else (placement, copies, drift, sweeping) is the engine's.
-use kube::api::ApiResource;
+use kube::api::{Api, ApiResource, GroupVersionKind};
+use kube::Client;
 use serde_json::{Value, json};
 
 use flotilla_api::FederatedIngress;
@@ -23,6 +24,10 @@ impl Propagated for FederatedIngress {
     const KIND: &'static str = flotilla_api::federated_ingress::KIND;
     const CONTROLLER: &'static str = "federatedingress";
 
+    fn host_api(client: Client, namespace: &str) -> Api<Self> {
+        Api::namespaced(client, namespace)
+    }
+
     fn propagation(&self) -> &PropagationSpec {
         &self.spec.propagation
     }
@@ -35,8 +40,8 @@ impl Propagated for FederatedIngress {
         self.status = Some(status);
     }
 
-    fn member_resource(&self) -> ApiResource {
-        ingress_resource()
+    fn member_kind(&self) -> Result<GroupVersionKind, String> {
+        Ok(GroupVersionKind::gvk("networking.k8s.io", "v1", "Ingress"))
     }
 
     fn template(&self) -> Result<Value, String> {

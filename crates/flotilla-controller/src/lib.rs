@@ -3,9 +3,11 @@
 //! Each reconcile follows the same steps: dereference (read what it needs), validate (pure),
 //! build (pure: placement decision, desired member objects), apply (server-side apply to members,
 //! one field manager), update status (only when it changed).
+pub mod allowlist;
 pub mod conditions;
 pub mod context;
 pub mod error;
+pub mod federated_object;
 pub mod finalizer;
 pub mod ingress;
 pub mod lease_guard;

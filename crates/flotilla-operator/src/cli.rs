@@ -75,6 +75,11 @@ pub struct RunArgs {
     /// parallel). Higher drains a burst of changes sooner and puts more load on the members.
     #[arg(long, env = "FLOTILLA_MAX_CONCURRENT_RECONCILES", default_value_t = flotilla_controller::propagation::CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub max_concurrent_reconciles: u16,
+    /// The kinds FederatedObjects and ClusterFederatedObjects may hold, as `Kind.group` (`Kind`
+    /// for the core group), comma-separated. Secrets, RBAC kinds and CRDs only when listed.
+    /// Members need the same kinds in `flotilla join --kinds`.
+    #[arg(long, env = "FLOTILLA_FEDERATED_KINDS", default_value_t = flotilla_controller::allowlist::default_kinds_text(), value_parser = parse_kinds)]
+    pub federated_kinds: String,
     /// This replica's identity in the Lease (default: $POD_NAME, else the host name and pid).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -121,6 +126,11 @@ pub struct JoinArgs {
     /// Labels for the MemberCluster, as key=value (repeatable).
     #[arg(long = "label", value_parser = parse_key_value)]
     pub labels: Vec<(String, String)>,
+    /// The kinds the operator may write in the member, as `Kind.group` (`Kind` for the core
+    /// group), comma-separated: the operator's `--federated-kinds`. Ingresses are always granted
+    /// (FederatedIngress).
+    #[arg(long, default_value_t = flotilla_controller::allowlist::default_kinds_text(), value_parser = parse_kinds)]
+    pub kinds: String,
 }
 
 #[derive(Args, Debug)]
@@ -243,4 +253,8 @@ mod tests {
         };
         assert!(!args.leader_elect);
     }
+}
+
+fn parse_kinds(text: &str) -> Result<String, String> {
+    flotilla_controller::allowlist::Allowlist::parse(text).map(|_| text.to_string())
 }

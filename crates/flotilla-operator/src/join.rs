@@ -2,8 +2,9 @@
 //! cluster, and register it on the host.
 //!
 //! In the member: a ServiceAccount `flotilla-<name>` in namespace `flotilla-system`, a
-//! ClusterRole `flotilla:member:<name>` granting only what Flotilla manages there (Ingresses,
-//! namespaces to hold them, workload scale subresources, reading HPAs and metrics) — no wildcard
+//! ClusterRole `flotilla:member:<name>` granting only what Flotilla manages there (the kinds of
+//! `--kinds` and Ingresses, namespaces to hold them, workload scale subresources, reading HPAs
+//! and metrics) — no wildcard
 //! group or verb, and a wildcard resource only to read the metrics APIs addressed by name — and
 //! a token Secret. Names carry the MemberCluster name, so unjoining one registration of a member
 //! never removes another's access.
@@ -25,6 +26,8 @@ use flotilla_api::MemberCluster;
 use flotilla_api::labels::{
     FIELD_MANAGER, MANAGED_BY, MANAGED_BY_VALUE, MEMBER_CREDENTIALS, MEMBER_CREDENTIALS_VALUE,
 };
+
+use flotilla_controller::allowlist::{Allowlist, DEFAULT_KINDS};
 
 use crate::cli::{HostArgs, JoinArgs, UnjoinArgs};
 use crate::run::host_client;
@@ -48,12 +51,75 @@ impl MemberNames {
     }
 }
 
-/// What the operator may do in a member cluster. Kept to the kinds it manages.
-pub fn member_rules() -> Value {
+/// A kind Flotilla may federate into the member: its group and resource (plural).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederatedResource {
+    pub group: String,
+    pub plural: String,
+}
+
+/// The member resources of `kinds`: the default kinds by their known plurals, any other kind
+/// from the member's discovery.
+async fn federated_resources(
+    member: &Client,
+    kinds: &Allowlist,
+) -> anyhow::Result<Vec<FederatedResource>> {
+    let mut out = Vec::new();
+    for k in kinds.kinds() {
+        let known = DEFAULT_KINDS
+            .iter()
+            .find(|(kind, group, _)| *kind == k.kind && *group == k.group);
+        let plural = match known {
+            Some((_, _, plural)) => (*plural).to_string(),
+            None => {
+                let served = kube::discovery::group(member, &k.group)
+                    .await
+                    .ok()
+                    .and_then(|g| g.recommended_kind(&k.kind))
+                    .map(|(resource, _)| resource.plural);
+                served.unwrap_or_else(|| {
+                    // Not served yet: a custom resource whose CRD Flotilla will federate. Its
+                    // plural is the conventional one; a CRD with another plural needs a re-join
+                    // once it is served.
+                    let plural = ApiResource::from_gvk(&GroupVersionKind::gvk(&k.group, "v1", &k.kind)).plural;
+                    eprintln!("note: the member does not serve {k} yet; granting resource {plural:?} (re-run join once it is served if its plural differs)");
+                    plural
+                })
+            }
+        };
+        out.push(FederatedResource {
+            group: k.group.clone(),
+            plural,
+        });
+    }
+    // Ingresses: FederatedIngress copies, whatever the list.
+    if !out.iter().any(|r| r.plural == "ingresses") {
+        out.push(FederatedResource {
+            group: "networking.k8s.io".into(),
+            plural: "ingresses".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// What the operator may do in a member cluster: write the federated kinds, create the
+/// namespaces copies go into, and read what ScalingPolicies need. No wildcard group or verb.
+pub fn member_rules(federated: &[FederatedResource]) -> Value {
+    const WRITE: [&str; 7] = ["get", "list", "watch", "create", "update", "patch", "delete"];
+    let mut rules: Vec<Value> = federated
+        .iter()
+        .map(|r| json!({"apiGroups": [r.group], "resources": [r.plural], "verbs": WRITE}))
+        .collect();
+    if !federated.iter().any(|r| r.group.is_empty() && r.plural == "namespaces") {
+        rules.push(json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create", "patch"]}));
+    }
+    rules.extend(scaling_rules().as_array().cloned().unwrap_or_default());
+    Value::Array(rules)
+}
+
+/// What ScalingPolicies read and scale in members.
+fn scaling_rules() -> Value {
     json!([
-        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"],
-         "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create", "patch"]},
         {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"],
          "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale", "replicasets/scale"],
@@ -84,6 +150,8 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let labels = json!({MANAGED_BY: MANAGED_BY_VALUE});
     let names = MemberNames::of(&args.name);
+    let kinds = Allowlist::parse(&args.kinds).map_err(anyhow::Error::msg)?;
+    let federated = federated_resources(&member, &kinds).await?;
     let (sa, role, token_secret) = (
         names.service_account.as_str(),
         names.cluster_role.as_str(),
@@ -117,7 +185,7 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
         "ClusterRole",
         None,
         role,
-        json!({"metadata": {"labels": labels}, "rules": member_rules()}),
+        json!({"metadata": {"labels": labels}, "rules": member_rules(&federated)}),
         &params,
     )
     .await?;
@@ -488,7 +556,15 @@ mod tests {
     /// APIs addressed by metric name.
     #[test]
     fn member_rules_have_no_wildcards_but_metric_names() {
-        let rules = member_rules();
+        let federated: Vec<FederatedResource> = DEFAULT_KINDS
+            .iter()
+            .map(|(_, g, p)| FederatedResource {
+                group: (*g).into(),
+                plural: (*p).into(),
+            })
+            .collect();
+        let rules = member_rules(&federated);
+        assert!(rules.to_string().contains("\"persistentvolumeclaims\""));
         for rule in rules.as_array().into_iter().flatten() {
             let text = |key: &str| rule[key].to_string();
             assert!(!text("apiGroups").contains('*'), "{rule}");

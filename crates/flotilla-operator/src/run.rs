@@ -9,8 +9,7 @@ use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::watch;
 
-use flotilla_api::FederatedIngress;
-use flotilla_api::MemberCluster;
+use flotilla_api::{ClusterFederatedObject, FederatedIngress, FederatedObject, MemberCluster};
 use flotilla_controller::ingress::ingress_resource;
 use flotilla_controller::members::controller as member_controller;
 use flotilla_controller::members::kubeconfig_policy::PolicyOptions;
@@ -95,6 +94,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     ctx.member_policy = PolicyOptions {
         allow_insecure_tls: args.allow_insecure_member_tls,
     };
+    ctx.federated_kinds = flotilla_controller::allowlist::Allowlist::parse(&args.federated_kinds)
+        .map_err(anyhow::Error::msg)?;
     if args.allow_insecure_member_tls {
         tracing::warn!(
             "--allow-insecure-member-tls: member kubeconfigs may use http:// or skip TLS verification (development only)"
@@ -106,13 +107,27 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         stopped(stop_rx.clone()),
     ));
     let engine = Engine::start(ctx.clone());
+    // Watched from the start, so the sweeper finds copies of FederatedIngresses deleted while
+    // the operator was down; other kinds are watched once an object of theirs is reconciled.
+    engine.informers.watch_resource(&ctx, ingress_resource());
     let (_, ingresses) = propagation::run::<FederatedIngress>(
-        engine,
+        engine.clone(),
         args.max_concurrent_reconciles,
-        ingress_resource(),
         stopped(stop_rx.clone()),
     );
-    let ingresses = tokio::spawn(ingresses);
+    let (_, objects) = propagation::run::<FederatedObject>(
+        engine.clone(),
+        args.max_concurrent_reconciles,
+        stopped(stop_rx.clone()),
+    );
+    let (_, cluster_objects) = propagation::run::<ClusterFederatedObject>(
+        engine,
+        args.max_concurrent_reconciles,
+        stopped(stop_rx.clone()),
+    );
+    let ingresses = tokio::spawn(async move {
+        futures::join!(ingresses, objects, cluster_objects);
+    });
     let scaling_config =
         flotilla_controller::scaling::ScalingConfig::new(args.prometheus_url.clone());
     let scaling_controller = tokio::spawn(flotilla_controller::scaling::controller(

@@ -132,7 +132,10 @@ impl CopyInformers {
                 resources.iter().all(|r| {
                     watches
                         .get(&(member.to_string(), resource_key(r)))
-                        .is_some_and(|w| w.listed.load(Ordering::Acquire))
+                        .is_some_and(|w| {
+                            // A member that does not serve a resource never lists it.
+                            w.listed.load(Ordering::Acquire) || w.failing.load(Ordering::Acquire)
+                        })
                 })
             };
             if listed || tokio::time::Instant::now() >= until {
@@ -234,6 +237,7 @@ impl CopyInformers {
             let subscribers = self.subscribers.clone();
             let task = tokio::spawn(watch_member(WatchTask {
                 ctx_metrics: ctx.metrics.clone(),
+                resource: resource.clone(),
                 member: name.to_string(),
                 api: Api::all_with(client.clone(), &resource),
                 copies: copies.clone(),
@@ -257,6 +261,7 @@ impl CopyInformers {
 
 struct WatchTask {
     ctx_metrics: crate::metrics::Metrics,
+    resource: ApiResource,
     member: String,
     api: Api<DynamicObject>,
     copies: Arc<RwLock<Projections>>,
@@ -293,9 +298,16 @@ impl WatchTask {
 
     /// The projection and the object as the syncer sees it: without Flotilla's own
     /// managedFields entry (drift is attributed to other managers only).
-    fn project(object: &DynamicObject) -> Option<(CopyMeta, Value)> {
+    fn project(&self, object: &DynamicObject) -> Option<(CopyMeta, Value)> {
         let mut value = serde_json::to_value(object).ok()?;
-        let meta = CopyMeta::of(&value)?;
+        let mut meta = CopyMeta::of(&value)?;
+        // List items carry no type: the watch knows it.
+        meta.group.clone_from(&self.resource.group);
+        meta.kind.clone_from(&self.resource.kind);
+        if let Some(v) = value.as_object_mut() {
+            v.insert("apiVersion".into(), self.resource.api_version.clone().into());
+            v.insert("kind".into(), self.resource.kind.clone().into());
+        }
         if let Some(entries) = value
             .pointer_mut("/metadata/managedFields")
             .and_then(Value::as_array_mut)
@@ -317,7 +329,7 @@ async fn watch_member(task: WatchTask) {
         match event {
             Ok(watcher::Event::Init) => relisting = Some(Projections::new()),
             Ok(watcher::Event::InitApply(object)) => {
-                if let Some((meta, value)) = WatchTask::project(&object) {
+                if let Some((meta, value)) = task.project(&object) {
                     if let Some(listed) = relisting.as_mut() {
                         listed.insert((meta.namespace.clone(), meta.name.clone()), meta.clone());
                     }
@@ -334,7 +346,7 @@ async fn watch_member(task: WatchTask) {
                 });
             }
             Ok(watcher::Event::Apply(object)) => {
-                if let Some((meta, value)) = WatchTask::project(&object) {
+                if let Some((meta, value)) = task.project(&object) {
                     write(&task.copies)
                         .insert((meta.namespace.clone(), meta.name.clone()), meta.clone());
                     task.applied(meta, value);
@@ -347,7 +359,7 @@ async fn watch_member(task: WatchTask) {
                 }
             }
             Ok(watcher::Event::Delete(object)) => {
-                if let Some((meta, _)) = WatchTask::project(&object) {
+                if let Some((meta, _)) = task.project(&object) {
                     write(&task.copies).remove(&(meta.namespace.clone(), meta.name.clone()));
                     let kind = meta.origin_kind.clone();
                     task.send(

@@ -3,18 +3,18 @@
 //! engine knows which kind it propagates.
 use std::fmt::Debug;
 
-use kube::api::ApiResource;
-use kube::core::NamespaceResourceScope;
-use kube::{Resource, ResourceExt};
+use kube::api::{Api, GroupVersionKind};
+use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use flotilla_api::federated_object::ReplicaSpread;
 use flotilla_api::propagation::{LoadBalancerAddress, PropagationSpec, PropagationStatus};
 
 /// A host kind whose objects the engine propagates to members.
 pub trait Propagated:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    Resource<DynamicType = ()>
     + ResourceExt
     + Clone
     + Debug
@@ -29,12 +29,30 @@ pub trait Propagated:
     /// A short lower-case name for metrics, logs and field managers, e.g. `federatedingress`.
     const CONTROLLER: &'static str;
 
+    /// Whether the copies report their health (see [`super::health`]). A kind whose copies
+    /// report something narrower of their own (FederatedIngress: load-balancer addresses)
+    /// leaves it off, saving a status write per copy.
+    const REPORTS_HEALTH: bool = false;
+
+    /// The host API of this kind in `namespace` (ignored for a cluster-scoped kind).
+    fn host_api(client: Client, namespace: &str) -> Api<Self>;
+
     fn propagation(&self) -> &PropagationSpec;
     fn propagation_status(&self) -> Option<&PropagationStatus>;
     fn set_propagation_status(&mut self, status: PropagationStatus);
 
-    /// The member resource its copies are (group, version, kind, plural).
-    fn member_resource(&self) -> ApiResource;
+    /// The kind of its member copies; the engine finds its resource in each member.
+    fn member_kind(&self) -> Result<GroupVersionKind, String>;
+
+    /// The name of its member copies: by default the host object's own.
+    fn copy_name(&self) -> String {
+        self.name_any()
+    }
+
+    /// How `spec.replicas` reaches the members; `None`: as the template says, everywhere.
+    fn replica_spread(&self) -> Option<&ReplicaSpread> {
+        None
+    }
 
     /// The copy before overrides and tracking: `apiVersion`, `kind`, `metadata.labels` and
     /// `metadata.annotations`, and the body (`spec`, `data`, …). Name and namespace are set by

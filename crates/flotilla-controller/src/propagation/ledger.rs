@@ -14,6 +14,8 @@ use serde_json::Value;
 /// One object's latest placement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placed {
+    /// The host kind (each kind's syncer tidies only its own objects).
+    pub kind: &'static str,
     pub generation: i64,
     pub selected: Vec<String>,
 }
@@ -87,9 +89,13 @@ impl Ledger {
         lock(&self.baselines).retain(|(_, m), _| live.contains(m));
     }
 
-    /// Objects recorded, for tidying up against the host store.
-    pub fn objects(&self) -> Vec<String> {
-        lock(&self.placed).keys().cloned().collect()
+    /// Objects of host kind `kind` recorded, for tidying up against that kind's store.
+    pub fn objects(&self, kind: &str) -> Vec<String> {
+        lock(&self.placed)
+            .iter()
+            .filter(|(_, p)| p.kind == kind)
+            .map(|(uid, _)| uid.clone())
+            .collect()
     }
 }
 
@@ -145,6 +151,7 @@ mod tests {
         ledger.place(
             "u",
             Placed {
+                kind: "FederatedIngress",
                 generation: 1,
                 selected: vec!["m1".into()],
             },

@@ -29,10 +29,17 @@ pub enum ApplyOutcome {
     /// The member refused or failed the request. `permanent`: the member will refuse the same
     /// request again (validation, forbidden), so it is retried only with a long backoff.
     Failed { message: String, permanent: bool },
+    /// The member's credentials may not do this (the message names verb and resource).
+    Forbidden(String),
 }
 
+/// The member API of `resource`; an empty namespace is a cluster-scoped copy.
 fn api(client: &Client, resource: &ApiResource, namespace: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), namespace, resource)
+    if namespace.is_empty() {
+        Api::all_with(client.clone(), resource)
+    } else {
+        Api::namespaced_with(client.clone(), namespace, resource)
+    }
 }
 
 /// Applies `desired` in the member. `known_ours` skips the ownership read when Flotilla's
@@ -51,7 +58,7 @@ pub async fn apply_copy(
     // the apply conflict instead of being silently overwritten.
     let mut force = known_ours;
     if !known_ours {
-        match api.get_opt(&origin.name).await {
+        match api.get_opt(&origin.copy_name).await {
             Ok(None) => {}
             Ok(Some(existing)) => match ownership(&api, &existing, origin, desired, adoption).await
             {
@@ -67,15 +74,15 @@ pub async fn apply_copy(
         PatchParams::apply(FIELD_MANAGER)
     };
     let mut result = api
-        .patch(&origin.name, &params, &Patch::Apply(desired))
+        .patch(&origin.copy_name, &params, &Patch::Apply(desired))
         .await;
-    if matches!(&result, Err(kube::Error::Api(s)) if s.code == 404) {
+    if !origin.namespace.is_empty() && matches!(&result, Err(kube::Error::Api(s)) if s.code == 404) {
         // The namespace does not exist in this member yet: create it, then apply again.
         if let Err(e) = ensure_namespace(client, &origin.namespace).await {
             return failed(&format!("creating namespace {}", origin.namespace), &e);
         }
         result = api
-            .patch(&origin.name, &params, &Patch::Apply(desired))
+            .patch(&origin.copy_name, &params, &Patch::Apply(desired))
             .await;
     }
     match result {
@@ -85,7 +92,7 @@ pub async fn apply_copy(
         Err(kube::Error::Api(s)) if s.code == 409 && !force => {
             ApplyOutcome::Conflict(truncate::message(&format!(
                 "{} {}/{} was created in the member by someone else meanwhile: {}",
-                resource.kind, origin.namespace, origin.name, s.message
+                resource.kind, origin.namespace, origin.copy_name, s.message
             )))
         }
         Err(e) => failed("", &e),
@@ -93,6 +100,12 @@ pub async fn apply_copy(
 }
 
 fn failed(context: &str, e: &kube::Error) -> ApplyOutcome {
+    if let kube::Error::Api(s) = e
+        && s.code == 403
+    {
+        // The API server's message names the user, verb and resource it refused.
+        return ApplyOutcome::Forbidden(truncate::message(&s.message));
+    }
     let permanent = matches!(e, kube::Error::Api(s) if matches!(s.code, 400 | 403 | 413 | 422));
     let chain = error_chain(e);
     let message = if context.is_empty() {
@@ -143,7 +156,7 @@ async fn ownership(
         .next()
         .map(|m| format!(" (last written by {})", truncate::truncate(&m, 64)))
         .unwrap_or_default();
-    let at = format!("{kind} {}/{}", origin.namespace, origin.name);
+    let at = format!("{kind} {}/{}", origin.namespace, origin.copy_name);
     match adoption {
         AdoptionPolicy::Always => Ok(()),
         AdoptionPolicy::Never => Err(ApplyOutcome::Conflict(format!(
@@ -196,7 +209,7 @@ pub async fn remove_copy(
     policy: DeletionPolicy,
 ) -> RemoveOutcome {
     let api = api(client, resource, &origin.namespace);
-    let existing = match api.get_opt(&origin.name).await {
+    let existing = match api.get_opt(&origin.copy_name).await {
         Ok(None) => return RemoveOutcome::Done,
         Ok(Some(existing)) => existing,
         Err(e) => return RemoveOutcome::Failed(truncate::message(&error_chain(&e))),
@@ -215,7 +228,7 @@ pub async fn remove_copy(
                 }),
                 ..DeleteParams::default()
             };
-            api.delete(&origin.name, &params).await.map(|_| ())
+            api.delete(&origin.copy_name, &params).await.map(|_| ())
         }
         DeletionPolicy::Orphan => release(&api, &existing).await,
     };

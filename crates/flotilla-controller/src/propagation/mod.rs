@@ -11,9 +11,11 @@
 //!
 //! A host kind is one [`Propagated`] implementation; [`run`] starts its controller, syncer and
 //! sweeper on the shared engine.
+pub mod health;
 pub mod host_watch;
 pub mod informers;
 pub mod kind;
+pub mod kinds;
 pub mod lanes;
 pub mod ledger;
 pub mod log_limit;
@@ -21,6 +23,8 @@ pub mod member_ops;
 pub mod origin;
 pub mod reconcile;
 pub mod render;
+pub mod replicas;
+pub mod server_fields;
 pub mod status;
 pub mod sweeper;
 pub mod syncer;
@@ -41,7 +45,11 @@ pub use ledger::{Ledger, Placed};
 use crate::context::Context;
 
 /// Every host kind the engine propagates (the `origin-kind` values it trusts on copies).
-pub const KINDS: [&str; 1] = [flotilla_api::federated_ingress::KIND];
+pub const KINDS: [&str; 3] = [
+    flotilla_api::federated_ingress::KIND,
+    flotilla_api::federated_object::KIND,
+    flotilla_api::federated_object::CLUSTER_KIND,
+];
 
 /// Reconciles at once per kind, by default. Unbounded, a burst of objects put thousands of
 /// requests in flight on the members' clients at the same moment; bounded, objects are worked
@@ -54,6 +62,8 @@ pub struct Engine {
     pub informers: Arc<CopyInformers>,
     pub ledger: Ledger,
     pub lanes: lanes::Lanes,
+    /// Each copy kind's resource, per member.
+    pub kinds: kinds::Kinds,
     log_limit: log_limit::LogLimit,
 }
 
@@ -67,6 +77,7 @@ impl Engine {
             informers,
             ledger: Ledger::default(),
             lanes: lanes::Lanes::default(),
+            kinds: kinds::Kinds::default(),
             log_limit: log_limit::LogLimit::default(),
         })
     }
@@ -99,11 +110,11 @@ impl Engine {
 }
 
 /// Runs `K`'s controller, status syncer and sweeper on `engine`, with at most `concurrency`
-/// reconciles at once, until `shutdown` resolves. Returns the host object store.
+/// reconciles at once, until `shutdown` resolves. Returns the host object store. Copies are
+/// watched in each member once an object of their kind is reconciled there.
 pub fn run<K: Propagated>(
     engine: Arc<Engine>,
     concurrency: u16,
-    member_resource: kube::api::ApiResource,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> (Store<K>, impl std::future::Future<Output = ()>) {
     let ctx = engine.ctx.clone();
@@ -118,7 +129,6 @@ pub fn run<K: Propagated>(
     );
     let changes = triggers::member_changes(&ctx.registry, reader.clone());
     let copy_events = engine.informers.subscribe(K::KIND);
-    engine.informers.watch_resource(&ctx, member_resource);
     let (rechecks, recheck_rx) = tokio::sync::mpsc::unbounded_channel();
     let (enforce, enforce_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(syncer::run::<K>(

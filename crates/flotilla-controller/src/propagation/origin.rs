@@ -1,7 +1,8 @@
 //! The host object a copy comes from, and the tracking metadata that ties a member object to it.
 //!
-//! A member object counts as a copy of a host object only when its own namespace and name are
-//! the host object's and its origin annotations name that object, with the same uid. Anything
+//! A member object counts as a copy of a host object only when its own namespace is the host
+//! object's, its name is the one that object gives its copies, and its origin annotations name
+//! that object, with the same uid. Anything
 //! else carrying Flotilla's labels (an object in another namespace, a copy of an earlier object
 //! of the same name) is never reported on, adopted silently, or deleted as that object's copy.
 use serde_json::Value;
@@ -33,19 +34,30 @@ pub const TRACKING_ANNOTATIONS: [&str; 5] = [
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
     pub kind: &'static str,
+    /// The host object's namespace, which is its copies' too; empty for cluster-scoped kinds.
     pub namespace: String,
+    /// The host object's name.
     pub name: String,
     pub uid: String,
+    /// The name of its copies (usually `name`; see [`super::Propagated::copy_name`]).
+    pub copy_name: String,
 }
 
 impl Origin {
     pub fn of<K: super::Propagated>(obj: &K) -> Option<Self> {
         Some(Self {
             kind: K::KIND,
-            namespace: obj.meta().namespace.clone()?,
+            namespace: obj.meta().namespace.clone().unwrap_or_default(),
             name: obj.meta().name.clone()?,
             uid: obj.meta().uid.clone()?,
+            copy_name: obj.copy_name(),
         })
+    }
+
+    /// Where the host object is in a reflector store.
+    pub fn host_ref<K: kube::Resource<DynamicType = ()>>(&self) -> kube::runtime::reflector::ObjectRef<K> {
+        let r = kube::runtime::reflector::ObjectRef::new(&self.name);
+        if self.namespace.is_empty() { r } else { r.within(&self.namespace) }
     }
 }
 
@@ -53,6 +65,9 @@ impl Origin {
 /// keep instead of whole objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyMeta {
+    /// The member object's API group and kind (set by the watch that saw it).
+    pub group: String,
+    pub kind: String,
     pub namespace: String,
     pub name: String,
     /// The member object's own uid.
@@ -77,7 +92,13 @@ impl CopyMeta {
         if label(MANAGED_BY).as_deref() != Some(MANAGED_BY_VALUE) {
             return None;
         }
+        let api_version = text(object.get("apiVersion")).unwrap_or_default();
         Some(Self {
+            group: api_version
+                .rsplit_once('/')
+                .map(|(g, _)| g.to_string())
+                .unwrap_or_default(),
+            kind: text(object.get("kind")).unwrap_or_default(),
             namespace: text(meta.get("namespace")).unwrap_or_default(),
             name: text(meta.get("name"))?,
             uid: text(meta.get("uid")).unwrap_or_default(),
@@ -99,7 +120,7 @@ impl CopyMeta {
     pub fn in_place_of(&self, origin: &Origin) -> bool {
         self.origin_kind == origin.kind
             && self.namespace == origin.namespace
-            && self.name == origin.name
+            && self.name == origin.copy_name
             && self.origin_namespace == origin.namespace
             && self.origin_name == origin.name
     }
@@ -109,8 +130,8 @@ impl CopyMeta {
         self.in_place_of(origin) && self.origin_uid == origin.uid
     }
 
-    /// The host object this copy names, when it stands where that object's copy would
-    /// (its own namespace and name are the origin's); `None` for a mislabelled object.
+    /// The host object this copy names, when it stands in that object's namespace; `None` for a
+    /// mislabelled object. The caller checks the host object still names its copies so.
     pub fn claimed_origin(&self) -> Option<Origin> {
         let kind = known_kind(&self.origin_kind)?;
         let origin = Origin {
@@ -118,6 +139,7 @@ impl CopyMeta {
             namespace: self.origin_namespace.clone(),
             name: self.origin_name.clone(),
             uid: self.origin_uid.clone(),
+            copy_name: self.name.clone(),
         };
         self.is_copy_of(&origin).then_some(origin)
     }
@@ -137,6 +159,7 @@ pub fn test_origin() -> Origin {
         namespace: "shop".into(),
         name: "web".into(),
         uid: "u-1".into(),
+        copy_name: "web".into(),
     }
 }
 

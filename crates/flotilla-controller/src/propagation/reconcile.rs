@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ApiResource};
+use kube::api::{Api, ApiResource, GroupVersionKind};
 use kube::runtime::controller::Action;
 
 use flotilla_api::placement_status::PlacementStatus;
@@ -14,6 +14,7 @@ use flotilla_api::policies::{DeletionPolicy, DriftMode};
 use flotilla_api::propagation::{CopyState, PropagationStatus};
 use flotilla_placement::{DecisionInput, decide};
 
+use super::kinds::Resolution;
 use super::member_ops::{ApplyOutcome, RemoveOutcome, apply_copy, remove_copy};
 use super::origin::Origin;
 use super::render::desired_copy;
@@ -39,6 +40,9 @@ const PROBE_PATIENCE: Duration = Duration::from_secs(2);
 /// First and longest retry of an object whose copies failed: doubled per failure, with jitter.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// The longest wait of an object whose kind a member does not serve yet: the member may serve
+/// it any moment (its CRD is being established).
+const KIND_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// What the reconciler of one kind works with.
 pub struct State<K: Propagated> {
@@ -103,7 +107,7 @@ pub async fn reconcile<K: Propagated>(obj: Arc<K>, state: Arc<State<K>>) -> Resu
     let ctx = &state.engine.ctx;
     let origin =
         Origin::of(obj.as_ref()).ok_or(Error::MissingObjectKey("namespace, name or uid"))?;
-    let api: Api<K> = Api::namespaced(ctx.host.clone(), &origin.namespace);
+    let api = K::host_api(ctx.host.clone(), &origin.namespace);
     let action = if obj.meta().deletion_timestamp.is_some() {
         cleanup(&state, &api, &obj, &origin).await?
     } else {
@@ -178,7 +182,25 @@ async fn apply<K: Propagated>(
             return Ok(Action::await_change());
         }
     };
-    let resource = obj.member_resource();
+    let gvk = match obj.member_kind() {
+        Ok(gvk) => gvk,
+        Err(message) => {
+            write_condition(ctx, api, &obj, Some(false), "InvalidTemplate", &message).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    if !ctx.federated_kinds.allows(&gvk.group, &gvk.kind) {
+        let message = ctx.federated_kinds.refusal(&gvk.group, &gvk.kind);
+        write_condition(ctx, api, &obj, Some(false), "KindNotAllowed", &message).await?;
+        return Ok(Action::await_change());
+    }
+    let replicas = match super::replicas::request(obj.as_ref(), &template) {
+        Ok(r) => r,
+        Err(message) => {
+            write_condition(ctx, api, &obj, Some(false), "InvalidSpec", &message).await?;
+            return Ok(Action::await_change());
+        }
+    };
 
     // Build (pure): the decision.
     let now = jiff::Timestamp::now();
@@ -189,7 +211,7 @@ async fn apply<K: Propagated>(
         clusters: &inventory,
         previous: &previous_placement,
         now: timestamp(now),
-        replicas: None,
+        replicas: replicas.as_ref(),
     })
     .map_err(|e| Error::InvalidSpec(e.to_string()))?;
     let generation = obj.meta().generation.unwrap_or_default();
@@ -198,8 +220,10 @@ async fn apply<K: Propagated>(
     // engine last placed it. Never a member the engine has no record of a copy in.
     let before = engine.ledger.placement(&origin.uid);
     let mut stale: BTreeSet<String> = engine
-        .informers
-        .members_with_copy(&resource, origin)
+        .kinds
+        .known(&gvk)
+        .map(|resource| engine.informers.members_with_copy(&resource, origin))
+        .unwrap_or_default()
         .into_iter()
         .collect();
     stale.extend(previous_status.iter().flat_map(|s| {
@@ -214,6 +238,7 @@ async fn apply<K: Propagated>(
     engine.ledger.place(
         &origin.uid,
         Placed {
+            kind: K::KIND,
             generation,
             selected: decision.selected.clone(),
         },
@@ -226,7 +251,8 @@ async fn apply<K: Propagated>(
         engine,
         obj: obj.as_ref(),
         origin,
-        resource: &resource,
+        gvk: &gvk,
+        decision: &decision,
         template: &template,
         generation,
         previous: previous_status,
@@ -286,6 +312,7 @@ async fn apply<K: Propagated>(
             {
                 entry.drift = old.drift.clone();
                 entry.load_balancer = old.load_balancer.clone();
+                entry.health = old.health.clone();
             }
         }
         if let Some(conditions) = previous_status.map(|s| &s.conditions) {
@@ -303,11 +330,16 @@ async fn apply<K: Propagated>(
     let failed = results.iter().any(|o| {
         matches!(
             o.result,
-            ClusterResult::Failed(_) | ClusterResult::PruneFailed(_)
+            ClusterResult::Failed(_) | ClusterResult::PruneFailed(_) | ClusterResult::Forbidden(_)
         )
     });
+    let waiting = results
+        .iter()
+        .any(|o| matches!(o.result, ClusterResult::WaitingForKind(_)));
     Ok(if failed {
         Action::requeue(state.backoff(&origin.uid))
+    } else if waiting {
+        Action::requeue(state.backoff(&origin.uid).min(KIND_WAIT_MAX))
     } else {
         state.succeeded(&origin.uid);
         match next_failback(&decision, &inventory, &spec.placement.failback) {
@@ -325,7 +357,8 @@ struct Job<'a, K> {
     engine: &'a Engine,
     obj: &'a K,
     origin: &'a Origin,
-    resource: &'a ApiResource,
+    gvk: &'a GroupVersionKind,
+    decision: &'a flotilla_placement::Decision,
     template: &'a serde_json::Value,
     generation: i64,
     previous: Option<&'a PropagationStatus>,
@@ -348,11 +381,20 @@ impl<K: Propagated> Job<'_, K> {
             matches!(e.state, CopyState::Applied | CopyState::Unreachable)
                 && e.applied_generation == Some(self.generation)
         });
-        if up_to_date && spec.drift.mode == DriftMode::ReportOnly {
+        let divided = self.decision.verdict(cluster).and_then(|v| v.replicas);
+        let replicas_changed = divided.is_some()
+            && self
+                .previous
+                .and_then(|s| s.placement.as_ref())
+                .and_then(|p| p.clusters.iter().find(|c| c.cluster == cluster))
+                .and_then(|c| c.replicas)
+                != divided;
+        if up_to_date && spec.drift.mode == DriftMode::ReportOnly && !replicas_changed {
             return observed(ClusterResult::Applied);
         }
+        let template = super::replicas::for_cluster(self.template, divided);
         let desired = match desired_copy(
-            self.template,
+            &template,
             &spec.overrides,
             self.origin,
             spec.deletion,
@@ -371,10 +413,14 @@ impl<K: Propagated> Job<'_, K> {
         else {
             return observed(ClusterResult::Unreachable { still_placed: true });
         };
+        let resource = match self.resource_in(cluster, &client).await {
+            Ok(r) => r,
+            Err(result) => return observed(result),
+        };
         let known_ours = self
             .engine
             .informers
-            .copy(cluster, self.resource, self.origin)
+            .copy(cluster, &resource, self.origin)
             .is_some()
             || entry
                 .is_some_and(|e| e.applied_generation.is_some() && e.state != CopyState::Conflict);
@@ -384,7 +430,7 @@ impl<K: Propagated> Job<'_, K> {
                 cluster,
                 apply_copy(
                     &client,
-                    self.resource,
+                    &resource,
                     self.origin,
                     &desired,
                     spec.adoption,
@@ -400,6 +446,10 @@ impl<K: Propagated> Job<'_, K> {
                 ClusterResult::Applied
             }
             Ok(ApplyOutcome::Conflict(m)) => ClusterResult::Conflict(m),
+            Ok(ApplyOutcome::Forbidden(m)) => {
+                self.engine.log_member_failure(cluster, "apply", &m, true);
+                ClusterResult::Forbidden(m)
+            }
             Ok(ApplyOutcome::Failed { message, permanent }) => {
                 self.engine
                     .log_member_failure(cluster, "apply", &message, permanent);
@@ -429,11 +479,13 @@ impl<K: Propagated> Job<'_, K> {
                 still_placed: false,
             });
         };
+        // A member that does not serve the kind holds no copy of it.
+        let resource = self.resource_in(cluster, &client).await.ok()?;
         let removed = self
             .engine
             .in_lane(
                 cluster,
-                remove_copy(&client, self.resource, self.origin, DeletionPolicy::Delete),
+                remove_copy(&client, &resource, self.origin, DeletionPolicy::Delete),
             )
             .await;
         match removed {
@@ -441,6 +493,46 @@ impl<K: Propagated> Job<'_, K> {
             Ok(RemoveOutcome::Failed(m)) => observed(ClusterResult::PruneFailed(m)),
             Err(lane) => observed(ClusterResult::PruneFailed(lane.to_string())),
         }
+    }
+}
+
+impl<K: Propagated> Job<'_, K> {
+    /// The copy's resource in `cluster`, or why there is none to write.
+    async fn resource_in(
+        &self,
+        cluster: &str,
+        client: &kube::Client,
+    ) -> std::result::Result<ApiResource, ClusterResult> {
+        resolve(self.engine, cluster, client, self.gvk, self.origin).await
+    }
+}
+
+/// `gvk`'s resource in `cluster`, checked against the host object's scope, and watched there
+/// from now on.
+async fn resolve(
+    engine: &Engine,
+    cluster: &str,
+    client: &kube::Client,
+    gvk: &GroupVersionKind,
+    origin: &Origin,
+) -> std::result::Result<ApiResource, ClusterResult> {
+    match engine.kinds.resolve(cluster, client, gvk).await {
+        Resolution::Served {
+            resource,
+            namespaced,
+        } => {
+            if namespaced == origin.namespace.is_empty() {
+                return Err(ClusterResult::InvalidTemplate(if namespaced {
+                    format!("{} is namespaced: put it in a FederatedObject", gvk.kind)
+                } else {
+                    format!("{} is cluster-scoped: put it in a ClusterFederatedObject", gvk.kind)
+                }));
+            }
+            engine.informers.watch_resource(&engine.ctx, resource.clone());
+            Ok(resource)
+        }
+        Resolution::NotServed(m) => Err(ClusterResult::WaitingForKind(m)),
+        Resolution::Failed(m) => Err(ClusterResult::Failed(m)),
     }
 }
 
@@ -458,11 +550,20 @@ async fn cleanup<K: Propagated>(
         engine.ledger.forget_object(&origin.uid);
         return Ok(Action::await_change());
     }
-    let resource = obj.member_resource();
     let policy = obj.propagation().deletion;
+    let Ok(gvk) = obj.member_kind() else {
+        // Nothing was ever applied from a template without a kind.
+        finalizer::remove(&engine.ctx.lease, api, obj)
+            .await
+            .map_err(Error::HostApi)?;
+        engine.ledger.forget_object(&origin.uid);
+        return Ok(Action::await_change());
+    };
     let mut clusters: BTreeSet<String> = engine
-        .informers
-        .members_with_copy(&resource, origin)
+        .kinds
+        .known(&gvk)
+        .map(|resource| engine.informers.members_with_copy(&resource, origin))
+        .unwrap_or_default()
         .into_iter()
         .collect();
     if let Some(s) = obj.propagation_status() {
@@ -484,11 +585,17 @@ async fn cleanup<K: Propagated>(
     for cluster in &clusters {
         engine.ledger.expect_removal(&origin.uid, cluster);
     }
-    let resource = &resource;
+    let gvk = &gvk;
     let outcomes = futures::future::join_all(clusters.iter().map(|cluster| async move {
         let client = engine.ctx.registry.get(cluster)?.ready_client()?.clone();
+        let resource = match resolve(engine, cluster, &client, gvk, origin).await {
+            Ok(r) => r,
+            // A member that does not serve the kind holds no copy of it.
+            Err(ClusterResult::WaitingForKind(_) | ClusterResult::InvalidTemplate(_)) => return None,
+            Err(other) => return Some(format!("{cluster}: {other:?}")),
+        };
         let removed = engine
-            .in_lane(cluster, remove_copy(&client, resource, origin, policy))
+            .in_lane(cluster, remove_copy(&client, &resource, origin, policy))
             .await;
         match removed {
             Ok(RemoveOutcome::Done | RemoveOutcome::NotOurs) => None,

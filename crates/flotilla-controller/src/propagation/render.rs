@@ -62,8 +62,12 @@ pub fn desired_copy(
     let metadata = metadata
         .as_object_mut()
         .ok_or_else(|| OverrideError("the template's metadata is not an object".into()))?;
-    metadata.insert("name".into(), origin.name.clone().into());
-    metadata.insert("namespace".into(), origin.namespace.clone().into());
+    metadata.insert("name".into(), origin.copy_name.clone().into());
+    if origin.namespace.is_empty() {
+        metadata.remove("namespace");
+    } else {
+        metadata.insert("namespace".into(), origin.namespace.clone().into());
+    }
     for o in overrides.iter().filter(|o| o.cluster_name == cluster) {
         for (i, op) in o.patches.iter().enumerate() {
             let what = || format!("override {i} ({:?} {})", op.op, op.path);

@@ -14,12 +14,19 @@ pub enum ClusterResult {
     Failed(String),
     /// An override does not apply to the template; nothing was sent to this cluster.
     InvalidOverride(String),
+    /// The template cannot be a copy in this cluster (its kind's scope is not the host
+    /// object's); nothing was sent.
+    InvalidTemplate(String),
     /// Holds (or may hold) a copy but is not Ready: the copy stays until it is back.
     Unreachable {
         still_placed: bool,
     },
     /// No longer placed here and removing the copy failed; retried.
     PruneFailed(String),
+    /// The member does not serve the copy's kind yet; applied once it does.
+    WaitingForKind(String),
+    /// The member's credentials may not write the copy's kind.
+    Forbidden(String),
 }
 
 /// One cluster's result.
@@ -50,6 +57,7 @@ pub fn controller_part(status: &PropagationStatus) -> PropagationStatus {
             .map(|c| MemberCopyStatus {
                 drift: None,
                 load_balancer: vec![],
+                health: None,
                 ..c.clone()
             })
             .collect(),
@@ -76,7 +84,9 @@ pub fn build(
             let (state, message, applied) = match &o.result {
                 ClusterResult::Applied => (CopyState::Applied, None, generation),
                 ClusterResult::Conflict(m) => (CopyState::Conflict, Some(m.clone()), None),
-                ClusterResult::Failed(m) | ClusterResult::InvalidOverride(m) => {
+                ClusterResult::Failed(m)
+                | ClusterResult::InvalidOverride(m)
+                | ClusterResult::InvalidTemplate(m) => {
                     (CopyState::Failed, Some(m.clone()), before.and_then(|b| b.applied_generation))
                 }
                 ClusterResult::Unreachable { still_placed } => (
@@ -86,6 +96,12 @@ pub fn build(
                     } else {
                         "member is not Ready; its copy is no longer placed here and will be removed when the member is back".to_string()
                     }),
+                    before.and_then(|b| b.applied_generation),
+                ),
+                ClusterResult::WaitingForKind(m) => (CopyState::WaitingForKind, Some(m.clone()), None),
+                ClusterResult::Forbidden(m) => (
+                    CopyState::Forbidden,
+                    Some(m.clone()),
                     before.and_then(|b| b.applied_generation),
                 ),
                 ClusterResult::PruneFailed(m) => (
@@ -106,6 +122,7 @@ pub fn build(
                 last_transition_time,
                 load_balancer: vec![],
                 drift: None,
+                health: None,
             }
         })
         .collect();
@@ -178,6 +195,24 @@ fn ready_condition(
             Some(ClusterResult::InvalidOverride(m)) => {
                 if reason != "Conflict" {
                     reason = "InvalidOverride";
+                }
+                problems.push(format!("{cluster}: {m}"));
+            }
+            Some(ClusterResult::InvalidTemplate(m)) => {
+                if reason != "Conflict" {
+                    reason = "InvalidTemplate";
+                }
+                problems.push(format!("{cluster}: {m}"));
+            }
+            Some(ClusterResult::WaitingForKind(m)) => {
+                if reason == "Propagated" {
+                    reason = "WaitingForKind";
+                }
+                problems.push(format!("{cluster}: {m}"));
+            }
+            Some(ClusterResult::Forbidden(m)) => {
+                if matches!(reason, "Propagated" | "WaitingForKind") {
+                    reason = "Forbidden";
                 }
                 problems.push(format!("{cluster}: {m}"));
             }

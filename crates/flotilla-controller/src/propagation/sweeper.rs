@@ -8,11 +8,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::Api;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::member_ops::{RemoveOutcome, remove_copy};
+use super::origin::{CopyMeta, Origin};
 use super::{Engine, Propagated};
 use crate::members::registry::RegistryEvent;
 
@@ -68,16 +68,16 @@ async fn sweep<K: Propagated>(engine: &Engine, store: &Store<K>, member: &str) {
         let Some(origin) = meta.claimed_origin().filter(|o| o.kind == K::KIND) else {
             continue;
         };
-        let alive = store
-            .get(&ObjectRef::new(&origin.name).within(&origin.namespace))
-            .is_some_and(|o| o.meta().uid.as_deref() == Some(origin.uid.as_str()));
-        if alive {
+        if store
+            .get(&origin.host_ref())
+            .is_some_and(|o| makes(o.as_ref(), &meta))
+        {
             continue;
         }
         // The store may be behind: ask the host before removing anything.
-        let api: Api<K> = Api::namespaced(engine.ctx.host.clone(), &origin.namespace);
-        match api.get_metadata_opt(&origin.name).await {
-            Ok(Some(o)) if o.metadata.uid.as_deref() == Some(origin.uid.as_str()) => continue,
+        let api = K::host_api(engine.ctx.host.clone(), &origin.namespace);
+        match api.get_opt(&origin.name).await {
+            Ok(Some(o)) if makes(&o, &meta) => continue,
             Ok(_) => {}
             Err(e) => {
                 tracing::debug!(member, error = %e, "sweep: cannot confirm with the host; next sweep");
@@ -103,4 +103,14 @@ async fn sweep<K: Propagated>(engine: &Engine, store: &Store<K>, member: &str) {
         }
     }
     engine.ctx.metrics.orphaned_copies(member, orphaned);
+}
+
+/// Whether host object `obj` makes the member object `copy`: the uid its annotations name,
+/// and the name and kind `obj` gives its copies now (a copy left by an earlier template name
+/// or kind is stale).
+pub fn makes<K: Propagated>(obj: &K, copy: &CopyMeta) -> bool {
+    Origin::of(obj).is_some_and(|o| o.uid == copy.origin_uid && o.copy_name == copy.name)
+        && obj
+            .member_kind()
+            .is_ok_and(|gvk| gvk.group == copy.group && gvk.kind == copy.kind)
 }

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use flotilla_api::labels::FIELD_MANAGER;
 use flotilla_api::policies::DriftMode;
-use flotilla_api::propagation::{CopyState, DriftStatus, LoadBalancerAddress};
+use flotilla_api::propagation::{CopyHealth, CopyState, DriftStatus, HealthState, LoadBalancerAddress};
 use flotilla_syncer::{DriftInput, drift_status, same_drift};
 
 use super::informers::CopyEvent;
@@ -29,6 +29,8 @@ use crate::conditions::{NewCondition, set_condition};
 
 /// The field manager of the Drifted condition.
 const CONDITION_MANAGER: &str = "flotilla-drift";
+/// The field manager of the Healthy condition.
+const HEALTH_MANAGER: &str = "flotilla-health";
 /// How often state about objects and members that are gone is dropped.
 const TIDY_EVERY: Duration = Duration::from_secs(60);
 
@@ -42,6 +44,13 @@ pub fn entry_manager(member: &str) -> String {
 struct Written {
     drift: Option<DriftStatus>,
     load_balancer: Vec<LoadBalancerAddress>,
+    health: Option<CopyHealth>,
+}
+
+impl Written {
+    fn is_empty(&self) -> bool {
+        self.drift.is_none() && self.load_balancer.is_empty() && self.health.is_none()
+    }
 }
 
 type Key = (String, String); // (host object uid, member)
@@ -53,6 +62,8 @@ struct Syncer<K: Propagated> {
     written: HashMap<Key, Written>,
     /// The Drifted condition last written, by host object uid.
     drifted: HashMap<String, (bool, String)>,
+    /// The Healthy condition last written, by host object uid.
+    healthy: HashMap<String, (bool, String)>,
     /// Copies handed to the engine to restore (Enforce): their next clean sighting is a correction.
     correcting: HashSet<Key>,
     /// Copies seen before the engine recorded them applied: judged on the next recheck.
@@ -75,6 +86,7 @@ pub async fn run<K: Propagated>(
         enforce,
         written: HashMap::new(),
         drifted: HashMap::new(),
+        healthy: HashMap::new(),
         correcting: HashSet::new(),
         early: HashMap::new(),
     };
@@ -104,15 +116,17 @@ impl<K: Propagated> Syncer<K> {
         if origin.kind != K::KIND {
             return None;
         }
+        // Same uid, and the copy is the one that object makes (its name and kind).
         self.objects
-            .get(&ObjectRef::new(&origin.name).within(&origin.namespace))
-            .filter(|o| o.meta().uid.as_deref() == Some(origin.uid.as_str()))
+            .get(&origin.host_ref())
+            .filter(|o| super::sweeper::makes(o.as_ref(), meta))
     }
 
     fn placement(&self, obj: &K, uid: &str) -> Placed {
         self.engine.ledger.placement(uid).unwrap_or_else(|| {
             let status = obj.propagation_status();
             Placed {
+                kind: K::KIND,
                 generation: status
                     .and_then(|s| s.observed_generation)
                     .unwrap_or_default(),
@@ -131,7 +145,13 @@ impl<K: Propagated> Syncer<K> {
             let Some(origin) = Origin::of(obj.as_ref()) else {
                 continue;
             };
-            let resource = obj.member_resource();
+            let Some(resource) = obj
+                .member_kind()
+                .ok()
+                .and_then(|gvk| self.engine.kinds.known(&gvk))
+            else {
+                continue;
+            };
             let placed = self
                 .placement(&obj, &origin.uid)
                 .selected
@@ -194,9 +214,10 @@ impl<K: Propagated> Syncer<K> {
             .collect();
         self.written.retain(|(u, _), _| live.contains(u));
         self.drifted.retain(|u, _| live.contains(u));
+        self.healthy.retain(|u, _| live.contains(u));
         self.correcting.retain(|(u, _)| live.contains(u));
         self.early.retain(|(u, _), _| live.contains(u));
-        for uid in self.engine.ledger.objects() {
+        for uid in self.engine.ledger.objects(K::KIND) {
             if !live.contains(&uid) {
                 self.engine.ledger.forget_object(&uid);
             }
@@ -231,13 +252,15 @@ impl<K: Propagated> Syncer<K> {
             if let Some(c) = &copy {
                 self.early.insert(key.clone(), c.clone());
             }
-            if (entry.is_some_and(|e| e.drift.is_some() || !e.load_balancer.is_empty())
-                || self.written.contains_key(&key))
+            if (entry.is_some_and(|e| {
+                e.drift.is_some() || !e.load_balancer.is_empty() || e.health.is_some()
+            }) || self.written.contains_key(&key))
                 && self.write_entry(&obj, member, &Written::default()).await
             {
                 self.written.remove(&key);
             }
             self.update_condition(&obj).await;
+            self.update_health(&obj, &placed.selected).await;
             return;
         }
         let generation = obj.meta().generation.unwrap_or_default();
@@ -294,6 +317,7 @@ impl<K: Propagated> Syncer<K> {
                 .as_ref()
                 .map(|e| e.load_balancer.clone())
                 .unwrap_or_default(),
+            health: entry.as_ref().and_then(|e| e.health.clone()),
         });
         let now = Time(jiff::Timestamp::now());
         let managed_fields: Vec<ManagedFieldsEntry> = copy
@@ -347,23 +371,31 @@ impl<K: Propagated> Syncer<K> {
                 .event_in_background(reference, true, "DriftDetected", "Sync", note);
         }
         let load_balancer = copy.as_ref().map(|c| K::copy_status(c)).unwrap_or_default();
+        let health = if K::REPORTS_HEALTH {
+            copy.as_deref().map(super::health::of)
+        } else {
+            None
+        };
         let after = Written {
             drift,
             load_balancer,
+            health,
         };
         let changed = !same_drift(before.drift.as_ref(), after.drift.as_ref())
-            || before.load_balancer != after.load_balancer;
+            || before.load_balancer != after.load_balancer
+            || before.health != after.health;
         // Remember only what reached the host: a failed write is retried on the next event.
         if !changed || self.write_entry(&obj, member, &after).await {
             self.written.insert(key, after);
         }
         self.update_condition(&obj).await;
+        self.update_health(&obj, &placed.selected).await;
     }
 
     /// Writes one member's entry under that member's own field manager. An empty entry releases
     /// it (the controller's fields of the entry stay).
     async fn write_entry(&self, obj: &K, member: &str, written: &Written) -> bool {
-        let status = if written.drift.is_none() && written.load_balancer.is_empty() {
+        let status = if written.is_empty() {
             json!({})
         } else {
             let mut entry = json!({"cluster": member});
@@ -372,6 +404,9 @@ impl<K: Propagated> Syncer<K> {
             }
             if !written.load_balancer.is_empty() {
                 entry["loadBalancer"] = json!(written.load_balancer);
+            }
+            if let Some(h) = &written.health {
+                entry["health"] = json!(h);
             }
             json!({"clusters": [entry]})
         };
@@ -443,6 +478,73 @@ impl<K: Propagated> Syncer<K> {
         }
     }
 
+    /// The Healthy condition: every placed member's copy healthy (or applied, for kinds with
+    /// nothing to judge). Only for kinds that report health.
+    async fn update_health(&mut self, obj: &K, placed: &[String]) {
+        if !K::REPORTS_HEALTH {
+            return;
+        }
+        let Some(uid) = obj.meta().uid.clone() else {
+            return;
+        };
+        let mut unhealthy = Vec::new();
+        let mut progressing = Vec::new();
+        for member in placed {
+            let health = self
+                .written
+                .get(&(uid.clone(), member.clone()))
+                .and_then(|w| w.health.as_ref());
+            let message = health.and_then(|h| h.message.clone()).unwrap_or_default();
+            match health.map(|h| h.state) {
+                Some(HealthState::Healthy | HealthState::Applied) => {}
+                Some(HealthState::Unhealthy) => unhealthy.push(format!("{member}: {message}")),
+                Some(HealthState::Progressing) => progressing.push(format!("{member}: {message}")),
+                None => progressing.push(format!("{member}: no copy observed yet")),
+            }
+        }
+        let (status, reason, message) = if !unhealthy.is_empty() {
+            unhealthy.extend(progressing);
+            (false, "Unhealthy", unhealthy.join("; "))
+        } else if !progressing.is_empty() {
+            (false, "Progressing", progressing.join("; "))
+        } else if placed.is_empty() {
+            (false, "NotPlaced", "no cluster is selected".to_string())
+        } else {
+            (true, "Healthy", format!("healthy in {}", placed.join(", ")))
+        };
+        let state = (status, truncate::message(&message));
+        let previous = self.healthy.get(&uid).cloned().or_else(|| {
+            obj.propagation_status()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Healthy"))
+                .map(|c| (c.status == "True", c.message.clone()))
+        });
+        if previous.as_ref() == Some(&state) {
+            return;
+        }
+        let mut conditions = obj
+            .propagation_status()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        conditions.retain(|c| c.type_ == "Healthy");
+        set_condition(
+            &mut conditions,
+            NewCondition {
+                type_: "Healthy",
+                status: state.0,
+                reason,
+                message: state.1.clone(),
+                observed_generation: obj.meta().generation,
+            },
+            Time(jiff::Timestamp::now()),
+        );
+        if self
+            .apply_status(obj, HEALTH_MANAGER, json!({"conditions": conditions}))
+            .await
+        {
+            self.healthy.insert(uid, state);
+        }
+    }
+
     /// Whether the write succeeded.
     async fn apply_status(&self, obj: &K, manager: &str, status: Value) -> bool {
         let patch = json!({
@@ -450,7 +552,7 @@ impl<K: Propagated> Syncer<K> {
             "kind": K::kind(&()),
             "status": status,
         });
-        let api: Api<K> = Api::namespaced(
+        let api = K::host_api(
             self.engine.ctx.host.clone(),
             &obj.namespace().unwrap_or_default(),
         );

@@ -1,0 +1,56 @@
+//! Replicas across clusters for kinds with `spec.replicas`: `Duplicated` leaves the template's
+//! count in every member; `Divided` makes it the total, split by the placement engine's
+//! division (weights and per-cluster bounds), so a failed member's share moves to the others
+//! and back with the placement. Pure.
+use serde_json::Value;
+
+use flotilla_api::federated_object::ReplicaMode;
+use flotilla_placement::ReplicaRequest;
+
+use super::Propagated;
+
+/// The division to ask the placement engine for, if the object divides its replicas.
+pub fn request<K: Propagated>(obj: &K, template: &Value) -> Result<Option<ReplicaRequest>, String> {
+    let Some(spread) = obj.replica_spread().filter(|s| s.mode == ReplicaMode::Divided) else {
+        return Ok(None);
+    };
+    let total = template
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .ok_or("replicas.mode Divided needs a template with an integer spec.replicas (the total to divide)")?;
+    let total = i32::try_from(total)
+        .ok()
+        .filter(|t| *t >= 0)
+        .ok_or("spec.replicas must be between 0 and 2147483647")?;
+    Ok(Some(crate::placement_input::replica_request(
+        &spread.distribution,
+        total,
+    )))
+}
+
+/// The template for one cluster: its share of divided replicas, if any.
+pub fn for_cluster(template: &Value, replicas: Option<i32>) -> std::borrow::Cow<'_, Value> {
+    match replicas {
+        Some(n) => {
+            let mut t = template.clone();
+            if let Some(spec) = t.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.insert("replicas".into(), n.into());
+            }
+            std::borrow::Cow::Owned(t)
+        }
+        None => std::borrow::Cow::Borrowed(template),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_clusters_share_replaces_the_template_count() {
+        let t = json!({"spec": {"replicas": 6, "template": {}}});
+        assert_eq!(for_cluster(&t, Some(2))["spec"]["replicas"], 2);
+        assert_eq!(for_cluster(&t, None)["spec"]["replicas"], 6);
+    }
+}
