@@ -197,6 +197,9 @@ pub enum RemoveOutcome {
     Done,
     /// The object there is not this host object's copy; left alone.
     NotOurs,
+    /// The member's credentials may not even read the kind: Flotilla cannot have a copy
+    /// there that it could remove.
+    Forbidden(String),
     Failed(String),
 }
 
@@ -212,6 +215,9 @@ pub async fn remove_copy(
     let existing = match api.get_opt(&origin.copy_name).await {
         Ok(None) => return RemoveOutcome::Done,
         Ok(Some(existing)) => existing,
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            return RemoveOutcome::Forbidden(truncate::message(&s.message));
+        }
         Err(e) => return RemoveOutcome::Failed(truncate::message(&error_chain(&e))),
     };
     let observed = serde_json::to_value(&existing).unwrap_or(Value::Null);

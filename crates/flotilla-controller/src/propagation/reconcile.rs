@@ -490,7 +490,9 @@ impl<K: Propagated> Job<'_, K> {
             .await;
         match removed {
             Ok(RemoveOutcome::Done | RemoveOutcome::NotOurs) => None,
-            Ok(RemoveOutcome::Failed(m)) => observed(ClusterResult::PruneFailed(m)),
+            Ok(RemoveOutcome::Failed(m) | RemoveOutcome::Forbidden(m)) => {
+                observed(ClusterResult::PruneFailed(m))
+            }
             Err(lane) => observed(ClusterResult::PruneFailed(lane.to_string())),
         }
     }
@@ -600,6 +602,12 @@ async fn cleanup<K: Propagated>(
         match removed {
             Ok(RemoveOutcome::Done | RemoveOutcome::NotOurs) => None,
             Ok(RemoveOutcome::Failed(m)) => Some(format!("{cluster}: {m}")),
+            // Not readable with the member's credentials: nothing Flotilla could have put
+            // there, and nothing it can remove. Holding the deletion would hold it forever.
+            Ok(RemoveOutcome::Forbidden(m)) => {
+                engine.log_member_failure(cluster, "cleanup", &m, true);
+                None
+            }
             Err(lane) => Some(format!("{cluster}: {lane}")),
         }
     }))

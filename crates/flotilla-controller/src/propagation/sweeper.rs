@@ -98,7 +98,9 @@ async fn sweep<K: Propagated>(engine: &Engine, store: &Store<K>, member: &str) {
                 tracing::info!(member, namespace = %origin.namespace, name = %origin.name, policy = ?meta.deletion, "sweep: cleaned up a copy whose host object is gone");
             }
             Ok(RemoveOutcome::NotOurs) => orphaned -= 1,
-            Ok(RemoveOutcome::Failed(m)) => engine.log_member_failure(member, "sweep", &m, false),
+            Ok(RemoveOutcome::Failed(m) | RemoveOutcome::Forbidden(m)) => {
+                engine.log_member_failure(member, "sweep", &m, false)
+            }
             Err(lane) => engine.log_member_failure(member, "sweep", &lane.to_string(), false),
         }
     }
