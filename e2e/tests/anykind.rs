@@ -165,24 +165,65 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
     let crd_name = "widgets.demo.flotilla.dev";
 
     // The custom resource first: it waits for its CRD, which comes last.
-    bed.apply("host", &fobj(&ns, "w1", json!({"apiVersion": "demo.flotilla.dev/v1", "kind": "Widget",
-        "spec": {"gears": 3}}), json!({})).to_string());
-    let waiting = wait_host(&bed, "FederatedObject", Some(&ns), "w1", "Widget waits for its kind", |o| {
-        entry(o, "member1").is_some_and(|e| e["state"] == "WaitingForKind")
-    })
+    bed.apply(
+        "host",
+        &fobj(
+            &ns,
+            "w1",
+            json!({"apiVersion": "demo.flotilla.dev/v1", "kind": "Widget",
+        "spec": {"gears": 3}}),
+            json!({}),
+        )
+        .to_string(),
+    );
+    let waiting = wait_host(
+        &bed,
+        "FederatedObject",
+        Some(&ns),
+        "w1",
+        "Widget waits for its kind",
+        |o| entry(o, "member1").is_some_and(|e| e["state"] == "WaitingForKind"),
+    )
     .await;
-    assert_eq!(condition(&waiting, "Ready").unwrap()["reason"], "WaitingForKind");
+    assert_eq!(
+        condition(&waiting, "Ready").unwrap()["reason"],
+        "WaitingForKind"
+    );
 
     let shared_ns = format!("{ns}-shared");
     let role = format!("{ns}-reader");
     for doc in [
-        cfobj(&shared_ns, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"labels": {"team": "shop"}}})),
-        cfobj(&role, json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]})),
-        fobj(&ns, "settings", json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"mode": "federated"}}), json!({})),
-        fobj(&ns, "creds", json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "stringData": {"token": "s3cret"}}), json!({})),
-        fobj(&ns, "web-sa", json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "web"}}), json!({})),
-        fobj(&ns, "web", json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        cfobj(
+            &shared_ns,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"labels": {"team": "shop"}}}),
+        ),
+        cfobj(
+            &role,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]}),
+        ),
+        fobj(
+            &ns,
+            "settings",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"mode": "federated"}}),
+            json!({}),
+        ),
+        fobj(
+            &ns,
+            "creds",
+            json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "stringData": {"token": "s3cret"}}),
+            json!({}),
+        ),
+        fobj(
+            &ns,
+            "web-sa",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "web"}}),
+            json!({}),
+        ),
+        fobj(
+            &ns,
+            "web",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"labels": {"app": "web"}},
             "spec": {"replicas": 6, "selector": {"matchLabels": {"app": "web"}},
                 "template": {"metadata": {"labels": {"app": "web"}},
@@ -190,17 +231,31 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
                         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}}}}),
             json!({"replicas": {"mode": "Divided", "distribution": {"clusters": [{"name": "member1", "weight": 2}]}},
                 "overrides": [{"clusterName": "member2", "patches": [
-                    {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "registry.local/web:1.0-eu"}]}]})),
-        fobj(&ns, "web-svc", json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
-            "spec": {"clusterIP": "10.0.0.99", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}), json!({})),
-        fobj(&ns, "web-ing", json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+                    {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "registry.local/web:1.0-eu"}]}]}),
+        ),
+        fobj(
+            &ns,
+            "web-svc",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+            "spec": {"clusterIP": "10.0.0.99", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}),
+            json!({}),
+        ),
+        fobj(
+            &ns,
+            "web-ing",
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
             "spec": {"rules": [{"host": "web.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
-                "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}), json!({})),
-        cfobj(crd_name, json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}),
+            json!({}),
+        ),
+        cfobj(
+            crd_name,
+            json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
             "spec": {"group": "demo.flotilla.dev", "scope": "Namespaced",
                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
                 "versions": [{"name": "v1", "served": true, "storage": true,
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})),
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}),
+        ),
     ] {
         bed.apply("host", &doc.to_string());
     }
@@ -208,15 +263,47 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
     // Every copy in both placed members, none in the backup.
     let expect: Vec<(ApiResource, Option<&str>, &str)> = vec![
         (resource("v1", "Namespace", "namespaces"), None, &shared_ns),
-        (resource("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles"), None, &role),
-        (resource("v1", "ConfigMap", "configmaps"), Some(&ns), "settings"),
+        (
+            resource(
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRole",
+                "clusterroles",
+            ),
+            None,
+            &role,
+        ),
+        (
+            resource("v1", "ConfigMap", "configmaps"),
+            Some(&ns),
+            "settings",
+        ),
         (resource("v1", "Secret", "secrets"), Some(&ns), "creds"),
-        (resource("v1", "ServiceAccount", "serviceaccounts"), Some(&ns), "web"),
+        (
+            resource("v1", "ServiceAccount", "serviceaccounts"),
+            Some(&ns),
+            "web",
+        ),
         (deployment(), Some(&ns), "web"),
         (resource("v1", "Service", "services"), Some(&ns), "web"),
-        (resource("networking.k8s.io/v1", "Ingress", "ingresses"), Some(&ns), "web"),
-        (resource("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions"), None, crd_name),
-        (resource("demo.flotilla.dev/v1", "Widget", "widgets"), Some(&ns), "w1"),
+        (
+            resource("networking.k8s.io/v1", "Ingress", "ingresses"),
+            Some(&ns),
+            "web",
+        ),
+        (
+            resource(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                "customresourcedefinitions",
+            ),
+            None,
+            crd_name,
+        ),
+        (
+            resource("demo.flotilla.dev/v1", "Widget", "widgets"),
+            Some(&ns),
+            "w1",
+        ),
     ];
     for member in ["member1", "member2"] {
         for (r, namespace, name) in &expect {
@@ -229,63 +316,140 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
     }
     for (r, namespace, name) in &expect {
         if r.kind != "Namespace" || *name != shared_ns {
-            assert!(member_object(&bed, "member3", r, *namespace, name).await.is_none(), "{} {name} not in member3", r.kind);
+            assert!(
+                member_object(&bed, "member3", r, *namespace, name)
+                    .await
+                    .is_none(),
+                "{} {name} not in member3",
+                r.kind
+            );
         }
     }
     // The custom resource was applied once its CRD was served.
-    let widget = wait_host(&bed, "FederatedObject", Some(&ns), "w1", "Widget Ready", ready).await;
+    let widget = wait_host(
+        &bed,
+        "FederatedObject",
+        Some(&ns),
+        "w1",
+        "Widget Ready",
+        ready,
+    )
+    .await;
     assert_eq!(entry(&widget, "member1").unwrap()["state"], "Applied");
 
     // Contents: data as given, server-set fields left out, overrides per cluster, replicas divided.
-    let secret = member_object(&bed, "member1", &expect[3].0, Some(&ns), "creds").await.unwrap();
-    assert_eq!(secret.pointer("/data/token").and_then(Value::as_str), Some("czNjcmV0"));
-    let svc = member_object(&bed, "member2", &expect[6].0, Some(&ns), "web").await.unwrap();
-    assert_ne!(svc.pointer("/spec/clusterIP").and_then(Value::as_str), Some("10.0.0.99"));
-    let image = |d: &Value| d.pointer("/spec/template/spec/containers/0/image").and_then(Value::as_str).map(str::to_string);
-    let d1 = member_object(&bed, "member1", &deployment(), Some(&ns), "web").await.unwrap();
-    let d2 = member_object(&bed, "member2", &deployment(), Some(&ns), "web").await.unwrap();
+    let secret = member_object(&bed, "member1", &expect[3].0, Some(&ns), "creds")
+        .await
+        .unwrap();
+    assert_eq!(
+        secret.pointer("/data/token").and_then(Value::as_str),
+        Some("czNjcmV0")
+    );
+    let svc = member_object(&bed, "member2", &expect[6].0, Some(&ns), "web")
+        .await
+        .unwrap();
+    assert_ne!(
+        svc.pointer("/spec/clusterIP").and_then(Value::as_str),
+        Some("10.0.0.99")
+    );
+    let image = |d: &Value| {
+        d.pointer("/spec/template/spec/containers/0/image")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let d1 = member_object(&bed, "member1", &deployment(), Some(&ns), "web")
+        .await
+        .unwrap();
+    let d2 = member_object(&bed, "member2", &deployment(), Some(&ns), "web")
+        .await
+        .unwrap();
     assert_eq!(image(&d1).as_deref(), Some("registry.local/web:1.0"));
     assert_eq!(image(&d2).as_deref(), Some("registry.local/web:1.0-eu"));
     wait_replicas(&bed, &ns, &[("member1", Some(4)), ("member2", Some(2))]).await;
 
     // Health per kind: the CRD is established, the ConfigMap merely applied, the Deployment
     // (no kubelet here: its pods never run) progressing, with its replica counts.
-    let crd = wait_host(&bed, "ClusterFederatedObject", None, crd_name, "CRD Healthy", |o| {
-        condition(o, "Healthy").is_some_and(|c| c["status"] == "True")
-    })
+    let crd = wait_host(
+        &bed,
+        "ClusterFederatedObject",
+        None,
+        crd_name,
+        "CRD Healthy",
+        |o| condition(o, "Healthy").is_some_and(|c| c["status"] == "True"),
+    )
     .await;
-    assert_eq!(entry(&crd, "member1").unwrap()["health"]["state"], "Healthy");
-    wait_host(&bed, "FederatedObject", Some(&ns), "settings", "ConfigMap applied", |o| {
-        entry(o, "member1").is_some_and(|e| e["health"]["state"] == "Applied")
-            && condition(o, "Healthy").is_some_and(|c| c["status"] == "True")
-    })
+    assert_eq!(
+        entry(&crd, "member1").unwrap()["health"]["state"],
+        "Healthy"
+    );
+    wait_host(
+        &bed,
+        "FederatedObject",
+        Some(&ns),
+        "settings",
+        "ConfigMap applied",
+        |o| {
+            entry(o, "member1").is_some_and(|e| e["health"]["state"] == "Applied")
+                && condition(o, "Healthy").is_some_and(|c| c["status"] == "True")
+        },
+    )
     .await;
-    let web = wait_host(&bed, "FederatedObject", Some(&ns), "web", "Deployment progressing", |o| {
-        ready(o) && entry(o, "member1").is_some_and(|e| e["health"]["state"] == "Progressing")
-    })
+    let web = wait_host(
+        &bed,
+        "FederatedObject",
+        Some(&ns),
+        "web",
+        "Deployment progressing",
+        |o| ready(o) && entry(o, "member1").is_some_and(|e| e["health"]["state"] == "Progressing"),
+    )
     .await;
-    let message = entry(&web, "member1").unwrap()["health"]["message"].as_str().unwrap().to_string();
+    let message = entry(&web, "member1").unwrap()["health"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(message.contains("/4 replicas available"), "{message}");
     assert_eq!(condition(&web, "Healthy").unwrap()["reason"], "Progressing");
 
     // No false drift from the server's defaults on a Deployment (strategy, revisionHistoryLimit,
     // terminationMessagePath, …): quiet for 5 s after it settled.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let web = host_object(&bed, "FederatedObject", Some(&ns), "web").await.unwrap();
+    let web = host_object(&bed, "FederatedObject", Some(&ns), "web")
+        .await
+        .unwrap();
     assert!(
         condition(&web, "Drifted").is_none_or(|c| c["status"] == "False"),
         "{}",
         web["status"]
     );
     // A hand edit is drift, reported per field with its manager.
-    bed.kubectl_ok("member1", &["-n", &ns, "set", "image", "deployment/web", "web=registry.local/web:hotfix"]);
-    let drifted = wait_host(&bed, "FederatedObject", Some(&ns), "web", "drift reported", |o| {
-        condition(o, "Drifted").is_some_and(|c| c["status"] == "True")
-    })
+    bed.kubectl_ok(
+        "member1",
+        &[
+            "-n",
+            &ns,
+            "set",
+            "image",
+            "deployment/web",
+            "web=registry.local/web:hotfix",
+        ],
+    );
+    let drifted = wait_host(
+        &bed,
+        "FederatedObject",
+        Some(&ns),
+        "web",
+        "drift reported",
+        |o| condition(o, "Drifted").is_some_and(|c| c["status"] == "True"),
+    )
     .await;
-    let fields = entry(&drifted, "member1").unwrap()["drift"]["fields"].as_array().unwrap().clone();
+    let fields = entry(&drifted, "member1").unwrap()["drift"]["fields"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert!(
-        fields.iter().any(|f| f["path"] == "/spec/template/spec/containers/0/image"),
+        fields
+            .iter()
+            .any(|f| f["path"] == "/spec/template/spec/containers/0/image"),
         "{fields:?}"
     );
 
@@ -295,18 +459,32 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
         let mut outage = Outage::kill(&bed, "member1");
         wait_replicas(&bed, &ns, &[("member2", Some(3)), ("member3", Some(3))]).await;
         for (r, namespace, name) in &expect {
-            eventually(&format!("{} {name} failed over to member3", r.kind), WAIT, || async {
-                Ok(member_object(&bed, "member3", r, *namespace, name).await)
-            })
+            eventually(
+                &format!("{} {name} failed over to member3", r.kind),
+                WAIT,
+                || async { Ok(member_object(&bed, "member3", r, *namespace, name).await) },
+            )
             .await
             .unwrap();
         }
         outage.restore();
     }
-    wait_replicas(&bed, &ns, &[("member1", Some(4)), ("member2", Some(2)), ("member3", None)]).await;
+    wait_replicas(
+        &bed,
+        &ns,
+        &[
+            ("member1", Some(4)),
+            ("member2", Some(2)),
+            ("member3", None),
+        ],
+    )
+    .await;
     eventually("the app left member3", WAIT, || async {
         for (r, namespace, name) in &expect {
-            if member_object(&bed, "member3", r, *namespace, name).await.is_some() {
+            if member_object(&bed, "member3", r, *namespace, name)
+                .await
+                .is_some()
+            {
                 return Ok(None);
             }
         }
@@ -316,25 +494,71 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
     .unwrap();
 
     // Orphan: the ConfigMap stays, released; Delete: everything else goes.
-    bed.kubectl_ok("host", &["-n", &ns, "patch", "federatedobject", "settings", "--type=merge", "-p", r#"{"spec":{"deletion":"Orphan"}}"#]);
-    wait_host(&bed, "FederatedObject", Some(&ns), "settings", "orphan policy seen", |o| {
-        o.pointer("/status/observedGeneration") == o.pointer("/metadata/generation")
-    })
+    bed.kubectl_ok(
+        "host",
+        &[
+            "-n",
+            &ns,
+            "patch",
+            "federatedobject",
+            "settings",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"deletion":"Orphan"}}"#,
+        ],
+    );
+    wait_host(
+        &bed,
+        "FederatedObject",
+        Some(&ns),
+        "settings",
+        "orphan policy seen",
+        |o| o.pointer("/status/observedGeneration") == o.pointer("/metadata/generation"),
+    )
     .await;
-    bed.kubectl_ok("host", &["-n", &ns, "delete", "federatedobjects", "--all", "--wait=true", "--timeout=60s"]);
+    bed.kubectl_ok(
+        "host",
+        &[
+            "-n",
+            &ns,
+            "delete",
+            "federatedobjects",
+            "--all",
+            "--wait=true",
+            "--timeout=60s",
+        ],
+    );
     for name in [&shared_ns, &role, &crd_name.to_string()] {
-        bed.kubectl_ok("host", &["delete", "clusterfederatedobject", name, "--wait=true", "--timeout=60s"]);
+        bed.kubectl_ok(
+            "host",
+            &[
+                "delete",
+                "clusterfederatedobject",
+                name,
+                "--wait=true",
+                "--timeout=60s",
+            ],
+        );
     }
     for member in ["member1", "member2"] {
         for (r, namespace, name) in &expect {
             let left = member_object(&bed, member, r, *namespace, name).await;
             if r.kind == "ConfigMap" {
-                let labels = left.as_ref().and_then(|c| c.pointer("/metadata/labels").cloned()).unwrap_or(json!({}));
+                let labels = left
+                    .as_ref()
+                    .and_then(|c| c.pointer("/metadata/labels").cloned())
+                    .unwrap_or(json!({}));
                 assert!(left.is_some(), "the orphaned ConfigMap stays in {member}");
-                assert!(labels.get("app.kubernetes.io/managed-by").is_none(), "released: {labels}");
+                assert!(
+                    labels.get("app.kubernetes.io/managed-by").is_none(),
+                    "released: {labels}"
+                );
             } else if r.kind == "Namespace" {
                 // Deleted namespaces terminate (no namespace controller finalizes instantly).
-                assert!(left.is_none_or(|n| n.pointer("/metadata/deletionTimestamp").is_some()), "{name}");
+                assert!(
+                    left.is_none_or(|n| n.pointer("/metadata/deletionTimestamp").is_some()),
+                    "{name}"
+                );
             } else if r.kind != "Widget" {
                 // Widgets go with their CRD.
                 assert!(left.is_none(), "{} {name} removed from {member}", r.kind);
@@ -352,34 +576,112 @@ async fn bad_templates_become_conditions() {
     let ns = bed.create_namespace("bad");
 
     // The schema refuses a template without a kind.
-    let refused = bed.kubectl_with_stdin("host", &["apply", "-f", "-"], Some(&fobj(&ns, "nokind", json!({"apiVersion": "v1"}), json!({})).to_string()));
+    let refused = bed.kubectl_with_stdin(
+        "host",
+        &["apply", "-f", "-"],
+        Some(&fobj(&ns, "nokind", json!({"apiVersion": "v1"}), json!({})).to_string()),
+    );
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("kind"));
 
     let cases = [
-        (fobj(&ns, "role", json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "rules": []}), json!({})), "KindNotAllowed"),
-        (fobj(&ns, "elsewhere", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "kube-system"}}), json!({})), "InvalidTemplate"),
-        (fobj(&ns, "scoped", json!({"apiVersion": "v1", "kind": "Namespace"}), json!({})), "InvalidTemplate"),
-        (fobj(&ns, "gizmo", json!({"apiVersion": "nowhere.example/v1", "kind": "Gizmo"}), json!({})), "WaitingForKind"),
-        (fobj(&ns, "invalid", json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        (
+            fobj(
+                &ns,
+                "role",
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "rules": []}),
+                json!({}),
+            ),
+            "KindNotAllowed",
+        ),
+        (
+            fobj(
+                &ns,
+                "elsewhere",
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "kube-system"}}),
+                json!({}),
+            ),
+            "InvalidTemplate",
+        ),
+        (
+            fobj(
+                &ns,
+                "scoped",
+                json!({"apiVersion": "v1", "kind": "Namespace"}),
+                json!({}),
+            ),
+            "InvalidTemplate",
+        ),
+        (
+            fobj(
+                &ns,
+                "gizmo",
+                json!({"apiVersion": "nowhere.example/v1", "kind": "Gizmo"}),
+                json!({}),
+            ),
+            "WaitingForKind",
+        ),
+        (
+            fobj(
+                &ns,
+                "invalid",
+                json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "spec": {"selector": {"matchLabels": {"app": "a"}}, "template": {"metadata": {"labels": {"app": "b"}},
-                "spec": {"containers": [{"name": "c", "image": "x"}]}}}}), json!({})), "PropagationFailed"),
-        (fobj(&ns, "divided-cm", json!({"apiVersion": "v1", "kind": "ConfigMap"}), json!({"replicas": {"mode": "Divided"}})), "InvalidSpec"),
-        (cfobj(&format!("{ns}-prio"), json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "value": 1000})), "Forbidden"),
+                "spec": {"containers": [{"name": "c", "image": "x"}]}}}}),
+                json!({}),
+            ),
+            "PropagationFailed",
+        ),
+        (
+            fobj(
+                &ns,
+                "divided-cm",
+                json!({"apiVersion": "v1", "kind": "ConfigMap"}),
+                json!({"replicas": {"mode": "Divided"}}),
+            ),
+            "InvalidSpec",
+        ),
+        (
+            cfobj(
+                &format!("{ns}-prio"),
+                json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "value": 1000}),
+            ),
+            "Forbidden",
+        ),
     ];
     for (doc, _) in &cases {
         bed.apply("host", &doc.to_string());
     }
-    bed.apply("host", &fobj(&ns, "fine", json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "b"}}), json!({})).to_string());
+    bed.apply(
+        "host",
+        &fobj(
+            &ns,
+            "fine",
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "b"}}),
+            json!({}),
+        )
+        .to_string(),
+    );
     for (doc, reason) in &cases {
         let kind = doc["kind"].as_str().unwrap();
         let name = doc["metadata"]["name"].as_str().unwrap();
         let namespace = (kind == "FederatedObject").then_some(ns.as_str());
-        let o = wait_host(&bed, kind, namespace, name, &format!("{name}: {reason}"), |o| {
-            condition(o, "Ready").is_some_and(|c| c["status"] == "False" && c["reason"] == *reason)
-        })
+        let o = wait_host(
+            &bed,
+            kind,
+            namespace,
+            name,
+            &format!("{name}: {reason}"),
+            |o| {
+                condition(o, "Ready")
+                    .is_some_and(|c| c["status"] == "False" && c["reason"] == *reason)
+            },
+        )
         .await;
-        let message = condition(&o, "Ready").unwrap()["message"].as_str().unwrap().to_string();
+        let message = condition(&o, "Ready").unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
         match *reason {
             "Forbidden" => assert!(message.contains("priorityclasses"), "{message}"),
             "KindNotAllowed" => assert!(message.contains("--federated-kinds"), "{message}"),
@@ -387,7 +689,35 @@ async fn bad_templates_become_conditions() {
             _ => {}
         }
     }
-    wait_host(&bed, "FederatedObject", Some(&ns), "fine", "a good object next to them is Ready", ready).await;
-    bed.kubectl_ok("host", &["delete", "clusterfederatedobject", &format!("{ns}-prio"), "--wait=true", "--timeout=60s"]);
-    bed.kubectl_ok("host", &["-n", &ns, "delete", "federatedobjects", "--all", "--wait=true", "--timeout=60s"]);
+    wait_host(
+        &bed,
+        "FederatedObject",
+        Some(&ns),
+        "fine",
+        "a good object next to them is Ready",
+        ready,
+    )
+    .await;
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "clusterfederatedobject",
+            &format!("{ns}-prio"),
+            "--wait=true",
+            "--timeout=60s",
+        ],
+    );
+    bed.kubectl_ok(
+        "host",
+        &[
+            "-n",
+            &ns,
+            "delete",
+            "federatedobjects",
+            "--all",
+            "--wait=true",
+            "--timeout=60s",
+        ],
+    );
 }

@@ -30,11 +30,7 @@ pub type FederatedObjectStatus = PropagationStatus;
     namespaced,
     status = "FederatedObjectStatus",
     doc = "A namespaced object of any kind propagated to the member clusters a placement selects.",
-    printcolumn(
-        name = "Kind",
-        type_ = "string",
-        json_path = ".spec.template.kind"
-    ),
+    printcolumn(name = "Kind", type_ = "string", json_path = ".spec.template.kind"),
     printcolumn(
         name = "Ready",
         type_ = "string",
@@ -91,11 +87,7 @@ pub struct FederatedObjectSpec {
     category = "flotilla",
     status = "FederatedObjectStatus",
     doc = "A cluster-scoped object of any kind propagated to the member clusters a placement selects.",
-    printcolumn(
-        name = "Kind",
-        type_ = "string",
-        json_path = ".spec.template.kind"
-    ),
+    printcolumn(name = "Kind", type_ = "string", json_path = ".spec.template.kind"),
     printcolumn(
         name = "Ready",
         type_ = "string",

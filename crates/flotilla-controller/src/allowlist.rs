@@ -52,7 +52,11 @@ pub const DEFAULT_KINDS: [(&str, &str, &str); 13] = [
     ("Service", "", "services"),
     ("ConfigMap", "", "configmaps"),
     ("Ingress", "networking.k8s.io", "ingresses"),
-    ("HorizontalPodAutoscaler", "autoscaling", "horizontalpodautoscalers"),
+    (
+        "HorizontalPodAutoscaler",
+        "autoscaling",
+        "horizontalpodautoscalers",
+    ),
     ("PodDisruptionBudget", "policy", "poddisruptionbudgets"),
     ("ServiceAccount", "", "serviceaccounts"),
     ("PersistentVolumeClaim", "", "persistentvolumeclaims"),
@@ -135,13 +139,18 @@ mod tests {
 
     #[test]
     fn kinds_are_parsed_with_their_group_and_bad_text_is_refused() {
-        let a = Allowlist::parse("Secret, ClusterRole.rbac.authorization.k8s.io,Secret").expect("valid");
+        let a = Allowlist::parse("Secret, ClusterRole.rbac.authorization.k8s.io,Secret")
+            .expect("valid");
         assert_eq!(a.kinds().len(), 2);
         assert!(a.allows("rbac.authorization.k8s.io", "ClusterRole"));
         assert!(!a.allows("", "ClusterRole"));
         for bad in ["deployments.apps", "*", "apps/v1/Deployment", ".apps"] {
             assert!(Allowlist::parse(bad).is_err(), "{bad}");
         }
-        assert!(Allowlist::default().refusal("", "Secret").contains("--federated-kinds"));
+        assert!(
+            Allowlist::default()
+                .refusal("", "Secret")
+                .contains("--federated-kinds")
+        );
     }
 }

@@ -72,13 +72,20 @@ impl Propagated for ClusterFederatedObject {
 
 /// The template's `apiVersion` and `kind`.
 pub fn kind_of(template: &Value) -> Result<GroupVersionKind, String> {
-    let text = |k: &str| template.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let text = |k: &str| {
+        template
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     let (Some(api_version), Some(kind)) = (text("apiVersion"), text("kind")) else {
         return Err("the template needs an apiVersion and a kind".into());
     };
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     if version.is_empty() || api_version.matches('/').count() > 1 {
-        return Err(format!("the template's apiVersion {api_version:?} is not group/version or version"));
+        return Err(format!(
+            "the template's apiVersion {api_version:?} is not group/version or version"
+        ));
     }
     Ok(GroupVersionKind::gvk(group, version, kind))
 }
@@ -102,7 +109,10 @@ pub fn wrapped(template: &Value, namespace: Option<&str>) -> Result<Value, Strin
         return Err("the template's metadata is not an object".into());
     }
     if let Some(Some(m)) = metadata {
-        let ns = m.get("namespace").and_then(Value::as_str).map(str::to_string);
+        let ns = m
+            .get("namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         match (ns, namespace) {
             (Some(ns), Some(own)) if ns != own => {
                 return Err(format!(
@@ -119,7 +129,9 @@ pub fn wrapped(template: &Value, namespace: Option<&str>) -> Result<Value, Strin
         if let Some(name) = m.get("name").and_then(Value::as_str)
             && !valid_name(name)
         {
-            return Err(format!("the template's metadata.name {name:?} is not a valid object name"));
+            return Err(format!(
+                "the template's metadata.name {name:?} is not a valid object name"
+            ));
         }
         m.remove("namespace");
         m.remove("name");
@@ -147,10 +159,18 @@ mod tests {
     #[test]
     fn the_kind_comes_from_apiversion_and_kind() {
         let gvk = kind_of(&json!({"apiVersion": "apps/v1", "kind": "Deployment"})).expect("valid");
-        assert_eq!((gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()), ("apps", "v1", "Deployment"));
+        assert_eq!(
+            (gvk.group.as_str(), gvk.version.as_str(), gvk.kind.as_str()),
+            ("apps", "v1", "Deployment")
+        );
         let core = kind_of(&json!({"apiVersion": "v1", "kind": "ConfigMap"})).expect("valid");
         assert_eq!(core.group, "");
-        for bad in [json!({"kind": "ConfigMap"}), json!({"apiVersion": "v1"}), json!({"apiVersion": "a/b/c", "kind": "X"}), json!({"apiVersion": "", "kind": "X"})] {
+        for bad in [
+            json!({"kind": "ConfigMap"}),
+            json!({"apiVersion": "v1"}),
+            json!({"apiVersion": "a/b/c", "kind": "X"}),
+            json!({"apiVersion": "", "kind": "X"}),
+        ] {
             assert!(kind_of(&bad).is_err(), "{bad}");
         }
     }
@@ -161,16 +181,28 @@ mod tests {
             "metadata": {"name": "web", "namespace": "shop", "uid": "x", "labels": {"app": "web"}},
             "spec": {"clusterIP": "10.1.2.3", "ports": [{"port": 80}]}, "status": {}});
         let w = wrapped(&t, Some("shop")).expect("valid");
-        assert_eq!(w, json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"labels": {"app": "web"}}, "spec": {"ports": [{"port": 80}]}}));
+        assert_eq!(
+            w,
+            json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"labels": {"app": "web"}}, "spec": {"ports": [{"port": 80}]}})
+        );
     }
 
     #[test]
     fn a_namespace_that_is_not_the_objects_is_refused() {
-        let t = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "other"}});
-        assert!(wrapped(&t, Some("shop")).expect_err("refused").contains("differs"));
+        let t =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": "other"}});
+        assert!(
+            wrapped(&t, Some("shop"))
+                .expect_err("refused")
+                .contains("differs")
+        );
         let t = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"namespace": "shop"}});
-        assert!(wrapped(&t, None).expect_err("refused").contains("cluster-scoped"));
+        assert!(
+            wrapped(&t, None)
+                .expect_err("refused")
+                .contains("cluster-scoped")
+        );
         let t = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}});
         assert!(wrapped(&t, Some("shop")).is_err());
         let t = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": "x"});

@@ -1,7 +1,7 @@
 //! FederatedIngress on the propagation engine: an Ingress template, and the load-balancer
 //! addresses of its copies. Everything else (placement, copies, drift, sweeping) is the engine's.
-use kube::api::{Api, ApiResource, GroupVersionKind};
 use kube::Client;
+use kube::api::{Api, ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 use flotilla_api::FederatedIngress;

@@ -192,6 +192,10 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
+fn parse_kinds(text: &str) -> Result<String, String> {
+    flotilla_controller::allowlist::Allowlist::parse(text).map(|_| text.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,8 +257,4 @@ mod tests {
         };
         assert!(!args.leader_elect);
     }
-}
-
-fn parse_kinds(text: &str) -> Result<String, String> {
-    flotilla_controller::allowlist::Allowlist::parse(text).map(|_| text.to_string())
 }

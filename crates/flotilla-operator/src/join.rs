@@ -105,12 +105,17 @@ async fn federated_resources(
 /// What the operator may do in a member cluster: write the federated kinds, create the
 /// namespaces copies go into, and read what ScalingPolicies need. No wildcard group or verb.
 pub fn member_rules(federated: &[FederatedResource]) -> Value {
-    const WRITE: [&str; 7] = ["get", "list", "watch", "create", "update", "patch", "delete"];
+    const WRITE: [&str; 7] = [
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
     let mut rules: Vec<Value> = federated
         .iter()
         .map(|r| json!({"apiGroups": [r.group], "resources": [r.plural], "verbs": WRITE}))
         .collect();
-    if !federated.iter().any(|r| r.group.is_empty() && r.plural == "namespaces") {
+    if !federated
+        .iter()
+        .any(|r| r.group.is_empty() && r.plural == "namespaces")
+    {
         rules.push(json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create", "patch"]}));
     }
     rules.extend(scaling_rules().as_array().cloned().unwrap_or_default());

@@ -91,7 +91,7 @@ fn generic(copy: &Value) -> CopyHealth {
     for type_ in ["Ready", "Available"] {
         if let Some(c) = condition(copy, type_) {
             return match c.get("status").and_then(Value::as_str) {
-                Some("True") => health(HealthState::Healthy, &format!("{type_}")),
+                Some("True") => health(HealthState::Healthy, type_),
                 Some("False") => health(
                     HealthState::Unhealthy,
                     &reason_of(copy, type_, &format!("not {type_}")),
@@ -173,7 +173,10 @@ mod tests {
                 "status": {"observedGeneration": observed, "updatedReplicas": updated, "availableReplicas": available}})
         };
         assert_eq!(state(d(2, 2, 3, 3)), HealthState::Healthy);
-        assert_eq!(of(&d(2, 2, 3, 3)).message.as_deref(), Some("3/3 replicas available, 3 updated"));
+        assert_eq!(
+            of(&d(2, 2, 3, 3)).message.as_deref(),
+            Some("3/3 replicas available, 3 updated")
+        );
         assert_eq!(state(d(2, 2, 3, 2)), HealthState::Progressing);
         assert_eq!(state(d(3, 2, 3, 3)), HealthState::Progressing);
         let stuck = json!({"kind": "Deployment", "spec": {"replicas": 1}, "status": {"conditions": [
@@ -184,11 +187,15 @@ mod tests {
     #[test]
     fn statefulsets_and_daemonsets_count_their_own_fields() {
         assert_eq!(
-            state(json!({"kind": "StatefulSet", "spec": {"replicas": 2}, "status": {"updatedReplicas": 2, "readyReplicas": 2}})),
+            state(
+                json!({"kind": "StatefulSet", "spec": {"replicas": 2}, "status": {"updatedReplicas": 2, "readyReplicas": 2}})
+            ),
             HealthState::Healthy
         );
         assert_eq!(
-            state(json!({"kind": "DaemonSet", "status": {"desiredNumberScheduled": 4, "updatedNumberScheduled": 4, "numberAvailable": 3}})),
+            state(
+                json!({"kind": "DaemonSet", "status": {"desiredNumberScheduled": 4, "updatedNumberScheduled": 4, "numberAvailable": 3}})
+            ),
             HealthState::Progressing
         );
     }
@@ -198,18 +205,37 @@ mod tests {
         let job = |t: &str| json!({"kind": "Job", "status": {"conditions": [{"type": t, "status": "True", "reason": "BackoffLimitExceeded"}]}});
         assert_eq!(state(job("Complete")), HealthState::Healthy);
         assert_eq!(state(job("Failed")), HealthState::Unhealthy);
-        assert_eq!(of(&job("Failed")).message.as_deref(), Some("BackoffLimitExceeded"));
-        assert_eq!(state(json!({"kind": "Job"})), HealthState::Progressing);
-        assert_eq!(state(json!({"kind": "PersistentVolumeClaim", "status": {"phase": "Bound"}})), HealthState::Healthy);
-        assert_eq!(state(json!({"kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}})), HealthState::Progressing);
         assert_eq!(
-            state(json!({"kind": "CustomResourceDefinition", "status": {"conditions": [{"type": "Established", "status": "True"}]}})),
+            of(&job("Failed")).message.as_deref(),
+            Some("BackoffLimitExceeded")
+        );
+        assert_eq!(state(json!({"kind": "Job"})), HealthState::Progressing);
+        assert_eq!(
+            state(json!({"kind": "PersistentVolumeClaim", "status": {"phase": "Bound"}})),
             HealthState::Healthy
         );
-        assert_eq!(state(json!({"kind": "Service", "spec": {"type": "ClusterIP"}})), HealthState::Healthy);
-        assert_eq!(state(json!({"kind": "Service", "spec": {"type": "LoadBalancer"}})), HealthState::Progressing);
         assert_eq!(
-            state(json!({"kind": "Ingress", "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}})),
+            state(json!({"kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}})),
+            HealthState::Progressing
+        );
+        assert_eq!(
+            state(
+                json!({"kind": "CustomResourceDefinition", "status": {"conditions": [{"type": "Established", "status": "True"}]}})
+            ),
+            HealthState::Healthy
+        );
+        assert_eq!(
+            state(json!({"kind": "Service", "spec": {"type": "ClusterIP"}})),
+            HealthState::Healthy
+        );
+        assert_eq!(
+            state(json!({"kind": "Service", "spec": {"type": "LoadBalancer"}})),
+            HealthState::Progressing
+        );
+        assert_eq!(
+            state(
+                json!({"kind": "Ingress", "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}})
+            ),
             HealthState::Healthy
         );
     }
@@ -217,10 +243,15 @@ mod tests {
     #[test]
     fn other_kinds_use_ready_or_available_else_applied() {
         assert_eq!(
-            state(json!({"kind": "Widget", "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "NoGears"}]}})),
+            state(
+                json!({"kind": "Widget", "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "NoGears"}]}})
+            ),
             HealthState::Unhealthy
         );
-        assert_eq!(state(json!({"kind": "ConfigMap", "data": {}})), HealthState::Applied);
+        assert_eq!(
+            state(json!({"kind": "ConfigMap", "data": {}})),
+            HealthState::Applied
+        );
         assert_eq!(of(&json!({"kind": "ConfigMap"})).message, None);
     }
 }

@@ -305,7 +305,10 @@ impl WatchTask {
         meta.group.clone_from(&self.resource.group);
         meta.kind.clone_from(&self.resource.kind);
         if let Some(v) = value.as_object_mut() {
-            v.insert("apiVersion".into(), self.resource.api_version.clone().into());
+            v.insert(
+                "apiVersion".into(),
+                self.resource.api_version.clone().into(),
+            );
             v.insert("kind".into(), self.resource.kind.clone().into());
         }
         if let Some(entries) = value

@@ -16,7 +16,10 @@ const NOT_SERVED_TTL: Duration = Duration::from_secs(1);
 /// A kind as found in one member.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resolution {
-    Served { resource: ApiResource, namespaced: bool },
+    Served {
+        resource: ApiResource,
+        namespaced: bool,
+    },
     /// The member does not serve this kind (yet).
     NotServed(String),
     /// Discovery failed (transport, permissions): retried.
@@ -39,15 +42,29 @@ pub fn gvk_key(gvk: &GroupVersionKind) -> String {
 
 impl Kinds {
     /// `gvk` in `member`, from the cache or the member's discovery.
-    pub async fn resolve(&self, member: &str, client: &Client, gvk: &GroupVersionKind) -> Resolution {
+    pub async fn resolve(
+        &self,
+        member: &str,
+        client: &Client,
+        gvk: &GroupVersionKind,
+    ) -> Resolution {
         let key = (member.to_string(), gvk_key(gvk));
-        if let Some((resource, namespaced)) = self.served.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some((resource, namespaced)) = self
+            .served
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return Resolution::Served {
                 resource: resource.clone(),
                 namespaced: *namespaced,
             };
         }
-        if let Some((at, why)) = self.not_served.read().unwrap_or_else(|e| e.into_inner()).get(&key)
+        if let Some((at, why)) = self
+            .not_served
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
             && at.elapsed() < NOT_SERVED_TTL
         {
             return Resolution::NotServed(why.clone());
@@ -71,7 +88,11 @@ impl Kinds {
             Err(e) if not_served(&e) => {
                 let why = format!(
                     "the member does not serve {} {} yet",
-                    if gvk.group.is_empty() { "core/".to_string() + &gvk.version } else { format!("{}/{}", gvk.group, gvk.version) },
+                    if gvk.group.is_empty() {
+                        "core/".to_string() + &gvk.version
+                    } else {
+                        format!("{}/{}", gvk.group, gvk.version)
+                    },
                     gvk.kind
                 );
                 self.not_served

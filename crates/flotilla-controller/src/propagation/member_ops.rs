@@ -76,7 +76,8 @@ pub async fn apply_copy(
     let mut result = api
         .patch(&origin.copy_name, &params, &Patch::Apply(desired))
         .await;
-    if !origin.namespace.is_empty() && matches!(&result, Err(kube::Error::Api(s)) if s.code == 404) {
+    if !origin.namespace.is_empty() && matches!(&result, Err(kube::Error::Api(s)) if s.code == 404)
+    {
         // The namespace does not exist in this member yet: create it, then apply again.
         if let Err(e) = ensure_namespace(client, &origin.namespace).await {
             return failed(&format!("creating namespace {}", origin.namespace), &e);

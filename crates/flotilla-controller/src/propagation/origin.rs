@@ -55,9 +55,15 @@ impl Origin {
     }
 
     /// Where the host object is in a reflector store.
-    pub fn host_ref<K: kube::Resource<DynamicType = ()>>(&self) -> kube::runtime::reflector::ObjectRef<K> {
+    pub fn host_ref<K: kube::Resource<DynamicType = ()>>(
+        &self,
+    ) -> kube::runtime::reflector::ObjectRef<K> {
         let r = kube::runtime::reflector::ObjectRef::new(&self.name);
-        if self.namespace.is_empty() { r } else { r.within(&self.namespace) }
+        if self.namespace.is_empty() {
+            r
+        } else {
+            r.within(&self.namespace)
+        }
     }
 }
 

@@ -527,10 +527,15 @@ async fn resolve(
                 return Err(ClusterResult::InvalidTemplate(if namespaced {
                     format!("{} is namespaced: put it in a FederatedObject", gvk.kind)
                 } else {
-                    format!("{} is cluster-scoped: put it in a ClusterFederatedObject", gvk.kind)
+                    format!(
+                        "{} is cluster-scoped: put it in a ClusterFederatedObject",
+                        gvk.kind
+                    )
                 }));
             }
-            engine.informers.watch_resource(&engine.ctx, resource.clone());
+            engine
+                .informers
+                .watch_resource(&engine.ctx, resource.clone());
             Ok(resource)
         }
         Resolution::NotServed(m) => Err(ClusterResult::WaitingForKind(m)),
@@ -593,7 +598,9 @@ async fn cleanup<K: Propagated>(
         let resource = match resolve(engine, cluster, &client, gvk, origin).await {
             Ok(r) => r,
             // A member that does not serve the kind holds no copy of it.
-            Err(ClusterResult::WaitingForKind(_) | ClusterResult::InvalidTemplate(_)) => return None,
+            Err(ClusterResult::WaitingForKind(_) | ClusterResult::InvalidTemplate(_)) => {
+                return None;
+            }
             Err(other) => return Some(format!("{cluster}: {other:?}")),
         };
         let removed = engine

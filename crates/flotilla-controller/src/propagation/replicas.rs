@@ -11,7 +11,10 @@ use super::Propagated;
 
 /// The division to ask the placement engine for, if the object divides its replicas.
 pub fn request<K: Propagated>(obj: &K, template: &Value) -> Result<Option<ReplicaRequest>, String> {
-    let Some(spread) = obj.replica_spread().filter(|s| s.mode == ReplicaMode::Divided) else {
+    let Some(spread) = obj
+        .replica_spread()
+        .filter(|s| s.mode == ReplicaMode::Divided)
+    else {
         return Ok(None);
     };
     let total = template

@@ -28,19 +28,51 @@ pub const SERVER_FIELDS: [(&str, &str, Unless); 26] = [
     ("*", "/metadata/finalizers", Unless::Never),
     ("*", "/metadata/selfLink", Unless::Never),
     ("*", "/metadata/generateName", Unless::Never),
-    ("*", "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration", Unless::Never),
+    (
+        "*",
+        "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration",
+        Unless::Never,
+    ),
     ("*", "/status", Unless::Never),
-    ("Deployment", "/metadata/annotations/deployment.kubernetes.io~1revision", Unless::Never),
+    (
+        "Deployment",
+        "/metadata/annotations/deployment.kubernetes.io~1revision",
+        Unless::Never,
+    ),
     ("Service", "/spec/clusterIP", Unless::ValueIs("None")),
     ("Service", "/spec/clusterIPs", Unless::Never),
     ("Service", "/spec/healthCheckNodePort", Unless::Never),
-    ("Job", "/spec/selector", Unless::FlagSet("/spec/manualSelector")),
-    ("Job", "/spec/template/metadata/labels/controller-uid", Unless::FlagSet("/spec/manualSelector")),
-    ("Job", "/spec/template/metadata/labels/batch.kubernetes.io~1controller-uid", Unless::FlagSet("/spec/manualSelector")),
-    ("Job", "/spec/template/metadata/labels/job-name", Unless::FlagSet("/spec/manualSelector")),
-    ("Job", "/spec/template/metadata/labels/batch.kubernetes.io~1job-name", Unless::FlagSet("/spec/manualSelector")),
+    (
+        "Job",
+        "/spec/selector",
+        Unless::FlagSet("/spec/manualSelector"),
+    ),
+    (
+        "Job",
+        "/spec/template/metadata/labels/controller-uid",
+        Unless::FlagSet("/spec/manualSelector"),
+    ),
+    (
+        "Job",
+        "/spec/template/metadata/labels/batch.kubernetes.io~1controller-uid",
+        Unless::FlagSet("/spec/manualSelector"),
+    ),
+    (
+        "Job",
+        "/spec/template/metadata/labels/job-name",
+        Unless::FlagSet("/spec/manualSelector"),
+    ),
+    (
+        "Job",
+        "/spec/template/metadata/labels/batch.kubernetes.io~1job-name",
+        Unless::FlagSet("/spec/manualSelector"),
+    ),
     ("PersistentVolumeClaim", "/spec/volumeName", Unless::Never),
-    ("PersistentVolumeClaim", "/metadata/annotations/pv.kubernetes.io~1bind-completed", Unless::Never),
+    (
+        "PersistentVolumeClaim",
+        "/metadata/annotations/pv.kubernetes.io~1bind-completed",
+        Unless::Never,
+    ),
     ("ServiceAccount", "/secrets", Unless::Never),
     ("Pod", "/spec/nodeName", Unless::Never),
 ];
@@ -116,10 +148,17 @@ mod tests {
         let mut svc = json!({"kind": "Service", "spec": {"clusterIP": "10.0.0.7",
             "clusterIPs": ["10.0.0.7"], "healthCheckNodePort": 31000, "ports": [{"port": 80}]}});
         strip(&mut svc);
-        assert_eq!(svc, json!({"kind": "Service", "spec": {"ports": [{"port": 80}]}}));
-        let mut headless = json!({"kind": "Service", "spec": {"clusterIP": "None", "clusterIPs": ["None"]}});
+        assert_eq!(
+            svc,
+            json!({"kind": "Service", "spec": {"ports": [{"port": 80}]}})
+        );
+        let mut headless =
+            json!({"kind": "Service", "spec": {"clusterIP": "None", "clusterIPs": ["None"]}});
         strip(&mut headless);
-        assert_eq!(headless, json!({"kind": "Service", "spec": {"clusterIP": "None"}}));
+        assert_eq!(
+            headless,
+            json!({"kind": "Service", "spec": {"clusterIP": "None"}})
+        );
     }
 
     #[test]
@@ -134,7 +173,10 @@ mod tests {
         let mut generated = job(false);
         strip(&mut generated);
         assert_eq!(generated["spec"].get("selector"), None);
-        assert_eq!(generated["spec"]["template"]["metadata"]["labels"], json!({"app": "batch"}));
+        assert_eq!(
+            generated["spec"]["template"]["metadata"]["labels"],
+            json!({"app": "batch"})
+        );
         let mut manual = job(true);
         strip(&mut manual);
         assert_eq!(manual, job(true));
@@ -144,15 +186,22 @@ mod tests {
     fn per_kind_fields_apply_to_their_kind_only() {
         let mut pvc = json!({"kind": "PersistentVolumeClaim", "spec": {"volumeName": "pv-1", "resources": {}}});
         strip(&mut pvc);
-        assert_eq!(pvc, json!({"kind": "PersistentVolumeClaim", "spec": {"resources": {}}}));
+        assert_eq!(
+            pvc,
+            json!({"kind": "PersistentVolumeClaim", "spec": {"resources": {}}})
+        );
         let mut sa = json!({"kind": "ServiceAccount", "secrets": [{"name": "t"}], "imagePullSecrets": [{"name": "r"}]});
         strip(&mut sa);
-        assert_eq!(sa, json!({"kind": "ServiceAccount", "imagePullSecrets": [{"name": "r"}]}));
+        assert_eq!(
+            sa,
+            json!({"kind": "ServiceAccount", "imagePullSecrets": [{"name": "r"}]})
+        );
         let mut pod = json!({"kind": "Pod", "spec": {"nodeName": "n1"}});
         strip(&mut pod);
         assert_eq!(pod, json!({"kind": "Pod", "spec": {}}));
         // Not a Service: its clusterIP is whatever the kind means by it.
-        let mut other = json!({"kind": "Other", "spec": {"clusterIP": "1.2.3.4", "volumeName": "v"}});
+        let mut other =
+            json!({"kind": "Other", "spec": {"clusterIP": "1.2.3.4", "volumeName": "v"}});
         strip(&mut other);
         assert_eq!(other["spec"]["clusterIP"], "1.2.3.4");
         assert_eq!(other["spec"]["volumeName"], "v");

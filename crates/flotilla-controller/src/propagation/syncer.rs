@@ -18,7 +18,9 @@ use tokio::sync::mpsc;
 
 use flotilla_api::labels::FIELD_MANAGER;
 use flotilla_api::policies::DriftMode;
-use flotilla_api::propagation::{CopyHealth, CopyState, DriftStatus, HealthState, LoadBalancerAddress};
+use flotilla_api::propagation::{
+    CopyHealth, CopyState, DriftStatus, HealthState, LoadBalancerAddress,
+};
 use flotilla_syncer::{DriftInput, drift_status, same_drift};
 
 use super::informers::CopyEvent;
