@@ -9,10 +9,14 @@ use flotilla_api::{FederatedIngress, MemberCluster, ScalingPolicy};
 use flotilla_e2e::{TestBed, eventually, read_yaml_documents, repo_root};
 use kube::Api;
 
-const CRDS: [&str; 3] = [
+const CRDS: [&str; 7] = [
     "memberclusters.federation.flotilla.dev",
     "federatedingresses.federation.flotilla.dev",
     "scalingpolicies.federation.flotilla.dev",
+    "federatedobjects.federation.flotilla.dev",
+    "clusterfederatedobjects.federation.flotilla.dev",
+    "propagationpolicies.federation.flotilla.dev",
+    "clusterpropagationpolicies.federation.flotilla.dev",
 ];
 
 fn install_crds(bed: &TestBed) {

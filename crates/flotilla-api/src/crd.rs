@@ -3,7 +3,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::{
-    ClusterFederatedObject, FederatedIngress, FederatedObject, MemberCluster, ScalingPolicy,
+    ClusterFederatedObject, ClusterPropagationPolicy, FederatedIngress, PropagationPolicy, FederatedObject, MemberCluster, ScalingPolicy,
 };
 
 /// One generated CRD file.
@@ -63,5 +63,7 @@ pub fn crd_files() -> Vec<CrdFile> {
         CrdFile::of::<ScalingPolicy>(),
         CrdFile::of::<FederatedObject>(),
         CrdFile::of::<ClusterFederatedObject>(),
+        CrdFile::of::<PropagationPolicy>(),
+        CrdFile::of::<ClusterPropagationPolicy>(),
     ]
 }

@@ -15,6 +15,7 @@ pub mod placement;
 pub mod placement_status;
 pub mod policies;
 pub mod propagation;
+pub mod propagation_policy;
 pub mod scaling_policy;
 
 mod crd;
@@ -23,6 +24,9 @@ pub use crd::{CrdFile, crd_files};
 pub use federated_ingress::{FederatedIngress, FederatedIngressSpec, FederatedIngressStatus};
 pub use federated_object::{
     ClusterFederatedObject, ClusterFederatedObjectSpec, FederatedObject, FederatedObjectSpec,
+};
+pub use propagation_policy::{
+    ClusterPropagationPolicy, PolicySpec, PolicyStatus, PropagationPolicy, ResourceSelector,
 };
 pub use member_cluster::{MemberCluster, MemberClusterSpec, MemberClusterStatus};
 pub use scaling_policy::{ScalingPolicy, ScalingPolicySpec, ScalingPolicyStatus};

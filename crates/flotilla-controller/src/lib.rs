@@ -15,6 +15,7 @@ pub mod members;
 pub mod metrics;
 pub mod placement_change;
 pub mod placement_input;
+pub mod policy;
 pub mod propagation;
 pub mod scaling;
 pub mod status_apply;

@@ -125,8 +125,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.max_concurrent_reconciles,
         stopped(stop_rx.clone()),
     );
+    let policies = flotilla_controller::policy::runtime::run(ctx.clone(), stopped(stop_rx.clone()));
     let ingresses = tokio::spawn(async move {
-        futures::join!(ingresses, objects, cluster_objects);
+        futures::join!(ingresses, objects, cluster_objects, policies);
     });
     let scaling_config =
         flotilla_controller::scaling::ScalingConfig::new(args.prometheus_url.clone());

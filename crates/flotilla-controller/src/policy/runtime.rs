@@ -1,0 +1,423 @@
+//! The policy controller's I/O: watches the policies, the host objects of the kinds they select
+//! (one watch per kind, started and stopped as policies change), and the records it generated;
+//! on any change (debounced) it plans ([`super::plan`]) and applies the difference: records
+//! created or updated by server-side apply, records no longer wanted deleted (the engine then
+//! cleans up their member copies per their deletion policy), and each policy's status. Level
+//! based: a restart or a missed event is repaired by the next pass, and every 30 s.
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, Preconditions};
+use kube::discovery::{Scope, oneshot};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use flotilla_api::federated_object::{ClusterFederatedObjectSpec, FederatedObjectSpec};
+use flotilla_api::propagation_policy::{PolicySpec, PolicyStatus};
+use flotilla_api::{ClusterFederatedObject, ClusterPropagationPolicy, FederatedObject, PropagationPolicy};
+
+use super::dependencies;
+use super::plan::{GENERATED_BY, GENERATED_BY_VALUE, HostObject, POLICY_ANNOTATION, Policy, Record, SOURCE_ANNOTATION, plan};
+use crate::conditions::{NewCondition, set_condition};
+use crate::context::Context;
+use crate::propagation::truncate;
+
+/// The field manager of generated records.
+const MANAGER: &str = "flotilla-policy";
+/// Changes arriving within this long are planned together.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+const RESYNC: Duration = Duration::from_secs(30);
+/// Record writes in flight at once.
+const WRITES: usize = 16;
+
+/// One host kind's watch.
+struct NativeWatch {
+    resource: ApiResource,
+    store: Store<DynamicObject>,
+    listed: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for NativeWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Runs until `shutdown`.
+pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send) {
+    let changed = Arc::new(Notify::new());
+    let namespaced = typed_store::<PropagationPolicy>(&ctx, None, &changed);
+    let cluster = typed_store::<ClusterPropagationPolicy>(&ctx, None, &changed);
+    let selector = format!("{GENERATED_BY}={GENERATED_BY_VALUE}");
+    let records = typed_store::<FederatedObject>(&ctx, Some(&selector), &changed);
+    let cluster_records = typed_store::<ClusterFederatedObject>(&ctx, Some(&selector), &changed);
+    let mut watches: HashMap<(String, String), NativeWatch> = HashMap::new();
+    let mut kind_errors: HashMap<(String, String), String> = HashMap::new();
+    let mut resync = tokio::time::interval(RESYNC);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = changed.notified() => tokio::time::sleep(DEBOUNCE).await,
+            _ = resync.tick() => {}
+            () = &mut shutdown => return,
+        }
+        if !(namespaced.1.load(Ordering::Acquire)
+            && cluster.1.load(Ordering::Acquire)
+            && records.1.load(Ordering::Acquire)
+            && cluster_records.1.load(Ordering::Acquire))
+        {
+            continue;
+        }
+        let pps = namespaced.0.state();
+        let cpps = cluster.0.state();
+        let policies: Vec<Policy> = pps
+            .iter()
+            .map(|p| Policy {
+                kind: flotilla_api::propagation_policy::KIND,
+                namespace: p.metadata.namespace.as_deref(),
+                name: p.metadata.name.as_deref().unwrap_or_default(),
+                spec: &p.spec.policy,
+            })
+            .chain(cpps.iter().map(|p| Policy {
+                kind: flotilla_api::propagation_policy::CLUSTER_KIND,
+                namespace: None,
+                name: p.metadata.name.as_deref().unwrap_or_default(),
+                spec: &p.spec.policy,
+            }))
+            .collect();
+
+        // The host kinds the policies need watched.
+        let wanted = wanted_kinds(&policies, &ctx);
+        watches.retain(|k, _| wanted.contains_key(k));
+        for (key, gvk) in &wanted {
+            if watches.contains_key(key) {
+                continue;
+            }
+            match oneshot::pinned_kind(&ctx.host, gvk).await {
+                Ok((resource, caps)) => {
+                    kind_errors.remove(key);
+                    watches.insert(key.clone(), native_watch(&ctx, resource, caps.scope == Scope::Namespaced, &changed));
+                }
+                Err(e) => {
+                    kind_errors.insert(key.clone(), truncate::message(&format!("the host does not serve {} {}: {e}", gvk.group, gvk.kind)));
+                }
+            }
+        }
+        let listed: HashSet<(String, String)> = watches
+            .iter()
+            .filter(|(_, w)| w.listed.load(Ordering::Acquire))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let states: Vec<(ApiResource, Vec<Arc<DynamicObject>>)> = watches
+            .iter()
+            .filter(|(k, _)| listed.contains(*k))
+            .map(|(_, w)| (w.resource.clone(), w.store.state()))
+            .collect();
+        let values: Vec<(String, String, Value)> = states
+            .iter()
+            .flat_map(|(r, objects)| {
+                objects.iter().filter_map(|o| {
+                    Some((r.api_version.clone(), r.kind.clone(), serde_json::to_value(o.as_ref()).ok()?))
+                })
+            })
+            .collect();
+        let objects: Vec<HostObject> = values
+            .iter()
+            .map(|(api_version, kind, value)| HostObject { api_version, kind, value })
+            .collect();
+        let planned = plan(&policies, &objects, &ctx.federated_kinds);
+
+        // Apply the difference.
+        let existing = existing_records(&records.0, &cluster_records.0);
+        let desired: HashSet<(String, Option<String>, String)> = planned
+            .records
+            .iter()
+            .map(|r| (r.kind.to_string(), r.namespace.clone(), r.name.clone()))
+            .collect();
+        let mut to_write: Vec<Record> = Vec::new();
+        for r in &planned.records {
+            let key = (r.kind.to_string(), r.namespace.clone(), r.name.clone());
+            if !existing.get(&key).is_some_and(|e| same(r, e)) {
+                to_write.push(r.clone());
+            }
+        }
+        let writes: Vec<_> = to_write
+            .into_iter()
+            .map(|r| {
+                let ctx = ctx.clone();
+                async move { apply_record(&ctx, &r).await }
+            })
+            .collect();
+        let mut conflicts: HashMap<String, Vec<String>> = HashMap::new();
+        let results: Vec<Result<(), (String, String)>> = futures::stream::iter(writes).buffer_unordered(WRITES).collect().await;
+        for (policy, message) in results.into_iter().filter_map(Result::err) {
+            conflicts.entry(policy).or_default().push(message);
+        }
+        let policy_ids: HashSet<String> = policies.iter().map(Policy::id).collect();
+        let mut to_delete: Vec<(RecordKey, Option<String>)> = Vec::new();
+        for (k, e) in &existing {
+            // Only what is known to be unwanted: the policy is gone, or the object's kind is
+            // listed and the plan does not want it (never on a kind still listing).
+            if !desired.contains(k) && (!policy_ids.contains(&e.policy) || listed.contains(&e.source_kind)) {
+                to_delete.push((k.clone(), e.uid.clone()));
+            }
+        }
+        let deletions: Vec<_> = to_delete
+            .into_iter()
+            .map(|((kind, ns, name), uid)| {
+                let ctx = ctx.clone();
+                async move { delete_record(&ctx, &kind, ns.as_deref(), &name, uid).await }
+            })
+            .collect();
+        futures::stream::iter(deletions).buffer_unordered(WRITES).collect::<Vec<()>>().await;
+
+        // Each policy's status.
+        for p in &pps {
+            let id = Policy { kind: flotilla_api::propagation_policy::KIND, namespace: p.metadata.namespace.as_deref(), name: &p.name_any(), spec: &p.spec.policy }.id();
+            let status = policy_status(p.status.as_ref(), p.metadata.generation, &p.spec.policy, planned.outcomes.get(&id), conflicts.get(&id), &kind_errors);
+            write_status(&ctx, &Api::<PropagationPolicy>::namespaced(ctx.host.clone(), &p.namespace().unwrap_or_default()), &p.name_any(), p.status.as_ref(), status).await;
+        }
+        for p in &cpps {
+            let id = format!("{} {}", flotilla_api::propagation_policy::CLUSTER_KIND, p.name_any());
+            let status = policy_status(p.status.as_ref(), p.metadata.generation, &p.spec.policy, planned.outcomes.get(&id), conflicts.get(&id), &kind_errors);
+            write_status(&ctx, &Api::<ClusterPropagationPolicy>::all(ctx.host.clone()), &p.name_any(), p.status.as_ref(), status).await;
+        }
+    }
+}
+
+/// A reflector of `K` (optionally label-filtered) that notifies `changed`; and whether it has listed.
+fn typed_store<K>(ctx: &Context, labels: Option<&str>, changed: &Arc<Notify>) -> (Store<K>, Arc<AtomicBool>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let listed = Arc::new(AtomicBool::new(false));
+    let mut config = watcher::Config::default();
+    if let Some(l) = labels {
+        config = config.labels(l);
+    }
+    let stream = watcher(Api::<K>::all(ctx.host.clone()), config).default_backoff().reflect(writer);
+    let (changed, flag) = (changed.clone(), listed.clone());
+    tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            if let Ok(watcher::Event::InitDone) = event {
+                flag.store(true, Ordering::Release);
+            }
+            if event.is_ok() {
+                changed.notify_one();
+            }
+        }
+    });
+    (reader, listed)
+}
+
+fn native_watch(ctx: &Context, resource: ApiResource, _namespaced: bool, changed: &Arc<Notify>) -> NativeWatch {
+    let writer = reflector::store::Writer::<DynamicObject>::new(resource.clone());
+    let store = writer.as_reader();
+    let listed = Arc::new(AtomicBool::new(false));
+    let api = Api::<DynamicObject>::all_with(ctx.host.clone(), &resource);
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(|o| o.managed_fields_mut().clear())
+        .reflect(writer);
+    let (changed, flag) = (changed.clone(), listed.clone());
+    let task = tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            if let Ok(watcher::Event::InitDone) = event {
+                flag.store(true, Ordering::Release);
+            }
+            if matches!(event, Ok(watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_))) {
+                changed.notify_one();
+            }
+        }
+    });
+    NativeWatch { resource, store, listed, task }
+}
+
+/// (group, kind) → the version to watch, for every valid policy's selectors (and the dependency
+/// kinds when a policy propagates dependencies).
+fn wanted_kinds(policies: &[Policy], ctx: &Context) -> HashMap<(String, String), GroupVersionKind> {
+    let mut out = HashMap::new();
+    for p in policies {
+        if super::plan::validate(p, &ctx.federated_kinds).is_some() {
+            continue;
+        }
+        for s in &p.spec.resource_selectors {
+            let (group, version) = s.api_version.rsplit_once('/').unwrap_or(("", s.api_version.as_str()));
+            out.entry((group.to_string(), s.kind.clone()))
+                .or_insert_with(|| GroupVersionKind::gvk(group, version, &s.kind));
+        }
+        if p.spec.propagate_dependencies {
+            for kind in dependencies::KINDS {
+                out.entry((String::new(), kind.to_string()))
+                    .or_insert_with(|| GroupVersionKind::gvk("", "v1", kind));
+            }
+        }
+    }
+    out
+}
+
+/// A record that exists, as far as the diff needs it.
+struct Existing {
+    spec: Value,
+    annotations: std::collections::BTreeMap<String, String>,
+    owner_uid: Option<String>,
+    uid: Option<String>,
+    policy: String,
+    /// (group, kind) of the object it was generated from.
+    source_kind: (String, String),
+}
+
+type RecordKey = (String, Option<String>, String);
+
+fn existing_records(records: &Store<FederatedObject>, cluster: &Store<ClusterFederatedObject>) -> HashMap<RecordKey, Existing> {
+    fn entry<K: Resource<DynamicType = ()>>(o: &K, spec: Value) -> (RecordKey, Existing) {
+        let meta = o.meta();
+        let annotations = meta.annotations.clone().unwrap_or_default();
+        let source = annotations.get(SOURCE_ANNOTATION).cloned().unwrap_or_default();
+        let mut words = source.split(' ');
+        let api_version = words.next().unwrap_or_default();
+        let kind = words.next().unwrap_or_default().to_string();
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g).to_string();
+        (
+            (K::kind(&()).into_owned(), meta.namespace.clone(), meta.name.clone().unwrap_or_default()),
+            Existing {
+                spec,
+                policy: annotations.get(POLICY_ANNOTATION).cloned().unwrap_or_default(),
+                annotations,
+                owner_uid: meta.owner_references.as_ref().and_then(|o| o.first()).map(|o| o.uid.clone()),
+                uid: meta.uid.clone(),
+                source_kind: (group, kind),
+            },
+        )
+    }
+    records
+        .state()
+        .iter()
+        .map(|o| entry(o.as_ref(), serde_json::to_value(&o.spec).unwrap_or_default()))
+        .chain(cluster.state().iter().map(|o| entry(o.as_ref(), serde_json::to_value(&o.spec).unwrap_or_default())))
+        .collect()
+}
+
+/// Whether the record exists as planned (spec read through the type, so defaults compare equal).
+fn same(r: &Record, e: &Existing) -> bool {
+    let spec = r.object.get("spec").cloned().unwrap_or_default();
+    let normalized = if r.kind == flotilla_api::federated_object::KIND {
+        serde_json::from_value::<FederatedObjectSpec>(spec).ok().and_then(|s| serde_json::to_value(s).ok())
+    } else {
+        serde_json::from_value::<ClusterFederatedObjectSpec>(spec).ok().and_then(|s| serde_json::to_value(s).ok())
+    };
+    let text = |k: &str| r.object.pointer(&format!("/metadata/annotations/{}", k.replace('/', "~1"))).and_then(Value::as_str);
+    normalized.as_ref() == Some(&e.spec)
+        && text(POLICY_ANNOTATION) == e.annotations.get(POLICY_ANNOTATION).map(String::as_str)
+        && text(SOURCE_ANNOTATION) == e.annotations.get(SOURCE_ANNOTATION).map(String::as_str)
+        && r.object.pointer("/metadata/ownerReferences/0/uid").and_then(Value::as_str) == e.owner_uid.as_deref()
+}
+
+fn record_api(ctx: &Context, kind: &str, namespace: Option<&str>) -> Api<DynamicObject> {
+    let resource = if kind == flotilla_api::federated_object::KIND {
+        ApiResource::erase::<FederatedObject>(&())
+    } else {
+        ApiResource::erase::<ClusterFederatedObject>(&())
+    };
+    match namespace {
+        Some(ns) => Api::namespaced_with(ctx.host.clone(), ns, &resource),
+        None => Api::all_with(ctx.host.clone(), &resource),
+    }
+}
+
+/// Creates or updates a record; `Err((policy, why))` when it cannot (a user's own object of that
+/// name is in the way, or the host refused).
+async fn apply_record(ctx: &Context, r: &Record) -> Result<(), (String, String)> {
+    let api = record_api(ctx, r.kind, r.namespace.as_deref());
+    let fail = |m: String| Err((r.policy.clone(), truncate::message(&m)));
+    // Never take over an object of that name that no policy generated.
+    match api.get_metadata_opt(&r.name).await {
+        Ok(Some(o)) if o.labels().get(GENERATED_BY).map(String::as_str) != Some(GENERATED_BY_VALUE) => {
+            return fail(format!("{} {} exists and was not generated by a policy; its object is not propagated", r.kind, r.name));
+        }
+        Err(e) => return fail(format!("reading {} {}: {e}", r.kind, r.name)),
+        _ => {}
+    }
+    match ctx.lease.fence(api.patch(&r.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&r.object))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => fail(format!("writing {} {}: {e}", r.kind, r.name)),
+        Err(_) => Ok(()),
+    }
+}
+
+async fn delete_record(ctx: &Context, kind: &str, namespace: Option<&str>, name: &str, uid: Option<String>) {
+    let api = record_api(ctx, kind, namespace);
+    let params = DeleteParams {
+        preconditions: Some(Preconditions { uid, resource_version: None }),
+        ..DeleteParams::default()
+    };
+    if let Ok(Err(e)) = ctx.lease.fence(api.delete(name, &params)).await
+        && !matches!(&e, kube::Error::Api(s) if s.code == 404 || s.code == 409)
+    {
+        tracing::warn!(kind, name, error = %truncate::message(&e.to_string()), "could not delete a policy record");
+    }
+}
+
+fn policy_status(
+    before: Option<&PolicyStatus>,
+    generation: Option<i64>,
+    spec: &PolicySpec,
+    outcome: Option<&super::plan::Outcome>,
+    conflicts: Option<&Vec<String>>,
+    kind_errors: &HashMap<(String, String), String>,
+) -> PolicyStatus {
+    let outcome = outcome.cloned().unwrap_or_default();
+    let unserved: Vec<&String> = spec
+        .resource_selectors
+        .iter()
+        .filter_map(|s| {
+            let group = s.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            kind_errors.get(&(group.to_string(), s.kind.clone()))
+        })
+        .collect();
+    let (ready, reason, message) = if let Some((reason, message)) = &outcome.invalid {
+        (false, *reason, message.clone())
+    } else if !unserved.is_empty() {
+        (false, "KindNotServed", unserved.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "))
+    } else if let Some(c) = conflicts {
+        (false, "RecordConflict", c.join("; "))
+    } else {
+        (true, "Propagating", format!("{} object(s) propagated", outcome.matched))
+    };
+    let mut conditions = before.map(|s| s.conditions.clone()).unwrap_or_default();
+    set_condition(
+        &mut conditions,
+        NewCondition { type_: "Ready", status: ready, reason, message: truncate::message(&message), observed_generation: generation },
+        Time(jiff::Timestamp::now()),
+    );
+    PolicyStatus { observed_generation: generation, conditions, matched: outcome.matched, overridden: outcome.overridden }
+}
+
+async fn write_status<K>(ctx: &Context, api: &Api<K>, name: &str, before: Option<&PolicyStatus>, status: PolicyStatus)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Serialize,
+{
+    if before == Some(&status) {
+        return;
+    }
+    let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    let params = PatchParams::apply(flotilla_api::labels::FIELD_MANAGER).force();
+    if let Ok(Err(e)) = ctx.lease.fence(api.patch_status(name, &params, &Patch::Apply(&patch))).await {
+        tracing::warn!(name, error = %truncate::message(&e.to_string()), "could not write a policy's status");
+    } else {
+        ctx.metrics.status_written("policy", patch.to_string().len());
+    }
+}
