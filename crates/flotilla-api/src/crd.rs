@@ -3,7 +3,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 use crate::{
-    ClusterFederatedObject, ClusterPropagationPolicy, FederatedIngress, PropagationPolicy, FederatedObject, MemberCluster, ScalingPolicy,
+    ClusterFederatedObject, ClusterPropagationPolicy, FederatedIngress, FederatedObject,
+    MemberCluster, PropagationPolicy, ScalingPolicy,
 };
 
 /// One generated CRD file.

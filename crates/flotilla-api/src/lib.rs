@@ -25,10 +25,10 @@ pub use federated_ingress::{FederatedIngress, FederatedIngressSpec, FederatedIng
 pub use federated_object::{
     ClusterFederatedObject, ClusterFederatedObjectSpec, FederatedObject, FederatedObjectSpec,
 };
+pub use member_cluster::{MemberCluster, MemberClusterSpec, MemberClusterStatus};
 pub use propagation_policy::{
     ClusterPropagationPolicy, PolicySpec, PolicyStatus, PropagationPolicy, ResourceSelector,
 };
-pub use member_cluster::{MemberCluster, MemberClusterSpec, MemberClusterStatus};
 pub use scaling_policy::{ScalingPolicy, ScalingPolicySpec, ScalingPolicyStatus};
 
 /// The API group of every Flotilla kind.

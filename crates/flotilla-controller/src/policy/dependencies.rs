@@ -110,7 +110,9 @@ mod tests {
     use serde_json::json;
 
     fn names(deps: &[Dependency]) -> Vec<String> {
-        deps.iter().map(|d| format!("{} {}", d.kind, d.name)).collect()
+        deps.iter()
+            .map(|d| format!("{} {}", d.kind, d.name))
+            .collect()
     }
 
     #[test]
@@ -129,9 +131,16 @@ mod tests {
         assert_eq!(
             names(&of("Deployment", &d)),
             [
-                "ConfigMap conf", "ConfigMap extra", "ConfigMap init-env",
-                "PersistentVolumeClaim data", "Secret certs", "Secret env", "Secret keys",
-                "Secret registry", "Secret token", "ServiceAccount web"
+                "ConfigMap conf",
+                "ConfigMap extra",
+                "ConfigMap init-env",
+                "PersistentVolumeClaim data",
+                "Secret certs",
+                "Secret env",
+                "Secret keys",
+                "Secret registry",
+                "Secret token",
+                "ServiceAccount web"
             ]
         );
     }
@@ -148,7 +157,10 @@ mod tests {
         let ing = json!({"spec": {"defaultBackend": {"service": {"name": "fallback"}},
             "rules": [{"http": {"paths": [{"backend": {"service": {"name": "web"}}}, {"backend": {"service": {"name": "web"}}}]}}],
             "tls": [{"secretName": "web-tls"}]}});
-        assert_eq!(names(&of("Ingress", &ing)), ["Secret web-tls", "Service fallback", "Service web"]);
+        assert_eq!(
+            names(&of("Ingress", &ing)),
+            ["Secret web-tls", "Service fallback", "Service web"]
+        );
     }
 
     #[test]

@@ -122,28 +122,41 @@ pub fn validate(policy: &Policy, allow: &Allowlist) -> Option<(&'static str, Str
         if s.api_version.matches('/').count() > 1 || s.api_version.ends_with('/') {
             return Some((
                 "InvalidSelector",
-                format!("resourceSelectors[{i}].apiVersion {:?} is not group/version or version", s.api_version),
+                format!(
+                    "resourceSelectors[{i}].apiVersion {:?} is not group/version or version",
+                    s.api_version
+                ),
             ));
         }
         if group == flotilla_api::GROUP {
             return Some((
                 "InvalidSelector",
-                format!("resourceSelectors[{i}]: Flotilla's own kinds are not propagated by policies"),
+                format!(
+                    "resourceSelectors[{i}]: Flotilla's own kinds are not propagated by policies"
+                ),
             ));
         }
         if !allow.allows(group, &s.kind) {
-            return Some(("KindNotAllowed", format!("resourceSelectors[{i}]: {}", allow.refusal(group, &s.kind))));
+            return Some((
+                "KindNotAllowed",
+                format!("resourceSelectors[{i}]: {}", allow.refusal(group, &s.kind)),
+            ));
         }
         if let (Some(own), Some(ns)) = (policy.namespace, s.namespace.as_deref())
             && own != ns
         {
             return Some((
                 "InvalidSelector",
-                format!("resourceSelectors[{i}].namespace {ns:?}: a PropagationPolicy selects in its own namespace ({own:?}) only"),
+                format!(
+                    "resourceSelectors[{i}].namespace {ns:?}: a PropagationPolicy selects in its own namespace ({own:?}) only"
+                ),
             ));
         }
         if let Some(sel) = &s.label_selector
-            && let Err(e) = crate::placement_input::selector(&format!("resourceSelectors[{i}].labelSelector"), sel)
+            && let Err(e) = crate::placement_input::selector(
+                &format!("resourceSelectors[{i}].labelSelector"),
+                sel,
+            )
         {
             return Some(("InvalidSelector", e));
         }
@@ -325,9 +338,9 @@ pub fn record_name(name: &str, kind: &str) -> String {
     if full.len() <= 253 {
         return full;
     }
-    let hash = full
-        .bytes()
-        .fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+    let hash = full.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
     format!("{}-{hash:016x}", &full[..236])
 }
 
@@ -423,18 +436,40 @@ mod tests {
 
     #[test]
     fn a_matching_object_gets_a_record_owned_by_it_without_server_fields() {
-        let s = spec(json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}],
-            "placement": {"clusters": ["member1"]}, "replicas": {"mode": "Divided"}}));
-        let p = Policy { kind: "PropagationPolicy", namespace: Some("shop"), name: "web", spec: &s };
+        let s = spec(
+            json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}],
+            "placement": {"clusters": ["member1"]}, "replicas": {"mode": "Divided"}}),
+        );
+        let p = Policy {
+            kind: "PropagationPolicy",
+            namespace: Some("shop"),
+            name: "web",
+            spec: &s,
+        };
         let values = [
-            obj("apps/v1", "Deployment", Some("shop"), "web", json!({"app": "web"})),
-            obj("apps/v1", "Deployment", Some("other"), "elsewhere", json!({})),
+            obj(
+                "apps/v1",
+                "Deployment",
+                Some("shop"),
+                "web",
+                json!({"app": "web"}),
+            ),
+            obj(
+                "apps/v1",
+                "Deployment",
+                Some("other"),
+                "elsewhere",
+                json!({}),
+            ),
             obj("v1", "ConfigMap", Some("shop"), "conf", json!({})),
         ];
         let plan = plan(&[p], &host(&values), &allow());
         assert_eq!(plan.records.len(), 1);
         let r = &plan.records[0];
-        assert_eq!((r.kind, r.name.as_str(), r.namespace.as_deref()), ("FederatedObject", "web-deployment", Some("shop")));
+        assert_eq!(
+            (r.kind, r.name.as_str(), r.namespace.as_deref()),
+            ("FederatedObject", "web-deployment", Some("shop"))
+        );
         assert_eq!(r.object["metadata"]["ownerReferences"][0]["uid"], "uid-web");
         assert_eq!(r.object["metadata"]["labels"][GENERATED_BY], "policy");
         assert_eq!(
@@ -442,39 +477,85 @@ mod tests {
             json!({"apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": "web", "labels": {"app": "web"}}, "spec": {"x": 1}})
         );
-        assert_eq!(r.object["spec"]["placement"]["clusters"], json!(["member1"]));
+        assert_eq!(
+            r.object["spec"]["placement"]["clusters"],
+            json!(["member1"])
+        );
         assert_eq!(r.object["spec"]["replicas"]["mode"], "Divided");
         assert_eq!(plan.outcomes["PropagationPolicy shop/web"].matched, 1);
     }
 
     #[test]
     fn the_higher_priority_then_the_more_specific_selector_wins_and_the_loser_says_why() {
-        let broad = spec(json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap"}], "priority": 5}));
-        let named = spec(json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "conf"}]}));
-        let cluster = spec(json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "conf"}]}));
+        let broad = spec(
+            json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap"}], "priority": 5}),
+        );
+        let named = spec(
+            json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "conf"}]}),
+        );
+        let cluster = spec(
+            json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "conf"}]}),
+        );
         let policies = [
-            Policy { kind: "PropagationPolicy", namespace: Some("shop"), name: "broad", spec: &broad },
-            Policy { kind: "PropagationPolicy", namespace: Some("shop"), name: "named", spec: &named },
-            Policy { kind: "ClusterPropagationPolicy", namespace: None, name: "all", spec: &cluster },
+            Policy {
+                kind: "PropagationPolicy",
+                namespace: Some("shop"),
+                name: "broad",
+                spec: &broad,
+            },
+            Policy {
+                kind: "PropagationPolicy",
+                namespace: Some("shop"),
+                name: "named",
+                spec: &named,
+            },
+            Policy {
+                kind: "ClusterPropagationPolicy",
+                namespace: None,
+                name: "all",
+                spec: &cluster,
+            },
         ];
         let values = [obj("v1", "ConfigMap", Some("shop"), "conf", json!({}))];
         let plan = plan(&policies, &host(&values), &allow());
         assert_eq!(plan.records[0].policy, "PropagationPolicy shop/broad");
         let named = &plan.outcomes["PropagationPolicy shop/named"];
         assert_eq!(named.matched, 0);
-        assert_eq!(named.overridden[0].claimed_by, "PropagationPolicy shop/broad");
+        assert_eq!(
+            named.overridden[0].claimed_by,
+            "PropagationPolicy shop/broad"
+        );
         assert_eq!(named.overridden[0].reason, "higher priority (5 over 0)");
 
         // Equal priority: the name selector beats the kind selector; a PP beats a CPP.
-        let broad0 = spec(json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap"}]}));
+        let broad0 =
+            spec(json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap"}]}));
         let policies = [
-            Policy { kind: "PropagationPolicy", namespace: Some("shop"), name: "broad", spec: &broad0 },
-            Policy { kind: "ClusterPropagationPolicy", namespace: None, name: "all", spec: &cluster },
-            Policy { kind: "PropagationPolicy", namespace: Some("shop"), name: "named", spec: &named_spec() },
+            Policy {
+                kind: "PropagationPolicy",
+                namespace: Some("shop"),
+                name: "broad",
+                spec: &broad0,
+            },
+            Policy {
+                kind: "ClusterPropagationPolicy",
+                namespace: None,
+                name: "all",
+                spec: &cluster,
+            },
+            Policy {
+                kind: "PropagationPolicy",
+                namespace: Some("shop"),
+                name: "named",
+                spec: &named_spec(),
+            },
         ];
         let plan = super::plan(&policies, &host(&values), &allow());
         assert_eq!(plan.records[0].policy, "PropagationPolicy shop/named");
-        assert_eq!(plan.outcomes["PropagationPolicy shop/broad"].overridden[0].reason, "a more specific selector");
+        assert_eq!(
+            plan.outcomes["PropagationPolicy shop/broad"].overridden[0].reason,
+            "a more specific selector"
+        );
         assert_eq!(
             plan.outcomes["ClusterPropagationPolicy all"].overridden[0].reason,
             "a PropagationPolicy is preferred to a ClusterPropagationPolicy"
@@ -482,35 +563,83 @@ mod tests {
     }
 
     fn named_spec() -> PolicySpec {
-        spec(json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "conf"}]}))
+        spec(
+            json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "conf"}]}),
+        )
     }
 
     #[test]
-    fn labels_and_namespaces_narrow_a_cluster_policy_and_cluster_scoped_objects_get_cluster_records() {
+    fn labels_and_namespaces_narrow_a_cluster_policy_and_cluster_scoped_objects_get_cluster_records()
+     {
         let s = spec(json!({"resourceSelectors": [
             {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "shop", "labelSelector": {"matchLabels": {"tier": "web"}}},
             {"apiVersion": "v1", "kind": "Namespace", "name": "shop"}]}));
-        let p = Policy { kind: "ClusterPropagationPolicy", namespace: None, name: "c", spec: &s };
+        let p = Policy {
+            kind: "ClusterPropagationPolicy",
+            namespace: None,
+            name: "c",
+            spec: &s,
+        };
         let values = [
-            obj("v1", "ConfigMap", Some("shop"), "yes", json!({"tier": "web"})),
+            obj(
+                "v1",
+                "ConfigMap",
+                Some("shop"),
+                "yes",
+                json!({"tier": "web"}),
+            ),
             obj("v1", "ConfigMap", Some("shop"), "no", json!({"tier": "db"})),
-            obj("v1", "ConfigMap", Some("other"), "elsewhere", json!({"tier": "web"})),
+            obj(
+                "v1",
+                "ConfigMap",
+                Some("other"),
+                "elsewhere",
+                json!({"tier": "web"}),
+            ),
             obj("v1", "Namespace", None, "shop", json!({})),
         ];
         let plan = plan(&[p], &host(&values), &allow());
-        let names: Vec<_> = plan.records.iter().map(|r| (r.kind, r.name.as_str())).collect();
-        assert_eq!(names, [("FederatedObject", "yes-configmap"), ("ClusterFederatedObject", "shop-namespace")]);
-        assert!(plan.records[1].object["metadata"].get("namespace").is_none());
+        let names: Vec<_> = plan
+            .records
+            .iter()
+            .map(|r| (r.kind, r.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("FederatedObject", "yes-configmap"),
+                ("ClusterFederatedObject", "shop-namespace")
+            ]
+        );
+        assert!(
+            plan.records[1].object["metadata"]
+                .get("namespace")
+                .is_none()
+        );
     }
 
     #[test]
     fn dependencies_follow_their_dependant_unless_a_policy_claims_them() {
-        let s = spec(json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}],
-            "propagateDependencies": true, "replicas": {"mode": "Divided"}}));
-        let own = spec(json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "Secret", "name": "keys"}]}));
+        let s = spec(
+            json!({"resourceSelectors": [{"apiVersion": "apps/v1", "kind": "Deployment"}],
+            "propagateDependencies": true, "replicas": {"mode": "Divided"}}),
+        );
+        let own = spec(
+            json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "Secret", "name": "keys"}]}),
+        );
         let policies = [
-            Policy { kind: "PropagationPolicy", namespace: Some("shop"), name: "app", spec: &s },
-            Policy { kind: "PropagationPolicy", namespace: Some("shop"), name: "secrets", spec: &own },
+            Policy {
+                kind: "PropagationPolicy",
+                namespace: Some("shop"),
+                name: "app",
+                spec: &s,
+            },
+            Policy {
+                kind: "PropagationPolicy",
+                namespace: Some("shop"),
+                name: "secrets",
+                spec: &own,
+            },
         ];
         let mut d = obj("apps/v1", "Deployment", Some("shop"), "web", json!({}));
         d["spec"] = json!({"template": {"spec": {"containers": [{"envFrom": [
@@ -520,36 +649,88 @@ mod tests {
             obj("v1", "ConfigMap", Some("shop"), "conf", json!({})),
             obj("v1", "Secret", Some("shop"), "keys", json!({})),
         ];
-        let allow = Allowlist::parse(&format!("{},Secret", crate::allowlist::default_kinds_text())).expect("valid");
+        let allow = Allowlist::parse(&format!(
+            "{},Secret",
+            crate::allowlist::default_kinds_text()
+        ))
+        .expect("valid");
         let plan = plan(&policies, &host(&values), &allow);
-        let mut records: Vec<_> = plan.records.iter().map(|r| (r.name.as_str(), r.policy.as_str(), r.object["metadata"]["labels"].get(DEPENDENCY_LABEL).is_some())).collect();
+        let mut records: Vec<_> = plan
+            .records
+            .iter()
+            .map(|r| {
+                (
+                    r.name.as_str(),
+                    r.policy.as_str(),
+                    r.object["metadata"]["labels"]
+                        .get(DEPENDENCY_LABEL)
+                        .is_some(),
+                )
+            })
+            .collect();
         records.sort();
-        assert_eq!(records, [
-            ("conf-configmap", "PropagationPolicy shop/app", true),
-            ("keys-secret", "PropagationPolicy shop/secrets", false),
-            ("web-deployment", "PropagationPolicy shop/app", false),
-        ]);
-        let conf = plan.records.iter().find(|r| r.name == "conf-configmap").expect("record");
-        assert!(conf.object["spec"].get("replicas").is_none(), "a ConfigMap is never divided");
+        assert_eq!(
+            records,
+            [
+                ("conf-configmap", "PropagationPolicy shop/app", true),
+                ("keys-secret", "PropagationPolicy shop/secrets", false),
+                ("web-deployment", "PropagationPolicy shop/app", false),
+            ]
+        );
+        let conf = plan
+            .records
+            .iter()
+            .find(|r| r.name == "conf-configmap")
+            .expect("record");
+        assert!(
+            conf.object["spec"].get("replicas").is_none(),
+            "a ConfigMap is never divided"
+        );
     }
 
     #[test]
     fn invalid_policies_propagate_nothing_and_say_why() {
         let cases = [
             (json!({"resourceSelectors": []}), "InvalidSelector"),
-            (json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "Secret"}]}), "KindNotAllowed"),
-            (json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap", "namespace": "other"}]}), "InvalidSelector"),
-            (json!({"resourceSelectors": [{"apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "FederatedObject"}]}), "InvalidSelector"),
-            (json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap",
-                "labelSelector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}}]}), "InvalidSelector"),
+            (
+                json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "Secret"}]}),
+                "KindNotAllowed",
+            ),
+            (
+                json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap", "namespace": "other"}]}),
+                "InvalidSelector",
+            ),
+            (
+                json!({"resourceSelectors": [{"apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "FederatedObject"}]}),
+                "InvalidSelector",
+            ),
+            (
+                json!({"resourceSelectors": [{"apiVersion": "v1", "kind": "ConfigMap",
+                "labelSelector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}}]}),
+                "InvalidSelector",
+            ),
         ];
-        let values = [obj("v1", "ConfigMap", Some("shop"), "conf", json!({})), obj("v1", "Secret", Some("shop"), "s", json!({}))];
+        let values = [
+            obj("v1", "ConfigMap", Some("shop"), "conf", json!({})),
+            obj("v1", "Secret", Some("shop"), "s", json!({})),
+        ];
         for (s, reason) in cases {
             let s = spec(s);
-            let p = Policy { kind: "PropagationPolicy", namespace: Some("shop"), name: "p", spec: &s };
+            let p = Policy {
+                kind: "PropagationPolicy",
+                namespace: Some("shop"),
+                name: "p",
+                spec: &s,
+            };
             let plan = plan(&[p], &host(&values), &allow());
             assert!(plan.records.is_empty());
-            assert_eq!(plan.outcomes["PropagationPolicy shop/p"].invalid.as_ref().map(|i| i.0), Some(reason));
+            assert_eq!(
+                plan.outcomes["PropagationPolicy shop/p"]
+                    .invalid
+                    .as_ref()
+                    .map(|i| i.0),
+                Some(reason)
+            );
         }
     }
 

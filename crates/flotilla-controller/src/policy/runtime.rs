@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, Preconditions};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+    Preconditions,
+};
 use kube::discovery::{Scope, oneshot};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -23,10 +26,15 @@ use tokio::sync::Notify;
 
 use flotilla_api::federated_object::{ClusterFederatedObjectSpec, FederatedObjectSpec};
 use flotilla_api::propagation_policy::{PolicySpec, PolicyStatus};
-use flotilla_api::{ClusterFederatedObject, ClusterPropagationPolicy, FederatedObject, PropagationPolicy};
+use flotilla_api::{
+    ClusterFederatedObject, ClusterPropagationPolicy, FederatedObject, PropagationPolicy,
+};
 
 use super::dependencies;
-use super::plan::{GENERATED_BY, GENERATED_BY_VALUE, HostObject, POLICY_ANNOTATION, Policy, Record, SOURCE_ANNOTATION, plan};
+use super::plan::{
+    GENERATED_BY, GENERATED_BY_VALUE, HostObject, POLICY_ANNOTATION, Policy, Record,
+    SOURCE_ANNOTATION, plan,
+};
 use crate::conditions::{NewCondition, set_condition};
 use crate::context::Context;
 use crate::propagation::truncate;
@@ -106,10 +114,19 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             match oneshot::pinned_kind(&ctx.host, gvk).await {
                 Ok((resource, caps)) => {
                     kind_errors.remove(key);
-                    watches.insert(key.clone(), native_watch(&ctx, resource, caps.scope == Scope::Namespaced, &changed));
+                    watches.insert(
+                        key.clone(),
+                        native_watch(&ctx, resource, caps.scope == Scope::Namespaced, &changed),
+                    );
                 }
                 Err(e) => {
-                    kind_errors.insert(key.clone(), truncate::message(&format!("the host does not serve {} {}: {e}", gvk.group, gvk.kind)));
+                    kind_errors.insert(
+                        key.clone(),
+                        truncate::message(&format!(
+                            "the host does not serve {} {}: {e}",
+                            gvk.group, gvk.kind
+                        )),
+                    );
                 }
             }
         }
@@ -127,13 +144,21 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             .iter()
             .flat_map(|(r, objects)| {
                 objects.iter().filter_map(|o| {
-                    Some((r.api_version.clone(), r.kind.clone(), serde_json::to_value(o.as_ref()).ok()?))
+                    Some((
+                        r.api_version.clone(),
+                        r.kind.clone(),
+                        serde_json::to_value(o.as_ref()).ok()?,
+                    ))
                 })
             })
             .collect();
         let objects: Vec<HostObject> = values
             .iter()
-            .map(|(api_version, kind, value)| HostObject { api_version, kind, value })
+            .map(|(api_version, kind, value)| HostObject {
+                api_version,
+                kind,
+                value,
+            })
             .collect();
         let planned = plan(&policies, &objects, &ctx.federated_kinds);
 
@@ -159,7 +184,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             })
             .collect();
         let mut conflicts: HashMap<String, Vec<String>> = HashMap::new();
-        let results: Vec<Result<(), (String, String)>> = futures::stream::iter(writes).buffer_unordered(WRITES).collect().await;
+        let results: Vec<Result<(), (String, String)>> = futures::stream::iter(writes)
+            .buffer_unordered(WRITES)
+            .collect()
+            .await;
         for (policy, message) in results.into_iter().filter_map(Result::err) {
             conflicts.entry(policy).or_default().push(message);
         }
@@ -168,7 +196,9 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         for (k, e) in &existing {
             // Only what is known to be unwanted: the policy is gone, or the object's kind is
             // listed and the plan does not want it (never on a kind still listing).
-            if !desired.contains(k) && (!policy_ids.contains(&e.policy) || listed.contains(&e.source_kind)) {
+            if !desired.contains(k)
+                && (!policy_ids.contains(&e.policy) || listed.contains(&e.source_kind))
+            {
                 to_delete.push((k.clone(), e.uid.clone()));
             }
         }
@@ -179,26 +209,80 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 async move { delete_record(&ctx, &kind, ns.as_deref(), &name, uid).await }
             })
             .collect();
-        futures::stream::iter(deletions).buffer_unordered(WRITES).collect::<Vec<()>>().await;
+        futures::stream::iter(deletions)
+            .buffer_unordered(WRITES)
+            .collect::<Vec<()>>()
+            .await;
 
         // Each policy's status.
         for p in &pps {
-            let id = Policy { kind: flotilla_api::propagation_policy::KIND, namespace: p.metadata.namespace.as_deref(), name: &p.name_any(), spec: &p.spec.policy }.id();
-            let status = policy_status(p.status.as_ref(), p.metadata.generation, &p.spec.policy, planned.outcomes.get(&id), conflicts.get(&id), &kind_errors);
-            write_status(&ctx, &Api::<PropagationPolicy>::namespaced(ctx.host.clone(), &p.namespace().unwrap_or_default()), &p.name_any(), p.status.as_ref(), status).await;
+            let id = Policy {
+                kind: flotilla_api::propagation_policy::KIND,
+                namespace: p.metadata.namespace.as_deref(),
+                name: &p.name_any(),
+                spec: &p.spec.policy,
+            }
+            .id();
+            let status = policy_status(
+                p.status.as_ref(),
+                p.metadata.generation,
+                &p.spec.policy,
+                planned.outcomes.get(&id),
+                conflicts.get(&id),
+                &kind_errors,
+            );
+            write_status(
+                &ctx,
+                &Api::<PropagationPolicy>::namespaced(
+                    ctx.host.clone(),
+                    &p.namespace().unwrap_or_default(),
+                ),
+                &p.name_any(),
+                p.status.as_ref(),
+                status,
+            )
+            .await;
         }
         for p in &cpps {
-            let id = format!("{} {}", flotilla_api::propagation_policy::CLUSTER_KIND, p.name_any());
-            let status = policy_status(p.status.as_ref(), p.metadata.generation, &p.spec.policy, planned.outcomes.get(&id), conflicts.get(&id), &kind_errors);
-            write_status(&ctx, &Api::<ClusterPropagationPolicy>::all(ctx.host.clone()), &p.name_any(), p.status.as_ref(), status).await;
+            let id = format!(
+                "{} {}",
+                flotilla_api::propagation_policy::CLUSTER_KIND,
+                p.name_any()
+            );
+            let status = policy_status(
+                p.status.as_ref(),
+                p.metadata.generation,
+                &p.spec.policy,
+                planned.outcomes.get(&id),
+                conflicts.get(&id),
+                &kind_errors,
+            );
+            write_status(
+                &ctx,
+                &Api::<ClusterPropagationPolicy>::all(ctx.host.clone()),
+                &p.name_any(),
+                p.status.as_ref(),
+                status,
+            )
+            .await;
         }
     }
 }
 
 /// A reflector of `K` (optionally label-filtered) that notifies `changed`; and whether it has listed.
-fn typed_store<K>(ctx: &Context, labels: Option<&str>, changed: &Arc<Notify>) -> (Store<K>, Arc<AtomicBool>)
+fn typed_store<K>(
+    ctx: &Context,
+    labels: Option<&str>,
+    changed: &Arc<Notify>,
+) -> (Store<K>, Arc<AtomicBool>)
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     let (reader, writer) = reflector::store();
     let listed = Arc::new(AtomicBool::new(false));
@@ -206,7 +290,9 @@ where
     if let Some(l) = labels {
         config = config.labels(l);
     }
-    let stream = watcher(Api::<K>::all(ctx.host.clone()), config).default_backoff().reflect(writer);
+    let stream = watcher(Api::<K>::all(ctx.host.clone()), config)
+        .default_backoff()
+        .reflect(writer);
     let (changed, flag) = (changed.clone(), listed.clone());
     tokio::spawn(async move {
         futures::pin_mut!(stream);
@@ -222,7 +308,12 @@ where
     (reader, listed)
 }
 
-fn native_watch(ctx: &Context, resource: ApiResource, _namespaced: bool, changed: &Arc<Notify>) -> NativeWatch {
+fn native_watch(
+    ctx: &Context,
+    resource: ApiResource,
+    _namespaced: bool,
+    changed: &Arc<Notify>,
+) -> NativeWatch {
     let writer = reflector::store::Writer::<DynamicObject>::new(resource.clone());
     let store = writer.as_reader();
     let listed = Arc::new(AtomicBool::new(false));
@@ -238,12 +329,20 @@ fn native_watch(ctx: &Context, resource: ApiResource, _namespaced: bool, changed
             if let Ok(watcher::Event::InitDone) = event {
                 flag.store(true, Ordering::Release);
             }
-            if matches!(event, Ok(watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_))) {
+            if matches!(
+                event,
+                Ok(watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_))
+            ) {
                 changed.notify_one();
             }
         }
     });
-    NativeWatch { resource, store, listed, task }
+    NativeWatch {
+        resource,
+        store,
+        listed,
+        task,
+    }
 }
 
 /// (group, kind) → the version to watch, for every valid policy's selectors (and the dependency
@@ -255,7 +354,10 @@ fn wanted_kinds(policies: &[Policy], ctx: &Context) -> HashMap<(String, String),
             continue;
         }
         for s in &p.spec.resource_selectors {
-            let (group, version) = s.api_version.rsplit_once('/').unwrap_or(("", s.api_version.as_str()));
+            let (group, version) = s
+                .api_version
+                .rsplit_once('/')
+                .unwrap_or(("", s.api_version.as_str()));
             out.entry((group.to_string(), s.kind.clone()))
                 .or_insert_with(|| GroupVersionKind::gvk(group, version, &s.kind));
         }
@@ -282,22 +384,42 @@ struct Existing {
 
 type RecordKey = (String, Option<String>, String);
 
-fn existing_records(records: &Store<FederatedObject>, cluster: &Store<ClusterFederatedObject>) -> HashMap<RecordKey, Existing> {
+fn existing_records(
+    records: &Store<FederatedObject>,
+    cluster: &Store<ClusterFederatedObject>,
+) -> HashMap<RecordKey, Existing> {
     fn entry<K: Resource<DynamicType = ()>>(o: &K, spec: Value) -> (RecordKey, Existing) {
         let meta = o.meta();
         let annotations = meta.annotations.clone().unwrap_or_default();
-        let source = annotations.get(SOURCE_ANNOTATION).cloned().unwrap_or_default();
+        let source = annotations
+            .get(SOURCE_ANNOTATION)
+            .cloned()
+            .unwrap_or_default();
         let mut words = source.split(' ');
         let api_version = words.next().unwrap_or_default();
         let kind = words.next().unwrap_or_default().to_string();
-        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g).to_string();
+        let group = api_version
+            .rsplit_once('/')
+            .map_or("", |(g, _)| g)
+            .to_string();
         (
-            (K::kind(&()).into_owned(), meta.namespace.clone(), meta.name.clone().unwrap_or_default()),
+            (
+                K::kind(&()).into_owned(),
+                meta.namespace.clone(),
+                meta.name.clone().unwrap_or_default(),
+            ),
             Existing {
                 spec,
-                policy: annotations.get(POLICY_ANNOTATION).cloned().unwrap_or_default(),
+                policy: annotations
+                    .get(POLICY_ANNOTATION)
+                    .cloned()
+                    .unwrap_or_default(),
                 annotations,
-                owner_uid: meta.owner_references.as_ref().and_then(|o| o.first()).map(|o| o.uid.clone()),
+                owner_uid: meta
+                    .owner_references
+                    .as_ref()
+                    .and_then(|o| o.first())
+                    .map(|o| o.uid.clone()),
                 uid: meta.uid.clone(),
                 source_kind: (group, kind),
             },
@@ -306,8 +428,18 @@ fn existing_records(records: &Store<FederatedObject>, cluster: &Store<ClusterFed
     records
         .state()
         .iter()
-        .map(|o| entry(o.as_ref(), serde_json::to_value(&o.spec).unwrap_or_default()))
-        .chain(cluster.state().iter().map(|o| entry(o.as_ref(), serde_json::to_value(&o.spec).unwrap_or_default())))
+        .map(|o| {
+            entry(
+                o.as_ref(),
+                serde_json::to_value(&o.spec).unwrap_or_default(),
+            )
+        })
+        .chain(cluster.state().iter().map(|o| {
+            entry(
+                o.as_ref(),
+                serde_json::to_value(&o.spec).unwrap_or_default(),
+            )
+        }))
         .collect()
 }
 
@@ -315,15 +447,26 @@ fn existing_records(records: &Store<FederatedObject>, cluster: &Store<ClusterFed
 fn same(r: &Record, e: &Existing) -> bool {
     let spec = r.object.get("spec").cloned().unwrap_or_default();
     let normalized = if r.kind == flotilla_api::federated_object::KIND {
-        serde_json::from_value::<FederatedObjectSpec>(spec).ok().and_then(|s| serde_json::to_value(s).ok())
+        serde_json::from_value::<FederatedObjectSpec>(spec)
+            .ok()
+            .and_then(|s| serde_json::to_value(s).ok())
     } else {
-        serde_json::from_value::<ClusterFederatedObjectSpec>(spec).ok().and_then(|s| serde_json::to_value(s).ok())
+        serde_json::from_value::<ClusterFederatedObjectSpec>(spec)
+            .ok()
+            .and_then(|s| serde_json::to_value(s).ok())
     };
-    let text = |k: &str| r.object.pointer(&format!("/metadata/annotations/{}", k.replace('/', "~1"))).and_then(Value::as_str);
+    let text = |k: &str| {
+        r.object
+            .pointer(&format!("/metadata/annotations/{}", k.replace('/', "~1")))
+            .and_then(Value::as_str)
+    };
     normalized.as_ref() == Some(&e.spec)
         && text(POLICY_ANNOTATION) == e.annotations.get(POLICY_ANNOTATION).map(String::as_str)
         && text(SOURCE_ANNOTATION) == e.annotations.get(SOURCE_ANNOTATION).map(String::as_str)
-        && r.object.pointer("/metadata/ownerReferences/0/uid").and_then(Value::as_str) == e.owner_uid.as_deref()
+        && r.object
+            .pointer("/metadata/ownerReferences/0/uid")
+            .and_then(Value::as_str)
+            == e.owner_uid.as_deref()
 }
 
 fn record_api(ctx: &Context, kind: &str, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -345,23 +488,45 @@ async fn apply_record(ctx: &Context, r: &Record) -> Result<(), (String, String)>
     let fail = |m: String| Err((r.policy.clone(), truncate::message(&m)));
     // Never take over an object of that name that no policy generated.
     match api.get_metadata_opt(&r.name).await {
-        Ok(Some(o)) if o.labels().get(GENERATED_BY).map(String::as_str) != Some(GENERATED_BY_VALUE) => {
-            return fail(format!("{} {} exists and was not generated by a policy; its object is not propagated", r.kind, r.name));
+        Ok(Some(o))
+            if o.labels().get(GENERATED_BY).map(String::as_str) != Some(GENERATED_BY_VALUE) =>
+        {
+            return fail(format!(
+                "{} {} exists and was not generated by a policy; its object is not propagated",
+                r.kind, r.name
+            ));
         }
         Err(e) => return fail(format!("reading {} {}: {e}", r.kind, r.name)),
         _ => {}
     }
-    match ctx.lease.fence(api.patch(&r.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&r.object))).await {
+    match ctx
+        .lease
+        .fence(api.patch(
+            &r.name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&r.object),
+        ))
+        .await
+    {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => fail(format!("writing {} {}: {e}", r.kind, r.name)),
         Err(_) => Ok(()),
     }
 }
 
-async fn delete_record(ctx: &Context, kind: &str, namespace: Option<&str>, name: &str, uid: Option<String>) {
+async fn delete_record(
+    ctx: &Context,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    uid: Option<String>,
+) {
     let api = record_api(ctx, kind, namespace);
     let params = DeleteParams {
-        preconditions: Some(Preconditions { uid, resource_version: None }),
+        preconditions: Some(Preconditions {
+            uid,
+            resource_version: None,
+        }),
         ..DeleteParams::default()
     };
     if let Ok(Err(e)) = ctx.lease.fence(api.delete(name, &params)).await
@@ -391,23 +556,51 @@ fn policy_status(
     let (ready, reason, message) = if let Some((reason, message)) = &outcome.invalid {
         (false, *reason, message.clone())
     } else if !unserved.is_empty() {
-        (false, "KindNotServed", unserved.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "))
+        (
+            false,
+            "KindNotServed",
+            unserved
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     } else if let Some(c) = conflicts {
         (false, "RecordConflict", c.join("; "))
     } else {
-        (true, "Propagating", format!("{} object(s) propagated", outcome.matched))
+        (
+            true,
+            "Propagating",
+            format!("{} object(s) propagated", outcome.matched),
+        )
     };
     let mut conditions = before.map(|s| s.conditions.clone()).unwrap_or_default();
     set_condition(
         &mut conditions,
-        NewCondition { type_: "Ready", status: ready, reason, message: truncate::message(&message), observed_generation: generation },
+        NewCondition {
+            type_: "Ready",
+            status: ready,
+            reason,
+            message: truncate::message(&message),
+            observed_generation: generation,
+        },
         Time(jiff::Timestamp::now()),
     );
-    PolicyStatus { observed_generation: generation, conditions, matched: outcome.matched, overridden: outcome.overridden }
+    PolicyStatus {
+        observed_generation: generation,
+        conditions,
+        matched: outcome.matched,
+        overridden: outcome.overridden,
+    }
 }
 
-async fn write_status<K>(ctx: &Context, api: &Api<K>, name: &str, before: Option<&PolicyStatus>, status: PolicyStatus)
-where
+async fn write_status<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    name: &str,
+    before: Option<&PolicyStatus>,
+    status: PolicyStatus,
+) where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Serialize,
 {
     if before == Some(&status) {
@@ -415,9 +608,14 @@ where
     }
     let patch = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
     let params = PatchParams::apply(flotilla_api::labels::FIELD_MANAGER).force();
-    if let Ok(Err(e)) = ctx.lease.fence(api.patch_status(name, &params, &Patch::Apply(&patch))).await {
+    if let Ok(Err(e)) = ctx
+        .lease
+        .fence(api.patch_status(name, &params, &Patch::Apply(&patch)))
+        .await
+    {
         tracing::warn!(name, error = %truncate::message(&e.to_string()), "could not write a policy's status");
     } else {
-        ctx.metrics.status_written("policy", patch.to_string().len());
+        ctx.metrics
+            .status_written("policy", patch.to_string().len());
     }
 }
