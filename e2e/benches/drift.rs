@@ -27,7 +27,7 @@ use flotilla_api::FederatedIngress;
 use flotilla_e2e::bench::{
     MemberWatch, Summary, env_secs, env_usize, member_names, ms, summarize, watch_events,
 };
-use flotilla_e2e::{Operator, TestBed, eventually, repo_root};
+use flotilla_e2e::{Operator, TestBed, eventually};
 use futures::StreamExt;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Patch, PatchParams, PostParams};
@@ -512,21 +512,7 @@ async fn main() {
     let three: Vec<String> = (1..=3).map(|i| format!("member{i}")).collect();
     let bytes3 = bytes_per_drift(&bed, &op, &ns, &three).await;
     println!("BENCH status_patch_bytes_per_drift_event_3_clusters {bytes3} bytes");
-    if bed.members().len() < 10 {
-        let out = std::process::Command::new(repo_root().join("e2e/testbed/clusters.sh"))
-            .arg("up")
-            .env("MEMBERS", "10")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "growing the test bed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    for i in 4..=10 {
-        bed.join(&format!("member{i}"), "elsewhere");
-    }
+    flotilla_e2e::bench::grow(&bed, 10, &[]).unwrap();
     let ten: Vec<String> = (1..=10).map(|i| format!("member{i}")).collect();
     let bytes10 = bytes_per_drift(&bed, &op, &ns, &ten).await;
     println!("BENCH status_patch_bytes_per_drift_event_10_clusters {bytes10} bytes");

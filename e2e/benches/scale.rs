@@ -54,7 +54,7 @@ use flotilla_e2e::bench::{
     restore, settle, singles, summarize, wait_all_seen, wait_for_object, watch_events,
     watch_members,
 };
-use flotilla_e2e::{Operator, OperatorOptions, Outage, TestBed, eventually, repo_root};
+use flotilla_e2e::{Operator, OperatorOptions, Outage, TestBed, eventually};
 use futures::StreamExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -459,7 +459,7 @@ async fn ten_members(
     cfg: &Config,
     failed: &mut Vec<String>,
 ) -> Result<()> {
-    grow(bed)?;
+    flotilla_e2e::bench::grow(bed, SCALE_MEMBERS, &[])?;
     let members = member_names(SCALE_MEMBERS);
     let mut operator = tokio::task::block_in_place(|| {
         Operator::start_with(bed, "bench-scale-10", OperatorOptions::default())
@@ -502,29 +502,6 @@ async fn ten_members(
 }
 
 /// Grows the bed to [`SCALE_MEMBERS`] members (as bench-drift does) and joins the new ones.
-fn grow(bed: &TestBed) -> Result<()> {
-    tokio::task::block_in_place(|| {
-        if bed.members().len() < SCALE_MEMBERS {
-            eprintln!("growing the test bed to {SCALE_MEMBERS} members");
-            let out = std::process::Command::new(repo_root().join("e2e/testbed/clusters.sh"))
-                .arg("up")
-                .env("MEMBERS", SCALE_MEMBERS.to_string())
-                .output()
-                .context("running clusters.sh up")?;
-            if !out.status.success() {
-                bail!(
-                    "growing the test bed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-        }
-        for i in 4..=SCALE_MEMBERS {
-            bed.join(&format!("member{i}"), "elsewhere");
-        }
-        Ok(())
-    })
-}
-
 /// The burst; returns whether every copy got placed (the later sections need them).
 async fn scale(
     host: &Client,

@@ -71,7 +71,7 @@ pub struct View {
 }
 
 impl View {
-    fn seen(&mut self, copy: &Ingress, at: Instant) {
+    fn seen<K: ResourceExt>(&mut self, copy: &K, at: Instant) {
         let name = copy.name_any();
         let version = copy.resource_version().unwrap_or_default();
         let changed = match self.versions.insert(name.clone(), version.clone()) {
@@ -120,7 +120,22 @@ impl MemberWatch {
         Self::start_on(api, member, "*").await
     }
 
-    async fn start_on(api: Api<Ingress>, member: &str, namespace: &str) -> Result<Self> {
+    /// A watch on the copies of any resource in one namespace of the member.
+    pub async fn start_resource(
+        bed: &TestBed,
+        member: &str,
+        namespace: &str,
+        resource: &kube::api::ApiResource,
+    ) -> Result<Self> {
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(bed.client(member).await, namespace, resource);
+        Self::start_on(api, member, namespace).await
+    }
+
+    async fn start_on<K>(api: Api<K>, member: &str, namespace: &str) -> Result<Self>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    {
         let view = Arc::new(Mutex::new(View::default()));
         let shared = view.clone();
         let task = tokio::spawn(async move {
@@ -501,11 +516,17 @@ pub struct Creates {
 
 /// Creates `objects` with `workers` concurrent workers on one client, each taking the next
 /// object as soon as its create returns.
-pub async fn create_all(
-    api: &Api<FederatedIngress>,
-    objects: Arc<Vec<FederatedIngress>>,
-    workers: usize,
-) -> Result<Creates> {
+pub async fn create_all<K>(api: &Api<K>, objects: Arc<Vec<K>>, workers: usize) -> Result<Creates>
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let phase = Instant::now();
     let mut tasks = Vec::new();
@@ -519,7 +540,7 @@ pub async fn create_all(
                 let started = Instant::now();
                 api.create(&PostParams::default(), object)
                     .await
-                    .with_context(|| format!("creating FederatedIngress {}", object.name_any()))?;
+                    .with_context(|| format!("creating {}", object.name_any()))?;
                 timings.push((i, started, Instant::now()));
             }
             anyhow::Ok(timings)
@@ -760,4 +781,30 @@ pub async fn force_remove(bed: &TestBed, host: &Client, namespace: &str) -> Resu
     }
     drop_namespace(bed, namespace).await;
     Ok(())
+}
+
+/// Grows the test bed to `members` members (when it has fewer) and joins member4.. with `join`'s
+/// extra arguments.
+pub fn grow(bed: &TestBed, members: usize, join: &[&str]) -> Result<()> {
+    tokio::task::block_in_place(|| {
+        if bed.members().len() < members {
+            eprintln!("growing the test bed to {members} members");
+            let out =
+                std::process::Command::new(crate::repo_root().join("e2e/testbed/clusters.sh"))
+                    .arg("up")
+                    .env("MEMBERS", members.to_string())
+                    .output()
+                    .context("running clusters.sh up")?;
+            if !out.status.success() {
+                bail!(
+                    "growing the test bed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        for i in 4..=members {
+            bed.join_with(&format!("member{i}"), "elsewhere", join);
+        }
+        Ok(())
+    })
 }

@@ -76,6 +76,30 @@ async fn examples_apply_and_read_back_unchanged() {
                         "ScalingPolicy {name} changed on the way"
                     );
                 }
+                kind @ ("FederatedObject"
+                | "ClusterFederatedObject"
+                | "PropagationPolicy"
+                | "ClusterPropagationPolicy") => {
+                    let plural =
+                        format!("{}s", kind.to_ascii_lowercase()).replace("policys", "policies");
+                    let resource = kube::api::ApiResource::from_gvk_with_plural(
+                        &kube::api::GroupVersionKind::gvk(
+                            "federation.flotilla.dev",
+                            "v1alpha1",
+                            kind,
+                        ),
+                        &plural,
+                    );
+                    let api: Api<kube::api::DynamicObject> = match &ns {
+                        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+                        None => Api::all_with(client.clone(), &resource),
+                    };
+                    let got = serde_json::to_value(api.get(&name).await.unwrap()).unwrap();
+                    assert_eq!(
+                        got["spec"]["template"], doc["spec"]["template"],
+                        "{kind} {name}: the template is kept as given"
+                    );
+                }
                 _ => continue,
             }
             checked += 1;

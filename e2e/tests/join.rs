@@ -119,23 +119,99 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
         ),
         "cannot scale deployments"
     );
-    assert!(
-        !can_i(&bed, &["patch", "deployments.apps", "-n", "default"]),
-        "may patch whole deployments: wider than needed"
-    );
+    // The default federated kinds are writable (FederatedObjects and policies hold them) ...
+    for (verb, resource) in [
+        ("patch", "deployments.apps"),
+        ("delete", "configmaps"),
+        ("create", "services"),
+        ("create", "persistentvolumeclaims"),
+        ("delete", "poddisruptionbudgets.policy"),
+    ] {
+        assert!(
+            can_i(&bed, &[verb, resource, "-n", "default"]),
+            "member credentials cannot {verb} {resource} (a default federated kind)"
+        );
+    }
+    // ... nothing else is: Secrets, RBAC and CRDs only when listed in --kinds.
     for (verb, resource) in [
         ("list", "secrets"),
-        ("delete", "deployments.apps"),
         ("create", "pods"),
         ("create", "clusterroles.rbac.authorization.k8s.io"),
-        ("delete", "namespaces"),
-        ("get", "configmaps"),
+        ("create", "customresourcedefinitions.apiextensions.k8s.io"),
+        ("create", "replicasets.apps"),
+        ("patch", "nodes"),
     ] {
         assert!(
             !can_i(&bed, &[verb, resource, "-n", "default"]),
             "member credentials may {verb} {resource}: wider than needed"
         );
     }
+
+    // `kubectl auth can-i --list`: the resources it may create are exactly the federated kinds,
+    // Ingresses and namespaces.
+    let list = bed.kubectl_ok("member3", &["auth", "can-i", "--list", "--as", SA]);
+    let mut creatable: Vec<String> = list
+        .lines()
+        .filter(|l| l.contains("create"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|r| !r.starts_with("selfsubject") && !r.ends_with("reviews.authorization.k8s.io"))
+        .collect();
+    creatable.sort();
+    let mut expected: Vec<String> = [
+        "configmaps",
+        "cronjobs.batch",
+        "daemonsets.apps",
+        "deployments.apps",
+        "horizontalpodautoscalers.autoscaling",
+        "ingresses.networking.k8s.io",
+        "jobs.batch",
+        "namespaces",
+        "persistentvolumeclaims",
+        "poddisruptionbudgets.policy",
+        "serviceaccounts",
+        "services",
+        "statefulsets.apps",
+    ]
+    .map(String::from)
+    .to_vec();
+    expected.sort();
+    assert_eq!(creatable, expected, "{list}");
+
+    // Joined again with a narrower --kinds: ConfigMaps only (and Ingresses, always).
+    flotilla(
+        &bed,
+        &[
+            "join",
+            NAME,
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            "--region",
+            "us-east",
+            "--label",
+            "tier=second",
+            "--kinds",
+            "ConfigMap",
+        ],
+    );
+    assert!(can_i(&bed, &["create", "configmaps", "-n", "default"]));
+    assert!(can_i(
+        &bed,
+        &["create", "ingresses.networking.k8s.io", "-n", "default"]
+    ));
+    assert!(!can_i(
+        &bed,
+        &["create", "deployments.apps", "-n", "default"]
+    ));
+    assert!(can_i(
+        &bed,
+        &[
+            "patch",
+            "deployments.apps",
+            "--subresource=scale",
+            "-n",
+            "default"
+        ]
+    ));
 
     // Metrics (no adapter or metrics server on the test bed): pods' resource usage, and metrics
     // addressed by name, readable whatever the name, never writable.

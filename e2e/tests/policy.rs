@@ -210,6 +210,38 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
         Some("higher priority (0 over -1)")
     );
 
+    // `flotilla preview` lists what the policy propagates, and where.
+    let kubeconfig = bed.kubeconfig().to_string_lossy().into_owned();
+    let out = Command::new(flotilla_e2e::flotilla_bin())
+        .args([
+            "preview",
+            "--kind",
+            "pp",
+            "--name",
+            "shop",
+            "--namespace",
+            &ns,
+            "--kubeconfig",
+            &kubeconfig,
+            "--context",
+            "host",
+        ])
+        .env("FLOTILLA_FEDERATED_KINDS", KINDS)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("selected [member1, member2]"), "{text}");
+    assert!(text.contains("would propagate 6 host object(s)"), "{text}");
+    assert!(
+        text.contains(&format!("v1 Secret {ns}/shop-credentials (dependency)")),
+        "{text}"
+    );
+
     // helm upgrade with a new tag reaches every member.
     helm(
         &bed,

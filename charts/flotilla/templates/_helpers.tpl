@@ -104,3 +104,14 @@ both. policy/v1 first appeared (in 1.21) together with PodDisruptionBudget.
 {{- define "flotilla.pdbApiVersion" -}}
 {{- if or (.Capabilities.APIVersions.Has "policy/v1/PodDisruptionBudget") (.Capabilities.APIVersions.Has "policy/v1") }}policy/v1{{- else }}policy/v1beta1{{- end }}
 {{- end }}
+
+{{/*
+The federated kinds as the operator's --federated-kinds: Kind.group, or Kind for the core group.
+*/}}
+{{- define "flotilla.federatedKinds" -}}
+{{- $kinds := list }}
+{{- range .Values.federatedKinds }}
+{{- if .group }}{{ $kinds = append $kinds (printf "%s.%s" .kind .group) }}{{ else }}{{ $kinds = append $kinds .kind }}{{ end }}
+{{- end }}
+{{- join "," $kinds }}
+{{- end }}

@@ -153,8 +153,8 @@ fn object_template(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "type": "object",
         "required": ["apiVersion", "kind"],
         "properties": {
-            "apiVersion": {"type": "string", "minLength": 1},
-            "kind": {"type": "string", "minLength": 1}
+            "apiVersion": {"type": "string", "minLength": 1, "description": "The copies' apiVersion, e.g. apps/v1."},
+            "kind": {"type": "string", "minLength": 1, "description": "The copies' kind, e.g. Deployment."}
         },
         "x-kubernetes-preserve-unknown-fields": true
     })

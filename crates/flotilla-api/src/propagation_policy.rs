@@ -129,6 +129,7 @@ pub struct ResourceSelector {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyStatus {
+    /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready`: the policy is valid and its objects have status records.
@@ -147,10 +148,14 @@ pub struct PolicyStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OverriddenObject {
+    /// The object's apiVersion.
     pub api_version: String,
+    /// The object's kind.
     pub kind: String,
+    /// The object's namespace (unset for a cluster-scoped object).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The object's name.
     pub name: String,
     /// The policy that propagates it, as `Kind namespace/name`.
     pub claimed_by: String,

@@ -1,7 +1,10 @@
 //! The committed examples must deserialize into the typed API, so they cannot drift from it.
 use std::path::{Path, PathBuf};
 
-use flotilla_api::{FederatedIngress, MemberCluster, ScalingPolicy};
+use flotilla_api::{
+    ClusterFederatedObject, ClusterPropagationPolicy, FederatedIngress, FederatedObject,
+    MemberCluster, PropagationPolicy, ScalingPolicy,
+};
 use serde_json::Value;
 
 fn examples_dir() -> PathBuf {
@@ -34,13 +37,29 @@ fn every_example_deserializes_into_its_kind() {
             "MemberCluster" => serde_json::from_value::<MemberCluster>(doc).map(|_| ()),
             "FederatedIngress" => serde_json::from_value::<FederatedIngress>(doc).map(|_| ()),
             "ScalingPolicy" => serde_json::from_value::<ScalingPolicy>(doc).map(|_| ()),
+            "FederatedObject" => serde_json::from_value::<FederatedObject>(doc).map(|_| ()),
+            "ClusterFederatedObject" => {
+                serde_json::from_value::<ClusterFederatedObject>(doc).map(|_| ())
+            }
+            "PropagationPolicy" => serde_json::from_value::<PropagationPolicy>(doc).map(|_| ()),
+            "ClusterPropagationPolicy" => {
+                serde_json::from_value::<ClusterPropagationPolicy>(doc).map(|_| ())
+            }
             "Namespace" => Ok(()),
             other => panic!("{file}: unexpected kind {other:?}"),
         };
         result.unwrap_or_else(|e| panic!("{file}: {kind} does not match the API: {e}"));
         seen.insert(kind);
     }
-    for kind in ["MemberCluster", "FederatedIngress", "ScalingPolicy"] {
+    for kind in [
+        "MemberCluster",
+        "FederatedIngress",
+        "ScalingPolicy",
+        "FederatedObject",
+        "ClusterFederatedObject",
+        "PropagationPolicy",
+        "ClusterPropagationPolicy",
+    ] {
         assert!(seen.contains(kind), "no example of {kind}");
     }
 }

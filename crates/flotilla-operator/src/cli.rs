@@ -156,7 +156,9 @@ pub struct PreviewArgs {
     /// `--name` reads the object from the host.
     #[arg(short = 'f', long)]
     pub file: Option<PathBuf>,
-    /// Kind of the object to read from the host: federatedingress or scalingpolicy.
+    /// Kind of the object to read from the host: federatedingress, federatedobject,
+    /// clusterfederatedobject, propagationpolicy, clusterpropagationpolicy or scalingpolicy (or
+    /// their short names).
     #[arg(long, requires = "name")]
     pub kind: Option<String>,
     /// Name of the object to read from the host.

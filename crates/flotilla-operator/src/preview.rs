@@ -1,5 +1,7 @@
-//! `flotilla preview`: the placement decision for a FederatedIngress or ScalingPolicy, with the
-//! reason for every cluster, computed from the MemberClusters on the host. Applies nothing.
+//! `flotilla preview`: the placement decision for a FederatedIngress, FederatedObject,
+//! ClusterFederatedObject, propagation policy or ScalingPolicy, with the reason for every
+//! cluster, computed from the MemberClusters on the host; for a policy, also the host objects it
+//! would propagate. Applies nothing.
 use std::io::Read;
 
 use anyhow::{Context as _, bail};
@@ -8,7 +10,11 @@ use serde_json::Value;
 
 use flotilla_api::placement::Placement;
 use flotilla_api::placement_status::PlacementStatus;
-use flotilla_api::{FederatedIngress, MemberCluster, ScalingPolicy};
+use flotilla_api::propagation_policy::PolicySpec;
+use flotilla_api::{
+    ClusterFederatedObject, ClusterPropagationPolicy, FederatedIngress, FederatedObject,
+    MemberCluster, PropagationPolicy, ScalingPolicy,
+};
 use flotilla_controller::placement_input::{
     inventory, member_from_object, placement_spec, previous, replica_request, timestamp, to_status,
 };
@@ -24,7 +30,11 @@ struct Subject {
     placement: Placement,
     previous: Option<PlacementStatus>,
     replicas: Option<(flotilla_api::scaling_policy::Distribution, i32)>,
+    /// A policy's, to list the host objects it would propagate.
+    policy: Option<(&'static str, Option<String>, PolicySpec)>,
 }
+
+const KINDS: &str = "FederatedIngress, FederatedObject, ClusterFederatedObject, PropagationPolicy, ClusterPropagationPolicy or ScalingPolicy";
 
 pub async fn preview(args: PreviewArgs) -> anyhow::Result<()> {
     let client = host_client(&args.host).await?;
@@ -32,6 +42,10 @@ pub async fn preview(args: PreviewArgs) -> anyhow::Result<()> {
         (Some(path), _, _) => from_document(read_document(path)?)?,
         (None, Some(kind), Some(name)) => from_host(&client, kind, name, &args.namespace).await?,
         _ => bail!("give a file (-f) or --kind and --name of an object on the host"),
+    };
+    let matches = match &subject.policy {
+        Some(policy) => Some(policy_matches(&client, &subject.name, policy).await?),
+        None => None,
     };
     let members: Vec<_> = Api::<MemberCluster>::all(client)
         .list(&ListParams::default())
@@ -67,8 +81,117 @@ pub async fn preview(args: PreviewArgs) -> anyhow::Result<()> {
             decision.selected.join(", ")
         );
         print!("{}", decision.explain());
+        if let Some(matches) = matches {
+            println!("would propagate {} host object(s) there:", matches.len());
+            for m in matches {
+                println!("  {m}");
+            }
+        }
     }
     Ok(())
+}
+
+/// The host objects `policy` would propagate (ignoring other policies), one line each.
+async fn policy_matches(
+    client: &kube::Client,
+    name: &str,
+    (kind, namespace, spec): &(&'static str, Option<String>, PolicySpec),
+) -> anyhow::Result<Vec<String>> {
+    use flotilla_controller::policy::{dependencies, plan};
+    use kube::api::{DynamicObject, GroupVersionKind};
+    let mut kinds: Vec<GroupVersionKind> = spec
+        .resource_selectors
+        .iter()
+        .map(|s| {
+            let (g, v) = s
+                .api_version
+                .rsplit_once('/')
+                .unwrap_or(("", s.api_version.as_str()));
+            GroupVersionKind::gvk(g, v, &s.kind)
+        })
+        .collect();
+    if spec.propagate_dependencies {
+        kinds.extend(
+            dependencies::KINDS
+                .iter()
+                .map(|k| GroupVersionKind::gvk("", "v1", k)),
+        );
+    }
+    let mut values = Vec::new();
+    for gvk in kinds {
+        let Ok((resource, _)) = kube::discovery::oneshot::pinned_kind(client, &gvk).await else {
+            eprintln!(
+                "note: the host does not serve {} {}",
+                gvk.api_version(),
+                gvk.kind
+            );
+            continue;
+        };
+        let api: Api<DynamicObject> = match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        for o in api.list(&ListParams::default()).await?.items {
+            values.push((
+                resource.api_version.clone(),
+                resource.kind.clone(),
+                serde_json::to_value(o)?,
+            ));
+        }
+    }
+    let objects: Vec<plan::HostObject> = values
+        .iter()
+        .map(|(api_version, kind, value)| plan::HostObject {
+            api_version,
+            kind,
+            value,
+        })
+        .collect();
+    let policy = plan::Policy {
+        kind,
+        namespace: namespace.as_deref(),
+        name,
+        spec,
+    };
+    // The operator's allowlist, when its environment variable is set here too.
+    let allow = match std::env::var("FLOTILLA_FEDERATED_KINDS") {
+        Ok(text) => {
+            flotilla_controller::allowlist::Allowlist::parse(&text).map_err(anyhow::Error::msg)?
+        }
+        Err(_) => flotilla_controller::allowlist::Allowlist::default(),
+    };
+    let planned = plan::plan(std::slice::from_ref(&policy), &objects, &allow);
+    if let Some((reason, message)) = planned
+        .outcomes
+        .get(&policy.id())
+        .and_then(|o| o.invalid.clone())
+    {
+        bail!("{}: {reason}: {message}", policy.id());
+    }
+    Ok(planned
+        .records
+        .iter()
+        .map(|r| {
+            let source = r
+                .object
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(plan::SOURCE_ANNOTATION))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let dependency = r
+                .object
+                .pointer("/metadata/labels")
+                .and_then(|l| l.get(plan::DEPENDENCY_LABEL))
+                .is_some();
+            format!(
+                "{source}{} → {} {}",
+                if dependency { " (dependency)" } else { "" },
+                r.kind,
+                r.name
+            )
+        })
+        .collect())
 }
 
 fn read_document(path: &std::path::Path) -> anyhow::Result<Value> {
@@ -84,10 +207,17 @@ fn read_document(path: &std::path::Path) -> anyhow::Result<Value> {
         .find(|d| {
             matches!(
                 d["kind"].as_str(),
-                Some("FederatedIngress" | "ScalingPolicy")
+                Some(
+                    "FederatedIngress"
+                        | "ScalingPolicy"
+                        | "FederatedObject"
+                        | "ClusterFederatedObject"
+                        | "PropagationPolicy"
+                        | "ClusterPropagationPolicy"
+                )
             )
         })
-        .context("no FederatedIngress or ScalingPolicy in the input")
+        .with_context(|| format!("no {KINDS} in the input"))
 }
 
 fn from_document(doc: Value) -> anyhow::Result<Subject> {
@@ -97,6 +227,18 @@ fn from_document(doc: Value) -> anyhow::Result<Subject> {
         )),
         Some("ScalingPolicy") => Ok(scaling(
             serde_json::from_value(doc).context("not a valid ScalingPolicy")?,
+        )),
+        Some("FederatedObject") => Ok(object(
+            serde_json::from_value(doc).context("not a valid FederatedObject")?,
+        )),
+        Some("ClusterFederatedObject") => Ok(cluster_object(
+            serde_json::from_value(doc).context("not a valid ClusterFederatedObject")?,
+        )),
+        Some("PropagationPolicy") => Ok(namespaced_policy(
+            serde_json::from_value(doc).context("not a valid PropagationPolicy")?,
+        )),
+        Some("ClusterPropagationPolicy") => Ok(cluster_policy(
+            serde_json::from_value(doc).context("not a valid ClusterPropagationPolicy")?,
         )),
         other => bail!("cannot preview kind {other:?}"),
     }
@@ -121,7 +263,27 @@ async fn from_host(
                 .await?;
             Ok(scaling(sp))
         }
-        other => bail!("unknown kind {other:?}: use federatedingress or scalingpolicy"),
+        "federatedobject" | "federatedobjects" | "fobj" => Ok(object(
+            Api::<FederatedObject>::namespaced(client.clone(), namespace)
+                .get(name)
+                .await?,
+        )),
+        "clusterfederatedobject" | "clusterfederatedobjects" | "cfobj" => Ok(cluster_object(
+            Api::<ClusterFederatedObject>::all(client.clone())
+                .get(name)
+                .await?,
+        )),
+        "propagationpolicy" | "propagationpolicies" | "pp" => Ok(namespaced_policy(
+            Api::<PropagationPolicy>::namespaced(client.clone(), namespace)
+                .get(name)
+                .await?,
+        )),
+        "clusterpropagationpolicy" | "clusterpropagationpolicies" | "cpp" => Ok(cluster_policy(
+            Api::<ClusterPropagationPolicy>::all(client.clone())
+                .get(name)
+                .await?,
+        )),
+        other => bail!("unknown kind {other:?}: use one of {KINDS}"),
     }
 }
 
@@ -132,6 +294,66 @@ fn ingress(fi: FederatedIngress) -> Subject {
         placement: fi.spec.propagation.placement,
         previous: fi.status.and_then(|s| s.placement),
         replicas: None,
+        policy: None,
+    }
+}
+
+fn object(fo: FederatedObject) -> Subject {
+    let divided = fo
+        .spec
+        .replicas
+        .as_ref()
+        .filter(|r| r.mode == flotilla_api::federated_object::ReplicaMode::Divided);
+    let total = fo
+        .spec
+        .template
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .and_then(|t| i32::try_from(t).ok());
+    Subject {
+        kind: "FederatedObject",
+        name: fo.metadata.name.clone().unwrap_or_default(),
+        replicas: divided.zip(total).map(|(r, t)| (r.distribution.clone(), t)),
+        placement: fo.spec.propagation.placement,
+        previous: fo.status.and_then(|s| s.placement),
+        policy: None,
+    }
+}
+
+fn cluster_object(fo: ClusterFederatedObject) -> Subject {
+    Subject {
+        kind: "ClusterFederatedObject",
+        name: fo.metadata.name.clone().unwrap_or_default(),
+        placement: fo.spec.propagation.placement,
+        previous: fo.status.and_then(|s| s.placement),
+        replicas: None,
+        policy: None,
+    }
+}
+
+fn namespaced_policy(p: PropagationPolicy) -> Subject {
+    Subject {
+        kind: "PropagationPolicy",
+        name: p.metadata.name.clone().unwrap_or_default(),
+        placement: p.spec.policy.propagation.placement.clone(),
+        previous: None,
+        replicas: None,
+        policy: Some((
+            "PropagationPolicy",
+            p.metadata.namespace.clone(),
+            p.spec.policy,
+        )),
+    }
+}
+
+fn cluster_policy(p: ClusterPropagationPolicy) -> Subject {
+    Subject {
+        kind: "ClusterPropagationPolicy",
+        name: p.metadata.name.clone().unwrap_or_default(),
+        placement: p.spec.policy.propagation.placement.clone(),
+        previous: None,
+        replicas: None,
+        policy: Some(("ClusterPropagationPolicy", None, p.spec.policy)),
     }
 }
 
@@ -147,5 +369,6 @@ fn scaling(sp: ScalingPolicy) -> Subject {
         placement: sp.spec.placement,
         previous: sp.status.and_then(|s| s.placement),
         replicas: Some((sp.spec.distribution, total)),
+        policy: None,
     }
 }

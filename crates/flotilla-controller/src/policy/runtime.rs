@@ -362,7 +362,11 @@ fn wanted_kinds(policies: &[Policy], ctx: &Context) -> HashMap<(String, String),
                 .or_insert_with(|| GroupVersionKind::gvk(group, version, &s.kind));
         }
         if p.spec.propagate_dependencies {
-            for kind in dependencies::KINDS {
+            // Only allowlisted kinds: the host RBAC grants reading those and no others.
+            for kind in dependencies::KINDS
+                .iter()
+                .filter(|k| ctx.federated_kinds.allows("", k))
+            {
                 out.entry((String::new(), kind.to_string()))
                     .or_insert_with(|| GroupVersionKind::gvk("", "v1", kind));
             }
