@@ -98,7 +98,7 @@ demo: ## Bring up the test bed, install the CRDs, apply the examples and show th
 
 ## --- benchmarks (lines: BENCH <name> <value> <unit>) -------------------------------------------
 .PHONY: bench
-bench: bench-placement bench-leader bench-drift bench-propagation bench-scale bench-scaling ## Every benchmark
+bench: bench-placement bench-leader bench-drift bench-propagation bench-scale bench-anykind bench-scaling ## Every benchmark
 
 .PHONY: bench-placement
 bench-placement: ## Placement engine benchmarks (no clusters)
@@ -115,6 +115,10 @@ bench-propagation: ## FederatedIngress distribution (burst of 1,000 and single),
 .PHONY: bench-scale
 bench-scale: ## FederatedIngress at 10,000 objects x 10 members, isolation from a hung member, memory, restart resync, health-flip writes (test bed grown to 10; BENCH_SCALE_OBJECTS=… to scale down)
 	e2e/bench.sh scale
+
+.PHONY: bench-anykind
+bench-anykind: ## Any kind: 1,000 FederatedObjects (Deployments) and 1,000 ConfigMaps by one PropagationPolicy, each on 10 members; operator memory (test bed grown to 10)
+	e2e/bench.sh anykind
 
 .PHONY: bench-scaling
 bench-scaling: ## ScalingPolicy reaction time from a metric change to replicas in every member (test bed + Prometheus)

@@ -655,18 +655,31 @@ pub async fn wait_for_object(
     }
 }
 
-/// The operator's activity counters: FederatedIngress reconciles and status writes (all
-/// writers but MemberCluster health refreshes).
+/// The operator's activity counters: reconciles and status writes of every propagated kind and
+/// of the policies (all writers but MemberCluster health refreshes).
 pub fn activity(metrics: &str) -> f64 {
-    metric_where(
-        metrics,
-        "flotilla_reconciles_total",
-        "controller=\"federatedingress\"",
-    ) + metric_where(
-        metrics,
-        "flotilla_status_writes_total",
-        "writer=\"federatedingress\"",
-    ) + metric_where(metrics, "flotilla_status_writes_total", "writer=\"syncer\"")
+    const KINDS: [&str; 3] = [
+        "federatedingress",
+        "federatedobject",
+        "clusterfederatedobject",
+    ];
+    let per_kind: f64 = KINDS
+        .iter()
+        .map(|k| {
+            metric_where(
+                metrics,
+                "flotilla_reconciles_total",
+                &format!("controller=\"{k}\""),
+            ) + metric_where(
+                metrics,
+                "flotilla_status_writes_total",
+                &format!("writer=\"{k}\""),
+            )
+        })
+        .sum();
+    per_kind
+        + metric_where(metrics, "flotilla_status_writes_total", "writer=\"syncer\"")
+        + metric_where(metrics, "flotilla_status_writes_total", "writer=\"policy\"")
 }
 
 /// Waits until `done()` holds and then neither the operator's activity counters nor the member
