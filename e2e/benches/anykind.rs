@@ -72,8 +72,8 @@ async fn run() -> Result<()> {
     grow(&bed, MEMBERS, &[])?;
     let host = bed.client("host").await;
     let members = member_names(MEMBERS);
-    members_ready(&host, &members).await?;
     let op = Operator::start(&bed, "bench-anykind");
+    members_ready(&host, &members).await?;
     let scrape = || tokio::task::block_in_place(|| op.get("/metrics").unwrap_or_default());
     let timeout = Duration::from_secs(600);
 

@@ -229,7 +229,8 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
                 "template": {"metadata": {"labels": {"app": "web"}},
                     "spec": {"serviceAccountName": "web", "containers": [{"name": "web", "image": "registry.local/web:1.0",
                         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}}}}),
-            json!({"replicas": {"mode": "Divided", "distribution": {"clusters": [{"name": "member1", "weight": 2}]}},
+            json!({"replicas": {"mode": "Divided", "distribution": {"clusters": [
+                {"name": "member1", "weight": 2}, {"name": "member2", "maxReplicas": 2}]}},
                 "overrides": [{"clusterName": "member2", "patches": [
                     {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "registry.local/web:1.0-eu"}]}]}),
         ),
@@ -453,11 +454,12 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
         "{fields:?}"
     );
 
-    // Failover: member1 goes down, the whole app moves to member3 and member2 takes the shares
-    // by weight (3:3); when member1 is back, it all fails back.
+    // Failover: member1 goes down, the whole app moves to member3; the shares follow the
+    // weights (3:3) within member2's bound (at most 2): 2 and 4. When member1 is back, it all
+    // fails back.
     {
         let mut outage = Outage::kill(&bed, "member1");
-        wait_replicas(&bed, &ns, &[("member2", Some(3)), ("member3", Some(3))]).await;
+        wait_replicas(&bed, &ns, &[("member2", Some(2)), ("member3", Some(4))]).await;
         for (r, namespace, name) in &expect {
             eventually(
                 &format!("{} {name} failed over to member3", r.kind),

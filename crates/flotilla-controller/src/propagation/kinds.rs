@@ -26,10 +26,21 @@ pub enum Resolution {
     Failed(String),
 }
 
-#[derive(Default)]
 pub struct Kinds {
     served: RwLock<HashMap<(String, String), (ApiResource, bool)>>,
     not_served: RwLock<HashMap<(String, String), (Instant, String)>>,
+    /// Members that may serve new kinds now (a CRD became established there).
+    changed: tokio::sync::broadcast::Sender<String>,
+}
+
+impl Default for Kinds {
+    fn default() -> Self {
+        Self {
+            served: RwLock::default(),
+            not_served: RwLock::default(),
+            changed: tokio::sync::broadcast::channel(64).0,
+        }
+    }
 }
 
 pub fn gvk_key(gvk: &GroupVersionKind) -> String {
@@ -117,6 +128,29 @@ impl Kinds {
             .iter()
             .find(|((_, k), _)| *k == key)
             .map(|(_, (r, _))| r.clone())
+    }
+
+    /// A CRD became established in `member`: what it did not serve is asked again, and the
+    /// objects waiting for a kind there are reconciled at once (not at their next backoff).
+    pub fn may_serve_more(&self, member: &str) {
+        self.not_served
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(m, _), _| m != member);
+        let _ = self.changed.send(member.to_string());
+    }
+
+    /// Members that may serve new kinds, as they come (see [`Self::may_serve_more`]).
+    pub fn changes(&self) -> impl futures::Stream<Item = String> + Send + 'static {
+        futures::stream::unfold(self.changed.subscribe(), |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(member) => return Some((member, rx)),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
     }
 
     /// Forgets what a member served (its credentials or cluster changed).

@@ -127,7 +127,10 @@ pub fn run<K: Propagated>(
             .modify(|o| o.managed_fields_mut().clear())
             .reflect(writer),
     );
-    let changes = triggers::member_changes(&ctx.registry, reader.clone());
+    let changes = futures::stream::select(
+        triggers::member_changes(&ctx.registry, reader.clone()),
+        triggers::kind_changes(&engine.kinds, reader.clone()),
+    );
     let copy_events = engine.informers.subscribe(K::KIND);
     let (rechecks, recheck_rx) = tokio::sync::mpsc::unbounded_channel();
     let (enforce, enforce_rx) = tokio::sync::mpsc::unbounded_channel();

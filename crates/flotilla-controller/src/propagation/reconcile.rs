@@ -390,6 +390,17 @@ impl<K: Propagated> Job<'_, K> {
                 .and_then(|c| c.replicas)
                 != divided;
         if up_to_date && spec.drift.mode == DriftMode::ReportOnly && !replicas_changed {
+            // Nothing to apply, but the copy is watched (after a restart, this is what starts
+            // the member's watch of the kind: drift and health come from it).
+            if let Some(client) = self
+                .engine
+                .ctx
+                .registry
+                .get(cluster)
+                .and_then(|m| m.ready_client().cloned())
+            {
+                let _ = self.resource_in(cluster, &client).await;
+            }
             return observed(ClusterResult::Applied);
         }
         let template = super::replicas::for_cluster(self.template, divided);

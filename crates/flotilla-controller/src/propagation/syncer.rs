@@ -7,6 +7,7 @@
 //! placement the engine acts on is the one judged against, not a status that may be behind.
 //! Nothing is written when nothing changed.
 use std::collections::{BTreeMap, HashMap, HashSet};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,18 +42,50 @@ pub fn entry_manager(member: &str) -> String {
     format!("flotilla-syncer.{member}")
 }
 
+/// A background health write's outcome.
+struct HealthWritten<K: kube::Resource> {
+    uid: String,
+    reference: ObjectRef<K>,
+    status: Value,
+    ok: bool,
+}
+
 /// What was last written for one (object, member).
 #[derive(Clone, Default, PartialEq)]
 struct Written {
     drift: Option<DriftStatus>,
     load_balancer: Vec<LoadBalancerAddress>,
-    health: Option<CopyHealth>,
 }
 
 impl Written {
     fn is_empty(&self) -> bool {
-        self.drift.is_none() && self.load_balancer.is_empty() && self.health.is_none()
+        self.drift.is_none() && self.load_balancer.is_empty()
     }
+}
+
+/// How often the health of changed objects is written: a Deployment's copy changes its status
+/// several times as it rolls out, in every member; one write per object per period carries all of
+/// it.
+const HEALTH_FLUSH: Duration = Duration::from_millis(500);
+/// Objects whose health is written per flush, and writes in flight at once.
+const HEALTH_BATCH: usize = 128;
+const HEALTH_WRITES: usize = 8;
+
+/// The health part of a status as [`Syncer::health_status`] builds it: each entry's health and
+/// the Healthy condition.
+fn health_part(status: Option<&flotilla_api::propagation::PropagationStatus>) -> Value {
+    let entries: Vec<Value> = status
+        .iter()
+        .flat_map(|s| s.clusters.iter())
+        .filter_map(|e| Some(json!({"cluster": e.cluster, "health": e.health.as_ref()?})))
+        .collect();
+    let conditions: Vec<_> = status
+        .iter()
+        .flat_map(|s| s.conditions.iter())
+        .filter(|c| c.type_ == "Healthy")
+        .cloned()
+        .collect();
+    json!({"clusters": entries, "conditions": conditions})
 }
 
 type Key = (String, String); // (host object uid, member)
@@ -64,8 +97,17 @@ struct Syncer<K: Propagated> {
     written: HashMap<Key, Written>,
     /// The Drifted condition last written, by host object uid.
     drifted: HashMap<String, (bool, String)>,
-    /// The Healthy condition last written, by host object uid.
-    healthy: HashMap<String, (bool, String)>,
+    /// Each copy's health as last seen (kinds that report health).
+    health: HashMap<Key, CopyHealth>,
+    /// Objects whose health changed since the last flush.
+    health_dirty: HashMap<String, ObjectRef<K>>,
+    /// The health part of the status last written, by host object uid.
+    health_written: HashMap<String, Value>,
+    /// Objects whose health write is in flight.
+    health_in_flight: HashSet<String>,
+    health_done: mpsc::UnboundedSender<HealthWritten<K>>,
+    /// Bounds the health writes in flight.
+    health_slots: Arc<tokio::sync::Semaphore>,
     /// Copies handed to the engine to restore (Enforce): their next clean sighting is a correction.
     correcting: HashSet<Key>,
     /// Copies seen before the engine recorded them applied: judged on the next recheck.
@@ -82,17 +124,25 @@ pub async fn run<K: Propagated>(
     enforce: mpsc::UnboundedSender<ObjectRef<K>>,
 ) {
     crate::store::wait_until_listed(&objects).await;
+    let (health_done, mut health_results) = mpsc::unbounded_channel();
     let mut syncer = Syncer {
         engine,
         objects,
         enforce,
         written: HashMap::new(),
         drifted: HashMap::new(),
-        healthy: HashMap::new(),
+        health: HashMap::new(),
+        health_dirty: HashMap::new(),
+        health_written: HashMap::new(),
+        health_in_flight: HashSet::new(),
+        health_done,
+        health_slots: Arc::new(tokio::sync::Semaphore::new(HEALTH_WRITES)),
         correcting: HashSet::new(),
         early: HashMap::new(),
     };
     let mut tidy = tokio::time::interval(TIDY_EVERY);
+    let mut health_flush = tokio::time::interval(HEALTH_FLUSH);
+    health_flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -107,6 +157,13 @@ pub async fn run<K: Propagated>(
             },
             Some(obj) = rechecks.recv() => syncer.recheck(obj).await,
             _ = tidy.tick() => syncer.tidy(),
+            Some(done) = health_results.recv() => syncer.health_write_done(done),
+            _ = health_flush.tick(), if !syncer.health_dirty.is_empty() => {
+                let t = std::time::Instant::now();
+                let n = syncer.health_dirty.len();
+                syncer.flush_health().await;
+                tracing::debug!(kind = K::KIND, dirty = n, elapsed_ms = t.elapsed().as_millis() as u64, "health flushed");
+            }
         }
     }
 }
@@ -216,7 +273,9 @@ impl<K: Propagated> Syncer<K> {
             .collect();
         self.written.retain(|(u, _), _| live.contains(u));
         self.drifted.retain(|u, _| live.contains(u));
-        self.healthy.retain(|u, _| live.contains(u));
+        self.health
+            .retain(|(u, m), _| live.contains(u) && members.contains(m));
+        self.health_written.retain(|u, _| live.contains(u));
         self.correcting.retain(|(u, _)| live.contains(u));
         self.early.retain(|(u, _), _| live.contains(u));
         for uid in self.engine.ledger.objects(K::KIND) {
@@ -254,16 +313,29 @@ impl<K: Propagated> Syncer<K> {
             if let Some(c) = &copy {
                 self.early.insert(key.clone(), c.clone());
             }
-            if (entry.is_some_and(|e| {
-                e.drift.is_some() || !e.load_balancer.is_empty() || e.health.is_some()
-            }) || self.written.contains_key(&key))
+            self.set_health(&obj, &key, None);
+            if (entry.is_some_and(|e| e.drift.is_some() || !e.load_balancer.is_empty())
+                || self.written.contains_key(&key))
                 && self.write_entry(&obj, member, &Written::default()).await
             {
                 self.written.remove(&key);
             }
             self.update_condition(&obj).await;
-            self.update_health(&obj, &placed.selected).await;
             return;
+        }
+        if K::REPORTS_HEALTH {
+            let health = copy.as_deref().map(super::health::of);
+            let established =
+                |h: Option<&CopyHealth>| h.is_some_and(|h| h.state == HealthState::Healthy);
+            if copy
+                .as_ref()
+                .is_some_and(|c| c["kind"] == "CustomResourceDefinition")
+                && established(health.as_ref())
+                && !established(self.health.get(&key))
+            {
+                self.engine.kinds.may_serve_more(member);
+            }
+            self.set_health(&obj, &key, health);
         }
         let generation = obj.meta().generation.unwrap_or_default();
         let baseline = self.engine.ledger.baseline(&origin.uid, member);
@@ -288,12 +360,20 @@ impl<K: Propagated> Syncer<K> {
             return;
         }
         let spec = obj.propagation();
+        let has_baseline = baseline.is_some();
         let desired = match baseline {
             Some(b) => b,
             None => {
                 let Ok(template) = obj.template() else {
                     return;
                 };
+                // This member's share, when replicas are divided.
+                let share = obj
+                    .propagation_status()
+                    .and_then(|s| s.placement.as_ref())
+                    .and_then(|p| p.clusters.iter().find(|c| c.cluster == member))
+                    .and_then(|c| c.replicas);
+                let template = super::replicas::for_cluster(&template, share);
                 let Ok(d) = desired_copy(
                     &template,
                     &spec.overrides,
@@ -319,7 +399,6 @@ impl<K: Propagated> Syncer<K> {
                 .as_ref()
                 .map(|e| e.load_balancer.clone())
                 .unwrap_or_default(),
-            health: entry.as_ref().and_then(|e| e.health.clone()),
         });
         let now = Time(jiff::Timestamp::now());
         let managed_fields: Vec<ManagedFieldsEntry> = copy
@@ -336,6 +415,19 @@ impl<K: Propagated> Syncer<K> {
             previous: before.drift.as_ref(),
             now: now.clone(),
         });
+        if !has_baseline {
+            // No answer of the member to compare with (the operator restarted and has not
+            // applied this copy since): a value that differs although nobody else wrote it is
+            // the server's normalisation of Flotilla's own value (a quantity, a default), not
+            // drift. A field someone removed still counts.
+            if let Some(d) = drift.as_mut() {
+                d.fields
+                    .retain(|f| f.manager.is_some() || f.observed.is_none());
+                if d.fields.is_empty() && !d.copy_deleted && d.corrections.is_none() {
+                    drift = None;
+                }
+            }
+        }
         cap_values(drift.as_mut());
         let drifted_now = drift
             .as_ref()
@@ -373,25 +465,109 @@ impl<K: Propagated> Syncer<K> {
                 .event_in_background(reference, true, "DriftDetected", "Sync", note);
         }
         let load_balancer = copy.as_ref().map(|c| K::copy_status(c)).unwrap_or_default();
-        let health = if K::REPORTS_HEALTH {
-            copy.as_deref().map(super::health::of)
-        } else {
-            None
-        };
         let after = Written {
             drift,
             load_balancer,
-            health,
         };
         let changed = !same_drift(before.drift.as_ref(), after.drift.as_ref())
-            || before.load_balancer != after.load_balancer
-            || before.health != after.health;
+            || before.load_balancer != after.load_balancer;
         // Remember only what reached the host: a failed write is retried on the next event.
         if !changed || self.write_entry(&obj, member, &after).await {
             self.written.insert(key, after);
         }
         self.update_condition(&obj).await;
-        self.update_health(&obj, &placed.selected).await;
+    }
+
+    /// Records a copy's health (`None`: no copy, or not placed there); the object's health is
+    /// written at the next flush when it changed.
+    fn set_health(&mut self, obj: &K, key: &Key, health: Option<CopyHealth>) {
+        if !K::REPORTS_HEALTH {
+            return;
+        }
+        let changed = match health {
+            Some(h) => self.health.insert(key.clone(), h.clone()).as_ref() != Some(&h),
+            None => self.health.remove(key).is_some(),
+        };
+        // An object never written yet is written once, even with nothing to say (its Healthy
+        // condition says where it stands).
+        if changed || !self.health_written.contains_key(&key.0) {
+            self.health_dirty
+                .insert(key.0.clone(), ObjectRef::from_obj(obj));
+        }
+    }
+
+    /// Writes the health of objects whose copies' health changed: one write per object, under
+    /// one field manager, with every placed member's entry and the Healthy condition; nothing
+    /// when the object's status already says it (after a restart, most do). At most
+    /// [`HEALTH_BATCH`] objects per flush, [`HEALTH_WRITES`] writes at once, so copy events are
+    /// not held up behind a long flush.
+    async fn flush_health(&mut self) {
+        // An object whose last write is still in flight waits for it (writes of one object stay
+        // in order).
+        let batch: Vec<String> = self
+            .health_dirty
+            .keys()
+            .filter(|u| !self.health_in_flight.contains(*u))
+            .take(HEALTH_BATCH)
+            .cloned()
+            .collect();
+        let mut writes = Vec::new();
+        for uid in batch {
+            let Some(reference) = self.health_dirty.remove(&uid) else {
+                continue;
+            };
+            let Some(obj) = self
+                .objects
+                .get(&reference)
+                .filter(|o| o.meta().uid.as_deref() == Some(uid.as_str()))
+            else {
+                continue;
+            };
+            if obj.meta().deletion_timestamp.is_some() {
+                continue;
+            }
+            let placed = self.placement(&obj, &uid).selected;
+            let status = self.health_status(&obj, &uid, &placed);
+            if self.health_written.get(&uid) == Some(&status) {
+                continue;
+            }
+            if health_part(obj.propagation_status()) == status {
+                self.health_written.insert(uid, status);
+                continue;
+            }
+            writes.push((uid, reference, obj, status));
+        }
+        // Written in the background, so copy events (drift) are not held up behind the host's
+        // answers; the results come back through `health_done`.
+        for (uid, reference, obj, status) in writes {
+            let (engine, done, slots) = (
+                self.engine.clone(),
+                self.health_done.clone(),
+                self.health_slots.clone(),
+            );
+            self.health_in_flight.insert(uid.clone());
+            tokio::spawn(async move {
+                let _slot = slots.acquire_owned().await;
+                let ok = write_status(&engine, obj.as_ref(), HEALTH_MANAGER, status.clone()).await;
+                let _ = done.send(HealthWritten {
+                    uid,
+                    reference,
+                    status,
+                    ok,
+                });
+            });
+        }
+    }
+
+    /// A background health write finished.
+    fn health_write_done(&mut self, w: HealthWritten<K>) {
+        self.health_in_flight.remove(&w.uid);
+        if w.ok {
+            self.health_written.insert(w.uid, w.status);
+        } else {
+            // Tried again at the next flush.
+            self.health_dirty.insert(w.uid, w.reference);
+        }
     }
 
     /// Writes one member's entry under that member's own field manager. An empty entry releases
@@ -406,9 +582,6 @@ impl<K: Propagated> Syncer<K> {
             }
             if !written.load_balancer.is_empty() {
                 entry["loadBalancer"] = json!(written.load_balancer);
-            }
-            if let Some(h) = &written.health {
-                entry["health"] = json!(h);
             }
             json!({"clusters": [entry]})
         };
@@ -480,22 +653,17 @@ impl<K: Propagated> Syncer<K> {
         }
     }
 
-    /// The Healthy condition: every placed member's copy healthy (or applied, for kinds with
-    /// nothing to judge). Only for kinds that report health.
-    async fn update_health(&mut self, obj: &K, placed: &[String]) {
-        if !K::REPORTS_HEALTH {
-            return;
-        }
-        let Some(uid) = obj.meta().uid.clone() else {
-            return;
-        };
+    /// The health part of `obj`'s status: every placed member's copy health and the Healthy
+    /// condition (every placed copy healthy, or applied for kinds with nothing to judge).
+    fn health_status(&self, obj: &K, uid: &str, placed: &[String]) -> Value {
+        let mut entries = Vec::new();
         let mut unhealthy = Vec::new();
         let mut progressing = Vec::new();
         for member in placed {
-            let health = self
-                .written
-                .get(&(uid.clone(), member.clone()))
-                .and_then(|w| w.health.as_ref());
+            let health = self.health.get(&(uid.to_string(), member.clone()));
+            if let Some(h) = health {
+                entries.push(json!({"cluster": member, "health": h}));
+            }
             let message = health.and_then(|h| h.message.clone()).unwrap_or_default();
             match health.map(|h| h.state) {
                 Some(HealthState::Healthy | HealthState::Applied) => {}
@@ -504,7 +672,7 @@ impl<K: Propagated> Syncer<K> {
                 None => progressing.push(format!("{member}: no copy observed yet")),
             }
         }
-        let (status, reason, message) = if !unhealthy.is_empty() {
+        let (healthy, reason, message) = if !unhealthy.is_empty() {
             unhealthy.extend(progressing);
             (false, "Unhealthy", unhealthy.join("; "))
         } else if !progressing.is_empty() {
@@ -514,15 +682,6 @@ impl<K: Propagated> Syncer<K> {
         } else {
             (true, "Healthy", format!("healthy in {}", placed.join(", ")))
         };
-        let state = (status, truncate::message(&message));
-        let previous = self.healthy.get(&uid).cloned().or_else(|| {
-            obj.propagation_status()
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Healthy"))
-                .map(|c| (c.status == "True", c.message.clone()))
-        });
-        if previous.as_ref() == Some(&state) {
-            return;
-        }
         let mut conditions = obj
             .propagation_status()
             .map(|s| s.conditions.clone())
@@ -532,58 +691,62 @@ impl<K: Propagated> Syncer<K> {
             &mut conditions,
             NewCondition {
                 type_: "Healthy",
-                status: state.0,
+                status: healthy,
                 reason,
-                message: state.1.clone(),
+                message: truncate::message(&message),
                 observed_generation: obj.meta().generation,
             },
             Time(jiff::Timestamp::now()),
         );
-        if self
-            .apply_status(obj, HEALTH_MANAGER, json!({"conditions": conditions}))
-            .await
-        {
-            self.healthy.insert(uid, state);
-        }
+        json!({"clusters": entries, "conditions": conditions})
     }
 
     /// Whether the write succeeded.
     async fn apply_status(&self, obj: &K, manager: &str, status: Value) -> bool {
-        let patch = json!({
-            "apiVersion": K::api_version(&()),
-            "kind": K::kind(&()),
-            "status": status,
-        });
-        let api = K::host_api(
-            self.engine.ctx.host.clone(),
-            &obj.namespace().unwrap_or_default(),
-        );
-        let written = self
-            .engine
-            .ctx
-            .lease
-            .fence(api.patch_status(
-                &obj.name_any(),
-                &PatchParams::apply(manager).force(),
-                &Patch::Apply(&patch),
-            ))
-            .await;
-        let Ok(written) = written else {
-            return false;
-        };
-        match written {
-            Ok(_) => {
-                self.engine
-                    .ctx
-                    .metrics
-                    .status_written("syncer", patch.to_string().len());
-                true
-            }
-            Err(e) => {
-                let error = truncate::message(&e.to_string());
-                tracing::warn!(object = %obj.name_any(), manager, %error, "could not write drift status");
-                false
-            }
+        write_status(&self.engine, obj, manager, status).await
+    }
+}
+
+/// Applies `status` to `obj` under `manager`; whether the write succeeded.
+async fn write_status<K: Propagated>(
+    engine: &Engine,
+    obj: &K,
+    manager: &str,
+    status: Value,
+) -> bool {
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    let api = K::host_api(
+        engine.ctx.host.clone(),
+        &obj.namespace().unwrap_or_default(),
+    );
+    let written = engine
+        .ctx
+        .lease
+        .fence(api.patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(&patch),
+        ))
+        .await;
+    let Ok(written) = written else {
+        return false;
+    };
+    match written {
+        Ok(_) => {
+            engine
+                .ctx
+                .metrics
+                .status_written("syncer", patch.to_string().len());
+            true
+        }
+        Err(e) => {
+            let error = truncate::message(&e.to_string());
+            tracing::warn!(object = %obj.name_any(), manager, %error, "could not write status");
+            false
         }
     }
 }

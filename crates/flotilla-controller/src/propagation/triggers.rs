@@ -153,6 +153,29 @@ pub fn member_changes<K: Propagated>(
         .flat_map(move |event| futures::stream::iter(concerned(store.state(), event)))
 }
 
+/// The objects waiting for a kind in a member that may serve more kinds now.
+pub fn kind_changes<K: Propagated>(
+    kinds: &super::kinds::Kinds,
+    store: Store<K>,
+) -> impl Stream<Item = ObjectRef<K>> + Send + 'static {
+    kinds.changes().flat_map(move |member| {
+        let waiting: Vec<ObjectRef<K>> = store
+            .state()
+            .iter()
+            .filter(|o| {
+                o.propagation_status().is_some_and(|s| {
+                    s.clusters.iter().any(|e| {
+                        e.cluster == member
+                            && e.state == flotilla_api::propagation::CopyState::WaitingForKind
+                    })
+                })
+            })
+            .map(|o| ObjectRef::from_obj(o.as_ref()))
+            .collect();
+        futures::stream::iter(waiting)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
