@@ -169,6 +169,13 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
             .and_then(Value::as_str),
         Some("Deployment")
     );
+    assert_eq!(
+        deployment_record
+            .pointer("/metadata/annotations/federation.flotilla.dev~1dependencies")
+            .and_then(Value::as_str),
+        Some("ConfigMap shop-config, Secret shop-credentials, ServiceAccount shop"),
+        "the Deployment's record lists what went with it"
+    );
     let config_record = get(&bed, "host", &record, &ns, "shop-config-configmap")
         .await
         .unwrap();

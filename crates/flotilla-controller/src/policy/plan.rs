@@ -21,6 +21,9 @@ pub const POLICY_ANNOTATION: &str = "federation.flotilla.dev/policy";
 pub const SOURCE_ANNOTATION: &str = "federation.flotilla.dev/source";
 /// Label on records of dependencies (propagated because another object needs them).
 pub const DEPENDENCY_LABEL: &str = "federation.flotilla.dev/dependency";
+/// Annotation on a record listing the dependencies propagated with its object
+/// (`Kind name, …`), and those it references that do not exist on the host (`missing: …`).
+pub const DEPENDENCIES_ANNOTATION: &str = "federation.flotilla.dev/dependencies";
 
 /// A policy as the plan reads it.
 #[derive(Debug, Clone)]
@@ -283,12 +286,27 @@ pub fn plan(policies: &[Policy], objects: &[HostObject], allow: &Allowlist) -> P
 
     // Dependencies, for the best-ranked policy that needs each and is not already claimed.
     let mut dependencies: BTreeMap<usize, &Policy> = BTreeMap::new();
+    let mut needs: HashMap<usize, Vec<String>> = HashMap::new();
     for (i, policy) in &winners {
         if !policy.spec.propagate_dependencies {
             continue;
         }
         let obj = &objects[*i];
         for dep in dependencies::of(obj.kind, obj.value) {
+            let exists = objects.iter().any(|o| {
+                key(o)
+                    == (
+                        dependencies::api_version(dep.kind).to_string(),
+                        dep.kind.to_string(),
+                        obj.namespace().map(str::to_string),
+                        dep.name.clone(),
+                    )
+            });
+            needs.entry(*i).or_default().push(if exists {
+                format!("{} {}", dep.kind, dep.name)
+            } else {
+                format!("missing: {} {}", dep.kind, dep.name)
+            });
             let k = (
                 dependencies::api_version(dep.kind).to_string(),
                 dep.kind.to_string(),
@@ -311,7 +329,11 @@ pub fn plan(policies: &[Policy], objects: &[HostObject], allow: &Allowlist) -> P
     }
 
     for (i, policy) in winners {
-        plan.records.push(record(&objects[i], policy, false));
+        let mut r = record(&objects[i], policy, false);
+        if let Some(list) = needs.get(&i) {
+            r.object["metadata"]["annotations"][DEPENDENCIES_ANNOTATION] = list.join(", ").into();
+        }
+        plan.records.push(r);
     }
     for (j, policy) in dependencies {
         plan.records.push(record(&objects[j], policy, true));
@@ -685,6 +707,15 @@ mod tests {
         assert!(
             conf.object["spec"].get("replicas").is_none(),
             "a ConfigMap is never divided"
+        );
+        let web = plan
+            .records
+            .iter()
+            .find(|r| r.name == "web-deployment")
+            .expect("record");
+        assert_eq!(
+            web.object["metadata"]["annotations"][DEPENDENCIES_ANNOTATION],
+            "ConfigMap conf, missing: ConfigMap missing, Secret keys"
         );
     }
 

@@ -32,8 +32,8 @@ use flotilla_api::{
 
 use super::dependencies;
 use super::plan::{
-    GENERATED_BY, GENERATED_BY_VALUE, HostObject, POLICY_ANNOTATION, Policy, Record,
-    SOURCE_ANNOTATION, plan,
+    DEPENDENCIES_ANNOTATION, GENERATED_BY, GENERATED_BY_VALUE, HostObject, POLICY_ANNOTATION,
+    Policy, Record, SOURCE_ANNOTATION, plan,
 };
 use crate::conditions::{NewCondition, set_condition};
 use crate::context::Context;
@@ -467,6 +467,10 @@ fn same(r: &Record, e: &Existing) -> bool {
     normalized.as_ref() == Some(&e.spec)
         && text(POLICY_ANNOTATION) == e.annotations.get(POLICY_ANNOTATION).map(String::as_str)
         && text(SOURCE_ANNOTATION) == e.annotations.get(SOURCE_ANNOTATION).map(String::as_str)
+        && text(DEPENDENCIES_ANNOTATION)
+            == e.annotations
+                .get(DEPENDENCIES_ANNOTATION)
+                .map(String::as_str)
         && r.object
             .pointer("/metadata/ownerReferences/0/uid")
             .and_then(Value::as_str)
