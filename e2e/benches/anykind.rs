@@ -23,9 +23,9 @@ use flotilla_e2e::bench::{
     member_names, members_ready, memory_kb, object_latency, on_members, settle, summarize,
     wait_all_seen,
 };
-use flotilla_e2e::{Operator, TestBed};
+use flotilla_e2e::{Operator, TestBed, api_resource};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ApiResource, GroupVersionKind};
+use kube::api::{Api, ApiResource};
 use serde_json::json;
 
 const MEMBERS: usize = 10;
@@ -37,10 +37,6 @@ fn bench(name: &str, value: f64, unit: &str) {
     let _ = std::io::stdout().flush();
 }
 
-fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
 
 async fn watches(
     bed: &TestBed,
@@ -83,7 +79,7 @@ async fn run() -> Result<()> {
         &bed,
         &members,
         &ns,
-        &resource("apps/v1", "Deployment", "deployments"),
+        &api_resource("apps/v1", "Deployment", "deployments"),
     )
     .await?;
     let names: Vec<String> = (0..objects).map(|i| format!("d{i}")).collect();
@@ -127,7 +123,7 @@ async fn run() -> Result<()> {
     let policies: Api<kube::api::DynamicObject> = Api::namespaced_with(
         host.clone(),
         &ns2,
-        &resource(
+        &api_resource(
             "federation.flotilla.dev/v1alpha1",
             "PropagationPolicy",
             "propagationpolicies",
@@ -145,7 +141,7 @@ async fn run() -> Result<()> {
         &bed,
         &members,
         &ns2,
-        &resource("v1", "ConfigMap", "configmaps"),
+        &api_resource("v1", "ConfigMap", "configmaps"),
     )
     .await?;
     let cm_names: Vec<String> = (0..configmaps).map(|i| format!("c{i}")).collect();

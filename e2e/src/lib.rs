@@ -773,3 +773,58 @@ impl Operator {
             == Some(1.0)
     }
 }
+
+impl TestBed {
+    /// `helm <args>` against the host, from the repository root; its stdout.
+    pub fn helm(&self, args: &[&str]) -> String {
+        let out = Command::new(helm_bin())
+            .args(args)
+            .args([
+                "--kubeconfig",
+                &self.kubeconfig().to_string_lossy(),
+                "--kube-context",
+                "host",
+            ])
+            .current_dir(repo_root())
+            .output()
+            .expect("helm runs (make tools installs it)");
+        assert!(
+            out.status.success(),
+            "helm {} failed:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// An object of any resource in `cluster` (`namespace` `None` for a cluster-scoped one), as
+    /// JSON; `None` when it does not exist (or cannot be read).
+    pub async fn object(
+        &self,
+        cluster: &str,
+        resource: &kube::api::ApiResource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<serde_json::Value> {
+        let client = self.client(cluster).await;
+        let api: kube::Api<kube::api::DynamicObject> = match namespace {
+            Some(ns) => kube::Api::namespaced_with(client, ns, resource),
+            None => kube::Api::all_with(client, resource),
+        };
+        api.get_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|o| serde_json::to_value(o).ok())
+    }
+}
+
+/// The resource of `kind` at `api_version` (`v1`, `apps/v1`) with its `plural`.
+pub fn api_resource(api_version: &str, kind: &str, plural: &str) -> kube::api::ApiResource {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk(group, version, kind),
+        plural,
+    )
+}

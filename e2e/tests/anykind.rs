@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use flotilla_e2e::{Operator, OperatorOptions, Outage, TestBed, eventually};
-use kube::Api;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use flotilla_e2e::{Operator, OperatorOptions, Outage, TestBed, api_resource, eventually};
+use kube::api::ApiResource;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -66,37 +65,13 @@ fn cfobj(name: &str, template: Value) -> Value {
         "metadata": {"name": name}, "spec": {"template": template, "placement": placement()}})
 }
 
-fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
-
-async fn member_object(
-    bed: &TestBed,
-    member: &str,
-    r: &ApiResource,
-    ns: Option<&str>,
-    name: &str,
-) -> Option<Value> {
-    let client = bed.client(member).await;
-    let api: Api<DynamicObject> = match ns {
-        Some(ns) => Api::namespaced_with(client, ns, r),
-        None => Api::all_with(client, r),
-    };
-    api.get_opt(name)
-        .await
-        .ok()
-        .flatten()
-        .map(|o| serde_json::to_value(o).unwrap())
-}
-
 async fn host_object(bed: &TestBed, kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
     let plural = if kind == "FederatedObject" {
         "federatedobjects"
     } else {
         "clusterfederatedobjects"
     };
-    member_object(bed, "host", &resource(GROUP, kind, plural), ns, name).await
+    bed.object("host", &api_resource(GROUP, kind, plural), ns, name).await
 }
 
 fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
@@ -133,11 +108,11 @@ fn ready(o: &Value) -> bool {
 }
 
 fn deployment() -> ApiResource {
-    resource("apps/v1", "Deployment", "deployments")
+    api_resource("apps/v1", "Deployment", "deployments")
 }
 
 async fn replicas_in(bed: &TestBed, member: &str, ns: &str) -> Option<i64> {
-    member_object(bed, member, &deployment(), Some(ns), "web")
+    bed.object(member, &deployment(), Some(ns), "web")
         .await
         .and_then(|d| d.pointer("/spec/replicas").and_then(Value::as_i64))
 }
@@ -263,9 +238,9 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
 
     // Every copy in both placed members, none in the backup.
     let expect: Vec<(ApiResource, Option<&str>, &str)> = vec![
-        (resource("v1", "Namespace", "namespaces"), None, &shared_ns),
+        (api_resource("v1", "Namespace", "namespaces"), None, &shared_ns),
         (
-            resource(
+            api_resource(
                 "rbac.authorization.k8s.io/v1",
                 "ClusterRole",
                 "clusterroles",
@@ -274,25 +249,25 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
             &role,
         ),
         (
-            resource("v1", "ConfigMap", "configmaps"),
+            api_resource("v1", "ConfigMap", "configmaps"),
             Some(&ns),
             "settings",
         ),
-        (resource("v1", "Secret", "secrets"), Some(&ns), "creds"),
+        (api_resource("v1", "Secret", "secrets"), Some(&ns), "creds"),
         (
-            resource("v1", "ServiceAccount", "serviceaccounts"),
+            api_resource("v1", "ServiceAccount", "serviceaccounts"),
             Some(&ns),
             "web",
         ),
         (deployment(), Some(&ns), "web"),
-        (resource("v1", "Service", "services"), Some(&ns), "web"),
+        (api_resource("v1", "Service", "services"), Some(&ns), "web"),
         (
-            resource("networking.k8s.io/v1", "Ingress", "ingresses"),
+            api_resource("networking.k8s.io/v1", "Ingress", "ingresses"),
             Some(&ns),
             "web",
         ),
         (
-            resource(
+            api_resource(
                 "apiextensions.k8s.io/v1",
                 "CustomResourceDefinition",
                 "customresourcedefinitions",
@@ -301,7 +276,7 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
             crd_name,
         ),
         (
-            resource("demo.flotilla.dev/v1", "Widget", "widgets"),
+            api_resource("demo.flotilla.dev/v1", "Widget", "widgets"),
             Some(&ns),
             "w1",
         ),
@@ -309,7 +284,7 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
     for member in ["member1", "member2"] {
         for (r, namespace, name) in &expect {
             eventually(&format!("{} {name} in {member}", r.kind), WAIT, || async {
-                Ok(member_object(&bed, member, r, *namespace, name).await)
+                Ok(bed.object(member, r, *namespace, name).await)
             })
             .await
             .unwrap();
@@ -318,7 +293,7 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
     for (r, namespace, name) in &expect {
         if r.kind != "Namespace" || *name != shared_ns {
             assert!(
-                member_object(&bed, "member3", r, *namespace, name)
+                bed.object("member3", r, *namespace, name)
                     .await
                     .is_none(),
                 "{} {name} not in member3",
@@ -339,14 +314,14 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
     assert_eq!(entry(&widget, "member1").unwrap()["state"], "Applied");
 
     // Contents: data as given, server-set fields left out, overrides per cluster, replicas divided.
-    let secret = member_object(&bed, "member1", &expect[3].0, Some(&ns), "creds")
+    let secret = bed.object("member1", &expect[3].0, Some(&ns), "creds")
         .await
         .unwrap();
     assert_eq!(
         secret.pointer("/data/token").and_then(Value::as_str),
         Some("czNjcmV0")
     );
-    let svc = member_object(&bed, "member2", &expect[6].0, Some(&ns), "web")
+    let svc = bed.object("member2", &expect[6].0, Some(&ns), "web")
         .await
         .unwrap();
     assert_ne!(
@@ -358,10 +333,10 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let d1 = member_object(&bed, "member1", &deployment(), Some(&ns), "web")
+    let d1 = bed.object("member1", &deployment(), Some(&ns), "web")
         .await
         .unwrap();
-    let d2 = member_object(&bed, "member2", &deployment(), Some(&ns), "web")
+    let d2 = bed.object("member2", &deployment(), Some(&ns), "web")
         .await
         .unwrap();
     assert_eq!(image(&d1).as_deref(), Some("registry.local/web:1.0"));
@@ -464,7 +439,7 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
             eventually(
                 &format!("{} {name} failed over to member3", r.kind),
                 WAIT,
-                || async { Ok(member_object(&bed, "member3", r, *namespace, name).await) },
+                || async { Ok(bed.object("member3", r, *namespace, name).await) },
             )
             .await
             .unwrap();
@@ -483,7 +458,7 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
     .await;
     eventually("the app left member3", WAIT, || async {
         for (r, namespace, name) in &expect {
-            if member_object(&bed, "member3", r, *namespace, name)
+            if bed.object("member3", r, *namespace, name)
                 .await
                 .is_some()
             {
@@ -544,7 +519,7 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
     }
     for member in ["member1", "member2"] {
         for (r, namespace, name) in &expect {
-            let left = member_object(&bed, member, r, *namespace, name).await;
+            let left = bed.object(member, r, *namespace, name).await;
             if r.kind == "ConfigMap" {
                 let labels = left
                     .as_ref()

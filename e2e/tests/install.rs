@@ -4,11 +4,10 @@
 //! needed.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
 use std::time::Duration;
 
 use flotilla_e2e::{
-    OPERATOR_NAMESPACE, Operator, OperatorOptions, TestBed, eventually, helm_bin, repo_root,
+    OPERATOR_NAMESPACE, Operator, OperatorOptions, TestBed, eventually,
 };
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
@@ -16,28 +15,6 @@ use kube::Api;
 use serde_json::json;
 
 const SA: &str = "system:serviceaccount:flotilla-system:flotilla";
-
-fn helm(bed: &TestBed, args: &[&str]) -> String {
-    let out = Command::new(helm_bin())
-        .args(args)
-        .args([
-            "--kubeconfig",
-            &bed.kubeconfig().to_string_lossy(),
-            "--kube-context",
-            "host",
-        ])
-        .current_dir(repo_root())
-        .output()
-        .expect("helm runs (make tools installs it)");
-    assert!(
-        out.status.success(),
-        "helm {} failed:\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A kubeconfig for the host that authenticates with the chart's ServiceAccount token only.
 ///
@@ -128,9 +105,7 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
     let bed = TestBed::get();
     bed.federation();
     // The CRDs were applied with kubectl by the other tests; helm takes them over.
-    helm(
-        &bed,
-        &[
+    bed.helm(&[
             "upgrade",
             "--install",
             "flotilla",
@@ -142,9 +117,7 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
             "--wait=false",
         ],
     );
-    let rendered = helm(
-        &bed,
-        &[
+    let rendered = bed.helm(&[
             "get",
             "manifest",
             "flotilla",
@@ -318,8 +291,6 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
         op.log_tail()
     );
     op.terminate();
-    helm(
-        &bed,
-        &["uninstall", "flotilla", "--namespace", OPERATOR_NAMESPACE],
+    bed.helm(&["uninstall", "flotilla", "--namespace", OPERATOR_NAMESPACE],
     );
 }

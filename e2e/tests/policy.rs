@@ -6,45 +6,12 @@
 use std::process::Command;
 use std::time::Duration;
 
-use flotilla_e2e::{Operator, OperatorOptions, TestBed, eventually, helm_bin, repo_root};
-use kube::Api;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use flotilla_e2e::{Operator, OperatorOptions, TestBed, api_resource, eventually};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
 const KINDS: &str =
     "Deployment.apps,Service,ConfigMap,Ingress.networking.k8s.io,ServiceAccount,Namespace,Secret";
-
-fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
-
-async fn get(bed: &TestBed, cluster: &str, r: &ApiResource, ns: &str, name: &str) -> Option<Value> {
-    let api: Api<DynamicObject> = Api::namespaced_with(bed.client(cluster).await, ns, r);
-    api.get_opt(name)
-        .await
-        .ok()
-        .flatten()
-        .map(|o| serde_json::to_value(o).unwrap())
-}
-
-fn helm(bed: &TestBed, args: &[&str]) {
-    let kubeconfig = bed.kubeconfig().to_string_lossy().into_owned();
-    let out = Command::new(helm_bin())
-        .current_dir(repo_root())
-        .args(args)
-        .args(["--kubeconfig", &kubeconfig, "--kube-context", "host"])
-        .output()
-        .expect("helm runs (make tools installs it)");
-    assert!(
-        out.status.success(),
-        "helm {} failed:\n{}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn image(d: &Value) -> Option<String> {
     d.pointer("/spec/template/spec/containers/0/image")
@@ -101,26 +68,24 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
         }})
         .to_string(),
     );
-    helm(
-        &bed,
-        &["install", "shop", "e2e/charts/shop", "--namespace", &ns],
+    bed.helm(&["install", "shop", "e2e/charts/shop", "--namespace", &ns],
     );
 
     let objects = [
-        (resource("apps/v1", "Deployment", "deployments"), "shop"),
+        (api_resource("apps/v1", "Deployment", "deployments"), "shop"),
         (
-            resource("networking.k8s.io/v1", "Ingress", "ingresses"),
+            api_resource("networking.k8s.io/v1", "Ingress", "ingresses"),
             "shop",
         ),
-        (resource("v1", "ConfigMap", "configmaps"), "shop-config"),
-        (resource("v1", "Secret", "secrets"), "shop-credentials"),
-        (resource("v1", "ServiceAccount", "serviceaccounts"), "shop"),
-        (resource("v1", "Service", "services"), "shop"),
+        (api_resource("v1", "ConfigMap", "configmaps"), "shop-config"),
+        (api_resource("v1", "Secret", "secrets"), "shop-credentials"),
+        (api_resource("v1", "ServiceAccount", "serviceaccounts"), "shop"),
+        (api_resource("v1", "Service", "services"), "shop"),
     ];
     for member in ["member1", "member2"] {
         for (r, name) in &objects {
             eventually(&format!("{} {name} in {member}", r.kind), WAIT, || async {
-                Ok(get(&bed, member, r, &ns, name).await)
+                Ok(bed.object(member, r, Some(&ns), name).await)
             })
             .await
             .unwrap();
@@ -128,12 +93,12 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
     }
     for (r, name) in &objects {
         assert!(
-            get(&bed, "member3", r, &ns, name).await.is_none(),
+            bed.object("member3", r, Some(&ns), name).await.is_none(),
             "{} {name} not in member3",
             r.kind
         );
     }
-    let d = get(&bed, "member1", &objects[0].0, &ns, "shop")
+    let d = bed.object("member1", &objects[0].0, Some(&ns), "shop")
         .await
         .unwrap();
     assert_eq!(image(&d).as_deref(), Some("registry.local/shop:1.0"));
@@ -144,13 +109,13 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
     );
 
     // Status records users can get: one per object, Ready, dependencies marked.
-    let record = resource(
+    let record = api_resource(
         "federation.flotilla.dev/v1alpha1",
         "FederatedObject",
         "federatedobjects",
     );
     let deployment_record = eventually("the Deployment's record is Ready", WAIT, || async {
-        Ok(get(&bed, "host", &record, &ns, "shop-deployment")
+        Ok(bed.object("host", &record, Some(&ns), "shop-deployment")
             .await
             .filter(|o| {
                 o.pointer("/status/conditions")
@@ -176,7 +141,7 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
         Some("ConfigMap shop-config, Secret shop-credentials, ServiceAccount shop"),
         "the Deployment's record lists what went with it"
     );
-    let config_record = get(&bed, "host", &record, &ns, "shop-config-configmap")
+    let config_record = bed.object("host", &record, Some(&ns), "shop-config-configmap")
         .await
         .unwrap();
     assert_eq!(
@@ -185,20 +150,20 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
             .and_then(Value::as_str),
         Some("true")
     );
-    let policy = resource(
+    let policy = api_resource(
         "federation.flotilla.dev/v1alpha1",
         "PropagationPolicy",
         "propagationpolicies",
     );
     eventually("the policy counts 6 objects", WAIT, || async {
-        Ok(get(&bed, "host", &policy, &ns, "shop")
+        Ok(bed.object("host", &policy, Some(&ns), "shop")
             .await
             .filter(|p| p.pointer("/status/matched") == Some(&json!(6))))
     })
     .await
     .unwrap();
     let fallback = eventually("the losing policy says why", WAIT, || async {
-        Ok(get(&bed, "host", &policy, &ns, "fallback")
+        Ok(bed.object("host", &policy, Some(&ns), "fallback")
             .await
             .filter(|p| p.pointer("/status/overridden/0").is_some()))
     })
@@ -250,9 +215,7 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
     );
 
     // helm upgrade with a new tag reaches every member.
-    helm(
-        &bed,
-        &[
+    bed.helm(&[
             "upgrade",
             "shop",
             "e2e/charts/shop",
@@ -264,7 +227,7 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
     );
     for member in ["member1", "member2"] {
         eventually(&format!("the new image in {member}"), WAIT, || async {
-            Ok(get(&bed, member, &objects[0].0, &ns, "shop")
+            Ok(bed.object(member, &objects[0].0, Some(&ns), "shop")
                 .await
                 .filter(|d| image(d).as_deref() == Some("registry.local/shop:2.0")))
         })
@@ -273,11 +236,11 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
     }
 
     // Uninstalled: the records go with their objects, and the copies with the records.
-    helm(&bed, &["uninstall", "shop", "--namespace", &ns, "--wait"]);
+    bed.helm(&["uninstall", "shop", "--namespace", &ns, "--wait"]);
     for member in ["member1", "member2"] {
         eventually(&format!("the app left {member}"), WAIT, || async {
             for (r, name) in &objects {
-                if get(&bed, member, r, &ns, name).await.is_some() {
+                if bed.object(member, r, Some(&ns), name).await.is_some() {
                     return Ok(None);
                 }
             }

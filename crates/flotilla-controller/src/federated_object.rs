@@ -7,7 +7,6 @@ use serde_json::Value;
 use flotilla_api::federated_object::{
     CLUSTER_KIND, ClusterFederatedObject, FederatedObject, KIND, ReplicaSpread,
 };
-use flotilla_api::propagation::{PropagationSpec, PropagationStatus};
 
 use crate::propagation::{Propagated, server_fields};
 
@@ -19,15 +18,7 @@ impl Propagated for FederatedObject {
     fn host_api(client: Client, namespace: &str) -> Api<Self> {
         Api::namespaced(client, namespace)
     }
-    fn propagation(&self) -> &PropagationSpec {
-        &self.spec.propagation
-    }
-    fn propagation_status(&self) -> Option<&PropagationStatus> {
-        self.status.as_ref()
-    }
-    fn set_propagation_status(&mut self, status: PropagationStatus) {
-        self.status = Some(status);
-    }
+    crate::propagation_accessors!();
     fn member_kind(&self) -> Result<GroupVersionKind, String> {
         kind_of(&self.spec.template)
     }
@@ -50,15 +41,7 @@ impl Propagated for ClusterFederatedObject {
     fn host_api(client: Client, _: &str) -> Api<Self> {
         Api::all(client)
     }
-    fn propagation(&self) -> &PropagationSpec {
-        &self.spec.propagation
-    }
-    fn propagation_status(&self) -> Option<&PropagationStatus> {
-        self.status.as_ref()
-    }
-    fn set_propagation_status(&mut self, status: PropagationStatus) {
-        self.status = Some(status);
-    }
+    crate::propagation_accessors!();
     fn member_kind(&self) -> Result<GroupVersionKind, String> {
         kind_of(&self.spec.template)
     }

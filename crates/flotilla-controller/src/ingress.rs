@@ -5,7 +5,6 @@ use kube::api::{Api, ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
 use flotilla_api::FederatedIngress;
-use flotilla_api::propagation::{PropagationSpec, PropagationStatus};
 
 use crate::propagation::Propagated;
 
@@ -28,17 +27,7 @@ impl Propagated for FederatedIngress {
         Api::namespaced(client, namespace)
     }
 
-    fn propagation(&self) -> &PropagationSpec {
-        &self.spec.propagation
-    }
-
-    fn propagation_status(&self) -> Option<&PropagationStatus> {
-        self.status.as_ref()
-    }
-
-    fn set_propagation_status(&mut self, status: PropagationStatus) {
-        self.status = Some(status);
-    }
+    crate::propagation_accessors!();
 
     fn member_kind(&self) -> Result<GroupVersionKind, String> {
         Ok(GroupVersionKind::gvk("networking.k8s.io", "v1", "Ingress"))

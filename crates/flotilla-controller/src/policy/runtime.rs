@@ -15,7 +15,7 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
     Preconditions,
 };
-use kube::discovery::{Scope, oneshot};
+use kube::discovery::oneshot;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
@@ -112,11 +112,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                 continue;
             }
             match oneshot::pinned_kind(&ctx.host, gvk).await {
-                Ok((resource, caps)) => {
+                Ok((resource, _)) => {
                     kind_errors.remove(key);
                     watches.insert(
                         key.clone(),
-                        native_watch(&ctx, resource, caps.scope == Scope::Namespaced, &changed),
+                        native_watch(&ctx, resource, &changed),
                     );
                 }
                 Err(e) => {
@@ -215,57 +215,48 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             .await;
 
         // Each policy's status.
+        let report = Report {
+            ctx: &ctx,
+            outcomes: &planned.outcomes,
+            conflicts: &conflicts,
+            kind_errors: &kind_errors,
+        };
         for p in &pps {
-            let id = Policy {
-                kind: flotilla_api::propagation_policy::KIND,
-                namespace: p.metadata.namespace.as_deref(),
-                name: &p.name_any(),
-                spec: &p.spec.policy,
-            }
-            .id();
-            let status = policy_status(
-                p.status.as_ref(),
-                p.metadata.generation,
-                &p.spec.policy,
-                planned.outcomes.get(&id),
-                conflicts.get(&id),
-                &kind_errors,
-            );
-            write_status(
-                &ctx,
-                &Api::<PropagationPolicy>::namespaced(
-                    ctx.host.clone(),
-                    &p.namespace().unwrap_or_default(),
-                ),
-                &p.name_any(),
-                p.status.as_ref(),
-                status,
-            )
-            .await;
+            let api = Api::namespaced(ctx.host.clone(), &p.namespace().unwrap_or_default());
+            report.policy(api, p.as_ref(), flotilla_api::propagation_policy::KIND, &p.spec.policy, p.status.as_ref()).await;
         }
         for p in &cpps {
-            let id = format!(
-                "{} {}",
-                flotilla_api::propagation_policy::CLUSTER_KIND,
-                p.name_any()
-            );
-            let status = policy_status(
-                p.status.as_ref(),
-                p.metadata.generation,
-                &p.spec.policy,
-                planned.outcomes.get(&id),
-                conflicts.get(&id),
-                &kind_errors,
-            );
-            write_status(
-                &ctx,
-                &Api::<ClusterPropagationPolicy>::all(ctx.host.clone()),
-                &p.name_any(),
-                p.status.as_ref(),
-                status,
-            )
-            .await;
+            let api = Api::all(ctx.host.clone());
+            report.policy(api, p.as_ref(), flotilla_api::propagation_policy::CLUSTER_KIND, &p.spec.policy, p.status.as_ref()).await;
         }
+    }
+}
+
+/// What a pass found, for the policies' statuses.
+struct Report<'a> {
+    ctx: &'a Context,
+    outcomes: &'a HashMap<String, super::plan::Outcome>,
+    conflicts: &'a HashMap<String, Vec<String>>,
+    kind_errors: &'a HashMap<(String, String), String>,
+}
+
+impl Report<'_> {
+    /// Writes one policy's status, when it changed.
+    async fn policy<K>(&self, api: Api<K>, p: &K, kind: &'static str, spec: &PolicySpec, before: Option<&PolicyStatus>)
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Serialize,
+    {
+        let name = p.meta().name.clone().unwrap_or_default();
+        let id = Policy { kind, namespace: p.meta().namespace.as_deref(), name: &name, spec }.id();
+        let status = policy_status(
+            before,
+            p.meta().generation,
+            spec,
+            self.outcomes.get(&id),
+            self.conflicts.get(&id),
+            self.kind_errors,
+        );
+        write_status(self.ctx, &api, &name, before, status).await;
     }
 }
 
@@ -293,25 +284,39 @@ where
     let stream = watcher(Api::<K>::all(ctx.host.clone()), config)
         .default_backoff()
         .reflect(writer);
-    let (changed, flag) = (changed.clone(), listed.clone());
+    follow(stream, listed.clone(), changed.clone());
+    (reader, listed)
+}
+
+/// Drives a reflector's stream: marks it listed, and notifies `changed` on every change.
+fn follow<K, S>(
+    stream: S,
+    listed: Arc<AtomicBool>,
+    changed: Arc<Notify>,
+) -> tokio::task::JoinHandle<()>
+where
+    K: Send + 'static,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             if let Ok(watcher::Event::InitDone) = event {
-                flag.store(true, Ordering::Release);
+                listed.store(true, Ordering::Release);
             }
-            if event.is_ok() {
+            if matches!(
+                event,
+                Ok(watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_))
+            ) {
                 changed.notify_one();
             }
         }
-    });
-    (reader, listed)
+    })
 }
 
 fn native_watch(
     ctx: &Context,
     resource: ApiResource,
-    _namespaced: bool,
     changed: &Arc<Notify>,
 ) -> NativeWatch {
     let writer = reflector::store::Writer::<DynamicObject>::new(resource.clone());
@@ -322,21 +327,7 @@ fn native_watch(
         .default_backoff()
         .modify(|o| o.managed_fields_mut().clear())
         .reflect(writer);
-    let (changed, flag) = (changed.clone(), listed.clone());
-    let task = tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(event) = stream.next().await {
-            if let Ok(watcher::Event::InitDone) = event {
-                flag.store(true, Ordering::Release);
-            }
-            if matches!(
-                event,
-                Ok(watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_))
-            ) {
-                changed.notify_one();
-            }
-        }
-    });
+    let task = follow(stream, listed.clone(), changed.clone());
     NativeWatch {
         resource,
         store,

@@ -88,3 +88,21 @@ pub fn load_balancer_of(copy: &Value) -> Vec<LoadBalancerAddress> {
         })
         .unwrap_or_default()
 }
+
+/// The accessors every host kind shares, for a kind whose spec flattens a `PropagationSpec` into
+/// `spec.propagation` and whose status is a `PropagationStatus`: expands, inside an
+/// `impl Propagated for …`, to `propagation`, `propagation_status` and `set_propagation_status`.
+#[macro_export]
+macro_rules! propagation_accessors {
+    () => {
+        fn propagation(&self) -> &flotilla_api::propagation::PropagationSpec {
+            &self.spec.propagation
+        }
+        fn propagation_status(&self) -> Option<&flotilla_api::propagation::PropagationStatus> {
+            self.status.as_ref()
+        }
+        fn set_propagation_status(&mut self, status: flotilla_api::propagation::PropagationStatus) {
+            self.status = Some(status);
+        }
+    };
+}
