@@ -37,7 +37,6 @@ fn bench(name: &str, value: f64, unit: &str) {
     let _ = std::io::stdout().flush();
 }
 
-
 async fn watches(
     bed: &TestBed,
     members: &[String],

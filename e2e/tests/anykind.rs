@@ -71,7 +71,8 @@ async fn host_object(bed: &TestBed, kind: &str, ns: Option<&str>, name: &str) ->
     } else {
         "clusterfederatedobjects"
     };
-    bed.object("host", &api_resource(GROUP, kind, plural), ns, name).await
+    bed.object("host", &api_resource(GROUP, kind, plural), ns, name)
+        .await
 }
 
 fn condition<'a>(obj: &'a Value, type_: &str) -> Option<&'a Value> {
@@ -238,7 +239,11 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
 
     // Every copy in both placed members, none in the backup.
     let expect: Vec<(ApiResource, Option<&str>, &str)> = vec![
-        (api_resource("v1", "Namespace", "namespaces"), None, &shared_ns),
+        (
+            api_resource("v1", "Namespace", "namespaces"),
+            None,
+            &shared_ns,
+        ),
         (
             api_resource(
                 "rbac.authorization.k8s.io/v1",
@@ -293,9 +298,7 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
     for (r, namespace, name) in &expect {
         if r.kind != "Namespace" || *name != shared_ns {
             assert!(
-                bed.object("member3", r, *namespace, name)
-                    .await
-                    .is_none(),
+                bed.object("member3", r, *namespace, name).await.is_none(),
                 "{} {name} not in member3",
                 r.kind
             );
@@ -314,14 +317,16 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
     assert_eq!(entry(&widget, "member1").unwrap()["state"], "Applied");
 
     // Contents: data as given, server-set fields left out, overrides per cluster, replicas divided.
-    let secret = bed.object("member1", &expect[3].0, Some(&ns), "creds")
+    let secret = bed
+        .object("member1", &expect[3].0, Some(&ns), "creds")
         .await
         .unwrap();
     assert_eq!(
         secret.pointer("/data/token").and_then(Value::as_str),
         Some("czNjcmV0")
     );
-    let svc = bed.object("member2", &expect[6].0, Some(&ns), "web")
+    let svc = bed
+        .object("member2", &expect[6].0, Some(&ns), "web")
         .await
         .unwrap();
     assert_ne!(
@@ -333,10 +338,12 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let d1 = bed.object("member1", &deployment(), Some(&ns), "web")
+    let d1 = bed
+        .object("member1", &deployment(), Some(&ns), "web")
         .await
         .unwrap();
-    let d2 = bed.object("member2", &deployment(), Some(&ns), "web")
+    let d2 = bed
+        .object("member2", &deployment(), Some(&ns), "web")
         .await
         .unwrap();
     assert_eq!(image(&d1).as_deref(), Some("registry.local/web:1.0"));
@@ -458,10 +465,7 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
     .await;
     eventually("the app left member3", WAIT, || async {
         for (r, namespace, name) in &expect {
-            if bed.object("member3", r, *namespace, name)
-                .await
-                .is_some()
-            {
+            if bed.object("member3", r, *namespace, name).await.is_some() {
                 return Ok(None);
             }
         }

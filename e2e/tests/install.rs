@@ -6,9 +6,7 @@
 
 use std::time::Duration;
 
-use flotilla_e2e::{
-    OPERATOR_NAMESPACE, Operator, OperatorOptions, TestBed, eventually,
-};
+use flotilla_e2e::{OPERATOR_NAMESPACE, Operator, OperatorOptions, TestBed, eventually};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
@@ -106,25 +104,23 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
     bed.federation();
     // The CRDs were applied with kubectl by the other tests; helm takes them over.
     bed.helm(&[
-            "upgrade",
-            "--install",
-            "flotilla",
-            "charts/flotilla",
-            "--namespace",
-            OPERATOR_NAMESPACE,
-            "--create-namespace",
-            "--take-ownership",
-            "--wait=false",
-        ],
-    );
+        "upgrade",
+        "--install",
+        "flotilla",
+        "charts/flotilla",
+        "--namespace",
+        OPERATOR_NAMESPACE,
+        "--create-namespace",
+        "--take-ownership",
+        "--wait=false",
+    ]);
     let rendered = bed.helm(&[
-            "get",
-            "manifest",
-            "flotilla",
-            "--namespace",
-            OPERATOR_NAMESPACE,
-        ],
-    );
+        "get",
+        "manifest",
+        "flotilla",
+        "--namespace",
+        OPERATOR_NAMESPACE,
+    ]);
     for kind in [
         "kind: Deployment",
         "kind: ServiceAccount",
@@ -291,6 +287,5 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
         op.log_tail()
     );
     op.terminate();
-    bed.helm(&["uninstall", "flotilla", "--namespace", OPERATOR_NAMESPACE],
-    );
+    bed.helm(&["uninstall", "flotilla", "--namespace", OPERATOR_NAMESPACE]);
 }

@@ -68,8 +68,7 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
         }})
         .to_string(),
     );
-    bed.helm(&["install", "shop", "e2e/charts/shop", "--namespace", &ns],
-    );
+    bed.helm(&["install", "shop", "e2e/charts/shop", "--namespace", &ns]);
 
     let objects = [
         (api_resource("apps/v1", "Deployment", "deployments"), "shop"),
@@ -79,7 +78,10 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
         ),
         (api_resource("v1", "ConfigMap", "configmaps"), "shop-config"),
         (api_resource("v1", "Secret", "secrets"), "shop-credentials"),
-        (api_resource("v1", "ServiceAccount", "serviceaccounts"), "shop"),
+        (
+            api_resource("v1", "ServiceAccount", "serviceaccounts"),
+            "shop",
+        ),
         (api_resource("v1", "Service", "services"), "shop"),
     ];
     for member in ["member1", "member2"] {
@@ -98,7 +100,8 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
             r.kind
         );
     }
-    let d = bed.object("member1", &objects[0].0, Some(&ns), "shop")
+    let d = bed
+        .object("member1", &objects[0].0, Some(&ns), "shop")
         .await
         .unwrap();
     assert_eq!(image(&d).as_deref(), Some("registry.local/shop:1.0"));
@@ -115,7 +118,8 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
         "federatedobjects",
     );
     let deployment_record = eventually("the Deployment's record is Ready", WAIT, || async {
-        Ok(bed.object("host", &record, Some(&ns), "shop-deployment")
+        Ok(bed
+            .object("host", &record, Some(&ns), "shop-deployment")
             .await
             .filter(|o| {
                 o.pointer("/status/conditions")
@@ -141,7 +145,8 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
         Some("ConfigMap shop-config, Secret shop-credentials, ServiceAccount shop"),
         "the Deployment's record lists what went with it"
     );
-    let config_record = bed.object("host", &record, Some(&ns), "shop-config-configmap")
+    let config_record = bed
+        .object("host", &record, Some(&ns), "shop-config-configmap")
         .await
         .unwrap();
     assert_eq!(
@@ -156,14 +161,16 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
         "propagationpolicies",
     );
     eventually("the policy counts 6 objects", WAIT, || async {
-        Ok(bed.object("host", &policy, Some(&ns), "shop")
+        Ok(bed
+            .object("host", &policy, Some(&ns), "shop")
             .await
             .filter(|p| p.pointer("/status/matched") == Some(&json!(6))))
     })
     .await
     .unwrap();
     let fallback = eventually("the losing policy says why", WAIT, || async {
-        Ok(bed.object("host", &policy, Some(&ns), "fallback")
+        Ok(bed
+            .object("host", &policy, Some(&ns), "fallback")
             .await
             .filter(|p| p.pointer("/status/overridden/0").is_some()))
     })
@@ -216,18 +223,18 @@ async fn a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependenc
 
     // helm upgrade with a new tag reaches every member.
     bed.helm(&[
-            "upgrade",
-            "shop",
-            "e2e/charts/shop",
-            "--namespace",
-            &ns,
-            "--set",
-            "image.tag=2.0",
-        ],
-    );
+        "upgrade",
+        "shop",
+        "e2e/charts/shop",
+        "--namespace",
+        &ns,
+        "--set",
+        "image.tag=2.0",
+    ]);
     for member in ["member1", "member2"] {
         eventually(&format!("the new image in {member}"), WAIT, || async {
-            Ok(bed.object(member, &objects[0].0, Some(&ns), "shop")
+            Ok(bed
+                .object(member, &objects[0].0, Some(&ns), "shop")
                 .await
                 .filter(|d| image(d).as_deref() == Some("registry.local/shop:2.0")))
         })

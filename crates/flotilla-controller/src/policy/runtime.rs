@@ -114,10 +114,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             match oneshot::pinned_kind(&ctx.host, gvk).await {
                 Ok((resource, _)) => {
                     kind_errors.remove(key);
-                    watches.insert(
-                        key.clone(),
-                        native_watch(&ctx, resource, &changed),
-                    );
+                    watches.insert(key.clone(), native_watch(&ctx, resource, &changed));
                 }
                 Err(e) => {
                     kind_errors.insert(
@@ -223,11 +220,27 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         };
         for p in &pps {
             let api = Api::namespaced(ctx.host.clone(), &p.namespace().unwrap_or_default());
-            report.policy(api, p.as_ref(), flotilla_api::propagation_policy::KIND, &p.spec.policy, p.status.as_ref()).await;
+            report
+                .policy(
+                    api,
+                    p.as_ref(),
+                    flotilla_api::propagation_policy::KIND,
+                    &p.spec.policy,
+                    p.status.as_ref(),
+                )
+                .await;
         }
         for p in &cpps {
             let api = Api::all(ctx.host.clone());
-            report.policy(api, p.as_ref(), flotilla_api::propagation_policy::CLUSTER_KIND, &p.spec.policy, p.status.as_ref()).await;
+            report
+                .policy(
+                    api,
+                    p.as_ref(),
+                    flotilla_api::propagation_policy::CLUSTER_KIND,
+                    &p.spec.policy,
+                    p.status.as_ref(),
+                )
+                .await;
         }
     }
 }
@@ -242,12 +255,24 @@ struct Report<'a> {
 
 impl Report<'_> {
     /// Writes one policy's status, when it changed.
-    async fn policy<K>(&self, api: Api<K>, p: &K, kind: &'static str, spec: &PolicySpec, before: Option<&PolicyStatus>)
-    where
+    async fn policy<K>(
+        &self,
+        api: Api<K>,
+        p: &K,
+        kind: &'static str,
+        spec: &PolicySpec,
+        before: Option<&PolicyStatus>,
+    ) where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Serialize,
     {
         let name = p.meta().name.clone().unwrap_or_default();
-        let id = Policy { kind, namespace: p.meta().namespace.as_deref(), name: &name, spec }.id();
+        let id = Policy {
+            kind,
+            namespace: p.meta().namespace.as_deref(),
+            name: &name,
+            spec,
+        }
+        .id();
         let status = policy_status(
             before,
             p.meta().generation,
@@ -314,11 +339,7 @@ where
     })
 }
 
-fn native_watch(
-    ctx: &Context,
-    resource: ApiResource,
-    changed: &Arc<Notify>,
-) -> NativeWatch {
+fn native_watch(ctx: &Context, resource: ApiResource, changed: &Arc<Notify>) -> NativeWatch {
     let writer = reflector::store::Writer::<DynamicObject>::new(resource.clone());
     let store = writer.as_reader();
     let listed = Arc::new(AtomicBool::new(false));
