@@ -18,6 +18,7 @@ pub mod kind;
 pub mod kinds;
 pub mod lanes;
 pub mod ledger;
+pub mod list_keys;
 pub mod log_limit;
 pub mod member_ops;
 pub mod origin;

@@ -87,6 +87,7 @@ pub fn desired_copy(
                 .map_err(|e| OverrideError(format!("{}: {e}", what())))?;
         }
     }
+    super::list_keys::fill(&mut doc);
     stamp_tracking(&mut doc, origin, deletion, generation)?;
     Ok(doc)
 }
