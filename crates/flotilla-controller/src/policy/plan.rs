@@ -1,7 +1,7 @@
 //! From the policies and the host objects to the status records that should exist: which policy
 //! propagates each object (priority, then specificity), what each record says, and what every
 //! policy reports. Pure: the runtime lists, this decides, the runtime applies the difference.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
@@ -248,7 +248,7 @@ pub fn plan(policies: &[Policy], objects: &[HostObject], allow: &Allowlist) -> P
         .collect();
 
     // Direct claims.
-    let mut claimed: HashMap<(String, String, Option<String>, String), usize> = HashMap::new();
+    let mut claimed: HashSet<usize> = HashSet::new();
     let mut winners: Vec<(usize, &Policy)> = Vec::new();
     for (i, obj) in objects.iter().enumerate() {
         let mut claims: Vec<(Rank, &Policy)> = valid
@@ -280,11 +280,17 @@ pub fn plan(policies: &[Policy], objects: &[HostObject], allow: &Allowlist) -> P
                 });
             }
         }
-        claimed.insert(key(obj), i);
+        claimed.insert(i);
         winners.push((i, winner));
     }
 
     // Dependencies, for the best-ranked policy that needs each and is not already claimed.
+    // Looked up by key: every pass plans every object, so no scan per reference.
+    let index: HashMap<_, usize> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (key(o), i))
+        .collect();
     let mut dependencies: BTreeMap<usize, &Policy> = BTreeMap::new();
     let mut needs: HashMap<usize, Vec<String>> = HashMap::new();
     for (i, policy) in &winners {
@@ -293,30 +299,21 @@ pub fn plan(policies: &[Policy], objects: &[HostObject], allow: &Allowlist) -> P
         }
         let obj = &objects[*i];
         for dep in dependencies::of(obj.kind, obj.value) {
-            let exists = objects.iter().any(|o| {
-                key(o)
-                    == (
-                        dependencies::api_version(dep.kind).to_string(),
-                        dep.kind.to_string(),
-                        obj.namespace().map(str::to_string),
-                        dep.name.clone(),
-                    )
-            });
-            needs.entry(*i).or_default().push(if exists {
-                format!("{} {}", dep.kind, dep.name)
-            } else {
-                format!("missing: {} {}", dep.kind, dep.name)
-            });
             let k = (
                 dependencies::api_version(dep.kind).to_string(),
                 dep.kind.to_string(),
                 obj.namespace().map(str::to_string),
                 dep.name.clone(),
             );
-            let Some(j) = objects.iter().position(|o| key(o) == k) else {
+            let found = index.get(&k).copied();
+            needs.entry(*i).or_default().push(match found {
+                Some(_) => format!("{} {}", dep.kind, dep.name),
+                None => format!("missing: {} {}", dep.kind, dep.name),
+            });
+            let Some(j) = found else {
                 continue;
             };
-            if claimed.contains_key(&k) {
+            if claimed.contains(&j) {
                 continue;
             }
             let better = dependencies

@@ -121,7 +121,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
                         key.clone(),
                         truncate::message(&format!(
                             "the host does not serve {} {}: {e}",
-                            gvk.group, gvk.kind
+                            gvk.api_version(),
+                            gvk.kind
                         )),
                     );
                 }

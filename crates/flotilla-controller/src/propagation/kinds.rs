@@ -99,11 +99,7 @@ impl Kinds {
             Err(e) if not_served(&e) => {
                 let why = format!(
                     "the member does not serve {} {} yet",
-                    if gvk.group.is_empty() {
-                        "core/".to_string() + &gvk.version
-                    } else {
-                        format!("{}/{}", gvk.group, gvk.version)
-                    },
+                    gvk.api_version(),
                     gvk.kind
                 );
                 self.not_served

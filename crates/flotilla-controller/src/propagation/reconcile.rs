@@ -381,6 +381,12 @@ impl<K: Propagated> Job<'_, K> {
             matches!(e.state, CopyState::Applied | CopyState::Unreachable)
                 && e.applied_generation == Some(self.generation)
         });
+        let client = self
+            .engine
+            .ctx
+            .registry
+            .get(cluster)
+            .and_then(|m| m.ready_client().cloned());
         let divided = self.decision.verdict(cluster).and_then(|v| v.replicas);
         let replicas_changed = divided.is_some()
             && self
@@ -392,14 +398,8 @@ impl<K: Propagated> Job<'_, K> {
         if up_to_date && spec.drift.mode == DriftMode::ReportOnly && !replicas_changed {
             // Nothing to apply, but the copy is watched (after a restart, this is what starts
             // the member's watch of the kind: drift and health come from it).
-            if let Some(client) = self
-                .engine
-                .ctx
-                .registry
-                .get(cluster)
-                .and_then(|m| m.ready_client().cloned())
-            {
-                let _ = self.resource_in(cluster, &client).await;
+            if let Some(client) = &client {
+                let _ = self.resource_in(cluster, client).await;
             }
             return observed(ClusterResult::Applied);
         }
@@ -415,13 +415,7 @@ impl<K: Propagated> Job<'_, K> {
             Ok(d) => d,
             Err(e) => return observed(ClusterResult::InvalidOverride(e.0)),
         };
-        let Some(client) = self
-            .engine
-            .ctx
-            .registry
-            .get(cluster)
-            .and_then(|m| m.ready_client().cloned())
-        else {
+        let Some(client) = client else {
             return observed(ClusterResult::Unreachable { still_placed: true });
         };
         let resource = match self.resource_in(cluster, &client).await {
