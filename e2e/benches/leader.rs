@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use flotilla_e2e::{OPERATOR_NAMESPACE, Operator, TestBed};
+use flotilla_e2e::{Operator, TestBed};
 use serde_json::json;
 
 const ROUNDS: usize = 3;
@@ -23,26 +23,12 @@ fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
-fn delete_lease(bed: &TestBed) {
-    bed.kubectl(
-        "host",
-        &[
-            "delete",
-            "lease",
-            "flotilla-leader",
-            "-n",
-            OPERATOR_NAMESPACE,
-            "--ignore-not-found",
-        ],
-    );
-}
-
 fn main() {
     let bed = TestBed::get();
     bed.federation();
     let mut samples = Vec::new();
     for round in 0..ROUNDS {
-        delete_lease(&bed);
+        bed.delete_lease();
         let mut leader = Operator::replica(&bed, &format!("a{round}"));
         wait_until("first replica leads", Duration::from_secs(20), || {
             leader.leading()
@@ -76,7 +62,7 @@ fn main() {
 
 /// One SIGSTOP round; the old leader's writes while the new one led.
 fn overlap_writes(bed: &TestBed) -> usize {
-    delete_lease(bed);
+    bed.delete_lease();
     let mut leader = Operator::replica_with(bed, "overlap-a", None);
     wait_until("first replica leads", Duration::from_secs(20), || {
         leader.leading()

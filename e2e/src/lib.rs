@@ -828,3 +828,21 @@ pub fn api_resource(api_version: &str, kind: &str, plural: &str) -> kube::api::A
         plural,
     )
 }
+
+impl TestBed {
+    /// Deletes the leader Lease, so replicas started next do not wait for one an earlier run
+    /// left behind to expire.
+    pub fn delete_lease(&self) {
+        self.kubectl(
+            "host",
+            &[
+                "delete",
+                "lease",
+                "flotilla-leader",
+                "-n",
+                OPERATOR_NAMESPACE,
+                "--ignore-not-found",
+            ],
+        );
+    }
+}

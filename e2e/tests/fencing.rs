@@ -18,20 +18,6 @@ use serde_json::json;
 const LEASE: Duration = Duration::from_secs(8);
 const RENEW_DEADLINE: Duration = Duration::from_millis(8000 * 2 / 3);
 
-fn delete_lease(bed: &TestBed) {
-    bed.kubectl(
-        "host",
-        &[
-            "delete",
-            "lease",
-            "flotilla-leader",
-            "-n",
-            OPERATOR_NAMESPACE,
-            "--ignore-not-found",
-        ],
-    );
-}
-
 async fn lease_holder(bed: &TestBed) -> Option<String> {
     let api: Api<Lease> = Api::namespaced(bed.client("host").await, OPERATOR_NAMESPACE);
     api.get_opt("flotilla-leader")
@@ -66,7 +52,7 @@ async fn two_replicas(
     via: Option<std::path::PathBuf>,
 ) -> (Operator, Operator) {
     bed.federation();
-    delete_lease(bed);
+    bed.delete_lease();
     let a = Operator::replica_with(bed, leader, via);
     eventually(
         &format!("{leader} leads"),

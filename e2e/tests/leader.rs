@@ -54,17 +54,7 @@ async fn one_leader_writes_and_a_standby_takes_over_when_it_is_killed() {
     let bed = TestBed::get();
     bed.federation();
     // A Lease left by an earlier run would make the first replica wait for it to expire.
-    bed.kubectl(
-        "host",
-        &[
-            "delete",
-            "lease",
-            "flotilla-leader",
-            "-n",
-            OPERATOR_NAMESPACE,
-            "--ignore-not-found",
-        ],
-    );
+    bed.delete_lease();
     let mut a = Operator::replica(&bed, "replica-a");
     eventually("replica-a leads", Duration::from_secs(20), || async {
         Ok(a.leading().then_some(()))
@@ -127,17 +117,7 @@ async fn one_leader_writes_and_a_standby_takes_over_when_it_is_killed() {
 async fn a_leader_that_loses_its_lease_stops_writing() {
     let bed = TestBed::get();
     bed.federation();
-    bed.kubectl(
-        "host",
-        &[
-            "delete",
-            "lease",
-            "flotilla-leader",
-            "-n",
-            OPERATOR_NAMESPACE,
-            "--ignore-not-found",
-        ],
-    );
+    bed.delete_lease();
     let mut a = Operator::replica(&bed, "replica-c");
     eventually("replica-c leads", Duration::from_secs(20), || async {
         Ok(a.leading().then_some(()))
