@@ -268,6 +268,24 @@ impl TestBed {
         });
     }
 
+    /// Runs the `flotilla` CLI against the host; panics with its output if it fails.
+    pub fn flotilla(&self, args: &[&str]) -> String {
+        let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
+        let out = Command::new(flotilla_bin())
+            .args(args)
+            .args(["--kubeconfig", &kubeconfig, "--context", "host"])
+            .output()
+            .expect("flotilla binary built (make e2e builds it)");
+        assert!(
+            out.status.success(),
+            "flotilla {} failed:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// `flotilla join <member>`.
     pub fn join(&self, member: &str, region: &str) {
         self.join_with(member, region, &[]);

@@ -179,6 +179,8 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
             Some("default"),
         ),
         ("list", "secrets", Some(OPERATOR_NAMESPACE)),
+        // Renewed member tokens are written back into their Secrets.
+        ("patch", "secrets", Some(OPERATOR_NAMESPACE)),
         ("create", "events.events.k8s.io", Some("default")),
         (
             "create",
@@ -199,6 +201,7 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
     for (verb, resource, ns) in [
         ("get", "secrets", Some("kube-system")),
         ("list", "secrets", Some("default")),
+        ("patch", "secrets", Some("default")),
         ("create", "secrets", Some(OPERATOR_NAMESPACE)),
         ("delete", "secrets", Some(OPERATOR_NAMESPACE)),
         ("create", "deployments.apps", Some("default")),

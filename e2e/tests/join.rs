@@ -350,3 +350,212 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
         .unwrap();
     assert_eq!(ready.status, "True");
 }
+
+/// The claims of a Secret's token: (issued at, expires at), in seconds.
+fn token_times(bed: &TestBed, secret: &str) -> (String, i64, i64) {
+    let kubeconfig = bed.kubectl_ok(
+        "host",
+        &[
+            "get",
+            "secret",
+            secret,
+            "-n",
+            OPERATOR_NAMESPACE,
+            "-o",
+            "jsonpath={.data.kubeconfig}",
+        ],
+    );
+    let text = String::from_utf8(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            kubeconfig.trim(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    // Parsed, not grepped: the operator writes the renewed kubeconfig back in its own layout.
+    let kubeconfig: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let token = kubeconfig["users"][0]["user"]["token"]
+        .as_str()
+        .expect("a token in the kubeconfig")
+        .to_string();
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    (
+        token,
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    )
+}
+
+async fn ready_reason(api: &Api<MemberCluster>, name: &str) -> (String, String, String) {
+    let mc = api.get(name).await.unwrap();
+    mc.status
+        .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"))
+        .map(|c| (c.status, c.reason, c.message))
+        .unwrap_or_default()
+}
+
+/// Puts member2's long-lived credentials back, however the test ends.
+struct Rejoin<'a>(&'a TestBed);
+
+impl Drop for Rejoin<'_> {
+    fn drop(&mut self) {
+        self.0.join("member2", "eu-central");
+        self.0.kubectl_ok(
+            "host",
+            &["apply", "-f", "manifests/examples/10-member-clusters.yaml"],
+        );
+    }
+}
+
+#[tokio::test]
+async fn member_tokens_expire_and_are_renewed_before_they_do_without_interrupting_propagation() {
+    let bed = TestBed::get();
+    bed.federation();
+    let _rejoin = Rejoin(&bed);
+    // The shortest lifetime the TokenRequest API grants; the operator renews at 5 % of it (30 s)
+    // instead of 80 %, so the renewal happens within the test.
+    bed.join_with("member2", "eu-central", &["--token-ttl", "10m"]);
+    let secret = "member2-kubeconfig";
+    let (first, iat, exp) = token_times(&bed, secret);
+    assert_eq!(exp - iat, 600, "join asked for a 10-minute token");
+    // The member role lets the operator request tokens for its own ServiceAccount only.
+    let own = "system:serviceaccount:flotilla-system:flotilla-member2";
+    let can = |args: &[&str]| {
+        let mut all = vec!["auth", "can-i"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--as", own]);
+        String::from_utf8_lossy(&bed.kubectl("member2", &all).stdout).trim() == "yes"
+    };
+    assert!(can(&[
+        "create",
+        "serviceaccounts/flotilla-member2",
+        "--subresource=token",
+        "-n",
+        "flotilla-system"
+    ]));
+    assert!(!can(&[
+        "create",
+        "serviceaccounts/default",
+        "--subresource=token",
+        "-n",
+        "flotilla-system"
+    ]));
+    assert!(!can(&[
+        "create",
+        "serviceaccounts/default",
+        "--subresource=token",
+        "-n",
+        "default"
+    ]));
+
+    let op = Operator::start_with(
+        &bed,
+        "token-renewal",
+        flotilla_e2e::OperatorOptions {
+            extra_env: vec![("FLOTILLA_MEMBER_TOKEN_RENEW_PERCENT".into(), "5".into())],
+            ..Default::default()
+        },
+    );
+    let api: Api<MemberCluster> = Api::all(bed.client("host").await);
+    let ns = bed.create_namespace("renewal");
+    // Objects keep arriving while the token is renewed: every one reaches member2, and member2
+    // stays Ready throughout.
+    let started = std::time::Instant::now();
+    let mut renewed = None;
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(100) {
+        let name = format!("during-{i}");
+        bed.apply(
+            "host",
+            &serde_json::json!({
+                "apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "FederatedIngress",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"template": {"spec": {"rules": [{"host": "renewal.example.com"}]}},
+                         "placement": {"clusters": ["member2"]}},
+            })
+            .to_string(),
+        );
+        bed.wait_for_copy("member2", &ns, &name).await;
+        let (status, reason, message) = ready_reason(&api, "member2").await;
+        assert_eq!(
+            status,
+            "True",
+            "member2 not Ready during renewal: {reason}: {message}\n{}",
+            op.log_tail()
+        );
+        let (token, new_iat, new_exp) = token_times(&bed, secret);
+        if token != first {
+            renewed = Some((new_iat, new_exp));
+            if i >= 5 {
+                break;
+            }
+        }
+        i += 1;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let (new_iat, new_exp) = renewed
+        .unwrap_or_else(|| panic!("the token was not renewed within 100 s:\n{}", op.log_tail()));
+    println!(
+        "renewed {}s after the first token was issued",
+        new_iat - iat
+    );
+    assert!(new_iat >= iat + 25, "renewed too early: {}", new_iat - iat);
+    assert!(new_exp > exp, "the new token must outlive the old one");
+    assert_eq!(new_exp - new_iat, 600, "renewed with the same lifetime");
+    let events = bed.kubectl_ok(
+        "host",
+        &[
+            "get",
+            "events",
+            "-A",
+            "--field-selector",
+            "reason=TokenRenewed",
+        ],
+    );
+    assert!(
+        events.contains("member2"),
+        "no TokenRenewed event: {events}"
+    );
+
+    // `flotilla join --rotate`: a new token at once, with the credentials on the host.
+    let (before, _, _) = token_times(&bed, secret);
+    bed.flotilla(&[
+        "join",
+        "member2",
+        "--rotate",
+        "--namespace",
+        OPERATOR_NAMESPACE,
+    ]);
+    let (after, _, _) = token_times(&bed, secret);
+    assert_ne!(before, after, "--rotate did not change the token");
+    bed.wait_for_copy("member2", &ns, "during-0").await;
+
+    // A revoked token (its ServiceAccount deleted) is Unauthorized, with how to fix it.
+    bed.kubectl_ok(
+        "member2",
+        &[
+            "delete",
+            "serviceaccount",
+            "flotilla-member2",
+            "-n",
+            "flotilla-system",
+        ],
+    );
+    let message = eventually("member2 Unauthorized", Duration::from_secs(30), || {
+        let api = api.clone();
+        async move {
+            let (status, reason, message) = ready_reason(&api, "member2").await;
+            Ok((status == "False" && reason == "Unauthorized").then_some(message))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", op.log_tail()));
+    assert!(message.contains("flotilla join"), "{message}");
+    bed.kubectl_ok("host", &["delete", "namespace", &ns, "--wait=false"]);
+}

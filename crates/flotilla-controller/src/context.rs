@@ -26,6 +26,8 @@ pub struct Context {
     pub lease: LeaseGuard,
     /// The kinds this operator federates (`--federated-kinds`).
     pub federated_kinds: crate::allowlist::Allowlist,
+    /// When member tokens are renewed, in percent of their lifetime.
+    pub token_renew_percent: u8,
     recorder: Recorder,
 }
 
@@ -51,6 +53,7 @@ impl Context {
             member_policy: PolicyOptions::default(),
             lease,
             federated_kinds: crate::allowlist::Allowlist::default(),
+            token_renew_percent: crate::members::renewal::DEFAULT_RENEW_PERCENT,
         }
     }
 

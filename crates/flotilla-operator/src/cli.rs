@@ -97,6 +97,9 @@ pub struct RunArgs {
     /// Base URL of the Prometheus HTTP API for ScalingPolicy queries (e.g. http://prometheus:9090).
     #[arg(long, env = "FLOTILLA_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    /// When member tokens issued by `flotilla join` are renewed, in percent of their lifetime.
+    #[arg(long, env = "FLOTILLA_MEMBER_TOKEN_RENEW_PERCENT", default_value_t = flotilla_controller::members::renewal::DEFAULT_RENEW_PERCENT, value_parser = clap::value_parser!(u8).range(1..=95))]
+    pub member_token_renew_percent: u8,
 }
 
 #[derive(Args, Debug)]
@@ -108,9 +111,9 @@ pub struct JoinArgs {
     /// Kubeconfig holding the member's context (default: the host kubeconfig).
     #[arg(long)]
     pub member_kubeconfig: Option<PathBuf>,
-    /// Context of the member cluster.
-    #[arg(long)]
-    pub member_context: String,
+    /// Context of the member cluster (not needed with `--rotate`).
+    #[arg(long, required_unless_present = "rotate")]
+    pub member_context: Option<String>,
     /// The member API server URL as the operator reaches it (default: the context's server).
     #[arg(long)]
     pub member_server: Option<String>,
@@ -131,6 +134,14 @@ pub struct JoinArgs {
     /// (FederatedIngress).
     #[arg(long, default_value_t = flotilla_controller::allowlist::default_kinds_text(), value_parser = parse_kinds)]
     pub kinds: String,
+    /// Lifetime of the member token (TokenRequest), e.g. `24h`, `90m`, `600s`; at least 10m. The
+    /// operator renews it before it expires.
+    #[arg(long, default_value = "24h", value_parser = parse_token_ttl)]
+    pub token_ttl: std::time::Duration,
+    /// Only rotate the token now: request a new one with the credentials already on the host and
+    /// write it to the Secret (no member admin credentials needed while the token is valid).
+    #[arg(long, conflicts_with_all = ["member_kubeconfig", "member_server", "region", "zone", "labels"])]
+    pub rotate: bool,
 }
 
 #[derive(Args, Debug)]
@@ -185,6 +196,29 @@ fn parse_loopback_addr(s: &str) -> Result<SocketAddr, String> {
             "{addr} is not a loopback address: the admin endpoint has no authentication and must listen on 127.0.0.1 or [::1]"
         ))
     }
+}
+
+/// `24h`, `90m`, `600s` or plain seconds, at least the TokenRequest API's 10 minutes.
+fn parse_token_ttl(text: &str) -> Result<std::time::Duration, String> {
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 24h, 90m or 600s"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("{text:?}: the unit must be s, m or h")),
+    };
+    if seconds < 600 {
+        return Err(
+            "the token lifetime must be at least 10m (the TokenRequest API's minimum)".into(),
+        );
+    }
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {

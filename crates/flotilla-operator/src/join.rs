@@ -6,18 +6,22 @@
 //! `--kinds` and Ingresses, namespaces to hold them, workload scale subresources, reading HPAs
 //! and metrics) — no wildcard
 //! group or verb, and a wildcard resource only to read the metrics APIs addressed by name — and
-//! a token Secret. Names carry the MemberCluster name, so unjoining one registration of a member
-//! never removes another's access.
+//! a Role letting that ServiceAccount request tokens for itself alone. Names carry the
+//! MemberCluster name, so unjoining one registration of a member never removes another's access.
+//! The token is a bound ServiceAccount token from the TokenRequest API with an expiry
+//! (`--token-ttl`, default 24 h), never a legacy token Secret that lives forever; the operator
+//! renews it before it expires, and `flotilla join NAME --rotate` renews it at once.
 //! On the host: a Secret `<name>-kubeconfig` with a kubeconfig using that token, and the
 //! MemberCluster `<name>`.
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use jiff::Timestamp;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
@@ -28,6 +32,9 @@ use flotilla_api::labels::{
 };
 
 use flotilla_controller::allowlist::{Allowlist, DEFAULT_KINDS};
+use flotilla_controller::members::credentials::{ClientTimeouts, clients_from_secret, renewal_of};
+use flotilla_controller::members::kubeconfig_policy::PolicyOptions;
+use flotilla_controller::members::token::{request_token, with_token};
 
 use crate::cli::{HostArgs, JoinArgs, UnjoinArgs};
 use crate::run::host_client;
@@ -38,7 +45,10 @@ const MEMBER_NAMESPACE: &str = "flotilla-system";
 struct MemberNames {
     service_account: String,
     cluster_role: String,
-    token_secret: String,
+    /// Role and RoleBinding: `create serviceaccounts/token` for its own ServiceAccount only.
+    token_role: String,
+    /// What joins before TokenRequest tokens created: removed by unjoin.
+    legacy_token_secret: String,
 }
 
 impl MemberNames {
@@ -46,7 +56,8 @@ impl MemberNames {
         Self {
             service_account: format!("flotilla-{name}"),
             cluster_role: format!("flotilla:member:{name}"),
-            token_secret: format!("flotilla-{name}-token"),
+            token_role: format!("flotilla:member:{name}:token"),
+            legacy_token_secret: format!("flotilla-{name}-token"),
         }
     }
 }
@@ -145,22 +156,25 @@ fn scaling_rules() -> Value {
 const METRICS_BY_NAME_GROUPS: [&str; 2] = ["custom.metrics.k8s.io", "external.metrics.k8s.io"];
 
 pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
-    let (member, member_config, server) = member_client(
-        &args.host,
-        args.member_kubeconfig.as_deref(),
-        &args.member_context,
-    )
-    .await?;
+    if args.rotate {
+        return rotate(&args).await;
+    }
+    let context = args
+        .member_context
+        .as_deref()
+        .context("--member-context is required")?;
+    let (member, member_config, server) =
+        member_client(&args.host, args.member_kubeconfig.as_deref(), context).await?;
     let server = args.member_server.clone().unwrap_or(server);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let labels = json!({MANAGED_BY: MANAGED_BY_VALUE});
     let names = MemberNames::of(&args.name);
     let kinds = Allowlist::parse(&args.kinds).map_err(anyhow::Error::msg)?;
     let federated = federated_resources(&member, &kinds).await?;
-    let (sa, role, token_secret) = (
+    let (sa, role, token_role) = (
         names.service_account.as_str(),
         names.cluster_role.as_str(),
-        names.token_secret.as_str(),
+        names.token_role.as_str(),
     );
 
     // In the member.
@@ -208,23 +222,41 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
         &params,
     )
     .await?;
+    // The operator renews its token itself: it may request tokens for its own ServiceAccount,
+    // and for no other.
     apply(
         &member,
-        "v1",
-        "Secret",
+        "rbac.authorization.k8s.io/v1",
+        "Role",
         Some(MEMBER_NAMESPACE),
-        token_secret,
+        token_role,
         json!({
-            "metadata": {"labels": labels, "annotations": {"kubernetes.io/service-account.name": sa}},
-            "type": "kubernetes.io/service-account-token"
+            "metadata": {"labels": labels},
+            "rules": [{"apiGroups": [""], "resources": ["serviceaccounts/token"],
+                       "resourceNames": [sa], "verbs": ["create"]}]
         }),
         &params,
     )
     .await?;
-    let (token, secret_ca) = wait_for_token(&member, &names).await?;
-    let ca = cluster_ca(&member_config)
-        .or(secret_ca)
-        .context("no CA for the member: neither the kubeconfig nor the token Secret has one")?;
+    apply(
+        &member,
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        Some(MEMBER_NAMESPACE),
+        token_role,
+        json!({
+            "metadata": {"labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": token_role},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": MEMBER_NAMESPACE}]
+        }),
+        &params,
+    )
+    .await?;
+    let token = issue_token(&member, sa, args.token_ttl).await?;
+    let ca = match cluster_ca(&member_config) {
+        Some(ca) => ca,
+        None => published_root_ca(&member).await?,
+    };
     let kubeconfig = service_account_kubeconfig(&args.name, &server, &ca, &token);
 
     // On the host.
@@ -277,8 +309,10 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
         .await
         .context("creating the MemberCluster on the host (are the CRDs installed?)")?;
     println!(
-        "joined {} ({server}): MemberCluster {} with credentials in Secret {}/{secret_name}",
-        args.member_context, args.name, args.namespace
+        "joined {context} ({server}): MemberCluster {} with credentials in Secret {}/{secret_name} (token valid for {}s, renewed by the operator)",
+        args.name,
+        args.namespace,
+        args.token_ttl.as_secs()
     );
     Ok(())
 }
@@ -326,10 +360,26 @@ pub async fn unjoin(args: UnjoinArgs) -> anyhow::Result<()> {
     .await?;
     delete(
         &member,
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        Some(MEMBER_NAMESPACE),
+        &names.token_role,
+    )
+    .await?;
+    delete(
+        &member,
+        "rbac.authorization.k8s.io/v1",
+        "Role",
+        Some(MEMBER_NAMESPACE),
+        &names.token_role,
+    )
+    .await?;
+    delete(
+        &member,
         "v1",
         "Secret",
         Some(MEMBER_NAMESPACE),
-        &names.token_secret,
+        &names.legacy_token_secret,
     )
     .await?;
     delete(
@@ -401,27 +451,111 @@ fn cluster_ca(config: &Kubeconfig) -> Option<Vec<u8>> {
         .and_then(|p| std::fs::read(p).ok())
 }
 
-async fn wait_for_token(
+/// A bound token for the ServiceAccount, valid for `ttl` (TokenRequest API).
+async fn issue_token(
     member: &Client,
-    names: &MemberNames,
-) -> anyhow::Result<(String, Option<Vec<u8>>)> {
-    let api: Api<Secret> = Api::namespaced(member.clone(), MEMBER_NAMESPACE);
+    service_account: &str,
+    ttl: Duration,
+) -> anyhow::Result<String> {
+    let api: Api<ServiceAccount> = Api::namespaced(member.clone(), MEMBER_NAMESPACE);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            expiration_seconds: Some(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let issued = api
+        .create_token_request(service_account, &PostParams::default(), &request)
+        .await
+        .with_context(|| {
+            format!("requesting a token for ServiceAccount {MEMBER_NAMESPACE}/{service_account}")
+        })?;
+    let status = issued
+        .status
+        .context("the member answered the TokenRequest without a token")?;
+    let granted = Timestamp::now().duration_until(status.expiration_timestamp.0);
+    if granted.as_secs() + 60 < i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX) {
+        eprintln!(
+            "note: the member granted the token for {}s only (its API server caps token lifetimes)",
+            granted.as_secs()
+        );
+    }
+    Ok(status.token)
+}
+
+/// The member's root CA as its controller manager publishes it in every namespace (ConfigMap
+/// `kube-root-ca.crt`), for member contexts whose kubeconfig has no inline CA.
+async fn published_root_ca(member: &Client) -> anyhow::Result<Vec<u8>> {
+    let api: Api<ConfigMap> = Api::namespaced(member.clone(), MEMBER_NAMESPACE);
     let start = Instant::now();
     loop {
-        let secret = api.get(&names.token_secret).await?;
-        let data = secret.data.unwrap_or_default();
-        if let Some(ByteString(token)) = data.get("token") {
-            let token = String::from_utf8(token.clone()).context("token is not UTF-8")?;
-            return Ok((token, data.get("ca.crt").map(|c| c.0.clone())));
+        if let Some(ca) = api
+            .get_opt("kube-root-ca.crt")
+            .await?
+            .and_then(|cm| cm.data?.remove("ca.crt"))
+        {
+            return Ok(ca.into_bytes());
         }
         if start.elapsed() > Duration::from_secs(60) {
             bail!(
-                "the member did not issue a token for ServiceAccount {MEMBER_NAMESPACE}/{} within 60s (is its kube-controller-manager running?)",
-                names.service_account
+                "no CA for the member: its kubeconfig has no inline CA and ConfigMap {MEMBER_NAMESPACE}/kube-root-ca.crt did not appear within 60s"
             );
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// `flotilla join NAME --rotate`: a new token requested with the credentials on the host (as the
+/// operator renews it), written to the host Secret.
+async fn rotate(args: &JoinArgs) -> anyhow::Result<()> {
+    let host = host_client(&args.host).await?;
+    let member: MemberCluster = Api::all(host.clone())
+        .get(&args.name)
+        .await
+        .with_context(|| format!("reading MemberCluster {}", args.name))?;
+    let secret_ref = &member.spec.secret_ref;
+    let secrets: Api<Secret> = Api::namespaced(host.clone(), &args.namespace);
+    let secret = secrets
+        .get(&secret_ref.name)
+        .await
+        .with_context(|| format!("reading Secret {}/{}", args.namespace, secret_ref.name))?;
+    let renewal = renewal_of(&secret, secret_ref).with_context(|| {
+        format!(
+            "Secret {}/{} does not hold a ServiceAccount token that expires; re-run `flotilla join {}` with the member's admin credentials",
+            args.namespace, secret_ref.name, args.name
+        )
+    })?;
+    let (clients, _) = clients_from_secret(
+        &secret,
+        secret_ref,
+        ClientTimeouts::default(),
+        PolicyOptions::default(),
+    )
+    .map_err(|p| anyhow::anyhow!("{}: {}", p.reason, p.message))?;
+    let token = request_token(&clients.work, &renewal.claims)
+        .await
+        .with_context(|| {
+            format!(
+                "the member refused a new token (if the current one expired, re-run `flotilla join {}` with the member's admin credentials)",
+                args.name
+            )
+        })?;
+    let text = with_token(&renewal.kubeconfig, &token).map_err(anyhow::Error::msg)?;
+    let patch = json!({"data": {secret_ref.key.as_str(): encode_base64(text.as_bytes())}});
+    secrets
+        .patch(
+            &secret_ref.name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .context("writing the new token to the Secret")?;
+    println!(
+        "rotated the token of member {} in Secret {}/{}",
+        args.name, args.namespace, secret_ref.name
+    );
+    Ok(())
 }
 
 fn service_account_kubeconfig(name: &str, server: &str, ca: &[u8], token: &str) -> String {

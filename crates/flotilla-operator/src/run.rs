@@ -91,6 +91,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(identity = %identity, "leading: starting controllers");
 
     let mut ctx = Context::new(client, namespace, identity, metrics, guard.clone());
+    ctx.token_renew_percent = args.member_token_renew_percent;
     ctx.member_policy = PolicyOptions {
         allow_insecure_tls: args.allow_insecure_member_tls,
     };

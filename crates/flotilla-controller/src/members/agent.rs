@@ -19,6 +19,7 @@ use super::credentials::{CredentialsProblem, MemberClients};
 use super::health::{HealthState, HealthTracker, ProbeOutcome, Transition};
 use super::identity;
 use super::probe::probe_readyz;
+use super::renewal::{self, Renewal};
 use crate::conditions::{NewCondition, set_condition};
 use crate::context::Context;
 
@@ -29,6 +30,8 @@ pub const STATUS_REFRESH: Duration = Duration::from_secs(30);
 pub struct AgentSpec {
     pub member: MemberCluster,
     pub credentials: Result<MemberClients, CredentialsProblem>,
+    /// Set when the credentials are a ServiceAccount token that expires.
+    pub renewal: Option<Renewal>,
 }
 
 /// Runs until aborted.
@@ -37,7 +40,17 @@ pub async fn run(ctx: Arc<Context>, spec: AgentSpec) {
     let mut writer = StatusWriter::new(&ctx, &spec.member);
     match spec.credentials {
         Err(problem) => credentials_unusable(&ctx, &name, &spec.member, &mut writer, problem).await,
-        Ok(clients) => probe_loop(&ctx, &name, &spec.member, clients.probe, &mut writer).await,
+        Ok(clients) => {
+            let probe = probe_loop(&ctx, &name, &spec.member, clients.probe, &mut writer);
+            match spec.renewal {
+                Some(renewal) => {
+                    let renew =
+                        renewal::run(ctx.clone(), spec.member.clone(), clients.work, renewal);
+                    tokio::join!(probe, renew);
+                }
+                None => probe.await,
+            }
+        }
     }
 }
 

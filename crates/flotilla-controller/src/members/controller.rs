@@ -20,7 +20,7 @@ use flotilla_api::labels::{REGION_LABEL, ZONE_LABEL};
 use flotilla_api::member_cluster::MemberCluster;
 
 use super::agent::{self, AgentSpec};
-use super::credentials::{clients_from_secret, credentials_selector, read_secret};
+use super::credentials::{clients_from_secret, credentials_selector, read_secret, renewal_of};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::finalizer;
@@ -131,15 +131,19 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
         SECRET_RETRY
     };
     if state.agents.key_of(&name).as_ref() != Some(&key) {
-        let credentials = match secret {
-            Ok(secret) => clients_from_secret(&secret, secret_ref, ctx.timeouts, ctx.member_policy)
-                .map(|(clients, _server)| clients),
-            Err(problem) => Err(problem),
+        let (credentials, renewal) = match secret {
+            Ok(secret) => (
+                clients_from_secret(&secret, secret_ref, ctx.timeouts, ctx.member_policy)
+                    .map(|(clients, _server)| clients),
+                renewal_of(&secret, secret_ref),
+            ),
+            Err(problem) => (Err(problem), None),
         };
         ctx.registry.set_client(&name, credentials.as_ref().ok());
         let spec = AgentSpec {
             member: member.as_ref().clone(),
             credentials,
+            renewal,
         };
         let handle = tokio::spawn(agent::run(ctx.clone(), spec));
         state.agents.replace(&name, Agent { key, handle });

@@ -13,6 +13,8 @@ use flotilla_api::labels::{MEMBER_CREDENTIALS, MEMBER_CREDENTIALS_VALUE};
 use flotilla_api::member_cluster::SecretKeyReference;
 
 use super::kubeconfig_policy::{self, MemberEndpoint, PolicyOptions};
+use super::renewal::Renewal;
+use super::token::{TokenClaims, current_token};
 
 /// Why a member's credentials could not be turned into a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +121,40 @@ pub fn clients_from_secret(
     timeouts: ClientTimeouts,
     policy: PolicyOptions,
 ) -> Result<(MemberClients, String), CredentialsProblem> {
+    let text = kubeconfig_text(secret, secret_ref)?;
+    let name = secret.metadata.name.as_deref().unwrap_or(&secret_ref.name);
+    let endpoint = kubeconfig_policy::evaluate(&text, policy).map_err(|e| {
+        CredentialsProblem::new(
+            e.reason(),
+            format!("Secret {name} key {:?}: {e}", secret_ref.key),
+        )
+    })?;
+    clients_for(endpoint, timeouts).map_err(|message| {
+        CredentialsProblem::new(
+            kubeconfig_policy::INVALID_KUBECONFIG,
+            format!("Secret {name} key {:?}: {message}", secret_ref.key),
+        )
+    })
+}
+
+/// How to renew the Secret's token, when it is a ServiceAccount token that expires.
+pub fn renewal_of(secret: &Secret, secret_ref: &SecretKeyReference) -> Option<Renewal> {
+    let kubeconfig = kubeconfig_text(secret, secret_ref).ok()?;
+    let parsed = kube::config::Kubeconfig::from_yaml(&kubeconfig).ok()?;
+    let claims = TokenClaims::of(current_token(&parsed)?)?;
+    Some(Renewal {
+        secret: secret_ref.name.clone(),
+        key: secret_ref.key.clone(),
+        kubeconfig,
+        claims,
+    })
+}
+
+/// The kubeconfig text under the Secret's key.
+fn kubeconfig_text(
+    secret: &Secret,
+    secret_ref: &SecretKeyReference,
+) -> Result<String, CredentialsProblem> {
     let name = secret.metadata.name.as_deref().unwrap_or(&secret_ref.name);
     let bytes = secret
         .data
@@ -138,22 +174,10 @@ pub fn clients_from_secret(
                 format!("Secret {name} has no key {:?}", secret_ref.key),
             )
         })?;
-    let text = String::from_utf8(bytes).map_err(|_| {
+    String::from_utf8(bytes).map_err(|_| {
         CredentialsProblem::new(
             "InvalidKubeconfig",
             format!("Secret {name} key {:?} is not UTF-8 text", secret_ref.key),
-        )
-    })?;
-    let endpoint = kubeconfig_policy::evaluate(&text, policy).map_err(|e| {
-        CredentialsProblem::new(
-            e.reason(),
-            format!("Secret {name} key {:?}: {e}", secret_ref.key),
-        )
-    })?;
-    clients_for(endpoint, timeouts).map_err(|message| {
-        CredentialsProblem::new(
-            kubeconfig_policy::INVALID_KUBECONFIG,
-            format!("Secret {name} key {:?}: {message}", secret_ref.key),
         )
     })
 }

@@ -7,3 +7,5 @@ pub mod identity;
 pub mod kubeconfig_policy;
 pub mod probe;
 pub mod registry;
+pub mod renewal;
+pub mod token;

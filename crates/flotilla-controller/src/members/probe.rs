@@ -41,7 +41,7 @@ pub fn classify(error: &kube::Error) -> ProbeOutcome {
         let (reason, hint) = match status.code {
             401 => (
                 "Unauthorized",
-                "the member rejected the credentials (expired or revoked token?)",
+                "the member rejected the credentials (an expired or revoked token?); issue new ones with `flotilla join <name> --member-context <member>` using the member's admin credentials",
             ),
             403 => ("Forbidden", "the credentials may not read /readyz"),
             _ => ("ReadyzFailed", "the member's API server is not ready"),
