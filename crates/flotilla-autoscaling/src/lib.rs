@@ -20,6 +20,25 @@
 //!   `Max`/`Min`/`Disabled`, then `[min, max]`;
 //! - `behavior` unset, or partly set, takes the `autoscaling/v2` defaults.
 //!
+//! Resource and Pods metrics can be read as one value (an average over all pods) or as one
+//! [`PodSample`] per pod ([`MetricReading::PerPod`]). The federated autoscaler treats the pods of
+//! all member clusters as one pod set: the caller pools every member's samples into one list.
+//! Per-pod samples follow upstream's handling of unready pods and pods without metrics
+//! (`GetResourceReplicas`, `calcPlainMetricReplicas`, `groupPods`):
+//! - ignored pods (deleted, failed) are dropped; unready pods and pods without a sample are left
+//!   out of a first usage ratio over the ready pods with samples. With no such pod the metric
+//!   fails ("did not receive metrics for targeted pods (pods might be unready)"): it never
+//!   scales on unready or missing pods alone;
+//! - with no missing pod, and no unready pod or no scale-up, that ratio decides as usual:
+//!   current replicas inside the tolerance, else `ceil(ratio * ready pods)`;
+//! - otherwise the ratio is computed again with, on a scale-up, missing and unready pods at 0
+//!   (their requests count), on a scale-down, missing pods at the target (Utilization: 100 % of
+//!   their request, or the target when it is above 100 %) and unready pods still out; the
+//!   current replicas stay when the new ratio is inside the tolerance or reverses the
+//!   direction, or when `ceil(new ratio * pods counted)` moves against it; else that count;
+//! - Utilization is `trunc(100 * sum(usage) / sum(requests))` over the pods counted, like
+//!   upstream's integer arithmetic; every counted pod needs a request.
+//!
 //! ```
 //! use flotilla_autoscaling::{
 //!     decide, MetricReading, MetricSpec, ScaleInput, ScalerState, ScalingSpec, Timestamp,
@@ -46,6 +65,7 @@
 mod behavior;
 mod decision;
 mod metrics;
+mod pods;
 mod spec;
 mod state;
 mod time;
@@ -58,6 +78,7 @@ pub use metrics::{
     MetricReading, MetricStatus, MetricsEvaluation, compute_replicas_for_metric, evaluate_metrics,
     metric_description,
 };
+pub use pods::{PodReadiness, PodSample};
 pub use spec::{
     DEFAULT_SCALE_DOWN_STABILIZATION_SECONDS, DEFAULT_SCALE_UP_STABILIZATION_SECONDS,
     DEFAULT_TOLERANCE, MetricSource, MetricSourceType, MetricSpec, MetricTarget, ResolvedBehavior,

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::decision::{Condition, ScalingActiveReason};
+use crate::pods::{PerPodTarget, PodSample, per_pod_replicas};
 use crate::spec::{MetricSource, MetricSourceType, MetricSpec, MetricTarget, Tolerances};
 
 /// What the caller read for one metric, in the order of [`crate::ScalingSpec::metrics`].
@@ -14,11 +15,21 @@ use crate::spec::{MetricSource, MetricSourceType, MetricSpec, MetricTarget, Tole
 ///   integer, as upstream computes it in integer arithmetic.
 /// - Resource with an `AverageValue` target, and Pods: the average value per pod.
 /// - External: the total (summed over the member clusters, or the Prometheus query result).
+///
+/// A `Value` for Resource and Pods metrics is an aggregate over all pods: it cannot tell unready
+/// pods or pods without a sample apart. [`MetricReading::PerPod`] can, and follows upstream for
+/// them (see [`PodSample`] and the crate documentation).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum MetricReading {
     /// The value that was read.
     Value(f64),
+    /// One sample per pod, for Resource and Pods metrics, with the pods of all member clusters
+    /// pooled into one list (the federated autoscaler treats them as one pod set, as one HPA
+    /// treats one cluster's pods). The replica calculator's rules for unready pods and pods
+    /// without metrics apply; the current replicas are still the caller's total. An External
+    /// metric with per-pod samples is an `InvalidMetricSourceType` error.
+    PerPod(Vec<PodSample>),
     /// The metric could not be read; the message goes into the condition.
     Failed(String),
 }
@@ -34,11 +45,14 @@ pub struct MetricStatus {
     pub source: MetricSourceType,
     /// The current total, for `Value` targets.
     pub value: Option<f64>,
-    /// The current value per replica, for `AverageValue` targets.
+    /// The current value per replica, for `AverageValue` targets; with per-pod samples also the
+    /// average usage per pod for `Utilization` targets (upstream's raw value). Per-pod figures
+    /// are over the ready pods with samples.
     pub average_value: Option<f64>,
     /// The current utilization percentage, for `Utilization` targets.
     pub average_utilization: Option<i32>,
-    /// The usage ratio (current / target) the tolerance was checked against.
+    /// The usage ratio (current / target) the tolerance was checked against (with per-pod
+    /// samples: the ready pods' ratio, before unready and missing pods are put back).
     pub usage_ratio: Option<f64>,
     /// The replicas this metric proposes.
     pub proposed_replicas: Option<i32>,
@@ -142,6 +156,9 @@ pub fn compute_replicas_for_metric(
     };
 
     let value = match reading {
+        Some(MetricReading::PerPod(samples)) => {
+            return per_pod_status(status, spec, samples, current_replicas, tolerances);
+        }
         Some(MetricReading::Value(v)) if v.is_finite() => *v,
         Some(MetricReading::Value(v)) => {
             return status.failed(
@@ -222,6 +239,56 @@ pub fn compute_replicas_for_metric(
         None => status.failed(
             failed_get_reason(source),
             format!("the replica count computed from {describe} is not a number"),
+        ),
+    }
+}
+
+/// The status of a Resource or Pods metric read as per-pod samples (upstream
+/// `GetResourceReplicas`, `GetRawResourceReplicas`, `GetMetricReplicas`). The target is already
+/// validated.
+fn per_pod_status(
+    mut status: MetricStatus,
+    spec: &MetricSpec,
+    samples: &[PodSample],
+    current_replicas: i32,
+    tolerances: Tolerances,
+) -> MetricStatus {
+    let source = spec.source.source_type();
+    let describe = metric_description(spec);
+    let target = match (source, spec.target) {
+        (MetricSourceType::Resource, MetricTarget::Utilization(u)) => PerPodTarget::Utilization(u),
+        (MetricSourceType::Resource | MetricSourceType::Pods, MetricTarget::AverageValue(v)) => {
+            PerPodTarget::AverageValue(v)
+        }
+        _ => {
+            return status.failed(
+                ScalingActiveReason::InvalidMetricSourceType,
+                format!(
+                    "per-pod samples apply to Resource and Pods metrics only, not to {describe}: \
+                     read it as one value"
+                ),
+            );
+        }
+    };
+    // A resource's usage cannot be negative; a custom metric's value can.
+    let non_negative = source == MetricSourceType::Resource;
+    match per_pod_replicas(
+        samples,
+        target,
+        non_negative,
+        current_replicas.max(0),
+        tolerances,
+    ) {
+        Ok(proposal) => {
+            status.average_utilization = proposal.utilization;
+            status.average_value = Some(proposal.average_value);
+            status.usage_ratio = Some(proposal.usage_ratio);
+            status.proposed_replicas = Some(proposal.replicas);
+            status
+        }
+        Err(message) => status.failed(
+            failed_get_reason(source),
+            format!("unable to get {describe}: {message}"),
         ),
     }
 }
