@@ -186,12 +186,14 @@ impl PrometheusStack {
     }
 
     /// Replaces the values of `job`'s group on the Pushgateway with `metric value` (a gauge).
+    /// Tests name the job after their namespace, and the group carries `namespace=<job>` too:
+    /// the operator pins every ScalingPolicy query to the policy's namespace with that label.
     pub fn push(&self, job: &str, metric: &str, value: f64) {
         let body = format!("# TYPE {metric} gauge\n{metric} {value}\n");
         let (code, text) = http(
             self.pushgateway_port,
             "PUT",
-            &format!("/metrics/job/{}", encode(job)),
+            &format!("/metrics/job/{}/namespace/{}", encode(job), encode(job)),
             &body,
         )
         .expect("push to the Pushgateway");

@@ -592,6 +592,14 @@ async fn bad_input_is_reported_as_conditions() {
     .unwrap();
     doc["spec"]["metrics"][0]["external"]["prometheus"]["query"] = json!("sum(rate(");
     bed.apply("host", &doc.to_string());
+    let message = wait_condition(&bed, &ns, "ScalingActive", "False", "QueryParseError").await;
+    assert!(
+        message.contains("metrics[0].external.prometheus.query"),
+        "{message}"
+    );
+    // A query Prometheus cannot answer with one number (no series yet).
+    doc["spec"]["metrics"][0]["external"]["prometheus"]["query"] = json!("sum(x)");
+    bed.apply("host", &doc.to_string());
     let message = wait_condition(
         &bed,
         &ns,
@@ -600,7 +608,7 @@ async fn bad_input_is_reported_as_conditions() {
         "FailedGetExternalMetric",
     )
     .await;
-    assert!(message.contains("bad_data"), "{message}");
+    assert!(message.contains("no samples"), "{message}");
     let sp = eventually("member2 reported TargetMissing", WAIT, || async {
         let sp = get_policy(&bed, &ns).await;
         Ok(cluster_state(&sp, "member2")
@@ -628,4 +636,93 @@ async fn bad_input_is_reported_as_conditions() {
     let message = wait_condition(&bed, &ns, "AbleToScale", "False", "FailedGetScale").await;
     assert!(message.contains("does not exist"), "{message}");
     assert_eq!(replicas(&bed, &ns, &["member1"]).await, vec![Some(2)]);
+}
+
+/// A tenant who may write ScalingPolicies only in its own host namespace reads only that
+/// namespace's series: the operator pins every selector of the query to the policy's namespace,
+/// and refuses a query that names another.
+#[tokio::test]
+async fn a_tenants_query_reads_only_its_own_namespaces_series() {
+    let bed = TestBed::get();
+    bed.federation();
+    let prom = PrometheusStack::start();
+    let _op = operator(&bed, "scaling-tenant", &prom);
+    let ns = namespace(&bed, "sp-tenant");
+    let other = namespace(&bed, "sp-other");
+    deployment(&bed, "member1", &ns, 1);
+    // The same metric name in both namespaces: 20 in the tenant's (2 replicas at 10 each), 150
+    // in the other's (15 replicas, or 17 for the sum of both).
+    prom.set(&ns, "sp_tenant", 20.0);
+    prom.set(&other, "sp_tenant", 150.0);
+
+    let tenant = format!("tenant-of-{ns}");
+    bed.apply(
+        "host",
+        &json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+             "metadata": {"name": "scaling-author", "namespace": *ns},
+             "rules": [{"apiGroups": ["federation.flotilla.dev"], "resources": ["scalingpolicies"],
+                        "verbs": ["get", "list", "create", "update", "patch"]}]},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": "scaling-author", "namespace": *ns},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "scaling-author"},
+             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": tenant}]}
+        ]})
+        .to_string(),
+    );
+    let as_tenant = |doc: &str| {
+        let out = bed.kubectl_with_stdin("host", &["apply", "--as", &tenant, "-f", "-"], Some(doc));
+        assert!(
+            out.status.success(),
+            "the tenant could not apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // The tenant may not write in the other namespace at all.
+    let denied = bed.kubectl_with_stdin(
+        "host",
+        &["apply", "--as", &tenant, "-f", "-"],
+        Some(&policy(&other, "sp_tenant", json!({}))),
+    );
+    assert!(
+        !denied.status.success(),
+        "the tenant wrote outside its namespace"
+    );
+
+    // No namespace in the query: the operator adds the tenant's.
+    let mut doc: Value = serde_json::from_str(&policy(
+        &ns,
+        "sp_tenant",
+        json!({"placement": {"clusters": ["member1"]}, "minReplicas": 1, "maxReplicas": 30,
+               "behavior": {"scaleUp": {"policies": [{"type": "Pods", "value": 30, "periodSeconds": 1}]}}}),
+    ))
+    .unwrap();
+    doc["spec"]["metrics"][0]["external"]["prometheus"]["query"] = json!("sum(sp_tenant)");
+    as_tenant(&doc.to_string());
+    wait_replicas(&bed, &ns, &["member1"], &[2], WAIT).await;
+    wait_policy(&bed, &ns, "the tenant's value only", |sp| {
+        desired_total(sp) == Some(2)
+    })
+    .await;
+
+    // Naming the other namespace is refused, and nothing is scaled on it.
+    doc["spec"]["metrics"][0]["external"]["prometheus"]["query"] =
+        json!(format!(r#"sum(sp_tenant{{namespace="{other}"}})"#));
+    as_tenant(&doc.to_string());
+    let message = wait_condition(&bed, &ns, "ScalingActive", "False", "QueryNotScopable").await;
+    assert!(message.contains("namespace"), "{message}");
+    // A regular expression that would match every namespace is refused too.
+    doc["spec"]["metrics"][0]["external"]["prometheus"]["query"] =
+        json!(r#"sum(sp_tenant{namespace=~".+"})"#);
+    as_tenant(&doc.to_string());
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        assert_eq!(replicas(&bed, &ns, &["member1"]).await, vec![Some(2)]);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let sp = get_policy(&bed, &ns).await;
+    assert_eq!(
+        condition(&sp, "ScalingActive").map(|(s, r, _)| (s, r)),
+        Some(("False".into(), "QueryNotScopable".into()))
+    );
 }

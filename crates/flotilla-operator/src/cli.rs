@@ -97,6 +97,12 @@ pub struct RunArgs {
     /// Base URL of the Prometheus HTTP API for ScalingPolicy queries (e.g. http://prometheus:9090).
     #[arg(long, env = "FLOTILLA_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    /// The series label that names a namespace in Prometheus: every selector of a ScalingPolicy's
+    /// query is pinned to the policy's namespace with it, so a policy reads only its namespace's
+    /// series. An empty value leaves queries unscoped (any policy author may read any series with
+    /// the operator's access: not for shared clusters).
+    #[arg(long, env = "FLOTILLA_PROMQL_NAMESPACE_LABEL", default_value = flotilla_controller::scaling::DEFAULT_NAMESPACE_LABEL)]
+    pub promql_namespace_label: String,
     /// When member tokens issued by `flotilla join` are renewed, in percent of their lifetime.
     #[arg(long, env = "FLOTILLA_MEMBER_TOKEN_RENEW_PERCENT", default_value_t = flotilla_controller::members::renewal::DEFAULT_RENEW_PERCENT, value_parser = clap::value_parser!(u8).range(1..=95))]
     pub member_token_renew_percent: u8,

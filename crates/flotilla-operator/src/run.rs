@@ -130,8 +130,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ingresses = tokio::spawn(async move {
         futures::join!(ingresses, objects, cluster_objects, policies);
     });
-    let scaling_config =
+    let mut scaling_config =
         flotilla_controller::scaling::ScalingConfig::new(args.prometheus_url.clone());
+    scaling_config.promql_namespace_label =
+        Some(args.promql_namespace_label.clone()).filter(|l| !l.is_empty());
     let scaling_controller = tokio::spawn(flotilla_controller::scaling::controller(
         ctx.clone(),
         scaling_config,

@@ -72,11 +72,18 @@ const RETRY: Duration = Duration::from_secs(2);
 /// How often the in-memory state of deleted policies is dropped.
 pub(super) const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The label Prometheus's Kubernetes service discovery and kube-state-metrics give a series'
+/// namespace.
+pub const DEFAULT_NAMESPACE_LABEL: &str = "namespace";
+
 /// Settings of the ScalingPolicy controller.
 #[derive(Debug, Clone)]
 pub struct ScalingConfig {
     /// Base URL of the Prometheus HTTP API (`--prometheus-url`).
     pub prometheus_url: Option<String>,
+    /// The series label PromQL queries are pinned to (`--promql-namespace-label`); `None` only
+    /// when the operator is told to leave queries unscoped.
+    pub promql_namespace_label: Option<String>,
     pub sync_period: Duration,
     pub member_resync: Duration,
     pub metrics_status_interval: Duration,
@@ -86,6 +93,7 @@ impl ScalingConfig {
     pub fn new(prometheus_url: Option<String>) -> Self {
         Self {
             prometheus_url,
+            promql_namespace_label: Some(DEFAULT_NAMESPACE_LABEL.to_owned()),
             sync_period: SYNC_PERIOD,
             member_resync: MEMBER_RESYNC,
             metrics_status_interval: METRICS_STATUS_INTERVAL,
@@ -122,7 +130,11 @@ async fn reconcile(sp: Arc<ScalingPolicy>, state: Arc<State>) -> Result<Action> 
     let api: Api<ScalingPolicy> = Api::namespaced(state.ctx.host.clone(), &namespace);
 
     // Validate (pure).
-    let plan = spec::plan(&sp.spec).and_then(|plan| {
+    let scope = spec::QueryScope {
+        namespace: &namespace,
+        label: state.config.promql_namespace_label.as_deref(),
+    };
+    let plan = spec::plan(&sp.spec, scope).and_then(|plan| {
         placement_spec(&sp.spec.placement)
             .map(|p| (plan, p))
             .map_err(SpecProblem::placement)

@@ -21,4 +21,4 @@ mod scale;
 mod standing;
 mod state;
 
-pub use controller::{CONTROLLER, ScalingConfig, controller};
+pub use controller::{CONTROLLER, DEFAULT_NAMESPACE_LABEL, ScalingConfig, controller};

@@ -112,8 +112,17 @@ pub struct Plan {
     pub metrics: Vec<MetricPlan>,
 }
 
+/// How PromQL queries are confined to the policy's namespace (`--promql-namespace-label`).
+#[derive(Debug, Clone, Copy)]
+pub struct QueryScope<'a> {
+    /// The policy's namespace.
+    pub namespace: &'a str,
+    /// The series label that names a namespace; `None` leaves queries as written.
+    pub label: Option<&'a str>,
+}
+
 /// Validates and converts the spec (placement aside: `placement_input::placement_spec`).
-pub fn plan(spec: &api::ScalingPolicySpec) -> Result<Plan, SpecProblem> {
+pub fn plan(spec: &api::ScalingPolicySpec, scope: QueryScope<'_>) -> Result<Plan, SpecProblem> {
     let target = target(&spec.target_ref)?;
     if spec.max_replicas < 1 {
         return Err(SpecProblem {
@@ -135,7 +144,7 @@ pub fn plan(spec: &api::ScalingPolicySpec) -> Result<Plan, SpecProblem> {
     let mut metrics = Vec::with_capacity(spec.metrics.len());
     let mut plans = Vec::with_capacity(spec.metrics.len());
     for (i, m) in spec.metrics.iter().enumerate() {
-        let (metric, plan) = metric(i, m)?;
+        let (metric, plan) = metric(i, m, scope)?;
         metrics.push(metric);
         plans.push(plan);
     }
@@ -183,7 +192,11 @@ fn target(r: &api::ScaleTargetReference) -> Result<Target, SpecProblem> {
     })
 }
 
-fn metric(i: usize, m: &api::MetricSpec) -> Result<(hpa::MetricSpec, MetricPlan), SpecProblem> {
+fn metric(
+    i: usize,
+    m: &api::MetricSpec,
+    scope: QueryScope<'_>,
+) -> Result<(hpa::MetricSpec, MetricPlan), SpecProblem> {
     let field = |what: &str| format!("metrics[{i}].{what}");
     let missing = |what: &str, type_: &str| {
         SpecProblem::metric(format!(
@@ -248,7 +261,7 @@ fn metric(i: usize, m: &api::MetricSpec) -> Result<(hpa::MetricSpec, MetricPlan)
                     )));
                 }
                 Some(p) => MetricPlan::Prometheus {
-                    query: p.query.clone(),
+                    query: scoped_query(&field("external.prometheus.query"), &p.query, scope)?,
                 },
                 None => MetricPlan::External {
                     name: e.metric.name.clone(),
@@ -271,6 +284,19 @@ fn metric(i: usize, m: &api::MetricSpec) -> Result<(hpa::MetricSpec, MetricPlan)
             ))
         }
     }
+}
+
+/// The query with every series selector pinned to the policy's namespace: a policy reads only
+/// series of its own namespace, whatever it may write in the query.
+fn scoped_query(field: &str, query: &str, scope: QueryScope<'_>) -> Result<String, SpecProblem> {
+    let Some(label) = scope.label else {
+        return Ok(query.to_owned());
+    };
+    flotilla_promql::scope_to_namespace(query, label, scope.namespace).map_err(|e| SpecProblem {
+        condition: "ScalingActive",
+        reason: e.reason(),
+        message: format!("{field}: {e}"),
+    })
 }
 
 /// The target as the autoscaler takes it. Whether the type fits the source is left to the
@@ -385,6 +411,57 @@ mod tests {
         serde_json::from_value(json).expect("valid spec json")
     }
 
+    const SHOP: QueryScope<'static> = QueryScope {
+        namespace: "shop",
+        label: Some("namespace"),
+    };
+
+    fn plan_in_tests(spec: &api::ScalingPolicySpec) -> Result<Plan, SpecProblem> {
+        plan(spec, SHOP)
+    }
+
+    #[test]
+    fn prometheus_queries_read_only_the_policys_namespace() {
+        let p = plan_in_tests(&spec(base())).expect("valid");
+        assert_eq!(
+            p.metrics,
+            vec![MetricPlan::Prometheus {
+                query: r#"sum(lag{namespace="shop"})"#.into()
+            }]
+        );
+        let mut j = base();
+        j["metrics"][0]["external"]["prometheus"]["query"] =
+            serde_json::json!(r#"sum(lag{namespace="payments"})"#);
+        let e = plan_in_tests(&spec(j.clone())).expect_err("another namespace");
+        assert_eq!(
+            (e.condition, e.reason),
+            ("ScalingActive", "QueryNotScopable")
+        );
+        assert!(
+            e.message.contains("external.prometheus.query"),
+            "{}",
+            e.message
+        );
+        j["metrics"][0]["external"]["prometheus"]["query"] = serde_json::json!("sum(lag");
+        let e = plan_in_tests(&spec(j.clone())).expect_err("unparsable");
+        assert_eq!(e.reason, "QueryParseError");
+        // Unscoped only when the operator is told so.
+        let p = plan(
+            &spec(j),
+            QueryScope {
+                namespace: "shop",
+                label: None,
+            },
+        )
+        .expect("unscoped: the query is not parsed");
+        assert_eq!(
+            p.metrics,
+            vec![MetricPlan::Prometheus {
+                query: "sum(lag".into()
+            }]
+        );
+    }
+
     fn base() -> serde_json::Value {
         serde_json::json!({
             "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
@@ -405,7 +482,7 @@ mod tests {
 
     #[test]
     fn converts_a_prometheus_policy() {
-        let p = plan(&spec(base())).expect("valid");
+        let p = plan_in_tests(&spec(base())).expect("valid");
         assert_eq!(p.target.api_version(), "apps/v1");
         assert_eq!(p.target.group, "apps");
         assert_eq!(p.scaling.min_replicas, 2);
@@ -416,7 +493,7 @@ mod tests {
         assert_eq!(
             p.metrics,
             vec![MetricPlan::Prometheus {
-                query: "sum(lag)".into()
+                query: r#"sum(lag{namespace="shop"})"#.into()
             }]
         );
         let down = p
@@ -434,7 +511,7 @@ mod tests {
         let mut j = base();
         j["targetRef"] =
             serde_json::json!({"apiVersion": "v1", "kind": "ReplicationController", "name": "rc"});
-        let p = plan(&spec(j)).expect("valid");
+        let p = plan_in_tests(&spec(j)).expect("valid");
         assert_eq!(p.target.group, "");
         assert_eq!(p.target.api_version(), "v1");
     }
@@ -462,14 +539,14 @@ mod tests {
         for (target, needle) in cases {
             let mut j = base();
             j["targetRef"] = target;
-            let e = plan(&spec(j)).expect_err("invalid");
+            let e = plan_in_tests(&spec(j)).expect_err("invalid");
             assert_eq!(e.condition, "AbleToScale");
             assert!(e.message.contains(needle), "{e:?}");
         }
 
         let mut j = base();
         j["metrics"][0]["external"]["target"] = serde_json::json!({"type": "Value"});
-        let e = plan(&spec(j)).expect_err("missing value");
+        let e = plan_in_tests(&spec(j)).expect_err("missing value");
         assert_eq!(
             (e.condition, e.reason),
             ("ScalingActive", "InvalidMetricSourceType")
@@ -481,28 +558,28 @@ mod tests {
 
         let mut j = base();
         j["metrics"][0]["external"]["target"]["averageValue"] = serde_json::json!("lots");
-        let e = plan(&spec(j)).expect_err("bad quantity");
+        let e = plan_in_tests(&spec(j)).expect_err("bad quantity");
         assert!(e.message.contains("not a quantity"), "{e:?}");
 
         let mut j = base();
         j["metrics"][0] = serde_json::json!({"type": "Pods"});
-        let e = plan(&spec(j)).expect_err("missing source");
+        let e = plan_in_tests(&spec(j)).expect_err("missing source");
         assert!(e.message.contains("metrics[0].pods is required"), "{e:?}");
 
         let mut j = base();
         j["metrics"] = serde_json::json!([]);
-        assert!(plan(&spec(j)).is_err());
+        assert!(plan_in_tests(&spec(j)).is_err());
 
         let mut j = base();
         j["minReplicas"] = serde_json::json!(11);
         assert_eq!(
-            plan(&spec(j)).expect_err("min > max").reason,
+            plan_in_tests(&spec(j)).expect_err("min > max").reason,
             "InvalidReplicaBounds"
         );
 
         let mut j = base();
         j["metrics"][0]["external"]["prometheus"]["query"] = serde_json::json!("  ");
-        assert!(plan(&spec(j)).is_err());
+        assert!(plan_in_tests(&spec(j)).is_err());
     }
 
     #[test]
@@ -510,7 +587,7 @@ mod tests {
         let mut j = base();
         j["metrics"][0]["external"]["target"] =
             serde_json::json!({"type": "Utilization", "averageUtilization": 50});
-        let p = plan(&spec(j)).expect("converted");
+        let p = plan_in_tests(&spec(j)).expect("converted");
         assert_eq!(
             p.scaling.metrics[0].target,
             hpa::MetricTarget::Utilization(50)
@@ -526,7 +603,7 @@ mod tests {
                 "target": {"type": "AverageValue", "averageValue": "10"}}},
             {"type": "External", "external": {"metric": {"name": "queue"}, "target": {"type": "Value", "value": "100"}}}
         ]);
-        let p = plan(&spec(j)).expect("valid");
+        let p = plan_in_tests(&spec(j)).expect("valid");
         assert_eq!(
             p.metrics,
             vec![
