@@ -179,6 +179,8 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
             Some("default"),
         ),
         ("list", "secrets", Some(OPERATOR_NAMESPACE)),
+        // Namespace labels, for MemberCluster spec.namespaces selectors.
+        ("watch", "namespaces", None),
         // Renewed member tokens are written back into their Secrets.
         ("patch", "secrets", Some(OPERATOR_NAMESPACE)),
         ("create", "events.events.k8s.io", Some("default")),

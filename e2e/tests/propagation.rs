@@ -347,7 +347,8 @@ async fn other_finalizers_are_left_alone() {
 }
 
 /// An Ingress Flotilla did not create is never overwritten under adoption Never: the conflict is
-/// reported, the other clusters still get their copies. With adoption Always it is taken over.
+/// reported, the other clusters still get their copies. With adoption Always it is taken over
+/// once its owner annotates it adoptable (the operator runs without --allow-adoption).
 #[tokio::test]
 async fn a_foreign_ingress_is_not_touched() {
     let bed = TestBed::get();
@@ -411,6 +412,38 @@ async fn a_foreign_ingress_is_not_touched() {
             json!({"clusters": ["member1", "member2"]}),
             json!({"adoption": "Always"}),
         ),
+    );
+    // Adoption is opt-in: without --allow-adoption, only an object annotated adoptable by its
+    // own owner is taken over.
+    wait_status(&bed, &ns, "adoption refused without opt-in", |fi| {
+        let entry = fi
+            .status
+            .as_ref()?
+            .clusters
+            .iter()
+            .find(|c| c.cluster == "member1")?;
+        entry
+            .message
+            .as_deref()?
+            .contains("AdoptionNotAllowed")
+            .then_some(())
+    })
+    .await;
+    let untouched = copy(&bed, "member1", &ns, "shop").await.unwrap();
+    assert_eq!(
+        untouched.spec.unwrap().rules.unwrap()[0].host.as_deref(),
+        Some("theirs.example.com")
+    );
+    bed.kubectl_ok(
+        "member1",
+        &[
+            "annotate",
+            "ingress",
+            "shop",
+            "-n",
+            &ns,
+            "federation.flotilla.dev/adoptable=true",
+        ],
     );
     let client = bed.client("member1").await;
     eventually("adopted", WAIT, || {

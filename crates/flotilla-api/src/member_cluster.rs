@@ -1,5 +1,5 @@
 //! MemberCluster: one member cluster joined to the federation.
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,28 @@ pub struct MemberClusterSpec {
     /// dead member in about two seconds.
     #[serde(default)]
     pub probe: ProbeSettings,
+
+    /// Which host namespaces may place objects into this member. Absent: every namespace.
+    /// Present: only the namespaces listed in `names` or whose labels match `selector` (an
+    /// empty `namespaces: {}` admits none). Objects of other namespaces are filtered out of this
+    /// member with reason `NamespaceNotAllowed`; ScalingPolicies of other namespaces do not scale
+    /// here. Cluster-scoped objects (ClusterFederatedObject) are not restricted: creating one
+    /// takes cluster-wide rights on the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<NamespaceAccess>,
+}
+
+/// Host namespaces admitted into a member: listed by name, or selected by their labels.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceAccess {
+    /// Host namespaces admitted by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    pub names: Vec<String>,
+    /// Host namespaces admitted by their labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
 }
 
 /// A key of a Secret in the operator's own namespace.

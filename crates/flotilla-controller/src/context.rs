@@ -28,10 +28,23 @@ pub struct Context {
     pub federated_kinds: crate::allowlist::Allowlist,
     /// When member tokens are renewed, in percent of their lifetime.
     pub token_renew_percent: u8,
+    /// `--allow-adoption`: foreign member objects may be adopted without their own opt-in.
+    pub allow_adoption: bool,
+    /// The host's namespaces, for `MemberCluster.spec.namespaces` selectors (`None`: every
+    /// namespace reads as unlabelled).
+    pub host_namespaces: Option<crate::host_namespaces::HostNamespaces>,
     recorder: Recorder,
 }
 
 impl Context {
+    /// The labels of host namespace `name`, as member namespace selectors see them.
+    pub fn namespace_labels(&self, name: &str) -> std::collections::BTreeMap<String, String> {
+        self.host_namespaces
+            .as_ref()
+            .map(|n| n.labels(name))
+            .unwrap_or_default()
+    }
+
     pub fn new(
         host: Client,
         namespace: String,
@@ -54,6 +67,8 @@ impl Context {
             lease,
             federated_kinds: crate::allowlist::Allowlist::default(),
             token_renew_percent: crate::members::renewal::DEFAULT_RENEW_PERCENT,
+            allow_adoption: false,
+            host_namespaces: None,
         }
     }
 

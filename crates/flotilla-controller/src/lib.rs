@@ -9,6 +9,7 @@ pub mod context;
 pub mod error;
 pub mod federated_object;
 pub mod finalizer;
+pub mod host_namespaces;
 pub mod ingress;
 pub mod lease_guard;
 pub mod members;

@@ -145,8 +145,36 @@ pub fn inventory(members: &[Member]) -> Vec<engine::ClusterInfo> {
                 since: timestamp(m.health_since),
             },
             capacity_replicas: None,
+            namespaces: m.namespaces.clone(),
         })
         .collect()
+}
+
+/// What `MemberCluster.spec.namespaces` admits. A selector that does not convert admits nothing
+/// by itself (fail closed); the names still count.
+pub fn namespace_access(
+    spec: Option<&flotilla_api::member_cluster::NamespaceAccess>,
+) -> (engine::NamespaceAccess, Option<String>) {
+    let Some(spec) = spec else {
+        return (engine::NamespaceAccess::All, None);
+    };
+    let (selector, problem) = match spec
+        .selector
+        .as_ref()
+        .map(|s| selector("spec.namespaces.selector", s))
+        .transpose()
+    {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(e)),
+    };
+    let rule = engine::NamespaceRule {
+        names: spec.names.iter().cloned().collect(),
+        selector,
+    };
+    (
+        engine::NamespaceAccess::Only(std::sync::Arc::new(rule)),
+        problem,
+    )
 }
 
 /// Whether some member's health is not known yet (just after start-up). Deciding then would
@@ -202,6 +230,7 @@ pub fn member_from_object(mc: &flotilla_api::MemberCluster) -> Member {
         duplicate_of: None,
         client_generation: 0,
         created: None,
+        namespaces: namespace_access(mc.spec.namespaces.as_ref()).0,
     }
 }
 

@@ -106,6 +106,12 @@ pub struct RunArgs {
     /// When member tokens issued by `flotilla join` are renewed, in percent of their lifetime.
     #[arg(long, env = "FLOTILLA_MEMBER_TOKEN_RENEW_PERCENT", default_value_t = flotilla_controller::members::renewal::DEFAULT_RENEW_PERCENT, value_parser = clap::value_parser!(u8).range(1..=95))]
     pub member_token_renew_percent: u8,
+    /// Let `adoption: IfNoDiff` / `Always` take over existing member objects that are not
+    /// annotated `federation.flotilla.dev/adoptable=true`. Off: whoever may create a federated
+    /// object in a host namespace could otherwise overwrite any object of that name in that
+    /// namespace of every member.
+    #[arg(long, env = "FLOTILLA_ALLOW_ADOPTION", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_adoption: bool,
 }
 
 #[derive(Args, Debug)]

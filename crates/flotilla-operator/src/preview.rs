@@ -5,6 +5,7 @@
 use std::io::Read;
 
 use anyhow::{Context as _, bail};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 
@@ -18,7 +19,7 @@ use flotilla_api::{
 use flotilla_controller::placement_input::{
     inventory, member_from_object, placement_spec, previous, replica_request, timestamp, to_status,
 };
-use flotilla_placement::{DecisionInput, decide};
+use flotilla_placement::{DecisionInput, ObjectNamespace, decide};
 
 use crate::cli::PreviewArgs;
 use crate::run::host_client;
@@ -32,6 +33,13 @@ struct Subject {
     replicas: Option<(flotilla_api::scaling_policy::Distribution, i32)>,
     /// A policy's, to list the host objects it would propagate.
     policy: Option<(&'static str, Option<String>, PolicySpec)>,
+    /// The host namespace of a namespaced object (members may admit only some).
+    namespace: Option<String>,
+}
+
+/// The namespace of a namespaced object; `default` when a file gives none, as kubectl would.
+fn namespace_of(meta: &kube::api::ObjectMeta) -> Option<String> {
+    Some(meta.namespace.clone().unwrap_or_else(|| "default".into()))
 }
 
 const KINDS: &str = "FederatedIngress, FederatedObject, ClusterFederatedObject, PropagationPolicy, ClusterPropagationPolicy or ScalingPolicy";
@@ -47,7 +55,7 @@ pub async fn preview(args: PreviewArgs) -> anyhow::Result<()> {
         Some(policy) => Some(policy_matches(&client, &subject.name, policy).await?),
         None => None,
     };
-    let members: Vec<_> = Api::<MemberCluster>::all(client)
+    let members: Vec<_> = Api::<MemberCluster>::all(client.clone())
         .list(&ListParams::default())
         .await
         .context("listing MemberClusters on the host")?
@@ -63,12 +71,26 @@ pub async fn preview(args: PreviewArgs) -> anyhow::Result<()> {
         .replicas
         .as_ref()
         .map(|(d, total)| replica_request(d, *total));
+    let namespace_labels = match &subject.namespace {
+        Some(ns) => Api::<Namespace>::all(client.clone())
+            .get_opt(ns)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|n| n.metadata.labels)
+            .unwrap_or_default(),
+        None => Default::default(),
+    };
     let decision = decide(&DecisionInput {
         spec: &spec,
         clusters: &clusters,
         previous: &previous,
         now: timestamp(jiff::Timestamp::now()),
         replicas: request.as_ref(),
+        namespace: subject.namespace.as_deref().map(|name| ObjectNamespace {
+            name,
+            labels: &namespace_labels,
+        }),
     })
     .map_err(|e| anyhow::anyhow!("invalid {}: {e}", subject.kind))?;
     if args.json {
@@ -289,6 +311,7 @@ async fn from_host(
 
 fn ingress(fi: FederatedIngress) -> Subject {
     Subject {
+        namespace: namespace_of(&fi.metadata),
         kind: "FederatedIngress",
         name: fi.metadata.name.clone().unwrap_or_default(),
         placement: fi.spec.propagation.placement,
@@ -311,6 +334,7 @@ fn object(fo: FederatedObject) -> Subject {
         .and_then(Value::as_i64)
         .and_then(|t| i32::try_from(t).ok());
     Subject {
+        namespace: namespace_of(&fo.metadata),
         kind: "FederatedObject",
         name: fo.metadata.name.clone().unwrap_or_default(),
         replicas: divided.zip(total).map(|(r, t)| (r.distribution.clone(), t)),
@@ -322,6 +346,7 @@ fn object(fo: FederatedObject) -> Subject {
 
 fn cluster_object(fo: ClusterFederatedObject) -> Subject {
     Subject {
+        namespace: None,
         kind: "ClusterFederatedObject",
         name: fo.metadata.name.clone().unwrap_or_default(),
         placement: fo.spec.propagation.placement,
@@ -333,6 +358,7 @@ fn cluster_object(fo: ClusterFederatedObject) -> Subject {
 
 fn namespaced_policy(p: PropagationPolicy) -> Subject {
     Subject {
+        namespace: namespace_of(&p.metadata),
         kind: "PropagationPolicy",
         name: p.metadata.name.clone().unwrap_or_default(),
         placement: p.spec.policy.propagation.placement.clone(),
@@ -348,6 +374,7 @@ fn namespaced_policy(p: PropagationPolicy) -> Subject {
 
 fn cluster_policy(p: ClusterPropagationPolicy) -> Subject {
     Subject {
+        namespace: None,
         kind: "ClusterPropagationPolicy",
         name: p.metadata.name.clone().unwrap_or_default(),
         placement: p.spec.policy.propagation.placement.clone(),
@@ -364,6 +391,7 @@ fn scaling(sp: ScalingPolicy) -> Subject {
         .and_then(|s| s.desired_replicas)
         .unwrap_or(sp.spec.min_replicas);
     Subject {
+        namespace: namespace_of(&sp.metadata),
         kind: "ScalingPolicy",
         name: sp.metadata.name.clone().unwrap_or_default(),
         placement: sp.spec.placement,

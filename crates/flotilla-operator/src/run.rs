@@ -90,8 +90,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     health.leading.store(true, Ordering::Relaxed);
     tracing::info!(identity = %identity, "leading: starting controllers");
 
+    let host_namespaces =
+        flotilla_controller::host_namespaces::HostNamespaces::start(client.clone()).await;
     let mut ctx = Context::new(client, namespace, identity, metrics, guard.clone());
     ctx.token_renew_percent = args.member_token_renew_percent;
+    ctx.allow_adoption = args.allow_adoption;
+    ctx.host_namespaces = Some(host_namespaces);
     ctx.member_policy = PolicyOptions {
         allow_insecure_tls: args.allow_insecure_member_tls,
     };

@@ -145,6 +145,7 @@ fn run(
         previous,
         now,
         replicas,
+        namespace: None,
     }) {
         Ok(d) => d,
         Err(e) => panic!("benchmark spec is invalid: {e}"),

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use crate::cluster::ClusterInfo;
 use crate::decision::{Reason, Verdict};
 use crate::fasthash::FastSet;
+use crate::namespace::ObjectNamespace;
 use crate::selector::{LabelSelector, label};
 use crate::spec::PlacementSpec;
 use crate::taint::{Taint, TaintEffect, first_untolerated};
@@ -84,9 +85,26 @@ impl<'a> Compiled<'a> {
     pub(crate) fn classify(
         &self,
         cluster: &'a ClusterInfo,
+        namespace: Option<&ObjectNamespace<'_>>,
         previously_selected: bool,
         now: Timestamp,
     ) -> Classified<'a> {
+        if let Some(ns) = namespace
+            && !cluster.namespaces.admits(ns)
+        {
+            return Classified {
+                candidate: false,
+                rank: 0,
+                standing: out(
+                    Verdict::Filtered,
+                    Reason::NamespaceNotAllowed,
+                    format!(
+                        "the member admits no objects of host namespace {} (MemberCluster spec.namespaces)",
+                        ns.name
+                    ),
+                ),
+            };
+        }
         if self
             .listed
             .as_ref()

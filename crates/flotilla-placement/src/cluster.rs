@@ -2,6 +2,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::namespace::NamespaceAccess;
 use crate::taint::Taint;
 use crate::time::Timestamp;
 
@@ -22,6 +23,8 @@ pub struct ClusterInfo {
     /// How many replicas the cluster says it can run, if it says. Caps replica division on top
     /// of the policy's per-cluster maximum.
     pub capacity_replicas: Option<i32>,
+    /// Which host namespaces may place objects here (`MemberCluster.spec.namespaces`).
+    pub namespaces: NamespaceAccess,
 }
 
 /// A cluster's health and when it last changed. The engine uses `since` to decide whether a
@@ -58,6 +61,7 @@ impl ClusterInfo {
             taints: Vec::new(),
             health: Health::ready_since(Timestamp::default()),
             capacity_replicas: None,
+            namespaces: NamespaceAccess::All,
         }
     }
 

@@ -82,6 +82,8 @@ pub enum Reason {
     FailbackPending,
     /// Standby: would rank above the current selection, but failback mode is `Never`.
     FailbackDisabled,
+    /// Filtered: the member does not admit objects of the object's host namespace.
+    NamespaceNotAllowed,
     /// Filtered: not in the placement's `clusters` list.
     NotInClusterList,
     /// Filtered: does not match the placement's `clusterSelector`.
@@ -122,6 +124,7 @@ impl Reason {
             Self::MaxClustersReached => "MaxClustersReached",
             Self::FailbackPending => "FailbackPending",
             Self::FailbackDisabled => "FailbackDisabled",
+            Self::NamespaceNotAllowed => "NamespaceNotAllowed",
             Self::NotInClusterList => "NotInClusterList",
             Self::SelectorMismatch => "SelectorMismatch",
             Self::MissingTopologyLabel => "MissingTopologyLabel",

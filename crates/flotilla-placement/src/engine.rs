@@ -11,6 +11,7 @@ use crate::classify::{Compiled, Standing};
 use crate::cluster::ClusterInfo;
 use crate::decision::{ClusterVerdict, Decision, Reason, Verdict};
 use crate::fasthash::FastMap;
+use crate::namespace::ObjectNamespace;
 use crate::previous::PreviousDecision;
 use crate::replica_request::ReplicaRequest;
 use crate::replicas::divide_replicas;
@@ -36,6 +37,9 @@ pub struct DecisionInput<'a> {
     pub now: Timestamp,
     /// For a ScalingPolicy: the replicas to divide among the selected clusters.
     pub replicas: Option<&'a ReplicaRequest>,
+    /// The object's host namespace, checked against each member's `namespaces`; `None` for a
+    /// cluster-scoped object (its authors hold cluster-wide rights on the host).
+    pub namespace: Option<ObjectNamespace<'a>>,
 }
 
 /// An eligible cluster between the two passes.
@@ -78,7 +82,12 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, SpecError> {
     let mut topology: Vec<&str> = Vec::new();
     for cluster in &inventory {
         let selected_since = previous.get(&*cluster.name).copied();
-        let cls = compiled.classify(cluster, selected_since.is_some(), now);
+        let cls = compiled.classify(
+            cluster,
+            input.namespace.as_ref(),
+            selected_since.is_some(),
+            now,
+        );
         let min = |r: Option<u32>| Some(r.map_or(cls.rank, |r| r.min(cls.rank)));
         if cls.candidate {
             context.primary_rank = min(context.primary_rank);

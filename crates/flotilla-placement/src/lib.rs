@@ -28,6 +28,7 @@
 //!     previous: &previous,
 //!     now: Timestamp::from_unix_millis(1_700_000_000_000),
 //!     replicas: None,
+//!     namespace: None,
 //! })?;
 //! assert_eq!(decision.selected, ["eu-1"]);
 //! assert_eq!(
@@ -85,6 +86,7 @@ mod fasthash;
 mod fill;
 mod gate;
 mod labels;
+mod namespace;
 mod previous;
 mod replica_request;
 mod replicas;
@@ -100,6 +102,7 @@ mod validate;
 pub use cluster::{ClusterInfo, Health};
 pub use decision::{ClusterVerdict, Decision, Reason, Verdict};
 pub use engine::{DecisionInput, decide};
+pub use namespace::{NamespaceAccess, NamespaceRule, ObjectNamespace};
 pub use previous::{PreviousDecision, PreviousSelection};
 pub use replica_request::{DEFAULT_WEIGHT, ReplicaPreference, ReplicaRequest};
 pub use replicas::{ReplicaAssignment, ReplicaDivision, ReplicaTarget, divide_replicas};

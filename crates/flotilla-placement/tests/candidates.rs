@@ -128,6 +128,7 @@ fn invalid_selector_is_an_error_not_a_panic() {
         previous: &Default::default(),
         now: at(0),
         replicas: None,
+        namespace: None,
     });
     assert!(result.is_err());
 }

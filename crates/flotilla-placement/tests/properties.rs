@@ -237,6 +237,7 @@ impl Case {
             previous,
             now: at(self.now),
             replicas: self.request.as_ref(),
+            namespace: None,
         })
         .expect("generated specs are valid")
     }

@@ -24,6 +24,7 @@ use super::credentials::{clients_from_secret, credentials_selector, read_secret,
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::finalizer;
+use crate::placement_input::namespace_access;
 
 const CONTROLLER: &str = "membercluster";
 /// How soon a member whose Secret is missing, unlabelled or unreadable is looked at again.
@@ -113,6 +114,12 @@ async fn reconcile(member: Arc<MemberCluster>, state: Arc<State>) -> Result<Acti
 
     ctx.registry
         .upsert(&name, placement_labels(&member), member.spec.taints.clone());
+    let (namespaces, problem) = namespace_access(member.spec.namespaces.as_ref());
+    if let Some(problem) = problem {
+        // Fail closed: the names still admit, the selector admits nothing until it is fixed.
+        tracing::warn!(member = %name, %problem, "spec.namespaces.selector is invalid; it admits no namespace");
+    }
+    ctx.registry.set_namespaces(&name, namespaces);
 
     let secret_ref = &member.spec.secret_ref;
     let secret = read_secret(&ctx.host, &ctx.namespace, secret_ref).await;

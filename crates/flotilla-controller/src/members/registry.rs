@@ -34,6 +34,8 @@ pub struct Member {
     pub client_generation: u64,
     /// When its MemberCluster was created (the oldest of duplicates holds the cluster).
     pub created: Option<Timestamp>,
+    /// Which host namespaces may place objects here (`spec.namespaces`).
+    pub namespaces: flotilla_placement::NamespaceAccess,
 }
 
 impl Member {
@@ -148,11 +150,26 @@ impl MemberRegistry {
                             duplicate_of: None,
                             client_generation: 0,
                             created: None,
+                            namespaces: flotilla_placement::NamespaceAccess::All,
                         },
                     );
                     true
                 }
             }
+        };
+        if changed {
+            self.emit(RegistryEvent::Changed(name.to_string()));
+        }
+    }
+
+    /// Sets which host namespaces may place objects in the member.
+    pub fn set_namespaces(&self, name: &str, namespaces: flotilla_placement::NamespaceAccess) {
+        let changed = match self.write().get_mut(name) {
+            Some(m) if m.namespaces != namespaces => {
+                m.namespaces = namespaces;
+                true
+            }
+            _ => false,
         };
         if changed {
             self.emit(RegistryEvent::Changed(name.to_string()));

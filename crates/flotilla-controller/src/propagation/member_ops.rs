@@ -42,6 +42,19 @@ fn api(client: &Client, resource: &ApiResource, namespace: &str) -> Api<DynamicO
     }
 }
 
+/// The annotation a member's own object carries to let Flotilla adopt it (`IfNoDiff`,
+/// `Always`) when the operator was not started with `--allow-adoption`.
+pub const ADOPTABLE_ANNOTATION: &str = "federation.flotilla.dev/adoptable";
+
+/// Who may let Flotilla take over a foreign member object: the operator (`--allow-adoption`) or
+/// the object itself ([`ADOPTABLE_ANNOTATION`]). Without either, host namespace rights would
+/// become the right to overwrite any same-named object in every member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adoption {
+    pub policy: AdoptionPolicy,
+    pub allowed_by_operator: bool,
+}
+
 /// Applies `desired` in the member. `known_ours` skips the ownership read when Flotilla's
 /// records say the copy there is its own.
 pub async fn apply_copy(
@@ -49,7 +62,7 @@ pub async fn apply_copy(
     resource: &ApiResource,
     origin: &Origin,
     desired: &Value,
-    adoption: AdoptionPolicy,
+    adoption: Adoption,
     known_ours: bool,
 ) -> ApplyOutcome {
     let api = api(client, resource, &origin.namespace);
@@ -57,17 +70,29 @@ pub async fn apply_copy(
     // object is created by an unforced apply, so one created by someone else meanwhile makes
     // the apply conflict instead of being silently overwritten.
     let mut force = known_ours;
+    let mut body = std::borrow::Cow::Borrowed(desired);
     if !known_ours {
         match api.get_opt(&origin.copy_name).await {
             Ok(None) => {}
             Ok(Some(existing)) => match ownership(&api, &existing, origin, desired, adoption).await
             {
-                Ok(()) => force = true,
+                Ok(()) => {
+                    force = true;
+                    // The decision holds for the object as read: the apply carries its
+                    // resourceVersion, so a change made since makes it fail (409) instead of
+                    // being overwritten (no check-then-force race).
+                    if let Some(version) = existing.metadata.resource_version.as_deref() {
+                        let mut guarded = desired.clone();
+                        guarded["metadata"]["resourceVersion"] = json!(version);
+                        body = std::borrow::Cow::Owned(guarded);
+                    }
+                }
                 Err(outcome) => return outcome,
             },
             Err(e) => return failed("reading the existing object", &e),
         }
     }
+    let desired = body.as_ref();
     let params = if force {
         PatchParams::apply(FIELD_MANAGER).force()
     } else {
@@ -95,6 +120,16 @@ pub async fn apply_copy(
                 "{} {}/{} was created in the member by someone else meanwhile: {}",
                 resource.kind, origin.namespace, origin.copy_name, s.message
             )))
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 && !known_ours => {
+            // Changed between the adoption decision and the apply: decided again next time.
+            ApplyOutcome::Failed {
+                message: truncate::message(&format!(
+                    "{} {}/{} changed in the member while Flotilla was adopting it; trying again: {}",
+                    resource.kind, origin.namespace, origin.copy_name, s.message
+                )),
+                permanent: false,
+            }
         }
         Err(e) => failed("", &e),
     }
@@ -129,7 +164,7 @@ async fn ownership(
     existing: &DynamicObject,
     origin: &Origin,
     desired: &Value,
-    adoption: AdoptionPolicy,
+    adoption: Adoption,
 ) -> Result<(), ApplyOutcome> {
     let observed = serde_json::to_value(existing).unwrap_or(Value::Null);
     if let Some(meta) = CopyMeta::of(&observed).filter(|m| m.in_place_of(origin)) {
@@ -158,7 +193,19 @@ async fn ownership(
         .map(|m| format!(" (last written by {})", truncate::truncate(&m, 64)))
         .unwrap_or_default();
     let at = format!("{kind} {}/{}", origin.namespace, origin.copy_name);
-    match adoption {
+    let annotated = existing
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ADOPTABLE_ANNOTATION))
+        .is_some_and(|v| v == "true");
+    if adoption.policy != AdoptionPolicy::Never && !adoption.allowed_by_operator && !annotated {
+        return Err(ApplyOutcome::Conflict(format!(
+            "AdoptionNotAllowed: {at} already exists and is not managed by Flotilla{whose}; adoption policy {:?} is treated as Never because the operator runs without --allow-adoption and the object is not annotated {ADOPTABLE_ANNOTATION}=true",
+            adoption.policy
+        )));
+    }
+    match adoption.policy {
         AdoptionPolicy::Always => Ok(()),
         AdoptionPolicy::Never => Err(ApplyOutcome::Conflict(format!(
             "{at} already exists and is not managed by Flotilla{whose}; adoption policy Never leaves it untouched"

@@ -12,10 +12,10 @@ use kube::runtime::controller::Action;
 use flotilla_api::placement_status::PlacementStatus;
 use flotilla_api::policies::{DeletionPolicy, DriftMode};
 use flotilla_api::propagation::{CopyState, PropagationStatus};
-use flotilla_placement::{DecisionInput, decide};
+use flotilla_placement::{DecisionInput, ObjectNamespace, decide};
 
 use super::kinds::Resolution;
-use super::member_ops::{ApplyOutcome, RemoveOutcome, apply_copy, remove_copy};
+use super::member_ops::{Adoption, ApplyOutcome, RemoveOutcome, apply_copy, remove_copy};
 use super::origin::Origin;
 use super::render::desired_copy;
 use super::status::{self, ClusterResult, Observed};
@@ -206,12 +206,19 @@ async fn apply<K: Propagated>(
     let now = jiff::Timestamp::now();
     let inventory = inventory(&members);
     let previous_placement = previous(previous_status.and_then(|s| s.placement.as_ref()));
+    // Cluster-scoped objects are not held to members' namespace rules.
+    let namespace_labels =
+        (!origin.namespace.is_empty()).then(|| ctx.namespace_labels(&origin.namespace));
     let decision = decide(&DecisionInput {
         spec: &placement,
         clusters: &inventory,
         previous: &previous_placement,
         now: timestamp(now),
         replicas: replicas.as_ref(),
+        namespace: namespace_labels.as_ref().map(|labels| ObjectNamespace {
+            name: &origin.namespace,
+            labels,
+        }),
     })
     .map_err(|e| Error::InvalidSpec(e.to_string()))?;
     let generation = obj.meta().generation.unwrap_or_default();
@@ -438,7 +445,10 @@ impl<K: Propagated> Job<'_, K> {
                     &resource,
                     self.origin,
                     &desired,
-                    spec.adoption,
+                    Adoption {
+                        policy: spec.adoption,
+                        allowed_by_operator: self.engine.ctx.allow_adoption,
+                    },
                     known_ours,
                 ),
             )

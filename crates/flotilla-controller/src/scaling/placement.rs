@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use flotilla_api::scaling_policy::{Distribution, ScalingPolicyStatus};
 use flotilla_placement::{
-    ClusterInfo, Decision, DecisionInput, PreviousDecision, ReplicaPreference, ReplicaRequest,
-    decide,
+    ClusterInfo, Decision, DecisionInput, ObjectNamespace, PreviousDecision, ReplicaPreference,
+    ReplicaRequest, decide,
 };
 
 use super::scale::Poll;
@@ -34,12 +34,17 @@ pub(super) fn place(poll: &Poll<'_>) -> Result<Placement> {
     let previous_status = poll.previous_status();
     let inventory = inventory(poll.members);
     let previous = previous(previous_status.and_then(|s| s.placement.as_ref()));
+    let namespace_labels = poll.state.ctx.namespace_labels(poll.namespace);
     let selection = decide(&DecisionInput {
         spec: poll.placement_spec,
         clusters: &inventory,
         previous: &previous,
         now: timestamp(poll.now),
         replicas: None,
+        namespace: Some(ObjectNamespace {
+            name: poll.namespace,
+            labels: &namespace_labels,
+        }),
     })
     .map_err(|e| Error::InvalidSpec(e.to_string()))?;
     let mut consider: BTreeSet<String> = selection.selected.iter().cloned().collect();
@@ -76,12 +81,17 @@ pub(super) fn divide<'a>(
         return Ok(placement.selection.clone());
     }
     let request = share_request(&poll.sp.spec.distribution, total, unscalable);
+    let namespace_labels = poll.state.ctx.namespace_labels(poll.namespace);
     decide(&DecisionInput {
         spec: poll.placement_spec,
         clusters: &placement.inventory,
         previous: &placement.previous,
         now: timestamp(poll.now),
         replicas: Some(&request),
+        namespace: Some(ObjectNamespace {
+            name: poll.namespace,
+            labels: &namespace_labels,
+        }),
     })
     .map_err(|e| Error::InvalidSpec(e.to_string()))
 }
@@ -152,6 +162,7 @@ mod tests {
             previous: &Default::default(),
             now: flotilla_placement::Timestamp::from_unix_millis(1),
             replicas: Some(&request),
+            namespace: None,
         })
         .expect("valid");
         let shares: BTreeMap<&str, i32> = decision.replicas().into_iter().collect();

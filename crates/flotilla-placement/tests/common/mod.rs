@@ -54,6 +54,7 @@ pub fn run(
         previous,
         now: at(now),
         replicas: None,
+        namespace: None,
     })
     .expect("valid spec")
 }
@@ -73,6 +74,7 @@ pub fn run_replicas(
         previous: &PreviousDecision::default(),
         now: at(1_000),
         replicas: Some(request),
+        namespace: None,
     })
     .expect("valid spec")
 }
