@@ -415,7 +415,7 @@ async fn a_foreign_ingress_is_not_touched() {
     );
     // Adoption is opt-in: without --allow-adoption, only an object annotated adoptable by its
     // own owner is taken over.
-    wait_status(&bed, &ns, "adoption refused without opt-in", |fi| {
+    wait_status(&bed, &ns, "shop", "adoption refused without opt-in", |fi| {
         let entry = fi
             .status
             .as_ref()?
@@ -446,7 +446,8 @@ async fn a_foreign_ingress_is_not_touched() {
         ],
     );
     let client = bed.client("member1").await;
-    eventually("adopted", WAIT, || {
+    // The conflict is looked at again with backoff, at most every 30 s.
+    eventually("adopted", WAIT * 2, || {
         let api: Api<Ingress> = Api::namespaced(client.clone(), &ns);
         async move {
             let i = api.get("shop").await?;

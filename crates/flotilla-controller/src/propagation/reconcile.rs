@@ -40,8 +40,9 @@ const PROBE_PATIENCE: Duration = Duration::from_secs(2);
 /// First and longest retry of an object whose copies failed: doubled per failure, with jitter.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
-/// The longest wait of an object whose kind a member does not serve yet: the member may serve
-/// it any moment (its CRD is being established).
+/// The longest wait of an object whose kind a member does not serve yet (its CRD may be
+/// established any moment), or whose copy conflicts with a member's own object (which may be
+/// removed or annotated adoptable any moment).
 const KIND_WAIT_MAX: Duration = Duration::from_secs(30);
 
 /// What the reconciler of one kind works with.
@@ -340,9 +341,15 @@ async fn apply<K: Propagated>(
             ClusterResult::Failed(_) | ClusterResult::PruneFailed(_) | ClusterResult::Forbidden(_)
         )
     });
-    let waiting = results
-        .iter()
-        .any(|o| matches!(o.result, ClusterResult::WaitingForKind(_)));
+    // Waiting on something only a member's owner changes (a kind to be served, a foreign object
+    // to be removed or annotated adoptable), which no watch of Flotilla's announces: looked at
+    // again with backoff, at most every 30 s.
+    let waiting = results.iter().any(|o| {
+        matches!(
+            o.result,
+            ClusterResult::WaitingForKind(_) | ClusterResult::Conflict(_)
+        )
+    });
     Ok(if failed {
         Action::requeue(state.backoff(&origin.uid))
     } else if waiting {

@@ -154,6 +154,7 @@ mod tests {
                 since: flotilla_placement::Timestamp::from_unix_millis(0),
             },
             capacity_replicas: None,
+            namespaces: Default::default(),
         };
         let inventory = [cluster("a"), cluster("b"), cluster("c"), cluster("d")];
         let decision = decide(&DecisionInput {
