@@ -53,6 +53,12 @@ impl LeaderElection {
         }
     }
 
+    /// Uses `client` for the Lease from now on (the renewal thread's own connection).
+    pub fn rebind(&mut self, client: Client) {
+        let namespace = self.api.namespace().unwrap_or_default().to_owned();
+        self.api = Api::namespaced(client, &namespace);
+    }
+
     pub fn identity(&self) -> &str {
         &self.identity
     }

@@ -5,6 +5,7 @@ mod http;
 mod join;
 mod leader;
 mod preview;
+mod renewer;
 mod run;
 mod telemetry;
 

@@ -19,6 +19,7 @@ use flotilla_controller::{Context, LeaseGuard, Metrics};
 use crate::cli::{HostArgs, RunArgs};
 use crate::http::{self, Health};
 use crate::leader::LeaderElection;
+use crate::renewer::Renewer;
 use crate::telemetry;
 
 /// How long in-flight reconciles may take to finish after SIGTERM. The Lease is renewed while
@@ -31,7 +32,8 @@ const EXIT_LEASE_LOST: i32 = 1;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let log_level = telemetry::init(args.log_format);
-    let client = host_client(&args.host).await?;
+    let host_config = host_config(&args.host).await?;
+    let client = Client::try_from(host_config.clone()).context("building the host client")?;
     let namespace = args
         .namespace
         .clone()
@@ -144,11 +146,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         stopped(stop_rx.clone()),
     ));
 
-    // Until SIGTERM: renew, and exit the moment the guard lapses. The guard's deadline timer runs
-    // on its own, so a renewal that hangs cannot delay the exit.
+    // Renewals run on a thread of their own with a host connection of their own (see
+    // renewer.rs), so the controllers' load cannot delay them.
+    let renewer = match election {
+        Some(election) => Some(
+            Renewer::spawn(election, host_config, guard.clone(), lease_lost)
+                .context("starting the Lease renewal thread")?,
+        ),
+        None => None,
+    };
+    // Until SIGTERM: exit the moment the guard lapses. The guard's deadline timer runs on its
+    // own, so a renewal that hangs cannot delay the exit.
     tokio::select! {
         () = guard.lapsed() => lease_lost(),
-        () = renew(election.as_mut(), &guard) => lease_lost(),
         () = stopped(stop_rx.clone()) => {}
     }
     // Graceful shutdown: the controllers finish their in-flight reconciles while the Lease is
@@ -160,7 +170,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     });
     tokio::select! {
         () = guard.lapsed() => lease_lost(),
-        () = renew(election.as_mut(), &guard) => lease_lost(),
         drained = drain => if drained.is_err() {
             tracing::warn!("in-flight reconciles did not finish within {DRAIN_TIMEOUT:?}");
         },
@@ -169,19 +178,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // with the process; the guard makes sure none of them writes once the Lease is released.
     guard.lapse();
     health.leading.store(false, Ordering::Relaxed);
-    if let Some(election) = election.as_mut() {
-        election.release().await;
+    if let Some(renewer) = renewer {
+        renewer.release().await;
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Renews the Lease until it is lost; never returns without leader election.
-async fn renew(election: Option<&mut LeaderElection>, guard: &LeaseGuard) {
-    match election {
-        Some(e) => e.hold(guard).await,
-        None => futures::future::pending().await,
-    }
 }
 
 /// The guard lapsed: another replica may lead now. Exit at once rather than drain; the next
@@ -214,8 +215,13 @@ async fn crds_installed(client: &Client) -> anyhow::Result<()> {
 
 /// The host client: an explicit kubeconfig/context, else in-cluster config, else $KUBECONFIG.
 pub async fn host_client(host: &HostArgs) -> anyhow::Result<Client> {
+    Client::try_from(host_config(host).await?).context("building the host client")
+}
+
+/// The host client's configuration (see [`host_client`]).
+pub async fn host_config(host: &HostArgs) -> anyhow::Result<kube::Config> {
     if host.kubeconfig.is_none() && host.context.is_none() {
-        return Client::try_default()
+        return kube::Config::infer()
             .await
             .context("no host cluster: not in a pod, and no usable $KUBECONFIG (or pass --kubeconfig/--context)");
     }
@@ -229,10 +235,9 @@ pub async fn host_client(host: &HostArgs) -> anyhow::Result<Client> {
         context: host.context.clone(),
         ..KubeConfigOptions::default()
     };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+    kube::Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
-        .context("building the host client from the kubeconfig")?;
-    Client::try_from(config).context("building the host client")
+        .context("building the host client from the kubeconfig")
 }
 
 fn default_identity() -> String {
