@@ -15,6 +15,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 
+pub mod audit;
 pub mod bench;
 pub mod prometheus;
 pub mod proxy;

@@ -114,6 +114,37 @@ async fn a_paused_leader_writes_nothing_after_its_lease_deadline_and_exits() {
         "the old leader wrote while the standby led: {overlap:?}"
     );
     assert_eq!(lease_holder(&bed).await.as_deref(), Some("paused-b"));
+
+    // The API servers' own record (audit logs, by user agent): the paused leader's last accepted
+    // write reached a server before its lease deadline (at the latest the stop plus the renew
+    // deadline), and before the standby's first.
+    let (a_writes, b_writes) = (
+        bed.audited_writes("paused-a"),
+        bed.audited_writes("paused-b"),
+    );
+    let deadline = stopped + RENEW_DEADLINE;
+    let b_first = b_writes
+        .iter()
+        .find(|w| w.succeeded() && w.resource != "leases")
+        .map(|w| w.at)
+        .expect("the standby's writes are in the audit logs");
+    let accepted: Vec<_> = a_writes.iter().filter(|w| w.succeeded()).collect();
+    println!(
+        "audit: paused-a {} accepted writes (last {:?}), paused-b's first at {b_first}, deadline {deadline}",
+        accepted.len(),
+        accepted.last().map(|w| w.at)
+    );
+    assert!(
+        !accepted.is_empty(),
+        "no write of paused-a in the audit logs"
+    );
+    let late: Vec<_> = a_writes.iter().filter(|w| w.at >= deadline).collect();
+    assert!(
+        late.is_empty(),
+        "the API servers received writes from paused-a after its lease deadline: {late:?}"
+    );
+    let overlap: Vec<_> = accepted.iter().filter(|w| w.at >= b_first).collect();
+    assert!(overlap.is_empty(), "audited overlap: {overlap:?}");
     bed.kubectl_ok("host", &["delete", "namespace", &ns, "--wait=false"]);
 }
 
@@ -287,5 +318,35 @@ async fn a_rolling_restart_of_the_leader_under_load_never_has_two_replicas_writi
         overlap_bc.is_empty(),
         "roll-b wrote while roll-c led: {overlap_bc:?}"
     );
+    // The same from the API servers' audit logs: every write of the old leader was received
+    // before the new leader's first.
+    let audited = |id: &str| -> Vec<_> {
+        bed.audited_writes(id)
+            .into_iter()
+            .filter(|w| w.succeeded() && w.resource != "leases")
+            .collect()
+    };
+    let (a_audit, b_audit, c_audit) = (audited("roll-a"), audited("roll-b"), audited("roll-c"));
+    println!(
+        "audited writes: roll-a {}, roll-b {}, roll-c {}",
+        a_audit.len(),
+        b_audit.len(),
+        c_audit.len()
+    );
+    assert!(
+        !a_audit.is_empty() && !b_audit.is_empty(),
+        "no audited writes"
+    );
+    for (old, new, names) in [
+        (&a_audit, &b_audit, "roll-a/roll-b"),
+        (&b_audit, &c_audit, "roll-b/roll-c"),
+    ] {
+        if let (Some(last), Some(first)) = (old.last(), new.first()) {
+            assert!(
+                last.at < first.at,
+                "{names}: the old leader's write {last:?} reached a server after the new leader's first {first:?}"
+            );
+        }
+    }
     bed.kubectl_ok("host", &["delete", "namespace", &ns, "--wait=false"]);
 }

@@ -110,6 +110,11 @@ impl LeaseGuard {
         }
     }
 
+    /// Whether a write would be permitted now (not counted, not logged).
+    pub fn is_valid(&self) -> bool {
+        self.inner.validity.borrow().valid_at(Instant::now())
+    }
+
     /// Whether a write may start now. Counts the answer, and logs every refusal (a refused write
     /// is an incident: the process is about to exit).
     pub fn check(&self) -> Result<(), Fenced> {

@@ -21,6 +21,7 @@ pub mod propagation;
 pub mod scaling;
 pub mod status_apply;
 pub mod store;
+pub mod user_agent;
 
 pub use context::Context;
 pub use error::{Error, Result};

@@ -123,6 +123,11 @@ impl LeaderElection {
         let mut pause = self.renew_period();
         loop {
             tokio::time::sleep(pause).await;
+            // A lapsed term cannot be renewed (leading again is a new term): no Lease write
+            // from a replica that, say, was paused past its deadline.
+            if !guard.is_valid() {
+                return;
+            }
             let started = Instant::now();
             match self.attempt(Self::renew_timeout(guard)).await {
                 Ok(true) => {

@@ -32,6 +32,8 @@ const EXIT_LEASE_LOST: i32 = 1;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let log_level = telemetry::init(args.log_format);
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    flotilla_controller::user_agent::set_identity(&identity);
     let host_config = host_config(&args.host).await?;
     let client = Client::try_from(host_config.clone()).context("building the host client")?;
     let namespace = args
@@ -39,7 +41,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| std::env::var("POD_NAMESPACE").ok())
         .unwrap_or_else(|| "flotilla-system".to_string());
-    let identity = args.identity.clone().unwrap_or_else(default_identity);
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -220,6 +221,12 @@ pub async fn host_client(host: &HostArgs) -> anyhow::Result<Client> {
 
 /// The host client's configuration (see [`host_client`]).
 pub async fn host_config(host: &HostArgs) -> anyhow::Result<kube::Config> {
+    let mut config = config_of(host).await?;
+    flotilla_controller::user_agent::apply(&mut config);
+    Ok(config)
+}
+
+async fn config_of(host: &HostArgs) -> anyhow::Result<kube::Config> {
     if host.kubeconfig.is_none() && host.context.is_none() {
         return kube::Config::infer()
             .await

@@ -196,6 +196,7 @@ pub fn clients_for(
     config.connect_timeout = Some(timeouts.connect);
     config.read_timeout = Some(timeouts.request);
     config.write_timeout = Some(timeouts.request);
+    crate::user_agent::apply(&mut config);
     // kube's errors here can quote the certificate or key it failed on: a fixed text instead.
     let client = |config: kube::Config| {
         Client::try_from(config)
