@@ -865,3 +865,36 @@ impl TestBed {
         );
     }
 }
+
+/// `kubectl auth can-i --list` output as `"<resource> <resource names>"` → verbs, e.g.
+/// `"leases.coordination.k8s.io [flotilla-leader]"` → `"get update"`. Non-resource URLs and the
+/// self-review kinds every identity has are left out.
+pub fn can_i_matrix(list: &str) -> std::collections::BTreeMap<String, String> {
+    let mut granted = std::collections::BTreeMap::new();
+    for line in list.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // Resource rows: resource, [] (non-resource URLs), [names...], [verbs...].
+        let Some((resource, rest)) = fields.split_first() else {
+            continue;
+        };
+        if resource.starts_with('[') || resource.starts_with("self") {
+            continue;
+        }
+        let text = rest.join(" ");
+        let Some(after_urls) = text.strip_prefix("[] ") else {
+            continue;
+        };
+        let names_end = after_urls.find(']').map_or(after_urls.len(), |i| i + 1);
+        let (names, verbs) = after_urls.split_at(names_end);
+        let verbs = verbs.trim().trim_start_matches('[').trim_end_matches(']');
+        granted.insert(format!("{resource} {}", names.trim()), verbs.to_string());
+    }
+    granted
+}
+
+/// An expected matrix written as `(resource, names, verbs)` rows, in [`can_i_matrix`]'s shape.
+pub fn matrix(rows: &[(&str, &str, &str)]) -> std::collections::BTreeMap<String, String> {
+    rows.iter()
+        .map(|(r, n, v)| (format!("{r} {n}"), (*v).to_string()))
+        .collect()
+}

@@ -159,6 +159,87 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
         "ingress beyond the metrics port"
     );
 
+    // The whole matrix in the operator's namespace, with the chart's default values: exactly
+    // the documented list (README, "Security").
+    let list = bed.kubectl_ok(
+        "host",
+        &[
+            "auth",
+            "can-i",
+            "--list",
+            "--as",
+            SA,
+            "-n",
+            OPERATOR_NAMESPACE,
+        ],
+    );
+    let flotilla = [
+        "clusterfederatedobjects",
+        "clusterpropagationpolicies",
+        "federatedingresses",
+        "federatedobjects",
+        "memberclusters",
+        "propagationpolicies",
+        "scalingpolicies",
+    ];
+    let mut rows: Vec<(String, &str, &str)> = Vec::new();
+    for kind in flotilla {
+        rows.push((
+            format!("{kind}.federation.flotilla.dev"),
+            "[]",
+            "get list watch patch update",
+        ));
+        rows.push((
+            format!("{kind}.federation.flotilla.dev/status"),
+            "[]",
+            "patch update",
+        ));
+        if !kind.ends_with("propagationpolicies") {
+            rows.push((
+                format!("{kind}.federation.flotilla.dev/finalizers"),
+                "[]",
+                "update",
+            ));
+        }
+    }
+    // The default federated kinds, read-only (propagation policies select them on the host).
+    for resource in [
+        "configmaps",
+        "namespaces",
+        "persistentvolumeclaims",
+        "serviceaccounts",
+        "services",
+        "daemonsets.apps",
+        "deployments.apps",
+        "statefulsets.apps",
+        "horizontalpodautoscalers.autoscaling",
+        "cronjobs.batch",
+        "jobs.batch",
+        "ingresses.networking.k8s.io",
+        "poddisruptionbudgets.policy",
+    ] {
+        rows.push((resource.to_string(), "[]", "get list watch"));
+    }
+    for (resource, names, verbs) in [
+        ("events", "[]", "create patch"),
+        ("events.events.k8s.io", "[]", "create patch"),
+        ("secrets", "[]", "get list watch patch"),
+        ("leases.coordination.k8s.io", "[]", "create"),
+        (
+            "leases.coordination.k8s.io",
+            "[flotilla-leader]",
+            "get update",
+        ),
+    ] {
+        rows.push((resource.to_string(), names, verbs));
+    }
+    let rows: Vec<(&str, &str, &str)> = rows.iter().map(|(r, n, v)| (r.as_str(), *n, *v)).collect();
+    assert_eq!(
+        flotilla_e2e::can_i_matrix(&list),
+        flotilla_e2e::matrix(&rows),
+        "{list}"
+    );
+
     // Enough: everything the operator does, it may do.
     for (verb, resource, ns) in [
         ("list", "memberclusters.federation.flotilla.dev", None),

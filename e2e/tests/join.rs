@@ -213,6 +213,46 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
         ]
     ));
 
+    // The whole matrix (`kubectl auth can-i --list`, in the ServiceAccount's own namespace):
+    // exactly the documented rules for `--kinds ConfigMap` (README, "Join a member").
+    let list = bed.kubectl_ok(
+        "member3",
+        &[
+            "auth",
+            "can-i",
+            "--list",
+            "--as",
+            SA,
+            "-n",
+            "flotilla-system",
+        ],
+    );
+    let full = "get list watch create update patch delete";
+    let expected = flotilla_e2e::matrix(&[
+        ("configmaps", "[]", full),
+        ("ingresses.networking.k8s.io", "[]", full),
+        ("namespaces", "[]", "get create"),
+        (
+            "horizontalpodautoscalers.autoscaling",
+            "[]",
+            "get list watch",
+        ),
+        ("deployments.apps/scale", "[]", "get update patch"),
+        ("statefulsets.apps/scale", "[]", "get update patch"),
+        ("replicasets.apps/scale", "[]", "get update patch"),
+        ("pods.metrics.k8s.io", "[]", "get list"),
+        ("*.custom.metrics.k8s.io", "[]", "get list"),
+        ("*.external.metrics.k8s.io", "[]", "get list"),
+        ("pods", "[]", "list"),
+        (
+            "serviceaccounts/token",
+            "[flotilla-member3-second]",
+            "create",
+        ),
+    ]);
+    let granted = flotilla_e2e::can_i_matrix(&list);
+    assert_eq!(granted, expected, "{list}");
+
     // Metrics (no adapter or metrics server on the test bed): pods' resource usage, and metrics
     // addressed by name, readable whatever the name, never writable.
     for (verb, group, resource, allowed) in [

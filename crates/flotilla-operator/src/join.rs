@@ -127,7 +127,11 @@ pub fn member_rules(federated: &[FederatedResource]) -> Value {
         .iter()
         .any(|r| r.group.is_empty() && r.plural == "namespaces")
     {
-        rules.push(json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create", "patch"]}));
+        // get: the cluster's identity (kube-system's uid) and whether a namespace exists;
+        // create: a copy's namespace when missing. Never patch or delete a member's namespace.
+        rules.push(
+            json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]}),
+        );
     }
     rules.extend(scaling_rules().as_array().cloned().unwrap_or_default());
     Value::Array(rules)
@@ -135,9 +139,8 @@ pub fn member_rules(federated: &[FederatedResource]) -> Value {
 
 /// What ScalingPolicies read and scale in members.
 fn scaling_rules() -> Value {
+    // The workloads themselves are never read: only their scale subresource.
     json!([
-        {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"],
-         "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale", "replicasets/scale"],
          "verbs": ["get", "update", "patch"]},
         {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "list", "watch"]},

@@ -230,12 +230,23 @@ async fn ownership(
     }
 }
 
+/// Creates the namespace when it is missing. A create, not an apply: the member role grants
+/// `create` on namespaces and no `patch`, so an existing namespace is never modified.
 async fn ensure_namespace(client: &Client, name: &str) -> Result<(), kube::Error> {
-    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-    api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
-        .await
-        .map(|_| ())
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match api.create(&kube::api::PostParams::default(), &ns).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// What removing a copy found.
