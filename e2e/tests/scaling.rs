@@ -726,3 +726,49 @@ async fn a_tenants_query_reads_only_its_own_namespaces_series() {
         Some(("False".into(), "QueryNotScopable".into()))
     );
 }
+
+/// Two ScalingPolicies on one workload are a conflict reported on both, and neither scales it;
+/// once one is deleted the other scales.
+#[tokio::test]
+async fn two_policies_on_one_workload_are_a_conflict_and_neither_scales() {
+    let bed = TestBed::get();
+    bed.federation();
+    let prom = PrometheusStack::start();
+    let _op = operator(&bed, "scaling-two-policies", &prom);
+    let ns = namespace(&bed, "sp-two");
+    deployment(&bed, "member1", &ns, 2);
+    let spec = json!({"placement": {"clusters": ["member1"]}, "minReplicas": 1, "maxReplicas": 10,
+                      "behavior": {"scaleUp": {"policies": [{"type": "Pods", "value": 10, "periodSeconds": 1}]}}});
+    let first: Value = serde_json::from_str(&policy(&ns, "sp_two", spec.clone())).unwrap();
+    let mut second = first.clone();
+    second["metadata"]["name"] = json!("web-again");
+    bed.apply(
+        "host",
+        &json!({"apiVersion": "v1", "kind": "List", "items": [first, second]}).to_string(),
+    );
+    let api: Api<ScalingPolicy> = Api::namespaced(bed.client("host").await, &ns);
+    for (name, other) in [("web", "web-again"), ("web-again", "web")] {
+        let api = api.clone();
+        let message = eventually(&format!("{name} reports the conflict"), WAIT, || {
+            let api = api.clone();
+            async move {
+                let sp = api.get(name).await?;
+                Ok(condition(&sp, "AbleToScale")
+                    .filter(|(s, r, _)| s == "False" && r == "ConflictingScalingPolicies")
+                    .map(|(_, _, m)| m))
+            }
+        })
+        .await
+        .unwrap();
+        assert!(message.contains(other), "{message}");
+    }
+    // A metric that calls for 6 replicas: neither policy acts on it.
+    prom.set(&ns, "sp_two", 60.0);
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        assert_eq!(replicas(&bed, &ns, &["member1"]).await, vec![Some(2)]);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bed.kubectl_ok("host", &["delete", "scalingpolicy", "web-again", "-n", &ns]);
+    wait_replicas(&bed, &ns, &["member1"], &[6], WAIT).await;
+}

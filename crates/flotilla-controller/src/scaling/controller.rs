@@ -40,6 +40,7 @@ use kube::{Resource, ResourceExt};
 
 use flotilla_api::ScalingPolicy;
 
+use super::conflicts;
 use super::prometheus::Prometheus;
 use super::report::write_invalid_spec;
 use super::scale::{Poll, scale};
@@ -147,6 +148,25 @@ async fn reconcile(sp: Arc<ScalingPolicy>, state: Arc<State>) -> Result<Action> 
             return Ok(Action::await_change());
         }
     };
+    // One decider per workload: with another policy on the same target, neither scales.
+    // Looked at again every poll, so deleting the other lets this one scale.
+    let all = state.store.state();
+    let others = conflicts::others(
+        all.iter().map(|p| p.as_ref()),
+        &sp,
+        &namespace,
+        &plan.target,
+    );
+    if !others.is_empty() {
+        let problem = SpecProblem {
+            condition: "AbleToScale",
+            reason: conflicts::REASON,
+            message: conflicts::message(&plan.target, &others),
+        };
+        write_invalid_spec(&state.ctx, &api, &sp, &problem).await?;
+        state.ctx.metrics.reconciled(CONTROLLER, start.elapsed());
+        return Ok(Action::requeue(state.config.sync_period.max(MIN_REQUEUE)));
+    }
 
     let poll = Poll {
         state: &state,

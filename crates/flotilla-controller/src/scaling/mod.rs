@@ -12,6 +12,7 @@ pub mod status;
 
 // One poll of a policy, phase by phase (see `scale`).
 mod apply;
+mod conflicts;
 mod decide;
 mod observe;
 mod placement;
