@@ -472,27 +472,15 @@ async fn member_tokens_expire_and_are_renewed_before_they_do_without_interruptin
         all.extend_from_slice(&["--as", own]);
         String::from_utf8_lossy(&bed.kubectl("member2", &all).stdout).trim() == "yes"
     };
-    assert!(can(&[
-        "create",
-        "serviceaccounts/flotilla-member2",
-        "--subresource=token",
-        "-n",
-        "flotilla-system"
-    ]));
-    assert!(!can(&[
-        "create",
-        "serviceaccounts/default",
-        "--subresource=token",
-        "-n",
-        "flotilla-system"
-    ]));
-    assert!(!can(&[
-        "create",
-        "serviceaccounts/default",
-        "--subresource=token",
-        "-n",
-        "default"
-    ]));
+    for (account, namespace, allowed) in [
+        ("flotilla-member2", "flotilla-system", true),
+        ("default", "flotilla-system", false),
+        ("default", "default", false),
+    ] {
+        let resource = format!("serviceaccounts/{account}");
+        let args = ["create", &resource, "--subresource=token", "-n", namespace];
+        assert_eq!(can(&args), allowed, "a token for {namespace}/{account}");
+    }
 
     let op = Operator::start_with(
         &bed,

@@ -217,11 +217,7 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
         "ClusterRoleBinding",
         None,
         role,
-        json!({
-            "metadata": {"labels": labels},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": MEMBER_NAMESPACE}]
-        }),
+        binding(&labels, "ClusterRole", role, sa),
         &params,
     )
     .await?;
@@ -247,11 +243,7 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
         "RoleBinding",
         Some(MEMBER_NAMESPACE),
         token_role,
-        json!({
-            "metadata": {"labels": labels},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": token_role},
-            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": MEMBER_NAMESPACE}]
-        }),
+        binding(&labels, "Role", token_role, sa),
         &params,
     )
     .await?;
@@ -452,6 +444,15 @@ fn cluster_ca(config: &Kubeconfig) -> Option<Vec<u8>> {
         .certificate_authority
         .as_ref()
         .and_then(|p| std::fs::read(p).ok())
+}
+
+/// A (Cluster)RoleBinding of `role` to the operator's ServiceAccount `sa` in the member.
+fn binding(labels: &Value, role_kind: &str, role: &str, sa: &str) -> Value {
+    json!({
+        "metadata": {"labels": labels},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": MEMBER_NAMESPACE}]
+    })
 }
 
 /// A bound token for the ServiceAccount, valid for `ttl` (TokenRequest API).

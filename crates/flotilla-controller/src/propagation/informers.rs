@@ -42,7 +42,12 @@ pub enum CopyEvent {
 }
 
 type Projections = HashMap<(String, String), CopyMeta>;
-type Subscribers = Arc<RwLock<HashMap<&'static str, mpsc::UnboundedSender<CopyEvent>>>>;
+type Subscribers = Arc<RwLock<HashMap<&'static str, mpsc::Sender<CopyEvent>>>>;
+
+/// Events in flight to one kind's syncer. Bounded: a watch waits for the syncer rather than
+/// queue whole objects without limit. Listing 100,000 copies at start-up once queued them all,
+/// and the operator's memory grew by gigabytes it never gave back.
+const EVENTS_IN_FLIGHT: usize = 256;
 
 struct Watch {
     client_generation: u64,
@@ -83,8 +88,8 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 impl CopyInformers {
     /// The events about copies of host kind `kind`.
-    pub fn subscribe(&self, kind: &'static str) -> mpsc::UnboundedReceiver<CopyEvent> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn subscribe(&self, kind: &'static str) -> mpsc::Receiver<CopyEvent> {
+        let (tx, rx) = mpsc::channel(EVENTS_IN_FLIGHT);
         write(&self.subscribers).insert(kind, tx);
         rx
     }
@@ -271,14 +276,16 @@ struct WatchTask {
 }
 
 impl WatchTask {
-    fn send(&self, kind: &str, event: CopyEvent) {
-        if let Some(tx) = read(&self.subscribers).get(kind) {
+    /// Hands the event to `kind`'s syncer, waiting while it is behind.
+    async fn send(&self, kind: &str, event: CopyEvent) {
+        let tx = read(&self.subscribers).get(kind).cloned();
+        if let Some(tx) = tx {
             // A receiver is gone only at shutdown.
-            let _ = tx.send(event);
+            let _ = tx.send(event).await;
         }
     }
 
-    fn applied(&self, meta: CopyMeta, object: Value) {
+    async fn applied(&self, meta: CopyMeta, object: Value) {
         let kind = meta.origin_kind.clone();
         self.send(
             &kind,
@@ -287,12 +294,14 @@ impl WatchTask {
                 meta,
                 object: Arc::new(object),
             },
-        );
+        )
+        .await;
     }
 
-    fn broadcast(&self, event: &CopyEvent) {
-        for tx in read(&self.subscribers).values() {
-            let _ = tx.send(event.clone());
+    async fn broadcast(&self, event: &CopyEvent) {
+        let senders: Vec<_> = read(&self.subscribers).values().cloned().collect();
+        for tx in senders {
+            let _ = tx.send(event.clone()).await;
         }
     }
 
@@ -336,7 +345,7 @@ async fn watch_member(task: WatchTask) {
                     if let Some(listed) = relisting.as_mut() {
                         listed.insert((meta.namespace.clone(), meta.name.clone()), meta.clone());
                     }
-                    task.applied(meta, value);
+                    task.applied(meta, value).await;
                 }
             }
             Ok(watcher::Event::InitDone) => {
@@ -346,13 +355,14 @@ async fn watch_member(task: WatchTask) {
                 task.listed.store(true, Ordering::Release);
                 task.broadcast(&CopyEvent::Relisted {
                     member: task.member.clone(),
-                });
+                })
+                .await;
             }
             Ok(watcher::Event::Apply(object)) => {
                 if let Some((meta, value)) = task.project(&object) {
                     write(&task.copies)
                         .insert((meta.namespace.clone(), meta.name.clone()), meta.clone());
-                    task.applied(meta, value);
+                    task.applied(meta, value).await;
                 } else if let (Some(ns), Some(name)) = (
                     object.metadata.namespace.clone(),
                     object.metadata.name.clone(),
@@ -371,7 +381,8 @@ async fn watch_member(task: WatchTask) {
                             member: task.member.clone(),
                             meta,
                         },
-                    );
+                    )
+                    .await;
                 }
             }
             Err(e) => {

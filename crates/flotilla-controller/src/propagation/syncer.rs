@@ -119,7 +119,7 @@ struct Syncer<K: Propagated> {
 pub async fn run<K: Propagated>(
     engine: Arc<Engine>,
     objects: Store<K>,
-    mut events: mpsc::UnboundedReceiver<CopyEvent>,
+    mut events: mpsc::Receiver<CopyEvent>,
     mut rechecks: mpsc::UnboundedReceiver<Arc<K>>,
     enforce: mpsc::UnboundedSender<ObjectRef<K>>,
 ) {
