@@ -391,8 +391,8 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
     assert_eq!(ready.status, "True");
 }
 
-/// The claims of a Secret's token: (issued at, expires at), in seconds.
-fn token_times(bed: &TestBed, secret: &str) -> (String, i64, i64) {
+/// The kubeconfig in a host credentials Secret.
+fn kubeconfig_text(bed: &TestBed, secret: &str) -> String {
     let kubeconfig = bed.kubectl_ok(
         "host",
         &[
@@ -405,14 +405,19 @@ fn token_times(bed: &TestBed, secret: &str) -> (String, i64, i64) {
             "jsonpath={.data.kubeconfig}",
         ],
     );
-    let text = String::from_utf8(
+    String::from_utf8(
         base64::Engine::decode(
             &base64::engine::general_purpose::STANDARD,
             kubeconfig.trim(),
         )
         .unwrap(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// The claims of a Secret's token: (issued at, expires at), in seconds.
+fn token_times(bed: &TestBed, secret: &str) -> (String, i64, i64) {
+    let text = kubeconfig_text(bed, secret);
     // Parsed, not grepped: the operator writes the renewed kubeconfig back in its own layout.
     let kubeconfig: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
     let token = kubeconfig["users"][0]["user"]["token"]
@@ -564,26 +569,62 @@ async fn member_tokens_expire_and_are_renewed_before_they_do_without_interruptin
     assert_ne!(before, after, "--rotate did not change the token");
     bed.wait_for_copy("member2", &ns, "during-0").await;
 
-    // A revoked token (its ServiceAccount deleted) is Unauthorized, with how to fix it.
-    bed.kubectl_ok(
+    // A token the member no longer accepts (its ServiceAccount deleted) is Unauthorized, with
+    // how to fix it. On a registration of its own: member2 stays Ready for everything else.
+    let sa = ["serviceaccount", "doomed", "-n", "flotilla-system"];
+    bed.kubectl_ok("member2", &[&["create"], &sa[..]].concat());
+    let revoked = bed.kubectl_ok(
         "member2",
         &[
-            "delete",
-            "serviceaccount",
-            "flotilla-member2",
+            "create",
+            "token",
+            "doomed",
             "-n",
             "flotilla-system",
+            "--duration",
+            "10m",
         ],
     );
-    let message = eventually("member2 Unauthorized", Duration::from_secs(30), || {
+    bed.kubectl_ok("member2", &[&["delete"], &sa[..]].concat());
+    let mut kubeconfig: serde_json::Value =
+        serde_saphyr::from_str(&kubeconfig_text(&bed, secret)).unwrap();
+    kubeconfig["users"][0]["user"]["token"] = serde_json::json!(revoked.trim());
+    bed.apply(
+        "host",
+        &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Secret",
+             "metadata": {"name": "revoked-kubeconfig", "namespace": OPERATOR_NAMESPACE,
+                          "labels": {"federation.flotilla.dev/member-credentials": "true"}},
+             "stringData": {"kubeconfig": kubeconfig.to_string()}},
+            {"apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "MemberCluster",
+             "metadata": {"name": "revoked"},
+             "spec": {"secretRef": {"name": "revoked-kubeconfig"}}}
+        ]})
+        .to_string(),
+    );
+    let message = eventually("revoked Unauthorized", Duration::from_secs(30), || {
         let api = api.clone();
         async move {
-            let (status, reason, message) = ready_reason(&api, "member2").await;
+            let (status, reason, message) = ready_reason(&api, "revoked").await;
             Ok((status == "False" && reason == "Unauthorized").then_some(message))
         }
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", op.log_tail()));
     assert!(message.contains("flotilla join"), "{message}");
+    bed.kubectl_ok(
+        "host",
+        &["delete", "membercluster", "revoked", "--wait=true"],
+    );
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "secret",
+            "revoked-kubeconfig",
+            "-n",
+            OPERATOR_NAMESPACE,
+        ],
+    );
     bed.kubectl_ok("host", &["delete", "namespace", &ns, "--wait=false"]);
 }
