@@ -9,7 +9,7 @@
 //! - `policy`: one PropagationPolicy selecting every ConfigMap of a namespace onto all 10
 //!   members, then 1,000 ConfigMaps (`BENCH_ANYKIND_CONFIGMAPS`) created in it by 4 workers:
 //!   `policy_all_copies_s` (first create to the last of the 10,000 copies seen).
-//! - once both have settled (every copy present; no reconcile, status write or copy change for
+//! - once both have settled (every copy present; no status write or copy change for
 //!   10 s), `operator_rss_mb_any_kind` (VmRSS of the operator holding both sets, not the peak).
 //!
 //! Then both namespaces are deleted (the engine removes the copies) and MemberClusters stay.

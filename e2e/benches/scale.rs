@@ -20,7 +20,7 @@
 //!   concurrent workers: `scale_distribution_p50_ms`/`_p99_ms` (per object, the latest over the
 //!   members of the first sighting of its copy by a watch, minus the client's time just before its
 //!   create) and `scale_all_copies_s` (first create to last copy seen); once settled (every copy
-//!   present, no reconcile, status write or copy change for 10 s, `BENCH_SCALE_QUIET_S`),
+//!   present, no status write or copy change for 10 s, `BENCH_SCALE_QUIET_S`; periodic reconciles that write nothing do not count),
 //!   `operator_rss_mb_10k_objects_10_members` (VmRSS, not the peak).
 //! - `resync`: SIGKILL the operator and start a new one with every object in place;
 //!   `resync_10k_objects_10_members_s` is the time from starting the new process until its
