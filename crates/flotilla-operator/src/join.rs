@@ -34,7 +34,7 @@ use flotilla_api::labels::{
 use flotilla_controller::allowlist::{Allowlist, DEFAULT_KINDS};
 use flotilla_controller::members::credentials::{ClientTimeouts, clients_from_secret, renewal_of};
 use flotilla_controller::members::kubeconfig_policy::PolicyOptions;
-use flotilla_controller::members::token::{request_token, with_token};
+use flotilla_controller::members::renewal::{RenewalFailure, renewed_secret_patch};
 
 use crate::cli::{HostArgs, JoinArgs, UnjoinArgs};
 use crate::run::host_client;
@@ -537,16 +537,16 @@ async fn rotate(args: &JoinArgs) -> anyhow::Result<()> {
         PolicyOptions::default(),
     )
     .map_err(|p| anyhow::anyhow!("{}: {}", p.reason, p.message))?;
-    let token = request_token(&clients.work, &renewal.claims)
-        .await
-        .with_context(|| {
-            format!(
+    let patch = match renewed_secret_patch(&clients.work, &renewal).await {
+        Ok(patch) => patch,
+        Err(RenewalFailure::Refused(e)) => {
+            return Err(anyhow::Error::new(e).context(format!(
                 "the member refused a new token (if the current one expired, re-run `flotilla join {}` with the member's admin credentials)",
                 args.name
-            )
-        })?;
-    let text = with_token(&renewal.kubeconfig, &token).map_err(anyhow::Error::msg)?;
-    let patch = json!({"data": {secret_ref.key.as_str(): encode_base64(text.as_bytes())}});
+            )));
+        }
+        Err(RenewalFailure::Unwritable(message)) => bail!(message),
+    };
     secrets
         .patch(
             &secret_ref.name,

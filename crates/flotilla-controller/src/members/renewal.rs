@@ -91,15 +91,39 @@ async fn sleep_until(at: Timestamp) {
     }
 }
 
-/// One renewal: a new token from the member, written into the host Secret.
-async fn renew(ctx: &Context, client: &Client, renewal: &Renewal) -> Result<(), String> {
+/// Why no new kubeconfig could be made.
+#[derive(Debug)]
+pub enum RenewalFailure {
+    /// The member did not issue a token (an expired or revoked one cannot ask for another).
+    Refused(kube::Error),
+    /// The kubeconfig could not be rewritten with the new token.
+    Unwritable(&'static str),
+}
+
+/// The merge patch that puts a new token into the credentials Secret: the token is issued by
+/// the member to `client`, which holds the current one. Shared by the operator's renewal and
+/// `flotilla join --rotate`, which each write it their own way.
+pub async fn renewed_secret_patch(
+    client: &Client,
+    renewal: &Renewal,
+) -> Result<serde_json::Value, RenewalFailure> {
     let token = request_token(client, &renewal.claims)
         .await
-        .map_err(|e| crate::members::probe::error_chain(&e))?;
-    let text = with_token(&renewal.kubeconfig, &token).map_err(str::to_owned)?;
+        .map_err(RenewalFailure::Refused)?;
+    let text = with_token(&renewal.kubeconfig, &token).map_err(RenewalFailure::Unwritable)?;
     let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+    Ok(json!({"data": {renewal.key.as_str(): encoded}}))
+}
+
+/// One renewal: a new token from the member, written into the host Secret.
+async fn renew(ctx: &Context, client: &Client, renewal: &Renewal) -> Result<(), String> {
+    let patch = renewed_secret_patch(client, renewal)
+        .await
+        .map_err(|failure| match failure {
+            RenewalFailure::Refused(e) => crate::members::probe::error_chain(&e),
+            RenewalFailure::Unwritable(message) => message.to_owned(),
+        })?;
     let secrets: Api<Secret> = Api::namespaced(ctx.host.clone(), &ctx.namespace);
-    let patch = json!({"data": {renewal.key.as_str(): encoded}});
     ctx.lease
         .fence(secrets.patch(
             &renewal.secret,

@@ -1,7 +1,7 @@
 //! Where the workload runs and how the decided total is divided: both by the placement engine,
 //! first without replicas (the selection), then with the total (the division), in which the
 //! clusters Flotilla cannot or must not scale get no share. Pure but for the clock.
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use flotilla_api::scaling_policy::{Distribution, ScalingPolicyStatus};
 use flotilla_placement::{
@@ -17,6 +17,8 @@ use crate::placement_input::{inventory, previous, replica_request, timestamp};
 pub(super) struct Placement {
     pub inventory: Vec<ClusterInfo>,
     pub previous: PreviousDecision,
+    /// The policy's host namespace labels, as the selection saw them.
+    pub namespace_labels: BTreeMap<String, String>,
     pub selection: Decision,
     /// The clusters to look at: the selected ones, and those Flotilla scaled before and no
     /// longer selects (their replicas go to 0 once reachable, their share having moved).
@@ -52,6 +54,7 @@ pub(super) fn place(poll: &Poll<'_>) -> Result<Placement> {
     Ok(Placement {
         inventory,
         previous,
+        namespace_labels,
         selection,
         consider,
     })
@@ -81,7 +84,6 @@ pub(super) fn divide<'a>(
         return Ok(placement.selection.clone());
     }
     let request = share_request(&poll.sp.spec.distribution, total, unscalable);
-    let namespace_labels = poll.state.ctx.namespace_labels(poll.namespace);
     decide(&DecisionInput {
         spec: poll.placement_spec,
         clusters: &placement.inventory,
@@ -90,7 +92,7 @@ pub(super) fn divide<'a>(
         replicas: Some(&request),
         namespace: Some(ObjectNamespace {
             name: poll.namespace,
-            labels: &namespace_labels,
+            labels: &placement.namespace_labels,
         }),
     })
     .map_err(|e| Error::InvalidSpec(e.to_string()))
