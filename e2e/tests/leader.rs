@@ -156,14 +156,5 @@ async fn a_leader_that_loses_its_lease_stops_writing() {
             .unwrap()
             .contains("lost the leader Lease")
     );
-    bed.kubectl(
-        "host",
-        &[
-            "delete",
-            "lease",
-            "flotilla-leader",
-            "-n",
-            OPERATOR_NAMESPACE,
-        ],
-    );
+    bed.delete_lease();
 }

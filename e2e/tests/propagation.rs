@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use flotilla_api::FederatedIngress;
+use flotilla_api::propagation::MemberCopyStatus;
 use flotilla_e2e::{Operator, TestBed, eventually};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Api;
@@ -32,6 +33,15 @@ fn ingress(namespace: &str, name: &str, placement: Value, extra: Value) -> Strin
         "spec": spec,
     })
     .to_string()
+}
+
+/// The object's status entry for `cluster`.
+fn entry<'a>(fi: &'a FederatedIngress, cluster: &str) -> Option<&'a MemberCopyStatus> {
+    fi.status
+        .as_ref()?
+        .clusters
+        .iter()
+        .find(|c| c.cluster == cluster)
 }
 
 async fn copy(bed: &TestBed, member: &str, ns: &str, name: &str) -> Option<Ingress> {
@@ -377,12 +387,7 @@ async fn a_foreign_ingress_is_not_touched() {
     );
     bed.wait_for_copy("member2", &ns, "shop").await;
     let fi = wait_status(&bed, &ns, "shop", "conflict reported", |fi| {
-        let entry = fi
-            .status
-            .as_ref()?
-            .clusters
-            .iter()
-            .find(|c| c.cluster == "member1")?;
+        let entry = entry(fi, "member1")?;
         (format!("{:?}", entry.state) == "Conflict").then(|| fi.clone())
     })
     .await;
@@ -416,13 +421,7 @@ async fn a_foreign_ingress_is_not_touched() {
     // Adoption is opt-in: without --allow-adoption, only an object annotated adoptable by its
     // own owner is taken over.
     wait_status(&bed, &ns, "shop", "adoption refused without opt-in", |fi| {
-        let entry = fi
-            .status
-            .as_ref()?
-            .clusters
-            .iter()
-            .find(|c| c.cluster == "member1")?;
-        entry
+        entry(fi, "member1")?
             .message
             .as_deref()?
             .contains("AdoptionNotAllowed")
@@ -490,23 +489,11 @@ async fn an_override_that_does_not_apply_is_reported_per_cluster() {
     );
     bed.wait_for_copy("member1", &ns, "api").await;
     let fi = wait_status(&bed, &ns, "api", "override failure reported", |fi| {
-        let entry = fi
-            .status
-            .as_ref()?
-            .clusters
-            .iter()
-            .find(|c| c.cluster == "member2")?;
+        let entry = entry(fi, "member2")?;
         (format!("{:?}", entry.state) == "Failed").then(|| fi.clone())
     })
     .await;
-    let entry = fi
-        .status
-        .as_ref()
-        .unwrap()
-        .clusters
-        .iter()
-        .find(|c| c.cluster == "member2")
-        .unwrap();
+    let entry = entry(&fi, "member2").unwrap();
     assert!(
         entry
             .message
