@@ -611,6 +611,25 @@ async fn cleanup<K: Propagated>(
             .into_iter()
             .flat_map(|p| p.selected),
     );
+    // A member not probed yet (this operator just started) is not known to be down: skipping it
+    // would leave its copy behind for the sweeper, and a new object of the same name would find
+    // it first. Wait for its first probe, as placing does; members known to be down are skipped
+    // and swept when they return.
+    if !engine.ctx.registry.is_synced() {
+        return Ok(Action::requeue(PROBE_WAIT));
+    }
+    let unprobed: Vec<&String> = clusters
+        .iter()
+        .filter(|c| {
+            engine.ctx.registry.get(c).is_some_and(|m| {
+                m.health == HealthState::Unknown && m.client.is_some() && m.duplicate_of.is_none()
+            })
+        })
+        .collect();
+    if !unprobed.is_empty() {
+        tracing::debug!(kind = K::KIND, namespace = %origin.namespace, name = %origin.name, ?unprobed, "cleanup waits for the first health probe");
+        return Ok(Action::requeue(PROBE_WAIT));
+    }
     for cluster in &clusters {
         engine.ledger.expect_removal(&origin.uid, cluster);
     }
