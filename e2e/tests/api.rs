@@ -112,7 +112,11 @@ async fn examples_apply_and_read_back_unchanged() {
 
     // The category lists every Flotilla object; printer columns show.
     let all = bed.kubectl_ok("host", &["get", "flotilla", "-A"]);
-    for name in ["member1", "payment-gateway", "payment-processor"] {
+    for name in [
+        "member1",
+        "federatedobject.federation.flotilla.dev/payment-gateway",
+        "scalingpolicy.federation.flotilla.dev/payment-gateway",
+    ] {
         assert!(
             all.contains(name),
             "`kubectl get flotilla -A` lacks {name}:\n{all}"
@@ -125,7 +129,7 @@ async fn examples_apply_and_read_back_unchanged() {
     );
     let sp = bed.kubectl_ok("host", &["get", "sp", "-n", "payments"]);
     assert!(
-        sp.contains("payment-processor") && sp.contains("60"),
+        sp.contains("payment-gateway") && sp.contains("60"),
         "ScalingPolicy columns:\n{sp}"
     );
 }

@@ -772,3 +772,207 @@ async fn two_policies_on_one_workload_are_a_conflict_and_neither_scales() {
     bed.kubectl_ok("host", &["delete", "scalingpolicy", "web-again", "-n", &ns]);
     wait_replicas(&bed, &ns, &["member1"], &[6], WAIT).await;
 }
+
+/// The workload as Flotilla propagates it: a FederatedObject Deployment on the three members,
+/// its 6 replicas divided, drift enforced (a replica count the engine fought over would be
+/// "corrected" at once).
+fn federated_deployment(ns: &str) -> String {
+    json!({
+        "apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "FederatedObject",
+        "metadata": {"name": TARGET, "namespace": ns},
+        "spec": {
+            "template": {
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"labels": {"app": TARGET}},
+                "spec": {
+                    "replicas": 6,
+                    "selector": {"matchLabels": {"app": TARGET}},
+                    "template": {
+                        "metadata": {"labels": {"app": TARGET}},
+                        "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]}
+                    }
+                }
+            },
+            "replicas": {"mode": "Divided"},
+            "placement": {
+                "clusters": ["member1", "member2", "member3"],
+                "constraints": {"tolerations": [{"key": "flotilla.dev/cost-tier", "operator": "Exists"}]}
+            },
+            "drift": {"mode": "Enforce"},
+        }
+    })
+    .to_string()
+}
+
+/// Drift the engine reports on the FederatedObject: its Drifted condition and per-cluster
+/// entries.
+async fn reported_drift(bed: &TestBed, ns: &str) -> Option<String> {
+    let api: Api<flotilla_api::FederatedObject> = Api::namespaced(bed.client("host").await, ns);
+    let fo = api.get(TARGET).await.unwrap();
+    let status = fo.status?;
+    let drifted = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Drifted" && c.status == "True")
+        .map(|c| c.message.clone());
+    let entries: Vec<String> = status
+        .clusters
+        .iter()
+        .filter_map(|c| c.drift.as_ref().map(|d| format!("{}: {d:?}", c.cluster)))
+        .collect();
+    (drifted.is_some() || !entries.is_empty()).then(|| format!("{drifted:?} {entries:?}"))
+}
+
+/// Who owns `spec.replicas` of the copy in `member`, by field manager.
+async fn replica_owners(bed: &TestBed, ns: &str, member: &str) -> Vec<String> {
+    let api: Api<Deployment> = Api::namespaced(bed.client(member).await, ns);
+    let d = api.get(TARGET).await.unwrap();
+    d.metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            e.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+        })
+        .map(|e| e.manager.unwrap_or_default())
+        .collect()
+}
+
+/// A team federates its Deployment and autoscales it: the ScalingPolicy owns the replicas in
+/// the members (the engine lets go of them, reports no drift on them and never "corrects"
+/// them), takes its clusters and division from the workload's propagation (its own placement
+/// is refused as a contradiction), follows a member's failure and return, and when deleted
+/// hands the replicas back to the propagation's own division, with no drop to 0 on the way.
+#[tokio::test]
+async fn a_federated_deployment_is_scaled_by_one_owner() {
+    let bed = TestBed::get();
+    bed.federation();
+    let prom = PrometheusStack::start();
+    let _op = operator(&bed, "scaling-federated", &prom);
+    let ns = namespace(&bed, "sp-fed");
+    let members = ["member1", "member2", "member3"];
+    bed.apply("host", &federated_deployment(&ns));
+    wait_replicas(&bed, &ns, &members, &[2, 2, 2], WAIT).await;
+
+    // A policy that places the workload itself contradicts the workload's propagation.
+    prom.set(&ns, "sp_fed", 90.0);
+    bed.apply(
+        "host",
+        &policy(
+            &ns,
+            "sp_fed",
+            json!({"placement": {"clusters": ["member1"]}, "maxReplicas": 30}),
+        ),
+    );
+    let message = wait_condition(&bed, &ns, "AbleToScale", "False", "ContradictorySettings").await;
+    assert!(message.contains("remove placement"), "{message}");
+    holds(
+        "nothing scaled while contradictory",
+        Duration::from_secs(3),
+        async || replicas(&bed, &ns, &members).await == [Some(2), Some(2), Some(2)],
+    )
+    .await;
+
+    // Without its own placement it scales the workload where the workload runs: 90 / 10 = 9.
+    bed.kubectl_ok("host", &["delete", "scalingpolicy", "web", "-n", &ns]);
+    bed.apply(
+        "host",
+        &policy(
+            &ns,
+            "sp_fed",
+            json!({
+                "minReplicas": 1, "maxReplicas": 30,
+                "behavior": {
+                    "scaleUp": {"policies": [{"type": "Pods", "value": 30, "periodSeconds": 1}]},
+                    "scaleDown": {"stabilizationWindowSeconds": 0,
+                                  "policies": [{"type": "Pods", "value": 30, "periodSeconds": 1}]}
+                }
+            }),
+        ),
+    );
+    wait_replicas(&bed, &ns, &members, &[3, 3, 3], WAIT).await;
+    // One owner: the policy's writes hold spec.replicas, the engine's apply does not.
+    eventually("the engine lets go of replicas", WAIT, || async {
+        let owners = replica_owners(&bed, &ns, "member1").await;
+        Ok((owners == ["flotilla-scaling"]).then_some(()))
+    })
+    .await
+    .unwrap();
+    holds(
+        "scaled replicas stay, no drift reported",
+        Duration::from_secs(5),
+        async || {
+            replicas(&bed, &ns, &members).await == [Some(3), Some(3), Some(3)]
+                && reported_drift(&bed, &ns).await.is_none()
+        },
+    )
+    .await;
+
+    // Down: 30 / 10 = 3.
+    prom.set(&ns, "sp_fed", 30.0);
+    wait_replicas(&bed, &ns, &members, &[1, 1, 1], WAIT).await;
+
+    // A member killed: its share goes to the others (and the workload's copy leaves with the
+    // same placement); restored: both come back.
+    let mut outage = Outage::kill(&bed, "member2");
+    let survivors = ["member1", "member3"];
+    eventually("member2's share moved", Duration::from_secs(90), || async {
+        let r = replicas(&bed, &ns, &survivors).await;
+        Ok((r.iter().flatten().sum::<i32>() == 3).then_some(()))
+    })
+    .await
+    .unwrap();
+    assert_eq!(reported_drift(&bed, &ns).await, None);
+    outage.restore();
+    wait_replicas(&bed, &ns, &members, &[1, 1, 1], Duration::from_secs(90)).await;
+    holds(
+        "settled after the return, no drift",
+        Duration::from_secs(3),
+        async || {
+            replicas(&bed, &ns, &members).await == [Some(1), Some(1), Some(1)]
+                && reported_drift(&bed, &ns).await.is_none()
+        },
+    )
+    .await;
+
+    // The policy deleted: replicas return to the propagation's division (6 → 2 each), never
+    // through 0 and never above it.
+    bed.kubectl_ok("host", &["delete", "scalingpolicy", "web", "-n", &ns]);
+    let seen = std::cell::RefCell::new(Vec::new());
+    eventually("replicas back to the propagation's", WAIT, || {
+        let seen = &seen;
+        let (bed, ns) = (&bed, &ns);
+        async move {
+            let now = replicas(bed, ns, &members).await;
+            seen.borrow_mut().push(now.clone());
+            Ok((now == [Some(2), Some(2), Some(2)]).then_some(()))
+        }
+    })
+    .await
+    .unwrap();
+    let seen = seen.into_inner();
+    assert!(
+        seen.iter().flatten().all(|r| matches!(r, Some(1 | 2))),
+        "replicas went outside 1..=2 on the way back: {seen:?}"
+    );
+    eventually("the engine owns replicas again", WAIT, || async {
+        let owners = replica_owners(&bed, &ns, "member1").await;
+        Ok(owners.contains(&"flotilla".to_string()).then_some(()))
+    })
+    .await
+    .unwrap();
+    assert_eq!(reported_drift(&bed, &ns).await, None);
+    bed.kubectl_ok(
+        "host",
+        &[
+            "delete",
+            "federatedobject",
+            TARGET,
+            "-n",
+            &ns,
+            "--wait=true",
+        ],
+    );
+}

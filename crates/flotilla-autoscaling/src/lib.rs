@@ -65,6 +65,7 @@
 mod behavior;
 mod decision;
 mod metrics;
+mod pod_state;
 mod pods;
 mod spec;
 mod state;
@@ -78,6 +79,7 @@ pub use metrics::{
     MetricReading, MetricStatus, MetricsEvaluation, compute_replicas_for_metric, evaluate_metrics,
     metric_description,
 };
+pub use pod_state::{PodFacts, PodPhase, ReadyCondition, classify};
 pub use pods::{PodReadiness, PodSample};
 pub use spec::{
     DEFAULT_SCALE_DOWN_STABILIZATION_SECONDS, DEFAULT_SCALE_UP_STABILIZATION_SECONDS,

@@ -33,6 +33,8 @@ pub struct Context {
     /// The host's namespaces, for `MemberCluster.spec.namespaces` selectors (`None`: every
     /// namespace reads as unlabelled).
     pub host_namespaces: Option<crate::host_namespaces::HostNamespaces>,
+    /// The workloads ScalingPolicies scale: their replicas are the policy's, not the engine's.
+    pub scaled: crate::scaled_targets::ScaledTargets,
     recorder: Recorder,
 }
 
@@ -69,6 +71,7 @@ impl Context {
             token_renew_percent: crate::members::renewal::DEFAULT_RENEW_PERCENT,
             allow_adoption: false,
             host_namespaces: None,
+            scaled: crate::scaled_targets::ScaledTargets::default(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod placement_change;
 pub mod placement_input;
 pub mod policy;
 pub mod propagation;
+pub mod scaled_targets;
 pub mod scaling;
 pub mod status_apply;
 pub mod store;

@@ -123,7 +123,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.max_concurrent_reconciles,
         stopped(stop_rx.clone()),
     );
-    let (_, objects) = propagation::run::<FederatedObject>(
+    let (workloads, objects) = propagation::run::<FederatedObject>(
         engine.clone(),
         args.max_concurrent_reconciles,
         stopped(stop_rx.clone()),
@@ -144,6 +144,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let scaling_controller = tokio::spawn(flotilla_controller::scaling::controller(
         ctx.clone(),
         scaling_config,
+        workloads,
         stopped(stop_rx.clone()),
     ));
 

@@ -115,7 +115,7 @@ impl CopyInformers {
         let watch = watches.get(&(member.to_string(), resource_key(resource)))?;
         let copies = read(&watch.copies);
         copies
-            .get(&(origin.namespace.clone(), origin.name.clone()))
+            .get(&(origin.namespace.clone(), origin.copy_name.clone()))
             .filter(|m| m.is_copy_of(origin))
             .cloned()
     }
@@ -153,7 +153,7 @@ impl CopyInformers {
     /// Members whose watch has listed and sees `origin`'s copy.
     pub fn members_with_copy(&self, resource: &ApiResource, origin: &Origin) -> Vec<String> {
         let key = resource_key(resource);
-        let at = (origin.namespace.clone(), origin.name.clone());
+        let at = (origin.namespace.clone(), origin.copy_name.clone());
         read(&self.watches)
             .iter()
             .filter(|((_, r), w)| {

@@ -129,8 +129,11 @@ pub fn run<K: Propagated>(
             .reflect(writer),
     );
     let changes = futures::stream::select(
-        triggers::member_changes(&ctx.registry, reader.clone()),
-        triggers::kind_changes(&engine.kinds, reader.clone()),
+        futures::stream::select(
+            triggers::member_changes(&ctx.registry, reader.clone()),
+            triggers::kind_changes(&engine.kinds, reader.clone()),
+        ),
+        triggers::scaling_changes(&ctx.scaled, reader.clone()),
     );
     let copy_events = engine.informers.subscribe(K::KIND);
     let (rechecks, recheck_rx) = tokio::sync::mpsc::unbounded_channel();

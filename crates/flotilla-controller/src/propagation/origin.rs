@@ -84,6 +84,10 @@ pub struct CopyMeta {
     pub origin_uid: String,
     pub origin_generation: Option<i64>,
     pub deletion: DeletionPolicy,
+    /// `spec.replicas` of a workload, and whether the ScalingPolicy controller owns it: the
+    /// engine leaves a scaled workload's replicas to the policy.
+    pub replicas: Option<i64>,
+    pub replicas_by_scaler: bool,
 }
 
 impl CopyMeta {
@@ -118,6 +122,11 @@ impl CopyMeta {
                 Some("Orphan") => DeletionPolicy::Orphan,
                 _ => DeletionPolicy::Delete,
             },
+            replicas: object.pointer("/spec/replicas").and_then(Value::as_i64),
+            replicas_by_scaler: crate::scaled_targets::replicas_owned_by(
+                object,
+                crate::scaled_targets::SCALING_FIELD_MANAGER,
+            ),
         })
     }
 

@@ -195,6 +195,11 @@ async fn apply<K: Propagated>(
         write_condition(ctx, api, &obj, Some(false), "KindNotAllowed", &message).await?;
         return Ok(Action::await_change());
     }
+    if template.pointer("/spec/replicas").is_some() && !ctx.scaled.is_synced() {
+        // Whether a ScalingPolicy owns these replicas is not known before the policies are
+        // listed: applying the template's count now would undo the policy's after a restart.
+        return Ok(Action::requeue(PROBE_WAIT));
+    }
     let replicas = match super::replicas::request(obj.as_ref(), &template) {
         Ok(r) => r,
         Err(message) => {
@@ -409,15 +414,30 @@ impl<K: Propagated> Job<'_, K> {
                 .and_then(|p| p.clusters.iter().find(|c| c.cluster == cluster))
                 .and_then(|c| c.replicas)
                 != divided;
-        if up_to_date && spec.drift.mode == DriftMode::ReportOnly && !replicas_changed {
-            // Nothing to apply, but the copy is watched (after a restart, this is what starts
-            // the member's watch of the kind: drift and health come from it).
-            if let Some(client) = &client {
-                let _ = self.resource_in(cluster, client).await;
-            }
+        // Resolving the kind also starts the member's watch of it (after a restart, this is
+        // what starts it for a copy left as it is: drift and health come from it).
+        let resolved = match &client {
+            Some(client) => Some(self.resource_in(cluster, client).await),
+            None => None,
+        };
+        let seen = resolved
+            .as_ref()
+            .and_then(|r| r.as_ref().ok())
+            .and_then(|r| self.engine.informers.copy(cluster, r, self.origin));
+        // A ScalingPolicy owns the replicas of the workload it scales; they change hands (to it,
+        // or back when it goes) by an apply, whatever the drift mode.
+        let scaled = self.engine.ctx.scaled.is_scaled(&self.target());
+        let handover = scaled != seen.as_ref().is_some_and(|m| m.replicas_by_scaler);
+        if up_to_date && spec.drift.mode == DriftMode::ReportOnly && !replicas_changed && !handover
+        {
             return observed(ClusterResult::Applied);
         }
         let template = super::replicas::for_cluster(self.template, divided);
+        let template = if scaled {
+            super::replicas::left_to_scaler(template, seen.as_ref())
+        } else {
+            template
+        };
         let desired = match desired_copy(
             &template,
             &spec.overrides,
@@ -429,10 +449,10 @@ impl<K: Propagated> Job<'_, K> {
             Ok(d) => d,
             Err(e) => return observed(ClusterResult::InvalidOverride(e.0)),
         };
-        let Some(client) = client else {
+        let (Some(client), Some(resolved)) = (client, resolved) else {
             return observed(ClusterResult::Unreachable { still_placed: true });
         };
-        let resource = match self.resource_in(cluster, &client).await {
+        let resource = match resolved {
             Ok(r) => r,
             Err(result) => return observed(result),
         };
@@ -522,6 +542,16 @@ impl<K: Propagated> Job<'_, K> {
 
 impl<K: Propagated> Job<'_, K> {
     /// The copy's resource in `cluster`, or why there is none to write.
+    /// The workload this object propagates, as a ScalingPolicy would name it.
+    fn target(&self) -> crate::scaled_targets::TargetKey {
+        crate::scaled_targets::TargetKey {
+            namespace: self.origin.namespace.clone(),
+            group: self.gvk.group.clone(),
+            kind: self.gvk.kind.clone(),
+            name: self.origin.copy_name.clone(),
+        }
+    }
+
     async fn resource_in(
         &self,
         cluster: &str,

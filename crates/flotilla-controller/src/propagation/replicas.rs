@@ -45,6 +45,32 @@ pub fn for_cluster(template: &Value, replicas: Option<i32>) -> std::borrow::Cow<
     }
 }
 
+/// The template for a copy whose replicas a ScalingPolicy owns: without `spec.replicas` once the
+/// policy's writes own the field in the member (the engine's apply then lets go of it), the
+/// member's own count until then (applying no count would let the server reset it to its
+/// default before the policy wrote one), and the engine's count for a copy not created yet.
+pub fn left_to_scaler<'a>(
+    template: std::borrow::Cow<'a, Value>,
+    seen: Option<&super::origin::CopyMeta>,
+) -> std::borrow::Cow<'a, Value> {
+    let Some(seen) = seen else {
+        return template;
+    };
+    let mut t = template.into_owned();
+    if let Some(spec) = t.get_mut("spec").and_then(Value::as_object_mut) {
+        match (seen.replicas_by_scaler, seen.replicas) {
+            (true, _) => {
+                spec.remove("replicas");
+            }
+            (false, Some(n)) => {
+                spec.insert("replicas".into(), n.into());
+            }
+            (false, None) => {}
+        }
+    }
+    std::borrow::Cow::Owned(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +81,22 @@ mod tests {
         let t = json!({"spec": {"replicas": 6, "template": {}}});
         assert_eq!(for_cluster(&t, Some(2))["spec"]["replicas"], 2);
         assert_eq!(for_cluster(&t, None)["spec"]["replicas"], 6);
+    }
+
+    #[test]
+    fn a_scaled_copy_keeps_the_members_count_until_the_policy_owns_it() {
+        let t = json!({"spec": {"replicas": 6, "template": {}}});
+        let mut seen = crate::propagation::origin::CopyMeta::of(&json!({
+            "metadata": {"name": "web", "labels": {"app.kubernetes.io/managed-by": "flotilla"}},
+            "spec": {"replicas": 4}}))
+        .expect("a copy");
+        let keep = left_to_scaler(std::borrow::Cow::Borrowed(&t), Some(&seen));
+        assert_eq!(keep["spec"]["replicas"], 4);
+        seen.replicas_by_scaler = true;
+        let omit = left_to_scaler(std::borrow::Cow::Borrowed(&t), Some(&seen));
+        assert!(omit["spec"].get("replicas").is_none());
+        assert!(omit["spec"].get("template").is_some());
+        let new_copy = left_to_scaler(std::borrow::Cow::Borrowed(&t), None);
+        assert_eq!(new_copy["spec"]["replicas"], 6);
     }
 }

@@ -406,11 +406,32 @@ impl<K: Propagated> Syncer<K> {
             .and_then(|c| c.pointer("/metadata/managedFields").cloned())
             .and_then(|m| serde_json::from_value(m).ok())
             .unwrap_or_default();
+        // A scaled workload's replicas are its ScalingPolicy's: never drift (nor, before the
+        // policies are listed, any workload's: it may be scaled).
+        let scaled = !self.engine.ctx.scaled.is_synced()
+            || obj.member_kind().is_ok_and(|gvk| {
+                self.engine
+                    .ctx
+                    .scaled
+                    .is_scaled(&crate::scaled_targets::TargetKey {
+                        namespace: origin.namespace.clone(),
+                        group: gvk.group,
+                        kind: gvk.kind,
+                        name: origin.copy_name.clone(),
+                    })
+            });
+        let ignore: std::borrow::Cow<'_, [String]> = if scaled {
+            let mut paths = spec.drift.ignore_paths.clone();
+            paths.push("/spec/replicas".into());
+            paths.into()
+        } else {
+            spec.drift.ignore_paths.as_slice().into()
+        };
         let mut drift = drift_status(&DriftInput {
             desired: &desired,
             observed: copy.as_deref(),
             managed_fields: &managed_fields,
-            ignore: &spec.drift.ignore_paths,
+            ignore: &ignore,
             field_manager: FIELD_MANAGER,
             previous: before.drift.as_ref(),
             now: now.clone(),

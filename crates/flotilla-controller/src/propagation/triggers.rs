@@ -153,6 +153,39 @@ pub fn member_changes<K: Propagated>(
         .flat_map(move |event| futures::stream::iter(concerned(store.state(), event)))
 }
 
+/// The objects whose workload a ScalingPolicy started or stopped scaling: its replicas change
+/// hands. After a lag every object is reconciled (a missed change must not leave a workload's
+/// replicas with nobody).
+pub fn scaling_changes<K: Propagated>(
+    scaled: &crate::scaled_targets::ScaledTargets,
+    store: Store<K>,
+) -> impl Stream<Item = ObjectRef<K>> + Send + 'static {
+    let changes = futures::stream::unfold(scaled.subscribe(), |mut rx| async move {
+        match rx.recv().await {
+            Ok(key) => Some((Some(key), rx)),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some((None, rx)),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+        }
+    });
+    changes.flat_map(move |key| {
+        let matching: Vec<ObjectRef<K>> = store
+            .state()
+            .iter()
+            .filter(|o| key.as_ref().is_none_or(|k| workload_is(o.as_ref(), k)))
+            .map(|o| ObjectRef::from_obj(o.as_ref()))
+            .collect();
+        futures::stream::iter(matching)
+    })
+}
+
+fn workload_is<K: Propagated>(obj: &K, key: &crate::scaled_targets::TargetKey) -> bool {
+    obj.meta().namespace.as_deref().unwrap_or_default() == key.namespace
+        && obj.copy_name() == key.name
+        && obj
+            .member_kind()
+            .is_ok_and(|gvk| gvk.group == key.group && gvk.kind == key.kind)
+}
+
 /// The objects waiting for a kind in a member that may serve more kinds now.
 pub fn kind_changes<K: Propagated>(
     kinds: &super::kinds::Kinds,

@@ -28,17 +28,18 @@
 //! current scale. `status.currentReplicas` reports the observed sum.
 //!
 //! Deleting a ScalingPolicy leaves the members' replicas as they are (as deleting an HPA does).
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
 
-use flotilla_api::ScalingPolicy;
+use flotilla_api::{FederatedObject, ScalingPolicy};
+use kube::runtime::reflector::Store;
 
 use super::conflicts;
 use super::prometheus::Prometheus;
@@ -46,9 +47,11 @@ use super::report::write_invalid_spec;
 use super::scale::{Poll, scale};
 use super::spec::{self, SpecProblem};
 use super::state::{PolicyKey, State};
+use super::workload;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::placement_input::{any_unknown, placement_spec};
+use crate::scaled_targets::{ScaledTargets, TargetKey};
 
 pub const CONTROLLER: &str = "scalingpolicy";
 
@@ -136,11 +139,22 @@ async fn reconcile(sp: Arc<ScalingPolicy>, state: Arc<State>) -> Result<Action> 
         label: state.config.promql_namespace_label.as_deref(),
     };
     let plan = spec::plan(&sp.spec, scope).and_then(|plan| {
-        placement_spec(&sp.spec.placement)
-            .map(|p| (plan, p))
+        // A workload Flotilla propagates brings its own placement and division.
+        let workload = workload::find(&state.workloads, &namespace, &plan.target);
+        if let Some(problem) = workload
+            .as_ref()
+            .and_then(|w| workload::contradiction(&sp.spec, w))
+        {
+            return Err(problem);
+        }
+        let placement = workload
+            .as_ref()
+            .map_or(&sp.spec.placement, |w| &w.placement);
+        placement_spec(placement)
+            .map(|p| (plan, p, workload))
             .map_err(SpecProblem::placement)
     });
-    let (plan, placement) = match plan {
+    let (plan, placement, workload) = match plan {
         Ok(p) => p,
         Err(problem) => {
             write_invalid_spec(&state.ctx, &api, &sp, &problem).await?;
@@ -175,6 +189,7 @@ async fn reconcile(sp: Arc<ScalingPolicy>, state: Arc<State>) -> Result<Action> 
         namespace: &namespace,
         plan: &plan,
         placement_spec: &placement,
+        workload: workload.as_ref(),
         members: &members,
         now: jiff::Timestamp::now(),
     };
@@ -217,13 +232,16 @@ fn spec_or_lifecycle(sp: &ScalingPolicy) -> Option<u64> {
 pub async fn controller(
     ctx: Arc<Context>,
     config: ScalingConfig,
+    workloads: Store<FederatedObject>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<ScalingPolicy> = Api::all(ctx.host.clone());
     let (reader, writer) = reflector::store();
+    let mut targets = TargetRecorder::new(ctx.scaled.clone());
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .reflect(writer)
+        .inspect_ok(move |event| targets.record(event))
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, Default::default());
     // Policies poll every second anyway; a member change only makes them react at once.
@@ -238,6 +256,7 @@ pub async fn controller(
         ctx,
         config,
         store: reader.clone(),
+        workloads,
         policies: Mutex::new(HashMap::new()),
         last_prune: Mutex::new(Instant::now()),
     });
@@ -247,6 +266,59 @@ pub async fn controller(
         .run(reconcile, error_policy, state)
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+/// Keeps [`Context::scaled`] in step with the watched policies: a policy scales its target
+/// from its creation until its deletion starts.
+struct TargetRecorder {
+    scaled: ScaledTargets,
+    /// The uids listed by a relist in progress: the others are gone.
+    relisting: Option<BTreeSet<String>>,
+}
+
+impl TargetRecorder {
+    fn new(scaled: ScaledTargets) -> Self {
+        Self {
+            scaled,
+            relisting: None,
+        }
+    }
+
+    fn record(&mut self, event: &watcher::Event<ScalingPolicy>) {
+        match event {
+            watcher::Event::Init => self.relisting = Some(BTreeSet::new()),
+            watcher::Event::InitApply(sp) | watcher::Event::Apply(sp) => {
+                let Some(uid) = sp.metadata.uid.clone() else {
+                    return;
+                };
+                if let (Some(listed), watcher::Event::InitApply(_)) = (&mut self.relisting, event) {
+                    listed.insert(uid.clone());
+                }
+                let target = sp
+                    .metadata
+                    .deletion_timestamp
+                    .is_none()
+                    .then(|| sp.namespace())
+                    .flatten()
+                    .map(|ns| {
+                        let r = &sp.spec.target_ref;
+                        TargetKey::new(&ns, &r.api_version, &r.kind, &r.name)
+                    });
+                self.scaled.set(&uid, target);
+            }
+            watcher::Event::Delete(sp) => {
+                if let Some(uid) = &sp.metadata.uid {
+                    self.scaled.set(uid, None);
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(listed) = self.relisting.take() {
+                    self.scaled.retain(&listed);
+                }
+                self.scaled.mark_synced();
+            }
+        }
+    }
 }
 
 #[cfg(test)]

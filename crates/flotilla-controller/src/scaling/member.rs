@@ -7,9 +7,12 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
 use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use flotilla_autoscaling as hpa;
 use serde_json::json;
 
-use flotilla_api::labels::FIELD_MANAGER;
+use crate::scaled_targets::SCALING_FIELD_MANAGER;
 
 use super::quantity;
 use super::spec::Target;
@@ -122,8 +125,10 @@ pub async fn set_replicas(
     replicas: i32,
 ) -> Result<ScaleView, ScaleError> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, ar);
+    // A field manager of its own: the propagation engine tells by it that a ScalingPolicy owns
+    // a copy's replicas, and lets go of them.
     let params = PatchParams {
-        field_manager: Some(FIELD_MANAGER.to_string()),
+        field_manager: Some(SCALING_FIELD_MANAGER.to_string()),
         ..PatchParams::default()
     };
     let patch = json!({"spec": {"replicas": replicas}});
@@ -267,6 +272,15 @@ struct ValueList {
 #[derive(Deserialize)]
 struct ValueItem {
     value: k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+    /// The pod a custom.metrics.k8s.io value describes.
+    #[serde(default, rename = "describedObject")]
+    described_object: Option<DescribedObject>,
+}
+
+#[derive(Deserialize)]
+struct DescribedObject {
+    #[serde(default)]
+    name: String,
 }
 
 fn sum_values(items: &[ValueItem], what: &str) -> Result<(f64, usize), String> {
@@ -303,15 +317,14 @@ pub async fn external_metric(
     sum_values(&list.items, "external.metrics.k8s.io").map(|(total, _)| total)
 }
 
-/// `custom.metrics.k8s.io`: the sum of the metric over the target's pods in this member, and
-/// how many pods reported it.
-pub async fn pods_metric(
+/// `custom.metrics.k8s.io`: the metric of each of the target's pods in this member, by pod name.
+pub async fn pods_metric_per_pod(
     client: &Client,
     namespace: &str,
     name: &str,
     pod_selector: &str,
     metric_selector: Option<&str>,
-) -> Result<(f64, usize), String> {
+) -> Result<BTreeMap<String, PodValue>, String> {
     let name = checked_name(name)?;
     let path = format!(
         "/apis/custom.metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/*/{name}{}",
@@ -321,59 +334,50 @@ pub async fn pods_metric(
         ])
     );
     let list: ValueList = get_json(client, &path, "custom.metrics.k8s.io").await?;
-    sum_values(&list.items, "custom.metrics.k8s.io")
+    let mut out = BTreeMap::new();
+    for item in &list.items {
+        let value = quantity::parse(&item.value).ok_or_else(|| {
+            format!(
+                "custom.metrics.k8s.io returned the value {:?}, not a quantity",
+                item.value.0
+            )
+        })?;
+        let pod = item
+            .described_object
+            .as_ref()
+            .map(|o| o.name.clone())
+            .unwrap_or_default();
+        out.insert(
+            pod,
+            PodValue {
+                value,
+                sample: None,
+            },
+        );
+    }
+    Ok(out)
 }
 
-#[derive(Deserialize)]
-struct PodMetricsList {
-    #[serde(default)]
-    items: Vec<PodMetrics>,
+/// One pod's sample: its value, and for metrics.k8s.io the sample's time and window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PodValue {
+    pub value: f64,
+    pub sample: Option<(hpa::Timestamp, u64)>,
 }
 
-#[derive(Deserialize)]
-struct PodMetrics {
-    metadata: kube::core::ObjectMeta,
-    #[serde(default)]
-    containers: Vec<ContainerMetrics>,
-}
-
-#[derive(Deserialize)]
-struct ContainerMetrics {
-    name: String,
-    #[serde(default)]
-    usage:
-        std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-}
-
-/// Resource usage of the target's pods in one member.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ResourceUsage {
-    /// Summed usage over the pods that have metrics.
-    pub usage: f64,
-    /// Summed requests of those pods (only when asked for).
-    pub requests: f64,
-    /// How many pods were counted.
-    pub pods: usize,
-}
-
-/// `metrics.k8s.io` usage of `resource` (`cpu` in cores, `memory` in bytes) over the target's
-/// pods; with `with_requests`, also their requests (from the pods themselves), as the HPA
-/// computes utilization: `100 * sum(usage) / sum(requests)`, failing when a container has no
-/// request.
-pub async fn resource_usage(
+/// metrics.k8s.io usage of `resource` of each of the target's pods (summed over its containers).
+pub async fn resource_usage_per_pod(
     client: &Client,
     namespace: &str,
     resource: &str,
     pod_selector: &str,
-    with_requests: bool,
-) -> Result<ResourceUsage, String> {
+) -> Result<BTreeMap<String, PodValue>, String> {
     let path = format!(
         "/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods{}",
         query(&[("labelSelector", pod_selector)])
     );
     let list: PodMetricsList = get_json(client, &path, "metrics.k8s.io").await?;
-    let mut out = ResourceUsage::default();
-    let mut measured = std::collections::BTreeMap::new();
+    let mut out = BTreeMap::new();
     for pod in &list.items {
         let mut sum = 0.0;
         for c in &pod.containers {
@@ -387,41 +391,152 @@ pub async fn resource_usage(
             sum +=
                 quantity::parse(q).ok_or_else(|| format!("usage {:?} is not a quantity", q.0))?;
         }
-        measured.insert(pod.metadata.name.clone().unwrap_or_default(), sum);
-    }
-    out.usage = measured.values().sum();
-    out.pods = measured.len();
-    if with_requests && !measured.is_empty() {
-        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
-        let list = pods
-            .list(&ListParams::default().labels(pod_selector))
-            .await
-            .map_err(|e| {
-                format!("listing the target's pods (for their {resource} requests) failed: {e}")
-            })?;
-        for pod in &list.items {
-            let name = pod.name_any();
-            if !measured.contains_key(&name) {
-                continue;
-            }
-            for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-                let request = c
-                    .resources
-                    .as_ref()
-                    .and_then(|r| r.requests.as_ref())
-                    .and_then(|r| r.get(resource))
-                    .ok_or_else(|| {
-                        format!(
-                            "missing request for {resource} in container {} of pod {name}",
-                            c.name
-                        )
-                    })?;
-                out.requests += quantity::parse(request)
-                    .ok_or_else(|| format!("request {:?} is not a quantity", request.0))?;
-            }
-        }
+        let sample = pod.timestamp.as_ref().map(|t| {
+            let window = pod
+                .window
+                .as_deref()
+                .and_then(|w| w.parse::<jiff::SignedDuration>().ok())
+                .map_or(0, |d| d.as_secs().max(0) as u64);
+            (to_hpa_time(t.0), window)
+        });
+        out.insert(
+            pod.metadata.name.clone().unwrap_or_default(),
+            PodValue { value: sum, sample },
+        );
     }
     Ok(out)
+}
+
+/// One of the target's pods as the replica calculator sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetPod {
+    pub name: String,
+    pub facts: hpa::PodFacts,
+    /// The pod's summed container requests of the metric's resource; `None` when a container
+    /// has none.
+    pub request: Option<f64>,
+}
+
+/// The target's pods in one member (`pods` `list`, by the scale subresource's selector), with
+/// their requests of `resource` when given.
+pub async fn target_pods(
+    client: &Client,
+    namespace: &str,
+    pod_selector: &str,
+    resource: Option<&str>,
+) -> Result<Vec<TargetPod>, String> {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(pod_selector))
+        .await
+        .map_err(|e| format!("listing the target's pods failed: {e}"))?;
+    Ok(list.items.iter().map(|p| target_pod(p, resource)).collect())
+}
+
+fn target_pod(pod: &k8s_openapi::api::core::v1::Pod, resource: Option<&str>) -> TargetPod {
+    let status = pod.status.as_ref();
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| hpa::ReadyCondition {
+            status_false: c.status == "False",
+            last_transition: c
+                .last_transition_time
+                .as_ref()
+                .map_or(hpa::Timestamp::default(), |t| to_hpa_time(t.0)),
+        });
+    let request = resource.and_then(|r| {
+        pod.spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .map(|c| {
+                c.resources
+                    .as_ref()
+                    .and_then(|res| res.requests.as_ref())
+                    .and_then(|req| req.get(r))
+                    .and_then(quantity::parse)
+            })
+            .sum::<Option<f64>>()
+    });
+    TargetPod {
+        name: pod.name_any(),
+        facts: hpa::PodFacts {
+            deleting: pod.metadata.deletion_timestamp.is_some(),
+            phase: hpa::PodPhase::parse(status.and_then(|s| s.phase.as_deref())),
+            ready,
+            start_time: status
+                .and_then(|s| s.start_time.as_ref())
+                .map(|t| to_hpa_time(t.0)),
+            sample: None,
+        },
+        request,
+    }
+}
+
+fn to_hpa_time(t: jiff::Timestamp) -> hpa::Timestamp {
+    hpa::Timestamp::from_unix_millis(u64::try_from(t.as_millisecond()).unwrap_or(0))
+}
+
+/// The samples of one member's pods for the replica calculator: each pod classified
+/// (`resource`: `Some("cpu")` etc. for a Resource metric, `None` for a Pods metric), with its
+/// value if the metrics API reported one, and its request when `utilization`.
+pub fn samples(
+    pods: &[TargetPod],
+    values: &BTreeMap<String, PodValue>,
+    resource: Option<&str>,
+    utilization: bool,
+    now: hpa::Timestamp,
+) -> Result<Vec<hpa::PodSample>, String> {
+    pods.iter()
+        .map(|pod| {
+            let value = values.get(&pod.name);
+            let mut facts = pod.facts;
+            facts.sample = value.map(|v| v.sample.unwrap_or((now, 0)));
+            let readiness = hpa::classify(&facts, resource, now);
+            let mut sample = hpa::PodSample {
+                readiness,
+                value: value.map(|v| v.value),
+                request: None,
+            };
+            if utilization && readiness != hpa::PodReadiness::Ignored {
+                let request = pod.request.ok_or_else(|| {
+                    format!(
+                        "missing request for {} in a container of pod {}",
+                        resource.unwrap_or("the resource"),
+                        pod.name
+                    )
+                })?;
+                sample = sample.with_request(request);
+            }
+            Ok(sample)
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct PodMetricsList {
+    #[serde(default)]
+    items: Vec<PodMetrics>,
+}
+
+#[derive(Deserialize)]
+struct PodMetrics {
+    metadata: kube::core::ObjectMeta,
+    #[serde(default)]
+    timestamp: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// A duration such as `30s` (or `30.5s`).
+    #[serde(default)]
+    window: Option<String>,
+    #[serde(default)]
+    containers: Vec<ContainerMetrics>,
+}
+
+#[derive(Deserialize)]
+struct ContainerMetrics {
+    name: String,
+    #[serde(default)]
+    usage:
+        std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
 }
 
 #[cfg(test)]

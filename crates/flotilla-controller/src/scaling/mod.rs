@@ -21,5 +21,6 @@ mod report;
 mod scale;
 mod standing;
 mod state;
+mod workload;
 
 pub use controller::{CONTROLLER, DEFAULT_NAMESPACE_LABEL, ScalingConfig, controller};

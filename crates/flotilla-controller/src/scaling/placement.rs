@@ -35,7 +35,7 @@ impl Placement {
 pub(super) fn place(poll: &Poll<'_>) -> Result<Placement> {
     let previous_status = poll.previous_status();
     let inventory = inventory(poll.members);
-    let previous = previous(previous_status.and_then(|s| s.placement.as_ref()));
+    let previous = previous(poll.placement_before());
     let namespace_labels = poll.state.ctx.namespace_labels(poll.namespace);
     let selection = decide(&DecisionInput {
         spec: poll.placement_spec,
@@ -83,7 +83,7 @@ pub(super) fn divide<'a>(
     if !decided {
         return Ok(placement.selection.clone());
     }
-    let request = share_request(&poll.sp.spec.distribution, total, unscalable);
+    let request = share_request(poll.distribution(), total, unscalable);
     decide(&DecisionInput {
         spec: poll.placement_spec,
         clusters: &placement.inventory,

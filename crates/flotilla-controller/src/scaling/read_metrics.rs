@@ -47,58 +47,51 @@ pub(super) async fn read_metrics(
     let clients = &clients;
     let reads = plan.metrics.iter().zip(queried).map(|(m, q)| async move {
         match q {
-            Some(result) => result,
+            Some(result) => result.map(hpa::MetricReading::Value),
             None => read_metric(namespace, m, clients).await,
         }
     });
     futures::future::join_all(reads)
         .await
         .into_iter()
-        .map(|r| match r {
-            Ok(v) => hpa::MetricReading::Value(v),
-            Err(m) => hpa::MetricReading::Failed(m),
-        })
+        .map(|r| r.unwrap_or_else(hpa::MetricReading::Failed))
         .collect()
 }
 
-/// Per-member partial sums of a metric: (value sum, requests sum, pods).
-type Partial = (f64, f64, usize);
-
-/// Adds up the members' partial sums; any member failing fails the metric (as the HPA does
-/// when it cannot read a metric: no scaling on partial data).
-fn per_member(results: Vec<(&str, Result<Partial, String>)>) -> Result<Partial, String> {
-    let mut sum = (0.0, 0.0, 0usize);
+/// Gathers one result per member; any member failing fails the metric (as the HPA does when it
+/// cannot read a metric: no scaling on partial data).
+fn per_member<T>(results: Vec<(&str, Result<T, String>)>) -> Result<Vec<T>, String> {
+    let mut out = Vec::new();
     let mut errors = Vec::new();
     for (cluster, r) in results {
         match r {
-            Ok((a, b, n)) => {
-                sum.0 += a;
-                sum.1 += b;
-                sum.2 += n;
-            }
+            Ok(v) => out.push(v),
             Err(e) => errors.push(format!("{cluster}: {e}")),
         }
     }
     if errors.is_empty() {
-        Ok(sum)
+        Ok(out)
     } else {
         Err(errors.join("; "))
     }
 }
 
-/// One metric from the members' metrics APIs: an External metric's values summed; a Pods
-/// metric averaged over all the target's pods; a Resource metric as utilization of the summed
-/// requests, or averaged over the pods.
+/// One metric from the members' metrics APIs: an External metric's values summed; a Pods or
+/// Resource metric as one sample per pod of the target in every member, pooled, for the replica
+/// calculator's rules on unready pods and pods without metrics.
 async fn read_metric(
     namespace: &str,
     plan: &MetricPlan,
     clients: &[(&str, Client, &ScaleView)],
-) -> Result<f64, String> {
+) -> Result<hpa::MetricReading, String> {
     let selector_of = |c: &str, s: &ScaleView| {
         s.selector
             .clone()
             .ok_or_else(|| format!("the target's scale subresource in {c} reports no pod selector"))
     };
+    let now = hpa::Timestamp::from_unix_millis(
+        u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0),
+    );
     match plan {
         MetricPlan::Prometheus { query } => Err(format!(
             "internal: the Prometheus query {query:?} was not run"
@@ -108,64 +101,62 @@ async fn read_metric(
                 futures::future::join_all(clients.iter().map(|(c, client, _)| async move {
                     (
                         *c,
-                        member::external_metric(client, namespace, name, selector.as_deref())
-                            .await
-                            .map(|v| (v, 0.0, 1)),
+                        member::external_metric(client, namespace, name, selector.as_deref()).await,
                     )
                 }))
                 .await;
-            per_member(results).map(|(total, _, _)| total)
+            per_member(results).map(|v| hpa::MetricReading::Value(v.into_iter().sum()))
         }
         MetricPlan::Pods { name, selector } => {
             let results =
                 futures::future::join_all(clients.iter().map(|(c, client, scale)| async move {
-                    let r = match selector_of(c, scale) {
-                        Ok(pods) => {
-                            member::pods_metric(client, namespace, name, &pods, selector.as_deref())
-                                .await
-                                .map(|(sum, n)| (sum, 0.0, n))
-                        }
-                        Err(e) => Err(e),
+                    let read = async {
+                        let pods = selector_of(c, scale)?;
+                        let (listed, values) = futures::future::join(
+                            member::target_pods(client, namespace, &pods, None),
+                            member::pods_metric_per_pod(
+                                client,
+                                namespace,
+                                name,
+                                &pods,
+                                selector.as_deref(),
+                            ),
+                        )
+                        .await;
+                        member::samples(&listed?, &values?, None, false, now)
                     };
-                    (*c, r)
+                    (*c, read.await)
                 }))
                 .await;
-            let (sum, _, pods) = per_member(results)?;
-            if pods == 0 {
-                return Err(format!("no pods of the target report the metric {name}"));
-            }
-            Ok(sum / pods as f64)
+            pooled(per_member(results)?, name)
         }
         MetricPlan::Resource { name, utilization } => {
             let results =
                 futures::future::join_all(clients.iter().map(|(c, client, scale)| async move {
-                    let r = match selector_of(c, scale) {
-                        Ok(pods) => {
-                            member::resource_usage(client, namespace, name, &pods, *utilization)
-                                .await
-                                .map(|u| (u.usage, u.requests, u.pods))
-                        }
-                        Err(e) => Err(e),
+                    let read = async {
+                        let pods = selector_of(c, scale)?;
+                        let (listed, values) = futures::future::join(
+                            member::target_pods(client, namespace, &pods, Some(name)),
+                            member::resource_usage_per_pod(client, namespace, name, &pods),
+                        )
+                        .await;
+                        member::samples(&listed?, &values?, Some(name), *utilization, now)
                     };
-                    (*c, r)
+                    (*c, read.await)
                 }))
                 .await;
-            let (usage, requests, pods) = per_member(results)?;
-            if pods == 0 {
-                return Err(format!(
-                    "no metrics returned for the target's pods ({name})"
-                ));
-            }
-            if *utilization {
-                if requests <= 0.0 {
-                    return Err(format!("the target's pods request no {name}"));
-                }
-                Ok(100.0 * usage / requests)
-            } else {
-                Ok(usage / pods as f64)
-            }
+            pooled(per_member(results)?, name)
         }
     }
+}
+
+/// The members' samples as one pod set.
+fn pooled(per_member: Vec<Vec<hpa::PodSample>>, name: &str) -> Result<hpa::MetricReading, String> {
+    let samples: Vec<hpa::PodSample> = per_member.into_iter().flatten().collect();
+    if samples.is_empty() {
+        return Err(format!("the target has no pods to read {name} from"));
+    }
+    Ok(hpa::MetricReading::PerPod(samples))
 }
 
 #[cfg(test)]
@@ -173,14 +164,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn partial_sums_add_up_and_any_failure_fails_the_metric() {
-        let ok = per_member(vec![("a", Ok((2.0, 1.0, 3))), ("b", Ok((4.0, 2.0, 1)))]);
-        assert_eq!(ok, Ok((6.0, 3.0, 4)));
-        let failed = per_member(vec![
-            ("a", Ok((2.0, 1.0, 3))),
+    fn any_member_failing_fails_the_metric() {
+        let ok = per_member(vec![("a", Ok(2.0)), ("b", Ok(4.0))]);
+        assert_eq!(ok, Ok(vec![2.0, 4.0]));
+        let failed = per_member::<f64>(vec![
+            ("a", Ok(2.0)),
             ("b", Err("timeout".into())),
             ("c", Err("forbidden".into())),
         ]);
         assert_eq!(failed, Err("b: timeout; c: forbidden".to_string()));
+    }
+
+    #[test]
+    fn samples_of_all_members_are_one_pod_set() {
+        let reading = pooled(
+            vec![
+                vec![hpa::PodSample::ready(1.0)],
+                vec![hpa::PodSample::missing()],
+            ],
+            "cpu",
+        )
+        .expect("samples");
+        assert!(matches!(reading, hpa::MetricReading::PerPod(s) if s.len() == 2));
+        assert!(pooled(vec![vec![], vec![]], "cpu").is_err());
     }
 }

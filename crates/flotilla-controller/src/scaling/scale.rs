@@ -8,7 +8,10 @@ use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
 use flotilla_api::ScalingPolicy;
-use flotilla_api::scaling_policy::{ClusterReplicaStatus, ConflictPolicy, ScalingPolicyStatus};
+use flotilla_api::placement_status::PlacementStatus;
+use flotilla_api::scaling_policy::{
+    ClusterReplicaStatus, ConflictPolicy, Distribution, ScalingPolicyStatus,
+};
 use flotilla_placement::PlacementSpec;
 
 use super::apply::apply;
@@ -36,6 +39,8 @@ pub(super) struct Poll<'a> {
     /// The validated spec.
     pub plan: &'a Plan,
     pub placement_spec: &'a PlacementSpec,
+    /// The federated workload the policy scales, when Flotilla propagates it.
+    pub workload: Option<&'a super::workload::Workload>,
     /// The member snapshot.
     pub members: &'a [Member],
     /// The time of the poll (status times, the autoscaler's and the placement engine's clock).
@@ -49,6 +54,21 @@ impl Poll<'_> {
 
     pub fn previous_status(&self) -> Option<&ScalingPolicyStatus> {
         self.sp.status.as_ref()
+    }
+
+    /// The placement decision the selection starts from: the workload's, when Flotilla
+    /// propagates it (both then move together), else the policy's own.
+    pub fn placement_before(&self) -> Option<&PlacementStatus> {
+        match self.workload {
+            Some(w) => w.previous.as_ref(),
+            None => self.previous_status().and_then(|s| s.placement.as_ref()),
+        }
+    }
+
+    /// Weights and per-cluster bounds of the division.
+    pub fn distribution(&self) -> &Distribution {
+        self.workload
+            .map_or(&self.sp.spec.distribution, |w| &w.distribution)
     }
 
     pub fn member(&self, cluster: &str) -> Option<&Member> {

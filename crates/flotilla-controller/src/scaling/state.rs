@@ -85,6 +85,8 @@ pub(super) struct State {
     pub prometheus: Prometheus,
     /// The policies as watched, to tell which ones still exist.
     pub store: Store<ScalingPolicy>,
+    /// The FederatedObjects, to tell a workload Flotilla propagates (see [`super::workload`]).
+    pub workloads: Store<flotilla_api::FederatedObject>,
     pub policies: Mutex<HashMap<PolicyKey, PolicyState>>,
     pub last_prune: Mutex<Instant>,
 }
