@@ -176,6 +176,10 @@ pub struct MetricSpec {
     /// in the members.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalMetricSource>,
+    /// A metric describing one object in the policy's namespace (an Ingress's requests per
+    /// second, say), from `custom.metrics.k8s.io` in the members, summed over them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<ObjectMetricSource>,
 }
 
 /// The type of a metric source.
@@ -187,6 +191,8 @@ pub enum MetricSourceType {
     Pods,
     /// `external` is set.
     External,
+    /// `object` is set.
+    Object,
 }
 
 /// A resource metric of the target's pods.
@@ -222,6 +228,33 @@ pub struct ExternalMetricSource {
     pub prometheus: Option<PrometheusQuery>,
     /// The target value (`Value` or `AverageValue`).
     pub target: MetricTarget,
+}
+
+/// A metric of one object, as in `autoscaling/v2` ObjectMetricSource.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMetricSource {
+    /// The object the metric describes, in the policy's namespace.
+    pub described_object: CrossVersionObjectReference,
+    /// The metric.
+    pub metric: MetricIdentifier,
+    /// The target value (`Value` or `AverageValue`).
+    pub target: MetricTarget,
+}
+
+/// Refers to an object by API version, kind and name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CrossVersionObjectReference {
+    /// API version of the object, e.g. `networking.k8s.io/v1`.
+    #[schemars(length(min = 1))]
+    pub api_version: String,
+    /// Kind of the object, e.g. `Ingress`.
+    #[schemars(length(min = 1))]
+    pub kind: String,
+    /// Name of the object.
+    #[schemars(length(min = 1))]
+    pub name: String,
 }
 
 /// A PromQL query whose result is one number.

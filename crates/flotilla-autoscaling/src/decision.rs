@@ -88,6 +88,8 @@ reasons! {
         FailedGetPodsMetric,
         /// An External metric could not be read or computed.
         FailedGetExternalMetric,
+        /// An Object metric could not be read or computed.
+        FailedGetObjectMetric,
         /// A metric's target does not fit its source (or is not a positive number), or there
         /// are no metrics.
         InvalidMetricSourceType,

@@ -95,6 +95,7 @@ pub fn metric_description(spec: &MetricSpec) -> String {
         (MetricSource::Resource { name }, _) => format!("{name} resource"),
         (MetricSource::Pods { name }, _) => format!("pods metric {name}"),
         (MetricSource::External { name }, _) => format!("external metric {name}"),
+        (MetricSource::Object { name }, _) => format!("object metric {name}"),
     }
 }
 
@@ -103,6 +104,7 @@ fn failed_get_reason(source: MetricSourceType) -> ScalingActiveReason {
         MetricSourceType::Resource => ScalingActiveReason::FailedGetResourceMetric,
         MetricSourceType::Pods => ScalingActiveReason::FailedGetPodsMetric,
         MetricSourceType::External => ScalingActiveReason::FailedGetExternalMetric,
+        MetricSourceType::Object => ScalingActiveReason::FailedGetObjectMetric,
     }
 }
 
@@ -142,11 +144,10 @@ pub fn compute_replicas_for_metric(
     let target = match (source, spec.target) {
         (MetricSourceType::Resource, MetricTarget::Utilization(u)) if u > 0 => f64::from(u),
         (MetricSourceType::Resource | MetricSourceType::Pods, MetricTarget::AverageValue(v))
-        | (MetricSourceType::External, MetricTarget::AverageValue(v) | MetricTarget::Value(v))
-            if v.is_finite() && v > 0.0 =>
-        {
-            v
-        }
+        | (
+            MetricSourceType::External | MetricSourceType::Object,
+            MetricTarget::AverageValue(v) | MetricTarget::Value(v),
+        ) if v.is_finite() && v > 0.0 => v,
         (_, target) => {
             return status.failed(
                 ScalingActiveReason::InvalidMetricSourceType,
@@ -203,8 +204,9 @@ pub fn compute_replicas_for_metric(
             status.usage_ratio = Some(ratio);
             ratio_replicas(current, ratio, tolerances)
         }
-        (MetricSourceType::External, MetricTarget::AverageValue(_)) => {
-            // Upstream GetExternalPerPodMetricReplicas: the tolerance is checked on
+        (MetricSourceType::External | MetricSourceType::Object, MetricTarget::AverageValue(_)) => {
+            // Upstream GetExternalPerPodMetricReplicas (GetObjectPerPodMetricReplicas alike):
+            // the tolerance is checked on
             // total / (target * replicas), the proposal is ceil(total / target).
             let ratio = value / (target * f64::from(current));
             status.usage_ratio = Some(ratio);
@@ -217,8 +219,9 @@ pub fn compute_replicas_for_metric(
                 ceil_replicas(value / target)
             }
         }
-        (MetricSourceType::External, _) => {
-            // Upstream GetExternalMetricReplicas / getUsageRatioReplicaCount.
+        (MetricSourceType::External | MetricSourceType::Object, _) => {
+            // Upstream GetExternalMetricReplicas (GetObjectMetricReplicas alike) /
+            // getUsageRatioReplicaCount.
             status.value = Some(value);
             let ratio = value / target;
             status.usage_ratio = Some(ratio);
@@ -455,6 +458,36 @@ mod tests {
         assert_eq!(p(100.0), Some(10));
         assert_eq!(p(60.0), Some(10)); // 0.6 is within the 50% scale-down tolerance
         assert_eq!(p(40.0), Some(4));
+    }
+
+    /// Upstream replica_calculator_test.go `TestReplicaCalcScaleUpCMObject` (3 replicas, value
+    /// 20000, target 10000: 6) and `TestReplicaCalcScaleUpPerPodCMObject` (3 replicas, value
+    /// 40000, average target 10000: 4).
+    #[test]
+    fn object_value_and_average_value_as_upstream() {
+        let object = |target| MetricSpec {
+            source: MetricSource::Object { name: "qps".into() },
+            target,
+        };
+        let v = object(MetricTarget::Value(10000.0));
+        assert_eq!(proposal(&v, 20000.0, 3), Some(6));
+        let a = object(MetricTarget::AverageValue(10000.0));
+        assert_eq!(proposal(&a, 40000.0, 3), Some(4));
+        let failed = compute_replicas_for_metric(&v, None, 3, tol());
+        assert_eq!(
+            failed.error.map(|f| f.reason),
+            Some(ScalingActiveReason::FailedGetObjectMetric)
+        );
+        let wrong = compute_replicas_for_metric(
+            &object(MetricTarget::Utilization(50)),
+            Some(&MetricReading::Value(1.0)),
+            3,
+            tol(),
+        );
+        assert_eq!(
+            wrong.error.map(|f| f.reason),
+            Some(ScalingActiveReason::InvalidMetricSourceType)
+        );
     }
 
     #[test]

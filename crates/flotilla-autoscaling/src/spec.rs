@@ -102,13 +102,22 @@ pub enum MetricSource {
         /// The metric name.
         name: String,
     },
+    /// A metric of one object (summed across member clusters by the caller); computed as
+    /// upstream computes it, which is the External computation.
+    Object {
+        /// The metric name.
+        name: String,
+    },
 }
 
 impl MetricSource {
     /// The metric (or resource) name.
     pub fn name(&self) -> &str {
         match self {
-            Self::Resource { name } | Self::Pods { name } | Self::External { name } => name,
+            Self::Resource { name }
+            | Self::Pods { name }
+            | Self::External { name }
+            | Self::Object { name } => name,
         }
     }
 
@@ -118,6 +127,7 @@ impl MetricSource {
             Self::Resource { .. } => MetricSourceType::Resource,
             Self::Pods { .. } => MetricSourceType::Pods,
             Self::External { .. } => MetricSourceType::External,
+            Self::Object { .. } => MetricSourceType::Object,
         }
     }
 }
@@ -131,12 +141,14 @@ pub enum MetricSourceType {
     Pods,
     /// An external metric.
     External,
+    /// An object metric.
+    Object,
 }
 
 /// A metric target, as `autoscaling/v2` `MetricTarget`.
 ///
 /// Valid combinations (as in upstream validation): Resource with `Utilization` or
-/// `AverageValue`; Pods with `AverageValue`; External with `Value` or `AverageValue`. Other
+/// `AverageValue`; Pods with `AverageValue`; External and Object with `Value` or `AverageValue`. Other
 /// combinations, and targets that are not finite and positive, make that metric invalid
 /// (reason `InvalidMetricSourceType`); they never panic.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -317,6 +317,37 @@ pub async fn external_metric(
     sum_values(&list.items, "external.metrics.k8s.io").map(|(total, _)| total)
 }
 
+/// `custom.metrics.k8s.io`: the metric of one object (`resource`: the object's kind as served
+/// in this member) in this member.
+pub async fn object_metric(
+    client: &Client,
+    namespace: &str,
+    resource: &ApiResource,
+    object: &str,
+    name: &str,
+    metric_selector: Option<&str>,
+) -> Result<f64, String> {
+    let name = checked_name(name)?;
+    let object = checked_name(object)?;
+    let kind = if resource.group.is_empty() {
+        resource.plural.clone()
+    } else {
+        format!("{}.{}", resource.plural, resource.group)
+    };
+    let path = format!(
+        "/apis/custom.metrics.k8s.io/v1beta1/namespaces/{namespace}/{kind}/{object}/{name}{}",
+        query(&[("metricLabelSelector", metric_selector.unwrap_or(""))])
+    );
+    let list: ValueList = get_json(client, &path, "custom.metrics.k8s.io").await?;
+    if list.items.is_empty() {
+        return Err(format!(
+            "custom.metrics.k8s.io returned no value of {name} for {} {object}",
+            resource.kind
+        ));
+    }
+    sum_values(&list.items, "custom.metrics.k8s.io").map(|(total, _)| total)
+}
+
 /// `custom.metrics.k8s.io`: the metric of each of the target's pods in this member, by pod name.
 pub async fn pods_metric_per_pod(
     client: &Client,

@@ -107,6 +107,41 @@ async fn read_metric(
                 .await;
             per_member(results).map(|v| hpa::MetricReading::Value(v.into_iter().sum()))
         }
+        MetricPlan::Object {
+            described,
+            name,
+            selector,
+        } => {
+            // The object's copy in each member (a federated Ingress, say): the federated object's
+            // value is the sum.
+            let results =
+                futures::future::join_all(clients.iter().map(|(c, client, _)| async move {
+                    let read = async {
+                        let gvk = kube::api::GroupVersionKind::gvk(
+                            &described.group,
+                            &described.version,
+                            &described.kind,
+                        );
+                        let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
+                            .await
+                            .map_err(|e| {
+                                format!("{} is not served here: {e}", described.api_version())
+                            })?;
+                        member::object_metric(
+                            client,
+                            namespace,
+                            &resource,
+                            &described.name,
+                            name,
+                            selector.as_deref(),
+                        )
+                        .await
+                    };
+                    (*c, read.await)
+                }))
+                .await;
+            per_member(results).map(|v| hpa::MetricReading::Value(v.into_iter().sum()))
+        }
         MetricPlan::Pods { name, selector } => {
             let results =
                 futures::future::join_all(clients.iter().map(|(c, client, scale)| async move {

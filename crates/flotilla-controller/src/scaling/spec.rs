@@ -101,6 +101,13 @@ pub enum MetricPlan {
     },
     /// `metrics.k8s.io` usage of the target's pods; `utilization` divides by the pods' requests.
     Resource { name: String, utilization: bool },
+    /// `custom.metrics.k8s.io` metric of one object in each member holding the target, summed.
+    Object {
+        /// The object (`name` is the object's name).
+        described: Target,
+        name: String,
+        selector: Option<String>,
+    },
 }
 
 /// Everything a reconcile needs from the spec.
@@ -247,6 +254,13 @@ fn metric(
                 },
             ))
         }
+        api::MetricSourceType::Object => {
+            let o = m
+                .object
+                .as_ref()
+                .ok_or_else(|| missing("object", "Object"))?;
+            object_metric(&field, o)
+        }
         api::MetricSourceType::External => {
             let e = m
                 .external
@@ -284,6 +298,48 @@ fn metric(
             ))
         }
     }
+}
+
+fn object_metric(
+    field: &dyn Fn(&str) -> String,
+    o: &api::ObjectMetricSource,
+) -> Result<(hpa::MetricSpec, MetricPlan), SpecProblem> {
+    let target = target_value(&field("object.target"), &o.target)?;
+    let r = &o.described_object;
+    let (group, version) = match r.api_version.split_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (String::new(), r.api_version.clone()),
+    };
+    if version.is_empty() || r.kind.is_empty() || r.name.is_empty() {
+        return Err(SpecProblem::metric(format!(
+            "{} needs apiVersion, kind and name",
+            field("object.describedObject")
+        )));
+    }
+    let selector = o
+        .metric
+        .selector
+        .as_ref()
+        .map(|s| selector_string(&field("object.metric.selector"), s))
+        .transpose()?;
+    Ok((
+        hpa::MetricSpec {
+            source: hpa::MetricSource::Object {
+                name: o.metric.name.clone(),
+            },
+            target,
+        },
+        MetricPlan::Object {
+            described: Target {
+                group,
+                version,
+                kind: r.kind.clone(),
+                name: r.name.clone(),
+            },
+            name: o.metric.name.clone(),
+            selector,
+        },
+    ))
 }
 
 /// The query with every series selector pinned to the policy's namespace: a policy reads only
@@ -601,9 +657,33 @@ mod tests {
             {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}},
             {"type": "Pods", "pods": {"metric": {"name": "rps", "selector": {"matchLabels": {"a": "b"}}},
                 "target": {"type": "AverageValue", "averageValue": "10"}}},
-            {"type": "External", "external": {"metric": {"name": "queue"}, "target": {"type": "Value", "value": "100"}}}
+            {"type": "External", "external": {"metric": {"name": "queue"}, "target": {"type": "Value", "value": "100"}}},
+            {"type": "Object", "object": {"describedObject": {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "web"},
+                "metric": {"name": "requests_per_second"}, "target": {"type": "AverageValue", "averageValue": "50"}}}
         ]);
         let p = plan_in_tests(&spec(j)).expect("valid");
+        assert_eq!(
+            p.metrics[3],
+            MetricPlan::Object {
+                described: Target {
+                    group: "networking.k8s.io".into(),
+                    version: "v1".into(),
+                    kind: "Ingress".into(),
+                    name: "web".into()
+                },
+                name: "requests_per_second".into(),
+                selector: None
+            }
+        );
+        assert_eq!(
+            p.scaling.metrics[3].target,
+            hpa::MetricTarget::AverageValue(50.0)
+        );
+        let p = {
+            let mut p = p;
+            p.metrics.truncate(3);
+            p
+        };
         assert_eq!(
             p.metrics,
             vec![
@@ -622,6 +702,18 @@ mod tests {
             ]
         );
         assert_eq!(p.scaling.metrics[2].target, hpa::MetricTarget::Value(100.0));
+    }
+
+    #[test]
+    fn an_object_metric_needs_its_object() {
+        let mut j = base();
+        j["metrics"] = serde_json::json!([{"type": "Object"}]);
+        let e = plan_in_tests(&spec(j)).expect_err("no object");
+        assert!(
+            e.message.contains("metrics[0].object is required"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

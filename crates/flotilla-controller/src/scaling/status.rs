@@ -71,6 +71,7 @@ pub fn metric_values(metrics: &[hpa::MetricStatus]) -> Vec<MetricValueStatus> {
                 hpa::MetricSourceType::Resource => MetricSourceType::Resource,
                 hpa::MetricSourceType::Pods => MetricSourceType::Pods,
                 hpa::MetricSourceType::External => MetricSourceType::External,
+                hpa::MetricSourceType::Object => MetricSourceType::Object,
             },
             value: m.value.map(quantity::format),
             average_value: m.average_value.map(quantity::format),
