@@ -128,6 +128,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.max_concurrent_reconciles,
         stopped(stop_rx.clone()),
     );
+    let copies = engine.informers.clone();
     let (_, cluster_objects) = propagation::run::<ClusterFederatedObject>(
         engine,
         args.max_concurrent_reconciles,
@@ -145,6 +146,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         ctx.clone(),
         scaling_config,
         workloads,
+        copies,
         stopped(stop_rx.clone()),
     ));
 

@@ -69,7 +69,7 @@ impl Origin {
 
 /// What a member object says about where it comes from: the small projection the copy caches
 /// keep instead of whole objects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CopyMeta {
     /// The member object's API group and kind (set by the watch that saw it).
     pub group: String,
@@ -84,10 +84,47 @@ pub struct CopyMeta {
     pub origin_uid: String,
     pub origin_generation: Option<i64>,
     pub deletion: DeletionPolicy,
-    /// `spec.replicas` of a workload, and whether the ScalingPolicy controller owns it: the
-    /// engine leaves a scaled workload's replicas to the policy.
-    pub replicas: Option<i64>,
-    pub replicas_by_scaler: bool,
+    /// For a workload (an object with `spec.replicas`): what its scale subresource would say,
+    /// and who owns the count. Boxed: most copies are not workloads.
+    pub scale: Option<Box<CopyScale>>,
+}
+
+/// A workload copy's scale, as its watch sees it: the engine leaves a scaled workload's replicas
+/// to its ScalingPolicy, and the ScalingPolicy controller reads the scale from here instead of
+/// asking each member for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyScale {
+    /// `spec.replicas`.
+    pub replicas: i32,
+    /// `status.replicas`.
+    pub status_replicas: i32,
+    /// `spec.selector`: the workload's pods.
+    pub selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    /// Whether the ScalingPolicy controller's writes own `spec.replicas`.
+    pub by_scaler: bool,
+}
+
+impl CopyScale {
+    fn of(object: &Value) -> Option<Box<Self>> {
+        let count = |p: &str| {
+            object
+                .pointer(p)
+                .and_then(Value::as_i64)
+                .and_then(|n| i32::try_from(n).ok())
+        };
+        Some(Box::new(Self {
+            replicas: count("/spec/replicas")?,
+            status_replicas: count("/status/replicas").unwrap_or(0),
+            selector: object
+                .pointer("/spec/selector")
+                .cloned()
+                .and_then(|s| serde_json::from_value(s).ok()),
+            by_scaler: crate::scaled_targets::replicas_owned_by(
+                object,
+                crate::scaled_targets::SCALING_FIELD_MANAGER,
+            ),
+        }))
+    }
 }
 
 impl CopyMeta {
@@ -122,11 +159,7 @@ impl CopyMeta {
                 Some("Orphan") => DeletionPolicy::Orphan,
                 _ => DeletionPolicy::Delete,
             },
-            replicas: object.pointer("/spec/replicas").and_then(Value::as_i64),
-            replicas_by_scaler: crate::scaled_targets::replicas_owned_by(
-                object,
-                crate::scaled_targets::SCALING_FIELD_MANAGER,
-            ),
+            scale: CopyScale::of(object),
         })
     }
 

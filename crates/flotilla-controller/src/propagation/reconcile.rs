@@ -427,7 +427,11 @@ impl<K: Propagated> Job<'_, K> {
         // A ScalingPolicy owns the replicas of the workload it scales; they change hands (to it,
         // or back when it goes) by an apply, whatever the drift mode.
         let scaled = self.engine.ctx.scaled.is_scaled(&self.target());
-        let handover = scaled != seen.as_ref().is_some_and(|m| m.replicas_by_scaler);
+        let handover = scaled
+            != seen
+                .as_ref()
+                .and_then(|m| m.scale.as_ref())
+                .is_some_and(|s| s.by_scaler);
         if up_to_date && spec.drift.mode == DriftMode::ReportOnly && !replicas_changed && !handover
         {
             return observed(ClusterResult::Applied);

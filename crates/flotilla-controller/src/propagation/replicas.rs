@@ -53,19 +53,15 @@ pub fn left_to_scaler<'a>(
     template: std::borrow::Cow<'a, Value>,
     seen: Option<&super::origin::CopyMeta>,
 ) -> std::borrow::Cow<'a, Value> {
-    let Some(seen) = seen else {
+    let Some(scale) = seen.and_then(|s| s.scale.as_deref()) else {
         return template;
     };
     let mut t = template.into_owned();
     if let Some(spec) = t.get_mut("spec").and_then(Value::as_object_mut) {
-        match (seen.replicas_by_scaler, seen.replicas) {
-            (true, _) => {
-                spec.remove("replicas");
-            }
-            (false, Some(n)) => {
-                spec.insert("replicas".into(), n.into());
-            }
-            (false, None) => {}
+        if scale.by_scaler {
+            spec.remove("replicas");
+        } else {
+            spec.insert("replicas".into(), scale.replicas.into());
         }
     }
     std::borrow::Cow::Owned(t)
@@ -92,7 +88,9 @@ mod tests {
         .expect("a copy");
         let keep = left_to_scaler(std::borrow::Cow::Borrowed(&t), Some(&seen));
         assert_eq!(keep["spec"]["replicas"], 4);
-        seen.replicas_by_scaler = true;
+        if let Some(scale) = seen.scale.as_mut() {
+            scale.by_scaler = true;
+        }
         let omit = left_to_scaler(std::borrow::Cow::Borrowed(&t), Some(&seen));
         assert!(omit["spec"].get("replicas").is_none());
         assert!(omit["spec"].get("template").is_some());

@@ -65,8 +65,14 @@ pub(super) async fn apply(
             let name = &poll.plan.target.name;
             Some(async move {
                 let guard = &poll.state.ctx.lease;
-                let result =
-                    member::set_replicas(guard, &client, poll.namespace, w.ar, name, w.want).await;
+                let write =
+                    member::set_replicas(guard, &client, poll.namespace, w.ar, name, w.want);
+                let result = poll
+                    .state
+                    .lanes
+                    .run(w.cluster, write)
+                    .await
+                    .unwrap_or_else(|lane| Err(member::ScaleError::Failed(lane.to_string())));
                 (w, result)
             })
         });

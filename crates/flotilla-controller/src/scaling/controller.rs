@@ -63,6 +63,11 @@ pub const CONTROLLER: &str = "scalingpolicy";
 /// second per policy; member API servers are not polled at this rate (see
 /// [`MEMBER_RESYNC`]).
 pub const SYNC_PERIOD: Duration = Duration::from_secs(1);
+/// How long readings of the members' metrics APIs (`metrics.k8s.io`, `custom.metrics.k8s.io`,
+/// `external.metrics.k8s.io`) are reused: the HPA's own sync period. metrics-server and the
+/// Prometheus adapter refresh their values about this often, so reading them every second would
+/// cost a request per metric per member per policy every second for the same numbers.
+pub const MEMBER_METRICS_PERIOD: Duration = Duration::from_secs(15);
 /// How long a member's scale and HPA list are reused before being read again when nothing
 /// else (a write, a health or credential change) refreshed them. Drift made by hand in a member,
 /// and a member HPA created later, are seen within this period.
@@ -90,6 +95,8 @@ pub struct ScalingConfig {
     pub promql_namespace_label: Option<String>,
     pub sync_period: Duration,
     pub member_resync: Duration,
+    /// See [`MEMBER_METRICS_PERIOD`].
+    pub member_metrics_period: Duration,
     pub metrics_status_interval: Duration,
 }
 
@@ -100,6 +107,7 @@ impl ScalingConfig {
             promql_namespace_label: Some(DEFAULT_NAMESPACE_LABEL.to_owned()),
             sync_period: SYNC_PERIOD,
             member_resync: MEMBER_RESYNC,
+            member_metrics_period: MEMBER_METRICS_PERIOD,
             metrics_status_interval: METRICS_STATUS_INTERVAL,
         }
     }
@@ -233,6 +241,7 @@ pub async fn controller(
     ctx: Arc<Context>,
     config: ScalingConfig,
     workloads: Store<FederatedObject>,
+    copies: Arc<crate::propagation::CopyInformers>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let api: Api<ScalingPolicy> = Api::all(ctx.host.clone());
@@ -257,6 +266,9 @@ pub async fn controller(
         config,
         store: reader.clone(),
         workloads,
+        copies,
+        hpas: Default::default(),
+        lanes: Default::default(),
         policies: Mutex::new(HashMap::new()),
         last_prune: Mutex::new(Instant::now()),
     });

@@ -30,7 +30,19 @@ pub(super) async fn decide_total(
         report.able_to_scale = Some(why);
         return None;
     }
-    let readings = read_metrics(poll.namespace, poll.plan, queried, poll.members, &writable).await;
+    let readings = read_metrics(
+        poll.namespace,
+        poll.plan,
+        queried,
+        poll.members,
+        &writable,
+        (
+            &mut ps.member_readings,
+            poll.state.config.member_metrics_period,
+        ),
+        &poll.state.lanes,
+    )
+    .await;
     let observed_sum: i32 = writable
         .iter()
         .map(|(_, s)| s.replicas.max(0))

@@ -203,7 +203,7 @@ pub async fn conflicting_hpas(
         .collect())
 }
 
-fn targets(
+pub(super) fn targets(
     r: &k8s_openapi::api::autoscaling::v1::CrossVersionObjectReference,
     target: &Target,
 ) -> bool {

@@ -14,6 +14,7 @@ pub mod status;
 mod apply;
 mod conflicts;
 mod decide;
+mod member_hpas;
 mod observe;
 mod placement;
 mod read_metrics;

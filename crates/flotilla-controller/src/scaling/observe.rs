@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use kube::Client;
 use kube::core::ApiResource;
 
-use super::member;
+use super::member::{self, ScaleError, ScaleView};
 use super::read_metrics::{Queried, query_prometheus};
 use super::scale::Poll;
-use super::spec::Target;
 use super::state::{Observation, PolicyState};
 use crate::members::registry::Member;
 
@@ -32,31 +31,95 @@ pub(super) async fn observe_members(
     queried
 }
 
-/// Reads the considered clusters that are Ready and whose observation is stale.
+/// Reads the considered clusters that are Ready. What the operator already watches costs no
+/// request and is read every poll: a federated workload's scale from the engine's copy watch,
+/// member HPAs from the shared HPA watch. Anything else (the scale of a workload Flotilla does not
+/// propagate, HPAs before their watch has listed) is read from the member when the observation is
+/// stale.
 async fn read_stale(
     poll: &Poll<'_>,
     consider: &BTreeSet<String>,
     ps: &PolicyState,
 ) -> Vec<(String, Option<ApiResource>, Observation)> {
     let resync = poll.state.config.member_resync;
+    let target = &poll.plan.target;
     futures::future::join_all(consider.iter().filter_map(|cluster| {
         let member = poll.member(cluster)?;
         let client = member.ready_client()?.clone();
-        if ps
-            .observed
-            .get(cluster)
-            .is_some_and(|o| is_fresh(o, member, resync))
+        let resolved = ps.resolved.get(cluster).cloned();
+        let watched = resolved
+            .as_ref()
+            .and_then(|ar| watched_scale(poll, cluster, ar))
+            .zip(poll.state.hpas.targeting(member, poll.namespace, target));
+        if watched.is_none()
+            && ps
+                .observed
+                .get(cluster)
+                .is_some_and(|o| is_fresh(o, member, resync))
         {
             return None;
         }
-        let resolved = ps.resolved.get(cluster).cloned();
         Some(async move {
-            let (ar, observation) =
-                read_member(&client, member, poll.namespace, &poll.plan.target, resolved).await;
-            (cluster.clone(), ar, observation)
+            if let Some((scale, hpas)) = watched {
+                return (
+                    cluster.clone(),
+                    resolved,
+                    observation(member, scale, Ok(hpas)),
+                );
+            }
+            match poll
+                .state
+                .lanes
+                .run(
+                    cluster,
+                    read_member(poll, &client, member, resolved.clone()),
+                )
+                .await
+            {
+                Ok((ar, observation)) => (cluster.clone(), ar, observation),
+                Err(lane) => (
+                    cluster.clone(),
+                    resolved,
+                    observation(
+                        member,
+                        Err(ScaleError::Failed(lane.to_string())),
+                        Ok(Vec::new()),
+                    ),
+                ),
+            }
         })
     }))
     .await
+}
+
+/// A federated workload's scale in `cluster`, from the engine's watch of its copies; `None` when
+/// the policy's workload is not federated or the watch has not listed yet.
+fn watched_scale(
+    poll: &Poll<'_>,
+    cluster: &str,
+    ar: &ApiResource,
+) -> Option<Result<ScaleView, ScaleError>> {
+    let origin = poll.workload?.origin.as_ref()?;
+    let copies = &poll.state.copies;
+    if !copies.is_listed(cluster, ar) {
+        return None;
+    }
+    let Some(copy) = copies.copy(cluster, ar, origin) else {
+        return Some(Err(ScaleError::Missing(format!(
+            "{} {} has no copy in {cluster} (yet)",
+            ar.kind, origin.copy_name
+        ))));
+    };
+    let scale = copy.scale?;
+    Some(Ok(ScaleView {
+        replicas: scale.replicas,
+        status_replicas: scale.status_replicas,
+        selector: scale
+            .selector
+            .as_ref()
+            .and_then(|s| super::spec::selector_string("spec.selector", s).ok())
+            .filter(|s| !s.is_empty()),
+    }))
 }
 
 /// Whether `o` can be reused: read less than `resync` ago, with the member's current client,
@@ -67,31 +130,48 @@ fn is_fresh(o: &Observation, member: &Member, resync: Duration) -> bool {
         && o.health_since == member.health_since
 }
 
-/// Reads the scale and the member HPAs of one cluster (resolving the kind first if needed).
-async fn read_member(
-    client: &Client,
+fn observation(
     member: &Member,
-    namespace: &str,
-    target: &Target,
-    resolved: Option<ApiResource>,
-) -> (Option<ApiResource>, Observation) {
-    let observation = |scale, hpas| Observation {
+    scale: Result<ScaleView, ScaleError>,
+    hpas: Result<Vec<String>, String>,
+) -> Observation {
+    Observation {
         at: Instant::now(),
         client_generation: member.client_generation,
         health_since: member.health_since,
         scale,
         hpas,
-    };
+    }
+}
+
+/// Reads the scale (resolving the kind first if needed) from the member, and the member HPAs
+/// from the shared watch (or the member, before the watch has listed).
+async fn read_member(
+    poll: &Poll<'_>,
+    client: &Client,
+    member: &Member,
+    resolved: Option<ApiResource>,
+) -> (Option<ApiResource>, Observation) {
+    let (namespace, target) = (poll.namespace, &poll.plan.target);
     let ar = match resolved {
         Some(ar) => ar,
         None => match member::resolve(client, target).await {
             Ok(ar) => ar,
-            Err(e) => return (None, observation(Err(e), Ok(Vec::new()))),
+            Err(e) => return (None, observation(member, Err(e), Ok(Vec::new()))),
         },
     };
-    let (scale, hpas) = futures::join!(
-        member::get_scale(client, namespace, &ar, &target.name),
-        member::conflicting_hpas(client, namespace, target)
-    );
-    (Some(ar), observation(scale, hpas))
+    let scale = async {
+        match watched_scale(poll, &member.name, &ar) {
+            Some(scale) => scale,
+            None => member::get_scale(client, namespace, &ar, &target.name).await,
+        }
+    };
+    let hpas = async {
+        match poll.state.hpas.targeting(member, namespace, target) {
+            Some(hpas) => Ok(hpas),
+            None => member::conflicting_hpas(client, namespace, target).await,
+        }
+    };
+    let (scale, hpas) = futures::join!(scale, hpas);
+    (Some(ar), observation(member, scale, hpas))
 }

@@ -1,6 +1,8 @@
 //! Reading a policy's metrics for one poll, every one fresh: Prometheus instant queries (run
 //! alongside the member reads, see [`query_prometheus`]), and the member metrics APIs summed over
 //! the selected clusters Flotilla scales. A metric that fails in any of them fails as a whole.
+use std::time::{Duration, Instant};
+
 use kube::Client;
 
 use flotilla_autoscaling as hpa;
@@ -8,7 +10,9 @@ use flotilla_autoscaling as hpa;
 use super::member::{self, ScaleView};
 use super::prometheus::Prometheus;
 use super::spec::{MetricPlan, Plan};
+use super::state::MemberReadings;
 use crate::members::registry::Member;
+use crate::propagation::lanes::Lanes;
 
 /// Each metric's Prometheus result, in spec order; `None` for the metrics read from the
 /// members.
@@ -32,7 +36,29 @@ pub(super) async fn read_metrics(
     queried: Queried,
     members: &[Member],
     writable: &[(&str, &ScaleView)],
+    (cache, period): (&mut Option<MemberReadings>, Duration),
+    lanes: &Lanes,
 ) -> Vec<hpa::MetricReading> {
+    // The members' metrics APIs are read at most once per period for the same clusters; a
+    // change of clusters (a failover) reads them again at once. Prometheus is read every poll.
+    let clusters: Vec<String> = writable.iter().map(|(c, _)| c.to_string()).collect();
+    if let Some(c) = cache.as_ref()
+        && c.at.elapsed() < period
+        && c.clusters == clusters
+        && c.readings.len() == queried.len()
+    {
+        return queried
+            .into_iter()
+            .zip(&c.readings)
+            .map(|(q, cached)| match (q, cached) {
+                (Some(result), _) => result
+                    .map(hpa::MetricReading::Value)
+                    .unwrap_or_else(hpa::MetricReading::Failed),
+                (None, Some(reading)) => reading.clone(),
+                (None, None) => hpa::MetricReading::Failed("internal: no reading kept".into()),
+            })
+            .collect();
+    }
     let clients: Vec<(&str, Client, &ScaleView)> = writable
         .iter()
         .filter_map(|(c, s)| {
@@ -48,14 +74,31 @@ pub(super) async fn read_metrics(
     let reads = plan.metrics.iter().zip(queried).map(|(m, q)| async move {
         match q {
             Some(result) => result.map(hpa::MetricReading::Value),
-            None => read_metric(namespace, m, clients).await,
+            None => read_metric(namespace, m, clients, lanes).await,
         }
     });
-    futures::future::join_all(reads)
+    let readings: Vec<hpa::MetricReading> = futures::future::join_all(reads)
         .await
         .into_iter()
         .map(|r| r.unwrap_or_else(hpa::MetricReading::Failed))
-        .collect()
+        .collect();
+    let from_members = plan
+        .metrics
+        .iter()
+        .zip(&readings)
+        .map(|(m, r)| (!matches!(m, MetricPlan::Prometheus { .. })).then(|| r.clone()))
+        .collect::<Vec<_>>();
+    // Only successful member reads are kept: a failure is retried at the next poll.
+    let any_failed = from_members
+        .iter()
+        .flatten()
+        .any(|r| matches!(r, hpa::MetricReading::Failed(_)));
+    *cache = (from_members.iter().any(Option::is_some) && !any_failed).then(|| MemberReadings {
+        at: Instant::now(),
+        clusters,
+        readings: from_members,
+    });
+    readings
 }
 
 /// Gathers one result per member; any member failing fails the metric (as the HPA does when it
@@ -83,6 +126,7 @@ async fn read_metric(
     namespace: &str,
     plan: &MetricPlan,
     clients: &[(&str, Client, &ScaleView)],
+    lanes: &Lanes,
 ) -> Result<hpa::MetricReading, String> {
     let selector_of = |c: &str, s: &ScaleView| {
         s.selector
@@ -101,7 +145,12 @@ async fn read_metric(
                 futures::future::join_all(clients.iter().map(|(c, client, _)| async move {
                     (
                         *c,
-                        member::external_metric(client, namespace, name, selector.as_deref()).await,
+                        in_lane(
+                            lanes,
+                            c,
+                            member::external_metric(client, namespace, name, selector.as_deref()),
+                        )
+                        .await,
                     )
                 }))
                 .await;
@@ -137,7 +186,7 @@ async fn read_metric(
                         )
                         .await
                     };
-                    (*c, read.await)
+                    (*c, in_lane(lanes, c, read).await)
                 }))
                 .await;
             per_member(results).map(|v| hpa::MetricReading::Value(v.into_iter().sum()))
@@ -160,7 +209,7 @@ async fn read_metric(
                         .await;
                         member::samples(&listed?, &values?, None, false, now)
                     };
-                    (*c, read.await)
+                    (*c, in_lane(lanes, c, read).await)
                 }))
                 .await;
             pooled(per_member(results)?, name)
@@ -177,12 +226,24 @@ async fn read_metric(
                         .await;
                         member::samples(&listed?, &values?, Some(name), *utilization, now)
                     };
-                    (*c, read.await)
+                    (*c, in_lane(lanes, c, read).await)
                 }))
                 .await;
             pooled(per_member(results)?, name)
         }
     }
+}
+
+/// Runs one member read in the member's lane (bounded concurrency, a deadline).
+async fn in_lane<T>(
+    lanes: &Lanes,
+    cluster: &str,
+    read: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    lanes
+        .run(cluster, read)
+        .await
+        .unwrap_or_else(|lane| Err(lane.to_string()))
 }
 
 /// The members' samples as one pod set.

@@ -40,6 +40,14 @@ pub(super) struct Observation {
     pub hpas: Result<Vec<String>, String>,
 }
 
+/// Readings from the members' metrics APIs, and for which clusters they were read.
+pub(super) struct MemberReadings {
+    pub at: Instant,
+    pub clusters: Vec<String>,
+    /// One per metric, in spec order; `None` for the metrics read from Prometheus.
+    pub readings: Vec<Option<hpa::MetricReading>>,
+}
+
 /// The controller's memory of one policy.
 #[derive(Default)]
 pub(super) struct PolicyState {
@@ -52,6 +60,9 @@ pub(super) struct PolicyState {
     pub resolved: BTreeMap<String, ApiResource>,
     pub observed: BTreeMap<String, Observation>,
     pub last_status_write: Option<Instant>,
+    /// The last readings of the metrics read from the members' metrics APIs (reused for
+    /// `member_metrics_period`).
+    pub member_readings: Option<MemberReadings>,
     /// The member HPA conflicts already reported as Events.
     pub reported_conflicts: BTreeSet<String>,
     /// The write failures already reported as Events.
@@ -87,6 +98,13 @@ pub(super) struct State {
     pub store: Store<ScalingPolicy>,
     /// The FederatedObjects, to tell a workload Flotilla propagates (see [`super::workload`]).
     pub workloads: Store<flotilla_api::FederatedObject>,
+    /// The engine's copy watches: the scale of a federated workload's copies.
+    pub copies: Arc<crate::propagation::CopyInformers>,
+    /// The members' HPAs, one watch per member.
+    pub hpas: super::member_hpas::MemberHpas,
+    /// Bounded concurrency and a deadline per member for the policies' member requests (lanes
+    /// of their own: a burst of propagation never starves autoscaling, nor the reverse).
+    pub lanes: crate::propagation::lanes::Lanes,
     pub policies: Mutex<HashMap<PolicyKey, PolicyState>>,
     pub last_prune: Mutex<Instant>,
 }
@@ -116,6 +134,7 @@ impl State {
             }
             *last = Instant::now();
         }
+        self.hpas.retain(&self.ctx.registry.snapshot());
         let store = &self.store;
         self.lock().retain(|k, _| {
             store

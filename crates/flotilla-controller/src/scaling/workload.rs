@@ -30,6 +30,9 @@ pub(super) struct Workload {
     pub distribution: Distribution,
     /// The workload's last placement decision (the policy's selection starts from it).
     pub previous: Option<PlacementStatus>,
+    /// The FederatedObject as its copies name it: the engine's copy watches tell each member's
+    /// scale without a request (see `super::observe`).
+    pub origin: Option<crate::propagation::origin::Origin>,
 }
 
 /// The FederatedObject in `namespace` that propagates `target`, if any (the oldest, should two
@@ -60,6 +63,7 @@ pub(super) fn find(
                 .map(|r| r.distribution.clone())
                 .unwrap_or_default(),
             previous: fo.propagation_status().and_then(|s| s.placement.clone()),
+            origin: crate::propagation::origin::Origin::of(fo.as_ref()),
         })
 }
 
@@ -112,6 +116,7 @@ mod tests {
             placement: Placement::default(),
             distribution: Distribution::default(),
             previous: None,
+            origin: None,
         }
     }
 
