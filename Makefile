@@ -100,7 +100,7 @@ demo: ## Bring up the test bed, install the CRDs, apply the examples and show th
 
 ## --- benchmarks (lines: BENCH <name> <value> <unit>) -------------------------------------------
 .PHONY: bench
-bench: bench-placement bench-leader bench-drift bench-propagation bench-scale bench-anykind bench-scaling ## Every benchmark
+bench: bench-placement bench-leader bench-drift bench-propagation bench-scale bench-anykind bench-scaling bench-scaling-cost ## Every benchmark
 
 .PHONY: bench-placement
 bench-placement: ## Placement engine benchmarks (no clusters)
@@ -125,6 +125,10 @@ bench-anykind: ## Any kind: 1,000 FederatedObjects (Deployments) and 1,000 Confi
 .PHONY: bench-scaling
 bench-scaling: ## ScalingPolicy reaction time from a metric change to replicas in every member (test bed + Prometheus)
 	e2e/bench.sh scaling
+
+.PHONY: bench-scaling-cost
+bench-scaling-cost: ## ScalingPolicy cost at rest: member requests per second with 500 policies on federated Deployments x 10 members, operator memory (test bed grown to 10 + Prometheus)
+	e2e/bench.sh scaling_cost
 
 .PHONY: bench-leader
 bench-leader: ## Leader failover time of two operator replicas (test bed)

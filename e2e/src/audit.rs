@@ -1,5 +1,7 @@
 //! The test bed API servers' audit logs: every write (create, update, patch, delete) with the
-//! user agent that sent it. Operator replicas name themselves in their user agent
+//! user agent that sent it, and every read (get, list, watch) by Flotilla's member
+//! ServiceAccounts (group `system:serviceaccounts:flotilla-system`), which is what the member
+//! request benchmark counts. Operator replicas name themselves in their user agent
 //! (`flotilla/<version> (<identity>)`), so the servers' own record tells which replica wrote
 //! what, and when the server received it: a check that does not rely on the operator's word.
 use std::path::Path;
@@ -9,7 +11,7 @@ use serde_json::Value;
 
 use crate::TestBed;
 
-/// One write as an API server recorded it.
+/// One request as an API server recorded it.
 #[derive(Debug, Clone)]
 pub struct AuditedWrite {
     pub cluster: String,
@@ -31,6 +33,16 @@ impl AuditedWrite {
 impl TestBed {
     /// Every write the replica `identity` sent to the host and the members, oldest first.
     pub fn audited_writes(&self, identity: &str) -> Vec<AuditedWrite> {
+        const WRITES: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+        self.audited(identity)
+            .into_iter()
+            .filter(|r| WRITES.contains(&r.verb.as_str()))
+            .collect()
+    }
+
+    /// Every request the replica `identity` sent that the servers recorded (writes anywhere,
+    /// reads by the member ServiceAccounts), oldest first.
+    pub fn audited(&self, identity: &str) -> Vec<AuditedWrite> {
         let suffix = format!("({identity})");
         let mut out = Vec::new();
         for cluster in std::iter::once("host".to_string()).chain(self.members()) {

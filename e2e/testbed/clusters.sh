@@ -288,13 +288,17 @@ init_cluster() { # creates dir, ports, PKI, kubeconfigs and run scripts (each on
   # 127.0.0.1, which Endpoints validation rejects (loopback), so the default reconciler only logs
   # errors. There are no pods that would use it. The requestheader/proxy-client flags set up the
   # aggregation layer (front-proxy CA), which the controller-manager's delegated authn expects.
-  # Audit log: every write (create/update/patch/delete) with its user, no reads, in
-  # <cluster>/audit.log (who wrote what is what the fencing proofs check).
-  [ -f "$d/audit-policy.yaml" ] || write_atomic "$d/audit-policy.yaml" <<'POLICY'
+  # Audit log: every write (create/update/patch/delete) with its user, in
+  # <cluster>/audit.log (who wrote what is what the fencing proofs check), and what Flotilla's
+  # member ServiceAccounts read (what the member request benchmark counts).
+  write_atomic "$d/audit-policy.yaml" <<'POLICY'
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: ["RequestReceived"]
 rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts:flotilla-system"]
+    verbs: ["get", "list", "watch"]
   - level: None
     verbs: ["get", "list", "watch"]
   - level: Metadata
