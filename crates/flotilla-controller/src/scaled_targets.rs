@@ -40,8 +40,8 @@ impl TargetKey {
 
 #[derive(Default)]
 struct Index {
-    /// Policy uid → its target.
-    by_policy: HashMap<String, TargetKey>,
+    /// Policy uid → its target and its name.
+    by_policy: HashMap<String, (TargetKey, String)>,
     /// Target → the uids of the policies that name it.
     by_target: HashMap<TargetKey, BTreeSet<String>>,
 }
@@ -79,12 +79,28 @@ impl ScaledTargets {
         self.read().by_target.contains_key(target)
     }
 
-    /// Records `policy`'s target (`None`: the policy is gone or being deleted).
-    pub fn set(&self, policy: &str, target: Option<TargetKey>) {
+    /// The policies (uid, name) that name `target`.
+    pub fn policies_of(&self, target: &TargetKey) -> Vec<(String, String)> {
+        let index = self.read();
+        index
+            .by_target
+            .get(target)
+            .into_iter()
+            .flatten()
+            .filter_map(|uid| {
+                let (_, name) = index.by_policy.get(uid)?;
+                Some((uid.clone(), name.clone()))
+            })
+            .collect()
+    }
+
+    /// Records the target of the policy with uid `policy` and name `name` (`None`: the policy is
+    /// gone or being deleted).
+    pub fn set(&self, policy: &str, name: &str, target: Option<TargetKey>) {
         let mut changed = Vec::new();
         {
             let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-            let before = index.by_policy.get(policy).cloned();
+            let before = index.by_policy.get(policy).map(|(t, _)| t.clone());
             if before == target {
                 return;
             }
@@ -99,7 +115,9 @@ impl ScaledTargets {
                 }
             }
             if let Some(new) = target {
-                index.by_policy.insert(policy.to_string(), new.clone());
+                index
+                    .by_policy
+                    .insert(policy.to_string(), (new.clone(), name.to_string()));
                 let uids = index.by_target.entry(new.clone()).or_default();
                 if uids.is_empty() {
                     changed.push(new);
@@ -122,7 +140,7 @@ impl ScaledTargets {
             .cloned()
             .collect();
         for uid in gone {
-            self.set(&uid, None);
+            self.set(&uid, "", None);
         }
     }
 
@@ -163,14 +181,19 @@ mod tests {
     fn a_target_is_scaled_while_any_policy_names_it() {
         let t = ScaledTargets::default();
         let mut rx = t.subscribe();
-        t.set("p1", Some(key("web")));
+        t.set("p1", "a", Some(key("web")));
         assert!(t.is_scaled(&key("web")));
         assert_eq!(rx.try_recv().ok(), Some(key("web")));
-        t.set("p2", Some(key("web")));
+        t.set("p2", "b", Some(key("web")));
+        assert_eq!(t.policies_of(&key("web")).len(), 2);
         assert!(rx.try_recv().is_err(), "still scaled: no change");
-        t.set("p1", None);
+        t.set("p1", "a", None);
+        assert_eq!(
+            t.policies_of(&key("web")),
+            [("p2".to_string(), "b".to_string())]
+        );
         assert!(t.is_scaled(&key("web")));
-        t.set("p2", Some(key("api")));
+        t.set("p2", "b", Some(key("api")));
         assert!(!t.is_scaled(&key("web")));
         assert_eq!(rx.try_recv().ok(), Some(key("web")));
         assert_eq!(rx.try_recv().ok(), Some(key("api")));

@@ -172,12 +172,10 @@ async fn reconcile(sp: Arc<ScalingPolicy>, state: Arc<State>) -> Result<Action> 
     };
     // One decider per workload: with another policy on the same target, neither scales.
     // Looked at again every poll, so deleting the other lets this one scale.
-    let all = state.store.state();
     let others = conflicts::others(
-        all.iter().map(|p| p.as_ref()),
-        &sp,
+        state.ctx.scaled.policies_of(&plan.target.key(&namespace)),
+        sp.metadata.uid.as_deref(),
         &namespace,
-        &plan.target,
     );
     if !others.is_empty() {
         let problem = SpecProblem {
@@ -316,11 +314,11 @@ impl TargetRecorder {
                         let r = &sp.spec.target_ref;
                         TargetKey::new(&ns, &r.api_version, &r.kind, &r.name)
                     });
-                self.scaled.set(&uid, target);
+                self.scaled.set(&uid, &sp.name_any(), target);
             }
             watcher::Event::Delete(sp) => {
                 if let Some(uid) = &sp.metadata.uid {
-                    self.scaled.set(uid, None);
+                    self.scaled.set(uid, &sp.name_any(), None);
                 }
             }
             watcher::Event::InitDone => {

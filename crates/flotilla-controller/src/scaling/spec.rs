@@ -57,6 +57,16 @@ pub struct Target {
 }
 
 impl Target {
+    /// The workload as the index of scaled targets keys it.
+    pub fn key(&self, namespace: &str) -> crate::scaled_targets::TargetKey {
+        crate::scaled_targets::TargetKey {
+            namespace: namespace.to_string(),
+            group: self.group.clone(),
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+        }
+    }
+
     /// `apps/v1`-style.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
