@@ -203,6 +203,45 @@ impl PrometheusStack {
         );
     }
 
+    /// Replaces the values of `job`'s group on the Pushgateway with these gauges, each
+    /// `(name, labels, value)` with labels of its own (the group key is `job` alone, unlike
+    /// [`Self::push`]). Series of one name must all have the same label names: the Pushgateway
+    /// refuses a push whose label names differ from those already held for that name.
+    pub fn push_series(&self, job: &str, series: &[(&str, &[(&str, &str)], f64)]) {
+        let mut sorted: Vec<_> = series.iter().collect();
+        sorted.sort_by_key(|(name, _, _)| *name);
+        let mut body = String::new();
+        let mut last = "";
+        for (name, labels, value) in sorted {
+            if *name != last {
+                body.push_str(&format!("# TYPE {name} gauge\n"));
+                last = name;
+            }
+            let labels: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| {
+                    let v = v
+                        .replace('\\', r"\\")
+                        .replace('"', "\\\"")
+                        .replace('\n', r"\n");
+                    format!("{k}=\"{v}\"")
+                })
+                .collect();
+            body.push_str(&format!("{name}{{{}}} {value}\n", labels.join(",")));
+        }
+        let (code, text) = http(
+            self.pushgateway_port,
+            "PUT",
+            &format!("/metrics/job/{}", encode(job)),
+            &body,
+        )
+        .expect("push to the Pushgateway");
+        assert!(
+            (200..300).contains(&code),
+            "Pushgateway answered {code}: {text}\n{body}"
+        );
+    }
+
     /// Runs an instant query: `Ok(None)` when it returns no sample.
     pub fn query(&self, query: &str) -> Result<Option<f64>> {
         let (code, body) = http(
