@@ -12,7 +12,7 @@ use flotilla_e2e::TestBed;
 use flotilla_e2e::metrics_adapter::{
     Answer, MetricValue, MetricsAdapters, external_path, object_path, pods_path, wait_for_answer,
 };
-use flotilla_e2e::prometheus::PrometheusStack;
+use flotilla_e2e::prometheus::{PrometheusStack, Series};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -120,60 +120,51 @@ fn each_member_serves_its_own_series() {
     let ns_name = ns.name.as_str();
     for (i, member) in &with_values {
         let k = (*i + 1) as f64;
-        let pod = |pod: &'static str, value: f64| {
-            (
-                PODS_METRIC,
-                vec![
-                    ("cluster", member.as_str()),
-                    ("namespace", ns_name),
-                    ("pod", pod),
-                ],
-                value,
-            )
+        let cluster = member.as_str();
+        let pod = |pod: &'static str, value: f64| Series {
+            name: PODS_METRIC,
+            labels: vec![("cluster", cluster), ("namespace", ns_name), ("pod", pod)],
+            value,
         };
-        let mut series = vec![
+        let queue = |queue: &'static str, value: f64| Series {
+            name: EXTERNAL_METRIC,
+            labels: vec![
+                ("cluster", cluster),
+                ("namespace", ns_name),
+                ("queue", queue),
+            ],
+            value,
+        };
+        let series = [
             pod("web-0", 10.0 * k + 1.0),
             pod("web-1", 10.0 * k + 2.0),
             pod("other-0", 10.0 * k + 9.0),
-            (
-                DEPLOYMENT_METRIC,
-                vec![
-                    ("cluster", member.as_str()),
+            Series {
+                name: DEPLOYMENT_METRIC,
+                labels: vec![
+                    ("cluster", cluster),
                     ("namespace", ns_name),
                     ("deployment", "web"),
                 ],
-                100.0 + k,
-            ),
+                value: 100.0 + k,
+            },
+            queue("a", 200.0 + k),
+            queue("b", 300.0 + k),
         ];
-        for (queue, base) in [("a", 200.0), ("b", 300.0)] {
-            series.push((
-                EXTERNAL_METRIC,
-                vec![
-                    ("cluster", member.as_str()),
-                    ("namespace", ns_name),
-                    ("queue", queue),
-                ],
-                base + k,
-            ));
-        }
-        let series: Vec<(&str, &[(&str, &str)], f64)> = series
-            .iter()
-            .map(|(name, labels, value)| (*name, labels.as_slice(), *value))
-            .collect();
         prom.push_series(&format!("{ns_name}-{member}"), &series);
     }
     // A series of another cluster in the same namespace, which no member may serve.
     prom.push_series(
         &format!("{ns_name}-elsewhere"),
-        &[(
-            EXTERNAL_METRIC,
-            &[
+        &[Series {
+            name: EXTERNAL_METRIC,
+            labels: vec![
                 ("cluster", "elsewhere"),
                 ("namespace", ns_name),
                 ("queue", "a"),
             ],
-            1000.0,
-        )],
+            value: 1000.0,
+        }],
     );
 
     let pushed = Instant::now();
