@@ -17,6 +17,7 @@ use kube::{Api, Client};
 
 pub mod audit;
 pub mod bench;
+pub mod metrics_adapter;
 pub mod prometheus;
 pub mod proxy;
 

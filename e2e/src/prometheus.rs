@@ -13,6 +13,17 @@ use anyhow::{Context, Result, bail};
 
 use crate::repo_root;
 
+/// One gauge for [`PrometheusStack::push_series`]: `name{labels} value`.
+#[derive(Debug, Clone)]
+pub struct Series<'a> {
+    /// The metric name.
+    pub name: &'a str,
+    /// Its labels, in order.
+    pub labels: Vec<(&'a str, &'a str)>,
+    /// The value.
+    pub value: f64,
+}
+
 /// A running Prometheus + Pushgateway pair.
 pub struct PrometheusStack {
     dir: PathBuf,
@@ -75,6 +86,33 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String)
         .and_then(|c| c.parse().ok())
         .context("no HTTP status")?;
     Ok((code, body.to_string()))
+}
+
+/// The Prometheus text exposition of `series`, as gauges (one `# TYPE` per name).
+fn exposition(series: &[Series<'_>]) -> String {
+    let mut sorted: Vec<&Series<'_>> = series.iter().collect();
+    sorted.sort_by_key(|s| s.name);
+    let mut body = String::new();
+    let mut last = "";
+    for s in sorted {
+        if s.name != last {
+            body.push_str(&format!("# TYPE {} gauge\n", s.name));
+            last = s.name;
+        }
+        let labels: Vec<String> = s
+            .labels
+            .iter()
+            .map(|(k, v)| {
+                let v = v
+                    .replace('\\', r"\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', r"\n");
+                format!("{k}=\"{v}\"")
+            })
+            .collect();
+        body.push_str(&format!("{}{{{}}} {}\n", s.name, labels.join(","), s.value));
+    }
+    body
 }
 
 impl PrometheusStack {
@@ -203,6 +241,25 @@ impl PrometheusStack {
         );
     }
 
+    /// Replaces the values of `job`'s group on the Pushgateway with these gauges, each with
+    /// labels of its own (the group key is `job` alone, unlike [`Self::push`]). Series of one
+    /// name must all have the same label names: the Pushgateway refuses a push whose label names
+    /// differ from those already held for that name.
+    pub fn push_series(&self, job: &str, series: &[Series<'_>]) {
+        let body = exposition(series);
+        let (code, text) = http(
+            self.pushgateway_port,
+            "PUT",
+            &format!("/metrics/job/{}", encode(job)),
+            &body,
+        )
+        .expect("push to the Pushgateway");
+        assert!(
+            (200..300).contains(&code),
+            "Pushgateway answered {code}: {text}\n{body}"
+        );
+    }
+
     /// Runs an instant query: `Ok(None)` when it returns no sample.
     pub fn query(&self, query: &str) -> Result<Option<f64>> {
         let (code, body) = http(
@@ -265,6 +322,19 @@ impl Drop for PrometheusStack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_exposition_escapes_label_values() {
+        let s = Series {
+            name: "x",
+            labels: vec![("a", "q\"b\\c")],
+            value: 1.5,
+        };
+        assert_eq!(
+            exposition(&[s]),
+            "# TYPE x gauge\nx{a=\"q\\\"b\\\\c\"} 1.5\n"
+        );
+    }
 
     #[test]
     fn encodes_promql() {

@@ -4,6 +4,7 @@
 # See README.md beside this file.
 #
 # Usage: clusters.sh up|down|env|status|stop-apiserver C|start-apiserver C|hang-apiserver C|resume-apiserver C
+#        clusters.sh metrics-adapter start PROMETHEUS_URL|stop|status
 #
 # Environment:
 #   KUBE_VERSION         1.34 (default) or 1.20: which Kubernetes the clusters run (see versions.sh);
@@ -11,7 +12,8 @@
 #   MEMBERS              number of member clusters (default 3)
 #   PROVIDER             local (default) or kind
 #   FLOTILLA_STATE       state directory (default <repo>/e2e/.state)
-#   FLOTILLA_PORT_BASE   first port (default 26000); cluster i (host=0, memberK=K) uses BASE+10*i+{0..3}
+#   FLOTILLA_PORT_BASE   first port (default 26000); cluster i (host=0, memberK=K) uses BASE+10*i+{0..3},
+#                        and memberK's Prometheus adapter BASE+10*K+4
 #   FLOTILLA_CACHE       where install-tools.sh caches binaries (default ~/.cache/flotilla)
 #   FLOTILLA_UP_TIMEOUT  seconds to wait for one cluster to become ready (default 240)
 set -euo pipefail
@@ -114,6 +116,9 @@ load_cluster() { # sets C_* globals for cluster $1
   C_ETCD_PORT="$(kv "$f" ETCD_PORT)"
   C_PEER_PORT="$(kv "$f" ETCD_PEER_PORT)"
   C_KCM_PORT="$(kv "$f" KCM_PORT)"
+  # (beds brought up before the adapter existed have no ADAPTER_PORT: same formula)
+  C_ADAPTER_PORT="$(kv "$f" ADAPTER_PORT)"
+  C_ADAPTER_PORT="${C_ADAPTER_PORT:-$((C_API_PORT + 4))}"
   C_SERVER="https://127.0.0.1:$C_API_PORT"
 }
 
@@ -122,6 +127,7 @@ component_ports() { # ports a component listens on
     etcd) echo "$C_ETCD_PORT $C_PEER_PORT" ;;
     apiserver) echo "$C_API_PORT" ;;
     controller-manager) echo "$C_KCM_PORT" ;;
+    metrics-adapter) echo "$C_ADAPTER_PORT" ;;
   esac
 }
 
@@ -255,9 +261,12 @@ init_cluster() { # creates dir, ports, PKI, kubeconfigs and run scripts (each on
     idx="$(cluster_index "$c")" || die "bad cluster name '$c'"
     base="$(kv "$STATE/testbed.env" PORT_BASE)"
     base="${base:-$PORT_BASE}"
-    printf 'CLUSTER=%s\nINDEX=%s\nAPI_PORT=%s\nETCD_PORT=%s\nETCD_PEER_PORT=%s\nKCM_PORT=%s\n' \
-      "$c" "$idx" $((base + 10 * idx)) $((base + 10 * idx + 1)) $((base + 10 * idx + 2)) $((base + 10 * idx + 3)) \
-      | write_atomic "$d/cluster.env"
+    {
+      printf 'CLUSTER=%s\nINDEX=%s\nAPI_PORT=%s\nETCD_PORT=%s\nETCD_PEER_PORT=%s\nKCM_PORT=%s\n' \
+        "$c" "$idx" $((base + 10 * idx)) $((base + 10 * idx + 1)) $((base + 10 * idx + 2)) $((base + 10 * idx + 3))
+      # the member's Prometheus adapter (`metrics-adapter start`); the host runs none
+      [ "$idx" = 0 ] || printf 'ADAPTER_PORT=%s\n' $((base + 10 * idx + 4))
+    } | write_atomic "$d/cluster.env"
   fi
   load_cluster "$c"
   gen_pki "$c"
@@ -514,7 +523,7 @@ testbed_pids() {
     case "$cmd" in *"$STATE/"*) ;; *) continue ;; esac # never a recycled pid
     exe="${cmd%% *}"
     case "${exe##*/}" in
-      etcd | kube-apiserver | kube-controller-manager) echo "$pid" ;;
+      etcd | kube-apiserver | kube-controller-manager | prometheus-adapter) echo "$pid" ;;
       bash) case "$cmd" in *"$STATE/"*/run-*.sh*) echo "$pid" ;; esac ;;
     esac
   done
@@ -548,6 +557,7 @@ local_down() {
   for f in "$STATE"/*/cluster.env; do
     [ -f "$f" ] || continue
     ports+=("$(kv "$f" API_PORT)" "$(kv "$f" ETCD_PORT)" "$(kv "$f" ETCD_PEER_PORT)" "$(kv "$f" KCM_PORT)")
+    [ -z "$(kv "$f" ADAPTER_PORT)" ] || ports+=("$(kv "$f" ADAPTER_PORT)")
   done
   for port in "${ports[@]}"; do
     for ((i = 0; i < 100; i++)); do
@@ -672,6 +682,321 @@ kind_fault() {
       kind_wait_ready "$c"
       log "[$c] node container resumed, apiserver ready"
       ;;
+  esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# Prometheus adapter, one per member (local provider, KUBE_VERSION=1.34): serves the member's
+# custom.metrics.k8s.io (v1beta1, v1beta2) and external.metrics.k8s.io (v1beta1) from a Prometheus
+# on loopback, with the rules in prometheus-adapter/rules.yaml (each member sees only the series
+# labelled cluster="<member>"). See README.md, "Metrics APIs".
+#
+# How the member's aggregator reaches it, with no kube-proxy and no pod network: the APIServices
+# name the Service kube-system/flotilla-prometheus-adapter, of type ExternalName with externalName
+# 127.0.0.1. Without --enable-aggregator-routing (the default, kept) the aggregator resolves a
+# service with proxy.ResolveCluster, which for ExternalName dials <externalName>:<APIService port>;
+# the availability check does the same and skips the endpoints check for non-ClusterIP services.
+# (With --enable-aggregator-routing, proxy.ResolveEndpoint refuses ExternalName services, and
+# Endpoints/EndpointSlices that would hold 127.0.0.1 are refused by validation: loopback.)
+# TLS: the aggregator verifies the adapter's certificate against the APIService's caBundle for
+# the name flotilla-prometheus-adapter.kube-system.svc; each member's adapter has its own CA and a
+# serving certificate for that name (and 127.0.0.1).
+# Identity: the ServiceAccount kube-system/flotilla-prometheus-adapter with a token Secret;
+# system:auth-delegator (TokenReviews, SubjectAccessReviews for delegated authn/authz), the
+# extension-apiserver-authentication-reader Role (the front-proxy CA the aggregator's client
+# certificate is checked against), and get/list/watch on pods, namespaces and deployments (the
+# adapter lists the pods a pods/* query names).
+
+ADAPTER_NAME=flotilla-prometheus-adapter
+ADAPTER_NS=kube-system
+ADAPTER_APISERVICES=(v1beta1.custom.metrics.k8s.io v1beta2.custom.metrics.k8s.io v1beta1.external.metrics.k8s.io)
+
+member_clusters() { existing_clusters | grep '^member' || true; }
+
+admin_kubectl() { kubectl --kubeconfig "$STATE/$C_NAME.kubeconfig" --context "$C_NAME" --request-timeout=10s "$@"; }
+
+adapter_pki() { # CA and serving certificate of the current cluster's adapter (once per bed)
+  local dir="$C_DIR/metrics-adapter" tmp
+  [ -f "$dir/serving.crt" ] && return 0
+  mkdir -p "$dir"
+  tmp="$(mktemp -d "$dir/pki.tmp.XXXXXX")"
+  cat >"$tmp/openssl.cnf" <<CNF
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = $ADAPTER_NAME
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign, digitalSignature
+subjectKeyIdentifier = hash
+[v3_serving]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = DNS:$ADAPTER_NAME.$ADAPTER_NS.svc, DNS:localhost, IP:127.0.0.1
+CNF
+  (
+    cd "$tmp" &&
+      openssl req -x509 -new -nodes -newkey rsa:2048 -sha256 -days 3650 -config openssl.cnf \
+        -extensions v3_ca -subj "/CN=flotilla-$C_NAME-metrics-adapter-ca" -keyout ca.key -out ca.crt &&
+      openssl req -new -nodes -newkey rsa:2048 -sha256 -config openssl.cnf \
+        -subj "/CN=$ADAPTER_NAME.$ADAPTER_NS.svc" -keyout serving.key -out serving.csr &&
+      openssl x509 -req -in serving.csr -CA ca.crt -CAkey ca.key -set_serial "0x$(openssl rand -hex 12)" \
+        -sha256 -days 3650 -extfile openssl.cnf -extensions v3_serving -out serving.crt &&
+      rm -f serving.csr openssl.cnf &&
+      chmod 600 ./*
+  ) >/dev/null 2>"$dir/openssl.err" || { cat "$dir/openssl.err" >&2; die "[$C_NAME] adapter certificate generation failed"; }
+  rm -f "$dir/openssl.err"
+  mv "$tmp"/* "$dir/"
+  rmdir "$tmp"
+}
+
+# The adapter's identity in the member, and a kubeconfig with its token.
+adapter_identity() {
+  local dir="$C_DIR/metrics-adapter" token="" i
+  admin_kubectl apply -f - >/dev/null <<YAML || die "[$C_NAME] cannot create the adapter's ServiceAccount and RBAC"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: $ADAPTER_NAME, namespace: $ADAPTER_NS}
+---
+apiVersion: v1
+kind: Secret
+type: kubernetes.io/service-account-token
+metadata:
+  name: $ADAPTER_NAME-token
+  namespace: $ADAPTER_NS
+  annotations: {kubernetes.io/service-account.name: $ADAPTER_NAME}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: $ADAPTER_NAME}
+rules:
+  - apiGroups: [""]
+    resources: [pods, namespaces]
+    verbs: [get, list, watch]
+  - apiGroups: [apps]
+    resources: [deployments]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: $ADAPTER_NAME}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: $ADAPTER_NAME}
+subjects: [{kind: ServiceAccount, name: $ADAPTER_NAME, namespace: $ADAPTER_NS}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "$ADAPTER_NAME:system:auth-delegator"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
+subjects: [{kind: ServiceAccount, name: $ADAPTER_NAME, namespace: $ADAPTER_NS}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: $ADAPTER_NAME-auth-reader, namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: extension-apiserver-authentication-reader}
+subjects: [{kind: ServiceAccount, name: $ADAPTER_NAME, namespace: $ADAPTER_NS}]
+YAML
+  for ((i = 0; i < 120; i++)); do # the controller-manager fills the token in
+    token="$(admin_kubectl -n "$ADAPTER_NS" get secret "$ADAPTER_NAME-token" -o 'jsonpath={.data.token}' 2>/dev/null || true)"
+    [ -n "$token" ] && break
+    sleep 0.5
+  done
+  [ -n "$token" ] || die "[$C_NAME] the token Secret $ADAPTER_NS/$ADAPTER_NAME-token was not filled in"
+  printf '%s' "$token" | base64 -d | write_atomic "$dir/token"
+  emit_kubeconfig "$C_NAME" "$C_NAME|$C_SERVER|$C_DIR/pki/ca.crt|$ADAPTER_NAME|$dir/token" | write_atomic "$dir/kubeconfig"
+}
+
+# The Service and APIServices that send the member's metrics API groups to its adapter.
+adapter_register() {
+  local ca
+  ca="$(base64 -w0 <"$C_DIR/metrics-adapter/ca.crt")"
+  admin_kubectl apply -f - >/dev/null <<YAML || die "[$C_NAME] cannot register the adapter's APIServices"
+apiVersion: v1
+kind: Service
+metadata: {name: $ADAPTER_NAME, namespace: $ADAPTER_NS}
+spec: {type: ExternalName, externalName: 127.0.0.1}
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.custom.metrics.k8s.io}
+spec:
+  group: custom.metrics.k8s.io
+  version: v1beta1
+  service: {name: $ADAPTER_NAME, namespace: $ADAPTER_NS, port: $C_ADAPTER_PORT}
+  caBundle: $ca
+  groupPriorityMinimum: 100
+  versionPriority: 100
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta2.custom.metrics.k8s.io}
+spec:
+  group: custom.metrics.k8s.io
+  version: v1beta2
+  service: {name: $ADAPTER_NAME, namespace: $ADAPTER_NS, port: $C_ADAPTER_PORT}
+  caBundle: $ca
+  groupPriorityMinimum: 100
+  versionPriority: 200
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.external.metrics.k8s.io}
+spec:
+  group: external.metrics.k8s.io
+  version: v1beta1
+  service: {name: $ADAPTER_NAME, namespace: $ADAPTER_NS, port: $C_ADAPTER_PORT}
+  caBundle: $ca
+  groupPriorityMinimum: 100
+  versionPriority: 100
+YAML
+}
+
+# Removes everything adapter_identity and adapter_register made, APIServices first: an APIService
+# whose server is gone makes discovery fail, and with it namespace deletion and garbage collection.
+adapter_unregister() {
+  admin_kubectl delete apiservice "${ADAPTER_APISERVICES[@]}" --ignore-not-found >/dev/null
+  admin_kubectl -n "$ADAPTER_NS" delete service "$ADAPTER_NAME" --ignore-not-found >/dev/null
+  admin_kubectl -n kube-system delete rolebinding "$ADAPTER_NAME-auth-reader" --ignore-not-found >/dev/null
+  admin_kubectl delete clusterrolebinding "$ADAPTER_NAME" "$ADAPTER_NAME:system:auth-delegator" --ignore-not-found >/dev/null
+  admin_kubectl delete clusterrole "$ADAPTER_NAME" --ignore-not-found >/dev/null
+  admin_kubectl -n "$ADAPTER_NS" delete secret "$ADAPTER_NAME-token" --ignore-not-found >/dev/null
+  admin_kubectl -n "$ADAPTER_NS" delete serviceaccount "$ADAPTER_NAME" --ignore-not-found >/dev/null
+}
+
+adapter_healthy() {
+  [ "$(curl -sS --max-time 2 --cacert "$C_DIR/metrics-adapter/ca.crt" "https://127.0.0.1:$C_ADAPTER_PORT/healthz" 2>/dev/null)" = ok ]
+}
+
+apiservices_available() {
+  local a
+  for a in "${ADAPTER_APISERVICES[@]}"; do
+    api_get "/apis/apiregistration.k8s.io/v1/apiservices/$a" |
+      jq -e '.status.conditions // [] | any(.type == "Available" and .status == "True")' >/dev/null 2>&1 || return 1
+  done
+  # and the aggregator serves the groups (the apiserver's handlers follow the condition)
+  api_get /apis/custom.metrics.k8s.io/v1beta1 | jq -e '.kind == "APIResourceList"' >/dev/null 2>&1 &&
+    api_get /apis/external.metrics.k8s.io/v1beta1 | jq -e '.kind == "APIResourceList"' >/dev/null 2>&1
+}
+
+stop_adapter_process() {
+  local pid i
+  pid="$(comp_pid "$C_DIR" metrics-adapter)" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    comp_pid "$C_DIR" metrics-adapter >/dev/null || break
+    sleep 0.1
+  done
+  if comp_pid "$C_DIR" metrics-adapter >/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+  for ((i = 0; i < 100; i++)); do
+    port_in_use "$C_ADAPTER_PORT" || break
+    sleep 0.1
+  done
+  rm -f "$C_DIR/metrics-adapter.pid"
+}
+
+# adapter_up CLUSTER URL: identity, process (restarted when its command line changes), APIServices.
+adapter_up() {
+  local c="$1" url="$2" dir deadline new
+  load_cluster "$c"
+  dir="$C_DIR/metrics-adapter"
+  deadline=$(($(date +%s) + UP_TIMEOUT))
+  adapter_pki
+  adapter_identity
+  sed "s/@CLUSTER@/$c/g" "$SCRIPT_DIR/prometheus-adapter/rules.yaml" | write_atomic "$dir/config.yaml"
+  # relist every second: a series pushed by a test is served within about two seconds
+  new="$dir/run.sh.new"
+  write_run_script "$new" "$C_DIR/metrics-adapter.pid" "$ADAPTER_BIN" \
+    --secure-port="$C_ADAPTER_PORT" \
+    --bind-address=127.0.0.1 \
+    --tls-cert-file="$dir/serving.crt" \
+    --tls-private-key-file="$dir/serving.key" \
+    --cert-dir="$dir/certs" \
+    --lister-kubeconfig="$dir/kubeconfig" \
+    --authentication-kubeconfig="$dir/kubeconfig" \
+    --authorization-kubeconfig="$dir/kubeconfig" \
+    --prometheus-url="$url" \
+    --config="$dir/config.yaml" \
+    --metrics-relist-interval=1s \
+    --metrics-max-age=10m \
+    --profiling=false
+  if ! cmp -s "$new" "$C_DIR/run-metrics-adapter.sh"; then
+    stop_adapter_process
+    mv -f "$new" "$C_DIR/run-metrics-adapter.sh"
+  else
+    rm -f "$new"
+  fi
+  start_component metrics-adapter
+  wait_for "$deadline" metrics-adapter "the adapter's /healthz on https://127.0.0.1:$C_ADAPTER_PORT" adapter_healthy
+  adapter_register
+  wait_for "$deadline" metrics-adapter "APIServices ${ADAPTER_APISERVICES[*]} Available" apiservices_available
+  log "[$c] Prometheus adapter ready on https://127.0.0.1:$C_ADAPTER_PORT (pid $(comp_pid "$C_DIR" metrics-adapter)), reading $url"
+}
+
+adapter_down() {
+  load_cluster "$1"
+  if api_ready; then
+    adapter_unregister
+  else
+    log "[$1] apiserver not ready: APIServices left registered"
+  fi
+  stop_adapter_process
+  rm -f "$C_DIR/run-metrics-adapter.sh"
+  log "[$1] Prometheus adapter stopped"
+}
+
+adapter_status() {
+  local c pid line rc=0
+  for c in $(member_clusters); do
+    load_cluster "$c"
+    line="$(printf '%-9s https://127.0.0.1:%-6s' "$c" "$C_ADAPTER_PORT")"
+    if pid="$(comp_pid "$C_DIR" metrics-adapter)"; then
+      line+=" adapter=running(pid=$pid) $(grep -o -- '--prometheus-url=[^ ]*' "$C_DIR/run-metrics-adapter.sh" 2>/dev/null | tr -d "'\\\\")"
+    else
+      line+=" adapter=stopped"
+      rc=1
+    fi
+    if apiservices_available; then line+=" apiservices=Available"; else
+      line+=" apiservices=unavailable"
+      rc=1
+    fi
+    echo "$line"
+  done
+  return "$rc"
+}
+
+cmd_metrics_adapter() { # cmd_metrics_adapter start URL | stop | status
+  local sub="${1:-}" url="${2:-}" c pids=() names=() failed=() i start
+  [ "$(recorded_provider)" = local ] || die "metrics-adapter needs a bed of PROVIDER=local in $STATE (run: $0 up)"
+  [ -n "${ADAPTER_BIN:-}" ] || die "metrics-adapter runs on KUBE_VERSION=1.34 beds only (this one runs $KUBE_VERSION)"
+  [ -n "$(member_clusters)" ] || die "no member clusters in $STATE"
+  case "$sub" in
+    start)
+      [[ $url =~ ^https?://(127\.[0-9]+\.[0-9]+\.[0-9]+|localhost|\[::1\])(:[0-9]+)?(/.*)?$ ]] ||
+        die "usage: $0 metrics-adapter start http://127.0.0.1:PORT (a Prometheus on loopback)"
+      take_lock
+      KUBE_VERSION="$KUBE_VERSION" "$SCRIPT_DIR/install-tools.sh"
+      [ -x "$ADAPTER_BIN" ] || die "$ADAPTER_BIN is missing (install-tools.sh failed?)"
+      start="$(date +%s)"
+      for c in $(member_clusters); do
+        adapter_up "$c" "$url" &
+        pids+=("$!")
+        names+=("$c")
+      done
+      for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || failed+=("${names[$i]}")
+      done
+      [ ${#failed[@]} -eq 0 ] || die "Prometheus adapter not ready in: ${failed[*]} (logs: $STATE/<member>/metrics-adapter.log)"
+      log "${#names[@]} Prometheus adapters ready in $(($(date +%s) - start))s"
+      ;;
+    stop)
+      take_lock
+      for c in $(member_clusters); do adapter_down "$c"; done
+      ;;
+    status) adapter_status ;;
+    *) die "usage: $0 metrics-adapter start PROMETHEUS_URL | stop | status" ;;
   esac
 }
 
@@ -823,6 +1148,12 @@ Usage: $(basename "$0") <command>
   start-apiserver <cluster> start it again with the saved command line, wait for /readyz
   hang-apiserver <cluster>  SIGSTOP the kube-apiserver (connections hang)
   resume-apiserver <cluster> SIGCONT it and wait for /readyz
+  metrics-adapter start <prometheus-url>
+                            run a Prometheus adapter per member (custom.metrics.k8s.io and
+                            external.metrics.k8s.io, rules in prometheus-adapter/rules.yaml),
+                            registered with APIServices; restarts one whose URL changed
+  metrics-adapter stop      unregister the APIServices and stop the adapters
+  metrics-adapter status    one line per member; exit 1 unless all serve
 Environment: MEMBERS=$MEMBERS PROVIDER=$PROVIDER FLOTILLA_STATE=$STATE FLOTILLA_PORT_BASE=$PORT_BASE
 USAGE
 }
@@ -836,6 +1167,7 @@ main() {
     env) cmd_env ;;
     status) cmd_status ;;
     stop-apiserver | start-apiserver | hang-apiserver | resume-apiserver) cmd_fault "$cmd" "$@" ;;
+    metrics-adapter) cmd_metrics_adapter "$@" ;;
     help | -h | --help) usage ;;
     *)
       usage >&2

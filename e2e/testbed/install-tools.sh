@@ -6,6 +6,9 @@
 #   - kube-apiserver, kube-controller-manager v1.34.x   bin/kubernetes-v1.34.x/
 #                  built with the machine's Go from the k8s.io/kubernetes module (k8s/go.mod)
 #   - etcd v3.6.x  bin/etcd-v3.6.x/etcd, built from go.etcd.io/etcd/server/v3 (etcd/go.mod)
+#   - the Prometheus adapter v0.x   bin/prometheus-adapter-v0.x/prometheus-adapter, built from
+#                  sigs.k8s.io/prometheus-adapter (prometheus-adapter/go.mod), for
+#                  `clusters.sh metrics-adapter` (custom/external metrics APIs of the members)
 #   KUBE_VERSION=1.20 (the compatibility floor)
 #   - kube-apiserver, kube-controller-manager v1.20.2   bin/kubernetes-v1.20.2/
 #                  built from Debian bookworm's `kubernetes` source package with Debian's Go 1.19
@@ -149,6 +152,11 @@ if [ ! -x "$KUBE_BIN_DIR/kube-apiserver" ] || [ ! -x "$KUBE_BIN_DIR/kube-control
   fi
 fi
 
+# --- the Prometheus adapter (1.34 only: the 1.20 floor bed serves no metrics APIs) -------------
+if [ -n "${ADAPTER_BIN:-}" ] && [ ! -x "$ADAPTER_BIN" ]; then
+  build_from_module "prometheus-adapter $ADAPTER_VERSION" "$TESTBED_DIR/prometheus-adapter" "$(dirname "$ADAPTER_BIN")"
+fi
+
 # --- helm (and a fallback kubectl) ------------------------------------------------------------
 if [ ! -x "$BIN/helm" ]; then
   apt_install unzip
@@ -170,4 +178,4 @@ fi
 # --- tools the tests use ----------------------------------------------------------------------
 apt_install openssl curl procps jq iproute2 util-linux
 
-log "ready: $("$KUBE_BIN_DIR/kube-apiserver" --version 2>&1), etcd $("$ETCD_BIN" --version 2>/dev/null | head -1 | awk '{print $3}'), $("$BIN/helm" version --short 2>/dev/null)"
+log "ready: $("$KUBE_BIN_DIR/kube-apiserver" --version 2>&1), etcd $("$ETCD_BIN" --version 2>/dev/null | head -1 | awk '{print $3}'), $("$BIN/helm" version --short 2>/dev/null)${ADAPTER_VERSION:+, prometheus-adapter $ADAPTER_VERSION}"

@@ -5,7 +5,9 @@
 #   1.20            the compatibility floor: v1.20.2 built from Debian's source package with
 #                   Debian's Go 1.19, etcd 3.4 from Debian's etcd-server
 # Sets KUBE_VERSION, KUBE_FULL_VERSION (v1.34.12), KUBE_BIN_DIR, ETCD_VERSION (v3.6.17 or
-# "debian"), ETCD_BIN (may not exist yet: install-tools.sh makes it).
+# "debian"), ETCD_BIN (may not exist yet: install-tools.sh makes it), and for 1.34 only
+# ADAPTER_VERSION (v0.12.0) and ADAPTER_BIN: the Prometheus adapter pinned in
+# prometheus-adapter/go.mod (`clusters.sh metrics-adapter`); both empty for 1.20.
 # shellcheck shell=bash
 TESTBED_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 FLOTILLA_BIN_CACHE="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/bin"
@@ -16,12 +18,16 @@ case "$KUBE_VERSION" in
     KUBE_FULL_VERSION=v1.20.2
     ETCD_VERSION=debian
     ETCD_BIN="$(command -v etcd || echo /usr/bin/etcd)"
+    ADAPTER_VERSION=""
+    ADAPTER_BIN=""
     ;;
   1.34 | v1.34 | 1.34.* | v1.34.*)
     KUBE_VERSION=1.34
     KUBE_FULL_VERSION="$(grep -o 'k8s.io/kubernetes v1\.[0-9.]*' "$TESTBED_DIR/k8s/go.mod" | head -1 | cut -d' ' -f2)"
     ETCD_VERSION="$(grep -o 'go.etcd.io/etcd/server/v3 v3\.[0-9.]*' "$TESTBED_DIR/etcd/go.mod" | head -1 | cut -d' ' -f2)"
     ETCD_BIN="$FLOTILLA_BIN_CACHE/etcd-$ETCD_VERSION/etcd"
+    ADAPTER_VERSION="$(grep -o 'sigs.k8s.io/prometheus-adapter v0\.[0-9.]*' "$TESTBED_DIR/prometheus-adapter/go.mod" | head -1 | cut -d' ' -f2)"
+    ADAPTER_BIN="$FLOTILLA_BIN_CACHE/prometheus-adapter-$ADAPTER_VERSION/prometheus-adapter"
     ;;
   *)
     printf 'KUBE_VERSION must be 1.34 or 1.20, got %s\n' "$KUBE_VERSION" >&2
