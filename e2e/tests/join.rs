@@ -100,6 +100,7 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
         ("delete", "ingresses.networking.k8s.io"),
         ("list", "horizontalpodautoscalers.autoscaling"),
         ("list", "pods"),
+        ("watch", "pods"),
     ] {
         assert!(
             can_i(&bed, &[verb, resource, "-n", "default"]),
@@ -243,7 +244,7 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
         ("pods.metrics.k8s.io", "[]", "get list"),
         ("*.custom.metrics.k8s.io", "[]", "get list"),
         ("*.external.metrics.k8s.io", "[]", "get list"),
-        ("pods", "[]", "list"),
+        ("pods", "[]", "list watch"),
         (
             "serviceaccounts/token",
             "[flotilla-member3-second]",

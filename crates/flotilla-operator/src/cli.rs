@@ -103,6 +103,11 @@ pub struct RunArgs {
     /// the operator's access: not for shared clusters).
     #[arg(long, env = "FLOTILLA_PROMQL_NAMESPACE_LABEL", default_value = flotilla_controller::scaling::DEFAULT_NAMESPACE_LABEL)]
     pub promql_namespace_label: String,
+    /// How often each ScalingPolicy evaluates its Prometheus queries and decides its total, in
+    /// milliseconds (the members' metrics APIs are read every 15 s whatever this is). Lower
+    /// reacts sooner and costs Prometheus one query per metric per policy per period.
+    #[arg(long, env = "FLOTILLA_SCALING_SYNC_PERIOD_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub scaling_sync_period_ms: u64,
     /// When member tokens issued by `flotilla join` are renewed, in percent of their lifetime.
     #[arg(long, env = "FLOTILLA_MEMBER_TOKEN_RENEW_PERCENT", default_value_t = flotilla_controller::members::renewal::DEFAULT_RENEW_PERCENT, value_parser = clap::value_parser!(u8).range(1..=95))]
     pub member_token_renew_percent: u8,

@@ -145,9 +145,10 @@ fn scaling_rules() -> Value {
          "verbs": ["get", "update", "patch"]},
         {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get", "list"]},
-        // Resource utilization divides usage by the pods' requests, read from the pods (as the
-        // HPA does).
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        // Pods and Resource metrics count the target's pods by phase and readiness, and divide
+        // usage by their requests, read from the pods (as the HPA does), through one watch per
+        // member shared by every policy.
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
         // Custom and External metrics are addressed by metric name (the RBAC resource is the
         // name), which no fixed list can cover: read-only access to these two aggregated APIs,
         // which serve numbers, not objects.

@@ -142,6 +142,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         flotilla_controller::scaling::ScalingConfig::new(args.prometheus_url.clone());
     scaling_config.promql_namespace_label =
         Some(args.promql_namespace_label.clone()).filter(|l| !l.is_empty());
+    scaling_config.sync_period = std::time::Duration::from_millis(args.scaling_sync_period_ms);
     let scaling_controller = tokio::spawn(flotilla_controller::scaling::controller(
         ctx.clone(),
         scaling_config,

@@ -151,8 +151,7 @@ mod tests {
             ),
             scale: ScaleView {
                 replicas,
-                status_replicas: 0,
-                selector: None,
+                ..ScaleView::default()
             },
             hpas: vec![],
         }

@@ -266,6 +266,7 @@ pub async fn controller(
         workloads,
         copies,
         hpas: Default::default(),
+        pods: Default::default(),
         lanes: Default::default(),
         policies: Mutex::new(HashMap::new()),
         last_prune: Mutex::new(Instant::now()),

@@ -40,7 +40,7 @@ pub(super) async fn decide_total(
             &mut ps.member_readings,
             poll.state.config.member_metrics_period,
         ),
-        &poll.state.lanes,
+        (&poll.state.lanes, &poll.state.pods),
     )
     .await;
     let observed_sum: i32 = writable

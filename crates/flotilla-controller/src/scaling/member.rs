@@ -19,7 +19,7 @@ use super::spec::Target;
 use crate::lease_guard::LeaseGuard;
 
 /// The scale subresource as Flotilla uses it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ScaleView {
     /// `spec.replicas` (what the workload is asked to run).
     pub replicas: i32,
@@ -27,6 +27,9 @@ pub struct ScaleView {
     pub status_replicas: i32,
     /// `status.selector`: the target's pods, for Pods and Resource metrics.
     pub selector: Option<String>,
+    /// The same selector as a structure, when known (a federated workload's, from its copy):
+    /// its pods then come from the shared pod watch.
+    pub label_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 }
 
 /// Why the target's scale could not be read.
@@ -150,6 +153,7 @@ impl ScaleView {
                 .status
                 .and_then(|s| s.selector)
                 .filter(|s| !s.is_empty()),
+            label_selector: None,
         }
     }
 }
@@ -464,7 +468,10 @@ pub async fn target_pods(
     Ok(list.items.iter().map(|p| target_pod(p, resource)).collect())
 }
 
-fn target_pod(pod: &k8s_openapi::api::core::v1::Pod, resource: Option<&str>) -> TargetPod {
+pub(super) fn target_pod(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    resource: Option<&str>,
+) -> TargetPod {
     let status = pod.status.as_ref();
     let ready = status
         .and_then(|s| s.conditions.as_ref())

@@ -15,6 +15,7 @@ mod apply;
 mod conflicts;
 mod decide;
 mod member_hpas;
+mod member_pods;
 mod observe;
 mod placement;
 mod read_metrics;

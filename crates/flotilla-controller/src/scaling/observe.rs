@@ -119,6 +119,7 @@ fn watched_scale(
             .as_ref()
             .and_then(|s| super::spec::selector_string("spec.selector", s).ok())
             .filter(|s| !s.is_empty()),
+        label_selector: scale.selector.clone(),
     }))
 }
 

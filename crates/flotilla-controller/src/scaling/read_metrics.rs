@@ -8,6 +8,7 @@ use kube::Client;
 use flotilla_autoscaling as hpa;
 
 use super::member::{self, ScaleView};
+use super::member_pods::MemberPods;
 use super::prometheus::Prometheus;
 use super::spec::{MetricPlan, Plan};
 use super::state::MemberReadings;
@@ -37,7 +38,7 @@ pub(super) async fn read_metrics(
     members: &[Member],
     writable: &[(&str, &ScaleView)],
     (cache, period): (&mut Option<MemberReadings>, Duration),
-    lanes: &Lanes,
+    (lanes, pods): (&Lanes, &MemberPods),
 ) -> Vec<hpa::MetricReading> {
     // The members' metrics APIs are read at most once per period for the same clusters; a
     // change of clusters (a failover) reads them again at once. Prometheus is read every poll.
@@ -59,22 +60,23 @@ pub(super) async fn read_metrics(
             })
             .collect();
     }
-    let clients: Vec<(&str, Client, &ScaleView)> = writable
+    let clients: Vec<MemberRead<'_>> = writable
         .iter()
         .filter_map(|(c, s)| {
-            let client = members
-                .iter()
-                .find(|m| &m.name == c)?
-                .ready_client()?
-                .clone();
-            Some((*c, client, *s))
+            let member = members.iter().find(|m| &m.name == c)?;
+            let client = member.ready_client()?.clone();
+            Some(MemberRead {
+                member,
+                client,
+                scale: s,
+            })
         })
         .collect();
     let clients = &clients;
     let reads = plan.metrics.iter().zip(queried).map(|(m, q)| async move {
         match q {
             Some(result) => result.map(hpa::MetricReading::Value),
-            None => read_metric(namespace, m, clients, lanes).await,
+            None => read_metric(namespace, m, clients, (lanes, pods)).await,
         }
     });
     let readings: Vec<hpa::MetricReading> = futures::future::join_all(reads)
@@ -125,9 +127,28 @@ fn per_member<T>(results: Vec<(&str, Result<T, String>)>) -> Result<Vec<T>, Stri
 async fn read_metric(
     namespace: &str,
     plan: &MetricPlan,
-    clients: &[(&str, Client, &ScaleView)],
-    lanes: &Lanes,
+    clients: &[MemberRead<'_>],
+    (lanes, shared_pods): (&Lanes, &MemberPods),
 ) -> Result<hpa::MetricReading, String> {
+    // The target's pods in one member: from the shared pod watch when the selector is known as a
+    // structure, else listed.
+    let pods_of = |read: &MemberRead<'_>, selector: String, resource: Option<&str>| {
+        let shared = read
+            .scale
+            .label_selector
+            .as_ref()
+            .and_then(|ls| shared_pods.pods(read.member, namespace, ls, resource));
+        let client = read.client.clone();
+        let resource = resource.map(str::to_string);
+        async move {
+            match shared {
+                Some(pods) => Ok(pods),
+                None => {
+                    member::target_pods(&client, namespace, &selector, resource.as_deref()).await
+                }
+            }
+        }
+    };
     let selector_of = |c: &str, s: &ScaleView| {
         s.selector
             .clone()
@@ -141,19 +162,19 @@ async fn read_metric(
             "internal: the Prometheus query {query:?} was not run"
         )),
         MetricPlan::External { name, selector } => {
-            let results =
-                futures::future::join_all(clients.iter().map(|(c, client, _)| async move {
-                    (
-                        *c,
-                        in_lane(
-                            lanes,
-                            c,
-                            member::external_metric(client, namespace, name, selector.as_deref()),
-                        )
-                        .await,
+            let results = futures::future::join_all(clients.iter().map(|r| async move {
+                let (c, client) = (r.member.name.as_str(), &r.client);
+                (
+                    c,
+                    in_lane(
+                        lanes,
+                        c,
+                        member::external_metric(client, namespace, name, selector.as_deref()),
                     )
-                }))
-                .await;
+                    .await,
+                )
+            }))
+            .await;
             per_member(results).map(|v| hpa::MetricReading::Value(v.into_iter().sum()))
         }
         MetricPlan::Object {
@@ -163,75 +184,83 @@ async fn read_metric(
         } => {
             // The object's copy in each member (a federated Ingress, say): the federated object's
             // value is the sum.
-            let results =
-                futures::future::join_all(clients.iter().map(|(c, client, _)| async move {
-                    let read = async {
-                        let gvk = kube::api::GroupVersionKind::gvk(
-                            &described.group,
-                            &described.version,
-                            &described.kind,
-                        );
-                        let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
+            let results = futures::future::join_all(clients.iter().map(|r| async move {
+                let (c, client) = (r.member.name.as_str(), &r.client);
+                let read = async {
+                    let gvk = kube::api::GroupVersionKind::gvk(
+                        &described.group,
+                        &described.version,
+                        &described.kind,
+                    );
+                    let (resource, _) =
+                        kube::discovery::pinned_kind(client, &gvk)
                             .await
                             .map_err(|e| {
                                 format!("{} is not served here: {e}", described.api_version())
                             })?;
-                        member::object_metric(
-                            client,
-                            namespace,
-                            &resource,
-                            &described.name,
-                            name,
-                            selector.as_deref(),
-                        )
-                        .await
-                    };
-                    (*c, in_lane(lanes, c, read).await)
-                }))
-                .await;
+                    member::object_metric(
+                        client,
+                        namespace,
+                        &resource,
+                        &described.name,
+                        name,
+                        selector.as_deref(),
+                    )
+                    .await
+                };
+                (c, in_lane(lanes, c, read).await)
+            }))
+            .await;
             per_member(results).map(|v| hpa::MetricReading::Value(v.into_iter().sum()))
         }
         MetricPlan::Pods { name, selector } => {
-            let results =
-                futures::future::join_all(clients.iter().map(|(c, client, scale)| async move {
-                    let read = async {
-                        let pods = selector_of(c, scale)?;
-                        let (listed, values) = futures::future::join(
-                            member::target_pods(client, namespace, &pods, None),
-                            member::pods_metric_per_pod(
-                                client,
-                                namespace,
-                                name,
-                                &pods,
-                                selector.as_deref(),
-                            ),
-                        )
-                        .await;
-                        member::samples(&listed?, &values?, None, false, now)
-                    };
-                    (*c, in_lane(lanes, c, read).await)
-                }))
-                .await;
+            let results = futures::future::join_all(clients.iter().map(|r| async move {
+                let (c, client) = (r.member.name.as_str(), &r.client);
+                let read = async {
+                    let pods = selector_of(c, r.scale)?;
+                    let (listed, values) = futures::future::join(
+                        pods_of(r, pods.clone(), None),
+                        member::pods_metric_per_pod(
+                            client,
+                            namespace,
+                            name,
+                            &pods,
+                            selector.as_deref(),
+                        ),
+                    )
+                    .await;
+                    member::samples(&listed?, &values?, None, false, now)
+                };
+                (c, in_lane(lanes, c, read).await)
+            }))
+            .await;
             pooled(per_member(results)?, name)
         }
         MetricPlan::Resource { name, utilization } => {
-            let results =
-                futures::future::join_all(clients.iter().map(|(c, client, scale)| async move {
-                    let read = async {
-                        let pods = selector_of(c, scale)?;
-                        let (listed, values) = futures::future::join(
-                            member::target_pods(client, namespace, &pods, Some(name)),
-                            member::resource_usage_per_pod(client, namespace, name, &pods),
-                        )
-                        .await;
-                        member::samples(&listed?, &values?, Some(name), *utilization, now)
-                    };
-                    (*c, in_lane(lanes, c, read).await)
-                }))
-                .await;
+            let results = futures::future::join_all(clients.iter().map(|r| async move {
+                let (c, client) = (r.member.name.as_str(), &r.client);
+                let read = async {
+                    let pods = selector_of(c, r.scale)?;
+                    let (listed, values) = futures::future::join(
+                        pods_of(r, pods.clone(), Some(name)),
+                        member::resource_usage_per_pod(client, namespace, name, &pods),
+                    )
+                    .await;
+                    member::samples(&listed?, &values?, Some(name), *utilization, now)
+                };
+                (c, in_lane(lanes, c, read).await)
+            }))
+            .await;
             pooled(per_member(results)?, name)
         }
     }
+}
+
+/// One member to read a metric from: the member, its client, the target's scale there.
+struct MemberRead<'a> {
+    member: &'a Member,
+    client: Client,
+    scale: &'a ScaleView,
 }
 
 /// Runs one member read in the member's lane (bounded concurrency, a deadline).

@@ -254,8 +254,7 @@ mod tests {
     fn view(replicas: i32) -> ScaleView {
         ScaleView {
             replicas,
-            status_replicas: 0,
-            selector: None,
+            ..ScaleView::default()
         }
     }
 

@@ -102,6 +102,8 @@ pub(super) struct State {
     pub copies: Arc<crate::propagation::CopyInformers>,
     /// The members' HPAs, one watch per member.
     pub hpas: super::member_hpas::MemberHpas,
+    /// The members' pods, one watch per member (once a Pods or Resource metric needs them).
+    pub pods: super::member_pods::MemberPods,
     /// Bounded concurrency and a deadline per member for the policies' member requests (lanes
     /// of their own: a burst of propagation never starves autoscaling, nor the reverse).
     pub lanes: crate::propagation::lanes::Lanes,
@@ -134,7 +136,9 @@ impl State {
             }
             *last = Instant::now();
         }
-        self.hpas.retain(&self.ctx.registry.snapshot());
+        let members = self.ctx.registry.snapshot();
+        self.hpas.retain(&members);
+        self.pods.retain(&members);
         let store = &self.store;
         self.lock().retain(|k, _| {
             store
