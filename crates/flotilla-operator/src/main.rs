@@ -15,6 +15,13 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
+/// jemalloc instead of the system allocator: the operator's start (every host object and every
+/// member copy listed and decoded at once) leaves glibc's heap fragmented, and the freed memory
+/// stayed resident (a restart with 9,000 copies: 121 MB RSS for a 58 MB heap peak). jemalloc
+/// returns unused pages to the system from a background thread (feature `background_threads`).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -63,6 +63,53 @@ impl Written {
     }
 }
 
+/// What was last written, by host object uid and member: an object's entries are found without
+/// going through every other object's (the Drifted condition is rebuilt from them on every
+/// copy event).
+#[derive(Default)]
+struct WrittenEntries {
+    by_uid: HashMap<String, HashMap<String, Written>>,
+}
+
+impl WrittenEntries {
+    fn get(&self, (uid, member): &Key) -> Option<Written> {
+        self.by_uid.get(uid)?.get(member).cloned()
+    }
+
+    fn contains_key(&self, (uid, member): &Key) -> bool {
+        self.by_uid.get(uid).is_some_and(|m| m.contains_key(member))
+    }
+
+    fn insert(&mut self, (uid, member): Key, written: Written) {
+        self.by_uid.entry(uid).or_default().insert(member, written);
+    }
+
+    fn remove(&mut self, (uid, member): &Key) {
+        if let Some(members) = self.by_uid.get_mut(uid) {
+            members.remove(member);
+            if members.is_empty() {
+                self.by_uid.remove(uid);
+            }
+        }
+    }
+
+    /// The entries of one object, by member.
+    fn of<'a>(&'a self, uid: &str) -> impl Iterator<Item = (&'a String, &'a Written)> {
+        self.by_uid.get(uid).into_iter().flatten()
+    }
+
+    fn retain_members(&mut self, members: &HashSet<String>) {
+        self.by_uid.retain(|_, m| {
+            m.retain(|member, _| members.contains(member));
+            !m.is_empty()
+        });
+    }
+
+    fn retain_objects(&mut self, live: &HashSet<String>) {
+        self.by_uid.retain(|uid, _| live.contains(uid));
+    }
+}
+
 /// How often the health of changed objects is written: a Deployment's copy changes its status
 /// several times as it rolls out, in every member; one write per object per period carries all of
 /// it.
@@ -94,7 +141,7 @@ struct Syncer<K: Propagated> {
     engine: Arc<Engine>,
     objects: Store<K>,
     enforce: mpsc::UnboundedSender<ObjectRef<K>>,
-    written: HashMap<Key, Written>,
+    written: WrittenEntries,
     /// The Drifted condition last written, by host object uid.
     drifted: HashMap<String, (bool, String)>,
     /// Each copy's health as last seen (kinds that report health).
@@ -129,7 +176,7 @@ pub async fn run<K: Propagated>(
         engine,
         objects,
         enforce,
-        written: HashMap::new(),
+        written: WrittenEntries::default(),
         drifted: HashMap::new(),
         health: HashMap::new(),
         health_dirty: HashMap::new(),
@@ -260,7 +307,7 @@ impl<K: Propagated> Syncer<K> {
             .into_iter()
             .map(|m| m.name)
             .collect();
-        self.written.retain(|(_, m), _| members.contains(m));
+        self.written.retain_members(&members);
         self.correcting.retain(|(_, m)| members.contains(m));
         self.early.retain(|(_, m), _| members.contains(m));
         self.engine.ledger.retain_members(&members);
@@ -271,7 +318,7 @@ impl<K: Propagated> Syncer<K> {
             .iter()
             .filter_map(|o| o.meta().uid.clone())
             .collect();
-        self.written.retain(|(u, _), _| live.contains(u));
+        self.written.retain_objects(&live);
         self.drifted.retain(|u, _| live.contains(u));
         self.health
             .retain(|(u, m), _| live.contains(u) && members.contains(m));
@@ -393,7 +440,7 @@ impl<K: Propagated> Syncer<K> {
             d.remove("apiVersion");
             d.remove("kind");
         }
-        let before = self.written.get(&key).cloned().unwrap_or_else(|| Written {
+        let before = self.written.get(&key).unwrap_or_else(|| Written {
             drift: entry.as_ref().and_then(|e| e.drift.clone()),
             load_balancer: entry
                 .as_ref()
@@ -616,10 +663,7 @@ impl<K: Propagated> Syncer<K> {
         };
         let mut drifted = Vec::new();
         let mut corrected = 0;
-        for ((u, member), w) in &self.written {
-            if *u != uid {
-                continue;
-            }
+        for (member, w) in self.written.of(&uid) {
             if let Some(d) = &w.drift {
                 corrected += d.corrections.unwrap_or(0);
                 if d.copy_deleted || !d.fields.is_empty() {
