@@ -335,6 +335,19 @@ impl TestBed {
         format!("{prefix}-{:x}", nanos % 0xfffff)
     }
 
+    /// A fresh namespace `<prefix>-<suffix>` in the host and every member, deleted everywhere
+    /// (without waiting) when the guard is dropped, so what a test leaves in it stops being
+    /// reconciled by the operators of later tests.
+    pub fn namespace_everywhere(&self, prefix: &str) -> BedNamespace<'_> {
+        let name = self.namespace(prefix);
+        let doc = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+            .to_string();
+        for context in std::iter::once("host".to_string()).chain(self.members()) {
+            self.apply(&context, &doc);
+        }
+        BedNamespace { bed: self, name }
+    }
+
     /// Applies a JSON or YAML document with kubectl (the user's side).
     pub fn apply(&self, context: &str, document: &str) {
         let out = self.kubectl_with_stdin(context, &["apply", "-f", "-"], Some(document));
@@ -898,4 +911,34 @@ pub fn matrix(rows: &[(&str, &str, &str)]) -> std::collections::BTreeMap<String,
     rows.iter()
         .map(|(r, n, v)| (format!("{r} {n}"), (*v).to_string()))
         .collect()
+}
+
+/// A namespace in the host and every member of the bed; see [`TestBed::namespace_everywhere`].
+pub struct BedNamespace<'a> {
+    bed: &'a TestBed,
+    pub name: String,
+}
+
+impl std::ops::Deref for BedNamespace<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Display for BedNamespace<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl Drop for BedNamespace<'_> {
+    fn drop(&mut self) {
+        for context in std::iter::once("host".to_string()).chain(self.bed.members()) {
+            self.bed.kubectl(
+                &context,
+                &["delete", "namespace", &self.name, "--wait=false"],
+            );
+        }
+    }
 }

@@ -21,48 +21,6 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(30);
 const TARGET: &str = "web";
 
-/// A namespace in the host and every member, deleted (without waiting) when the test ends, so
-/// the policy stops being reconciled by the operators of later tests.
-struct Namespace<'a> {
-    bed: &'a TestBed,
-    name: String,
-}
-
-impl std::ops::Deref for Namespace<'_> {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.name
-    }
-}
-
-impl std::fmt::Display for Namespace<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.name)
-    }
-}
-
-impl Drop for Namespace<'_> {
-    fn drop(&mut self) {
-        for context in std::iter::once("host".to_string()).chain(self.bed.members()) {
-            self.bed.kubectl(
-                &context,
-                &["delete", "namespace", &self.name, "--wait=false"],
-            );
-        }
-    }
-}
-
-fn namespace<'a>(bed: &'a TestBed, prefix: &str) -> Namespace<'a> {
-    let name = bed.namespace(prefix);
-    let doc =
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}).to_string();
-    bed.apply("host", &doc);
-    for member in bed.members() {
-        bed.apply(&member, &doc);
-    }
-    Namespace { bed, name }
-}
-
 /// The workload in one member, with `replicas`.
 fn deployment(bed: &TestBed, member: &str, ns: &str, replicas: i32) {
     bed.apply(
@@ -242,7 +200,7 @@ async fn scales_with_a_prometheus_metric_within_its_policies_and_weights() {
     bed.federation();
     let prom = PrometheusStack::start();
     let _op = operator(&bed, "scaling-rise-fall", &prom);
-    let ns = namespace(&bed, "sp-rise");
+    let ns = bed.namespace_everywhere("sp-rise");
     let members = ["member1", "member2"];
     // Already at the split the first value asks for, so the first scale-up period starts clean.
     deployment(&bed, "member1", &ns, 2);
@@ -351,7 +309,7 @@ async fn a_killed_members_share_moves_to_the_others_and_back() {
     bed.federation();
     let prom = PrometheusStack::start();
     let _op = operator(&bed, "scaling-failover", &prom);
-    let ns = namespace(&bed, "sp-fail");
+    let ns = bed.namespace_everywhere("sp-fail");
     let members = ["member1", "member2", "member3"];
     for m in members {
         deployment(&bed, m, &ns, 1);
@@ -408,7 +366,7 @@ async fn missing_metrics_never_scale() {
     bed.federation();
     let mut prom = PrometheusStack::start();
     let _op = operator(&bed, "scaling-no-data", &prom);
-    let ns = namespace(&bed, "sp-nodata");
+    let ns = bed.namespace_everywhere("sp-nodata");
     let members = ["member1", "member2"];
     for m in members {
         deployment(&bed, m, &ns, 2);
@@ -495,7 +453,7 @@ async fn a_member_hpa_is_respected_then_taken_over() {
     bed.federation();
     let prom = PrometheusStack::start();
     let _op = operator(&bed, "scaling-conflict", &prom);
-    let ns = namespace(&bed, "sp-hpa");
+    let ns = bed.namespace_everywhere("sp-hpa");
     let members = ["member1", "member2"];
     deployment(&bed, "member1", &ns, 1);
     deployment(&bed, "member2", &ns, 4);
@@ -579,7 +537,7 @@ async fn bad_input_is_reported_as_conditions() {
     bed.federation();
     let prom = PrometheusStack::start();
     let _op = operator(&bed, "scaling-bad-input", &prom);
-    let ns = namespace(&bed, "sp-bad");
+    let ns = bed.namespace_everywhere("sp-bad");
     let members = ["member1", "member2"];
     deployment(&bed, "member1", &ns, 2);
 
@@ -647,8 +605,8 @@ async fn a_tenants_query_reads_only_its_own_namespaces_series() {
     bed.federation();
     let prom = PrometheusStack::start();
     let _op = operator(&bed, "scaling-tenant", &prom);
-    let ns = namespace(&bed, "sp-tenant");
-    let other = namespace(&bed, "sp-other");
+    let ns = bed.namespace_everywhere("sp-tenant");
+    let other = bed.namespace_everywhere("sp-other");
     deployment(&bed, "member1", &ns, 1);
     // The same metric name in both namespaces: 20 in the tenant's (2 replicas at 10 each), 150
     // in the other's (15 replicas, or 17 for the sum of both).
@@ -735,7 +693,7 @@ async fn two_policies_on_one_workload_are_a_conflict_and_neither_scales() {
     bed.federation();
     let prom = PrometheusStack::start();
     let _op = operator(&bed, "scaling-two-policies", &prom);
-    let ns = namespace(&bed, "sp-two");
+    let ns = bed.namespace_everywhere("sp-two");
     deployment(&bed, "member1", &ns, 2);
     let spec = json!({"placement": {"clusters": ["member1"]}, "minReplicas": 1, "maxReplicas": 10,
                       "behavior": {"scaleUp": {"policies": [{"type": "Pods", "value": 10, "periodSeconds": 1}]}}});
@@ -851,7 +809,7 @@ async fn a_federated_deployment_is_scaled_by_one_owner() {
     bed.federation();
     let prom = PrometheusStack::start();
     let _op = operator(&bed, "scaling-federated", &prom);
-    let ns = namespace(&bed, "sp-fed");
+    let ns = bed.namespace_everywhere("sp-fed");
     let members = ["member1", "member2", "member3"];
     bed.apply("host", &federated_deployment(&ns));
     wait_replicas(&bed, &ns, &members, &[2, 2, 2], WAIT).await;

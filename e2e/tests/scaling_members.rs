@@ -25,31 +25,6 @@ const MEMBERS: [&str; 3] = ["member1", "member2", "member3"];
 /// that, the write, and the adapter's own refresh.
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A namespace in the host and every member, deleted (without waiting) when the test ends.
-struct Namespace<'a> {
-    bed: &'a TestBed,
-    name: String,
-}
-
-impl Drop for Namespace<'_> {
-    fn drop(&mut self) {
-        for context in std::iter::once("host".to_string()).chain(self.bed.members()) {
-            self.bed.kubectl(
-                &context,
-                &["delete", "namespace", &self.name, "--wait=false"],
-            );
-        }
-    }
-}
-
-fn namespace<'a>(bed: &'a TestBed, prefix: &str) -> Namespace<'a> {
-    let name = bed.namespace(prefix);
-    let doc =
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}).to_string();
-    bed.apply("host", &doc);
-    Namespace { bed, name }
-}
-
 /// A FederatedObject Deployment `name` on the three members, `total` replicas divided.
 fn workload(ns: &str, name: &str, total: i32) -> String {
     json!({
@@ -189,7 +164,7 @@ async fn member_metrics_apis_drive_a_federated_deployment() {
             ..OperatorOptions::default()
         },
     );
-    let ns = namespace(&bed, "sp-apis");
+    let ns = bed.namespace_everywhere("sp-apis");
     let ns = ns.name.as_str();
     for name in ["ext", "obj", "pods"] {
         bed.apply("host", &workload(ns, name, 3));

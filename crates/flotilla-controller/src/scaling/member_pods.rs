@@ -1,46 +1,26 @@
-//! The members' pods, watched once per member and shared by every ScalingPolicy that reads a Pods
-//! or Resource metric there (as the HPA controller shares one pod informer): the pod data a
-//! metric needs (phase, readiness, start time, requests) costs no request per policy. A watch
-//! starts the first time a policy needs a member's pods, restarts when the member's client
-//! changes, and stops when the member is gone. Pods are kept trimmed to what the replica
-//! calculator reads.
+//! The members' pods, from one watch per member shared by every ScalingPolicy that reads a Pods
+//! or Resource metric there (see [`super::member_watch`]): the pod data a metric needs (phase,
+//! readiness, start time, requests) costs no request per policy. Pods are kept trimmed to what
+//! the replica calculator reads.
 //!
 //! Used when the workload's pod selector is known as a structure (a federated workload, from the
 //! engine's copy watch); the scale subresource only gives it as text, and such workloads list
 //! their pods at each metrics read instead.
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::Api;
+use kube::ResourceExt;
 use kube::core::{Selector, SelectorExt};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
 
 use super::member::{TargetPod, target_pod};
+use super::member_watch::MemberWatches;
 use crate::members::registry::Member;
 
-struct Watch {
-    client_generation: u64,
-    store: Store<Pod>,
-    listed: Arc<AtomicBool>,
-    task: tokio::task::AbortHandle,
-}
+pub(super) struct MemberPods(MemberWatches<Pod>);
 
-impl Drop for Watch {
-    fn drop(&mut self) {
-        self.task.abort();
+impl Default for MemberPods {
+    fn default() -> Self {
+        Self(MemberWatches::new(trim))
     }
-}
-
-/// Shared by the controller's reconciles.
-#[derive(Default)]
-pub(super) struct MemberPods {
-    watches: Mutex<HashMap<String, Watch>>,
 }
 
 impl MemberPods {
@@ -55,27 +35,7 @@ impl MemberPods {
         resource: Option<&str>,
     ) -> Option<Vec<TargetPod>> {
         let selector = Selector::try_from(selector.clone()).ok()?;
-        let client = member
-            .watch_client
-            .clone()
-            .or_else(|| member.client.clone())?;
-        let store = {
-            let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
-            let watch = match watches.get(&member.name) {
-                Some(w) if w.client_generation == member.client_generation => w,
-                _ => {
-                    watches.insert(
-                        member.name.clone(),
-                        start(client, &member.name, member.client_generation),
-                    );
-                    watches.get(&member.name)?
-                }
-            };
-            if !watch.listed.load(Ordering::Acquire) {
-                return None;
-            }
-            watch.store.clone()
-        };
+        let store = self.0.store(member)?;
         Some(
             store
                 .state()
@@ -89,10 +49,7 @@ impl MemberPods {
 
     /// Stops the watches of members that are gone.
     pub fn retain(&self, members: &[Member]) {
-        self.watches
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|name, _| members.iter().any(|m| &m.name == name));
+        self.0.retain(members);
     }
 }
 
@@ -129,38 +86,6 @@ fn trim(pod: &mut Pod) {
             ..Default::default()
         };
         *status = kept;
-    }
-}
-
-fn start(client: Client, member: &str, client_generation: u64) -> Watch {
-    let api: Api<Pod> = Api::all(client);
-    let (store, writer) = reflector::store();
-    let listed = Arc::new(AtomicBool::new(false));
-    let seen = listed.clone();
-    let member = member.to_string();
-    let task = tokio::spawn(async move {
-        watcher(api, watcher::Config::default())
-            .default_backoff()
-            .modify(trim)
-            .reflect(writer)
-            .for_each(|event| {
-                match &event {
-                    Ok(watcher::Event::InitDone) => seen.store(true, Ordering::Release),
-                    Err(e) => {
-                        tracing::debug!(member = %member, error = %e, "member pod watch failed; retrying");
-                    }
-                    _ => {}
-                }
-                futures::future::ready(())
-            })
-            .await;
-    })
-    .abort_handle();
-    Watch {
-        client_generation,
-        store,
-        listed,
-        task,
     }
 }
 

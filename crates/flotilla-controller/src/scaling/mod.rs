@@ -16,6 +16,7 @@ mod conflicts;
 mod decide;
 mod member_hpas;
 mod member_pods;
+mod member_watch;
 mod observe;
 mod placement;
 mod read_metrics;
