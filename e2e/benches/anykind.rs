@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use flotilla_api::FederatedObject;
 use flotilla_e2e::bench::{
-    MemberWatch, create_all, create_namespace, drop_namespace, env_secs, env_usize, grow,
+    MemberWatch, bench, create_all, create_namespace, drop_namespace, env_secs, env_usize, grow,
     member_names, members_ready, memory_kb, object_latency, on_members, settle, summarize,
     wait_all_seen,
 };
@@ -30,12 +30,6 @@ use serde_json::json;
 
 const MEMBERS: usize = 10;
 const WORKERS: usize = 4;
-
-fn bench(name: &str, value: f64, unit: &str) {
-    use std::io::Write;
-    println!("BENCH {name} {value:.1} {unit}");
-    let _ = std::io::stdout().flush();
-}
 
 async fn watches(
     bed: &TestBed,

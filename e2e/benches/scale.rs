@@ -48,11 +48,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use flotilla_api::{FederatedIngress, MemberCluster};
 use flotilla_e2e::bench::{
-    MemberWatch, clean_up, create_all, create_namespace, drop_namespace, env_secs, env_usize,
-    federated_ingress, force_remove, member_names, member_ready_is, members_ready, memory_kb,
-    metric_series, metric_where, metrics_delta, ms, object_latency, on_members, remove_leftovers,
-    restore, settle, singles, summarize, wait_all_seen, wait_for_object, watch_events,
-    watch_members,
+    MemberWatch, bench, clean_up, create_all, create_namespace, drop_namespace, env_secs,
+    env_usize, federated_ingress, force_remove, member_names, member_ready_is, members_ready,
+    memory_kb, metric_series, metric_where, metrics_delta, ms, object_latency, on_members,
+    remove_leftovers, restore, settle, singles, summarize, wait_all_seen, wait_for_object,
+    watch_events, watch_members,
 };
 use flotilla_e2e::{Operator, OperatorOptions, Outage, TestBed, eventually};
 use futures::StreamExt;
@@ -105,13 +105,6 @@ impl Config {
     fn copies_timeout(copies: usize) -> Duration {
         Duration::from_secs(300 + copies as u64 / 20)
     }
-}
-
-/// Prints a BENCH line at once (stdout is a pipe under bench.sh).
-fn bench(name: &str, value: f64, unit: &str) {
-    use std::io::Write;
-    println!("BENCH {name} {value:.1} {unit}");
-    let _ = std::io::stdout().flush();
 }
 
 fn scrape(op: &Operator) -> String {

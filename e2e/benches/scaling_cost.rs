@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use flotilla_api::{FederatedObject, ScalingPolicy};
 use flotilla_e2e::bench::{
-    create_all, create_namespace, env_secs, env_usize, grow, member_names, members_ready,
+    bench, create_all, create_namespace, env_secs, env_usize, grow, member_names, members_ready,
     memory_kb, on_members,
 };
 use flotilla_e2e::prometheus::PrometheusStack;
@@ -35,12 +35,6 @@ const MEMBERS: usize = 10;
 const WORKERS: usize = 4;
 const METRIC: &str = "bench_queue";
 const IDENTITY: &str = "bench-scaling-cost";
-
-fn bench(name: &str, value: f64, unit: &str) {
-    use std::io::Write;
-    println!("BENCH {name} {value:.1} {unit}");
-    let _ = std::io::stdout().flush();
-}
 
 #[tokio::main]
 async fn main() {

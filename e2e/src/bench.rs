@@ -27,6 +27,13 @@ use crate::{Outage, TestBed, eventually};
 pub const MANAGED: &str = "app.kubernetes.io/managed-by=flotilla";
 
 /// A number from the environment (for scaling a benchmark down in trials), else `default`.
+/// Prints a `BENCH <name> <value> <unit>` line at once (stdout is a pipe under bench.sh).
+pub fn bench(name: &str, value: f64, unit: &str) {
+    use std::io::Write;
+    println!("BENCH {name} {value:.1} {unit}");
+    let _ = std::io::stdout().flush();
+}
+
 pub fn env_usize(name: &str, default: usize) -> usize {
     match std::env::var(name) {
         Ok(v) => v.trim().parse().unwrap_or_else(|_| {
