@@ -53,7 +53,9 @@ pub struct ScalingPolicySpec {
     /// same namespace as this policy.
     pub target_ref: ScaleTargetReference,
 
-    /// Which member clusters run the workload.
+    /// Which member clusters run the workload. Leave it out for a workload a FederatedObject
+    /// propagates: the FederatedObject's placement applies (setting it is refused as
+    /// ContradictorySettings).
     #[serde(default)]
     pub placement: Placement,
 
@@ -66,7 +68,8 @@ pub struct ScalingPolicySpec {
     #[schemars(range(min = 1))]
     pub max_replicas: i32,
 
-    /// How the total is divided across the selected clusters.
+    /// How the total is divided across the selected clusters. Leave it out for a workload a
+    /// FederatedObject propagates: its `replicas.distribution` applies.
     #[serde(default)]
     pub distribution: Distribution,
 
