@@ -36,6 +36,20 @@ impl TargetKey {
             name: name.into(),
         }
     }
+
+    /// The workload a host object propagates, as a policy names it: its copies' namespace,
+    /// group, kind and name.
+    pub fn of_copy(
+        origin: &crate::propagation::origin::Origin,
+        gvk: &kube::api::GroupVersionKind,
+    ) -> Self {
+        Self {
+            namespace: origin.namespace.clone(),
+            group: gvk.group.clone(),
+            kind: gvk.kind.clone(),
+            name: origin.copy_name.clone(),
+        }
+    }
 }
 
 #[derive(Default)]

@@ -28,6 +28,7 @@ use crate::placement_change::PlacementChange;
 use crate::placement_input::{
     inventory, next_failback, placement_spec, previous, timestamp, to_status,
 };
+use crate::scaled_targets::TargetKey;
 use crate::status_apply::apply_status;
 
 const RESYNC: Duration = Duration::from_secs(300);
@@ -426,7 +427,11 @@ impl<K: Propagated> Job<'_, K> {
             .and_then(|r| self.engine.informers.copy(cluster, r, self.origin));
         // A ScalingPolicy owns the replicas of the workload it scales; they change hands (to it,
         // or back when it goes) by an apply, whatever the drift mode.
-        let scaled = self.engine.ctx.scaled.is_scaled(&self.target());
+        let scaled = self
+            .engine
+            .ctx
+            .scaled
+            .is_scaled(&TargetKey::of_copy(self.origin, self.gvk));
         let handover = scaled
             != seen
                 .as_ref()
@@ -546,16 +551,6 @@ impl<K: Propagated> Job<'_, K> {
 
 impl<K: Propagated> Job<'_, K> {
     /// The copy's resource in `cluster`, or why there is none to write.
-    /// The workload this object propagates, as a ScalingPolicy would name it.
-    fn target(&self) -> crate::scaled_targets::TargetKey {
-        crate::scaled_targets::TargetKey {
-            namespace: self.origin.namespace.clone(),
-            group: self.gvk.group.clone(),
-            kind: self.gvk.kind.clone(),
-            name: self.origin.copy_name.clone(),
-        }
-    }
-
     async fn resource_in(
         &self,
         cluster: &str,

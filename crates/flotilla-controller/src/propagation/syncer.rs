@@ -460,12 +460,7 @@ impl<K: Propagated> Syncer<K> {
                 self.engine
                     .ctx
                     .scaled
-                    .is_scaled(&crate::scaled_targets::TargetKey {
-                        namespace: origin.namespace.clone(),
-                        group: gvk.group,
-                        kind: gvk.kind,
-                        name: origin.copy_name.clone(),
-                    })
+                    .is_scaled(&crate::scaled_targets::TargetKey::of_copy(&origin, &gvk))
             });
         let ignore: std::borrow::Cow<'_, [String]> = if scaled {
             let mut paths = spec.drift.ignore_paths.clone();

@@ -179,11 +179,13 @@ pub fn scaling_changes<K: Propagated>(
 }
 
 fn workload_is<K: Propagated>(obj: &K, key: &crate::scaled_targets::TargetKey) -> bool {
-    obj.meta().namespace.as_deref().unwrap_or_default() == key.namespace
-        && obj.copy_name() == key.name
-        && obj
-            .member_kind()
-            .is_ok_and(|gvk| gvk.group == key.group && gvk.kind == key.kind)
+    let origin = super::origin::Origin::of(obj);
+    obj.member_kind()
+        .ok()
+        .zip(origin)
+        .is_some_and(|(gvk, origin)| {
+            crate::scaled_targets::TargetKey::of_copy(&origin, &gvk) == *key
+        })
 }
 
 /// The objects waiting for a kind in a member that may serve more kinds now.

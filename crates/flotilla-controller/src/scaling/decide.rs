@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use flotilla_autoscaling as hpa;
 use flotilla_placement::Decision;
 
+use super::member::hpa_time;
 use super::placement::Placement;
 use super::read_metrics::{Queried, read_metrics};
 use super::scale::Poll;
@@ -30,19 +31,7 @@ pub(super) async fn decide_total(
         report.able_to_scale = Some(why);
         return None;
     }
-    let readings = read_metrics(
-        poll.namespace,
-        poll.plan,
-        queried,
-        poll.members,
-        &writable,
-        (
-            &mut ps.member_readings,
-            poll.state.config.member_metrics_period,
-        ),
-        (&poll.state.lanes, &poll.state.pods),
-    )
-    .await;
+    let readings = read_metrics(poll, queried, &writable, &mut ps.member_readings).await;
     let observed_sum: i32 = writable
         .iter()
         .map(|(_, s)| s.replicas.max(0))
@@ -143,10 +132,6 @@ pub(super) fn total_to_divide(
         .or(remembered)
         .or(in_status)
         .unwrap_or(0)
-}
-
-fn hpa_time(t: jiff::Timestamp) -> hpa::Timestamp {
-    hpa::Timestamp::from_unix_millis(u64::try_from(t.as_millisecond()).unwrap_or(0))
 }
 
 #[cfg(test)]

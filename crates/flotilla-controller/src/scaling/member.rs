@@ -432,7 +432,7 @@ pub async fn resource_usage_per_pod(
                 .as_deref()
                 .and_then(|w| w.parse::<jiff::SignedDuration>().ok())
                 .map_or(0, |d| d.as_secs().max(0) as u64);
-            (to_hpa_time(t.0), window)
+            (hpa_time(t.0), window)
         });
         out.insert(
             pod.metadata.name.clone().unwrap_or_default(),
@@ -481,7 +481,7 @@ pub(super) fn target_pod(
             last_transition: c
                 .last_transition_time
                 .as_ref()
-                .map_or(hpa::Timestamp::default(), |t| to_hpa_time(t.0)),
+                .map_or(hpa::Timestamp::default(), |t| hpa_time(t.0)),
         });
     let request = resource.and_then(|r| {
         pod.spec
@@ -504,14 +504,15 @@ pub(super) fn target_pod(
             ready,
             start_time: status
                 .and_then(|s| s.start_time.as_ref())
-                .map(|t| to_hpa_time(t.0)),
+                .map(|t| hpa_time(t.0)),
             sample: None,
         },
         request,
     }
 }
 
-fn to_hpa_time(t: jiff::Timestamp) -> hpa::Timestamp {
+/// A time as the autoscaler takes it.
+pub(super) fn hpa_time(t: jiff::Timestamp) -> hpa::Timestamp {
     hpa::Timestamp::from_unix_millis(u64::try_from(t.as_millisecond()).unwrap_or(0))
 }
 

@@ -56,14 +56,14 @@ where
     /// `member`'s store of the kind; `None` until its watch has listed once (the caller then
     /// asks the member directly). Starts or restarts the watch as needed.
     pub fn store(&self, member: &Member) -> Option<Store<K>> {
-        let client = member
-            .watch_client
-            .clone()
-            .or_else(|| member.client.clone())?;
         let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
         let watch = match watches.get(&member.name) {
             Some(w) if w.client_generation == member.client_generation => w,
             _ => {
+                let client = member
+                    .watch_client
+                    .clone()
+                    .or_else(|| member.client.clone())?;
                 let watch = start(client, &member.name, member.client_generation, self.trim);
                 watches.insert(member.name.clone(), watch);
                 watches.get(&member.name)?

@@ -47,32 +47,38 @@ async fn read_stale(
         let member = poll.member(cluster)?;
         let client = member.ready_client()?.clone();
         let resolved = ps.resolved.get(cluster).cloned();
-        let watched = resolved
-            .as_ref()
-            .and_then(|ar| watched_scale(poll, cluster, ar))
-            .zip(poll.state.hpas.targeting(member, poll.namespace, target));
-        if watched.is_none()
-            && ps
-                .observed
-                .get(cluster)
-                .is_some_and(|o| is_fresh(o, member, resync))
+        let watched = Watched {
+            scale: resolved
+                .as_ref()
+                .and_then(|ar| watched_scale(poll, cluster, ar)),
+            hpas: poll.state.hpas.targeting(member, poll.namespace, target),
+        };
+        if let Watched {
+            scale: Some(scale),
+            hpas: Some(hpas),
+        } = watched
+        {
+            let observed = observation(member, scale, Ok(hpas));
+            return Some(futures::future::Either::Left(std::future::ready((
+                cluster.clone(),
+                resolved,
+                observed,
+            ))));
+        }
+        if ps
+            .observed
+            .get(cluster)
+            .is_some_and(|o| is_fresh(o, member, resync))
         {
             return None;
         }
-        Some(async move {
-            if let Some((scale, hpas)) = watched {
-                return (
-                    cluster.clone(),
-                    resolved,
-                    observation(member, scale, Ok(hpas)),
-                );
-            }
+        Some(futures::future::Either::Right(async move {
             match poll
                 .state
                 .lanes
                 .run(
                     cluster,
-                    read_member(poll, &client, member, resolved.clone()),
+                    read_member(poll, &client, member, resolved.clone(), watched),
                 )
                 .await
             {
@@ -87,9 +93,15 @@ async fn read_stale(
                     ),
                 ),
             }
-        })
+        }))
     }))
     .await
+}
+
+/// What the shared watches already told of one member (`None`: read it from the member).
+struct Watched {
+    scale: Option<Result<ScaleView, ScaleError>>,
+    hpas: Option<Vec<String>>,
 }
 
 /// A federated workload's scale in `cluster`, from the engine's watch of its copies; `None` when
@@ -145,13 +157,14 @@ fn observation(
     }
 }
 
-/// Reads the scale (resolving the kind first if needed) from the member, and the member HPAs
-/// from the shared watch (or the member, before the watch has listed).
+/// Reads from the member what the shared watches could not tell: the scale (resolving the kind
+/// first if needed) and the member HPAs.
 async fn read_member(
     poll: &Poll<'_>,
     client: &Client,
     member: &Member,
     resolved: Option<ApiResource>,
+    watched: Watched,
 ) -> (Option<ApiResource>, Observation) {
     let (namespace, target) = (poll.namespace, &poll.plan.target);
     let ar = match resolved {
@@ -161,14 +174,18 @@ async fn read_member(
             Err(e) => return (None, observation(member, Err(e), Ok(Vec::new()))),
         },
     };
+    // Kind just resolved: the copy watch may know the scale now.
+    let known_scale = watched
+        .scale
+        .or_else(|| watched_scale(poll, &member.name, &ar));
     let scale = async {
-        match watched_scale(poll, &member.name, &ar) {
+        match known_scale {
             Some(scale) => scale,
             None => member::get_scale(client, namespace, &ar, &target.name).await,
         }
     };
     let hpas = async {
-        match poll.state.hpas.targeting(member, namespace, target) {
+        match watched.hpas {
             Some(hpas) => Ok(hpas),
             None => member::conflicting_hpas(client, namespace, target).await,
         }

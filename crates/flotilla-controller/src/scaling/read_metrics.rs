@@ -1,15 +1,16 @@
 //! Reading a policy's metrics for one poll, every one fresh: Prometheus instant queries (run
 //! alongside the member reads, see [`query_prometheus`]), and the member metrics APIs summed over
 //! the selected clusters Flotilla scales. A metric that fails in any of them fails as a whole.
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kube::Client;
 
 use flotilla_autoscaling as hpa;
 
-use super::member::{self, ScaleView};
+use super::member::{self, ScaleView, hpa_time};
 use super::member_pods::MemberPods;
 use super::prometheus::Prometheus;
+use super::scale::Poll;
 use super::spec::{MetricPlan, Plan};
 use super::state::MemberReadings;
 use crate::members::registry::Member;
@@ -32,14 +33,20 @@ pub(super) async fn query_prometheus(prometheus: &Prometheus, plan: &Plan) -> Qu
 
 /// Reads every metric, in spec order; `queried` holds the Prometheus results already read.
 pub(super) async fn read_metrics(
-    namespace: &str,
-    plan: &Plan,
+    poll: &Poll<'_>,
     queried: Queried,
-    members: &[Member],
     writable: &[(&str, &ScaleView)],
-    (cache, period): (&mut Option<MemberReadings>, Duration),
-    (lanes, pods): (&Lanes, &MemberPods),
+    cache: &mut Option<MemberReadings>,
 ) -> Vec<hpa::MetricReading> {
+    let (plan, members) = (poll.plan, poll.members);
+    let period = poll.state.config.member_metrics_period;
+    let reader = Reader {
+        namespace: poll.namespace,
+        lanes: &poll.state.lanes,
+        shared_pods: &poll.state.pods,
+        now: hpa_time(poll.now),
+    };
+    let reader = &reader;
     // The members' metrics APIs are read at most once per period for the same clusters; a
     // change of clusters (a failover) reads them again at once. Prometheus is read every poll.
     let clusters: Vec<String> = writable.iter().map(|(c, _)| c.to_string()).collect();
@@ -76,7 +83,7 @@ pub(super) async fn read_metrics(
     let reads = plan.metrics.iter().zip(queried).map(|(m, q)| async move {
         match q {
             Some(result) => result.map(hpa::MetricReading::Value),
-            None => read_metric(namespace, m, clients, (lanes, pods)).await,
+            None => read_metric(reader, m, clients).await,
         }
     });
     let readings: Vec<hpa::MetricReading> = futures::future::join_all(reads)
@@ -125,38 +132,13 @@ fn per_member<T>(results: Vec<(&str, Result<T, String>)>) -> Result<Vec<T>, Stri
 /// Resource metric as one sample per pod of the target in every member, pooled, for the replica
 /// calculator's rules on unready pods and pods without metrics.
 async fn read_metric(
-    namespace: &str,
+    reader: &Reader<'_>,
     plan: &MetricPlan,
     clients: &[MemberRead<'_>],
-    (lanes, shared_pods): (&Lanes, &MemberPods),
 ) -> Result<hpa::MetricReading, String> {
-    // The target's pods in one member: from the shared pod watch when the selector is known as a
-    // structure, else listed.
-    let pods_of = |read: &MemberRead<'_>, selector: String, resource: Option<&str>| {
-        let shared = read
-            .scale
-            .label_selector
-            .as_ref()
-            .and_then(|ls| shared_pods.pods(read.member, namespace, ls, resource));
-        let client = read.client.clone();
-        let resource = resource.map(str::to_string);
-        async move {
-            match shared {
-                Some(pods) => Ok(pods),
-                None => {
-                    member::target_pods(&client, namespace, &selector, resource.as_deref()).await
-                }
-            }
-        }
-    };
-    let selector_of = |c: &str, s: &ScaleView| {
-        s.selector
-            .clone()
-            .ok_or_else(|| format!("the target's scale subresource in {c} reports no pod selector"))
-    };
-    let now = hpa::Timestamp::from_unix_millis(
-        u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0),
-    );
+    let Reader {
+        namespace, lanes, ..
+    } = *reader;
     match plan {
         MetricPlan::Prometheus { query } => Err(format!(
             "internal: the Prometheus query {query:?} was not run"
@@ -214,46 +196,114 @@ async fn read_metric(
             per_member(results).map(|v| hpa::MetricReading::Value(v.into_iter().sum()))
         }
         MetricPlan::Pods { name, selector } => {
-            let results = futures::future::join_all(clients.iter().map(|r| async move {
-                let (c, client) = (r.member.name.as_str(), &r.client);
-                let read = async {
-                    let pods = selector_of(c, r.scale)?;
-                    let (listed, values) = futures::future::join(
-                        pods_of(r, pods.clone(), None),
-                        member::pods_metric_per_pod(
-                            client,
-                            namespace,
-                            name,
-                            &pods,
-                            selector.as_deref(),
-                        ),
-                    )
-                    .await;
-                    member::samples(&listed?, &values?, None, false, now)
-                };
-                (c, in_lane(lanes, c, read).await)
-            }))
-            .await;
-            pooled(per_member(results)?, name)
+            let values = PodValues::Pods {
+                name,
+                selector: selector.as_deref(),
+            };
+            per_pod(reader, clients, values, false).await
         }
         MetricPlan::Resource { name, utilization } => {
-            let results = futures::future::join_all(clients.iter().map(|r| async move {
-                let (c, client) = (r.member.name.as_str(), &r.client);
-                let read = async {
-                    let pods = selector_of(c, r.scale)?;
-                    let (listed, values) = futures::future::join(
-                        pods_of(r, pods.clone(), Some(name)),
-                        member::resource_usage_per_pod(client, namespace, name, &pods),
-                    )
-                    .await;
-                    member::samples(&listed?, &values?, Some(name), *utilization, now)
-                };
-                (c, in_lane(lanes, c, read).await)
-            }))
-            .await;
-            pooled(per_member(results)?, name)
+            let values = PodValues::Resource { name };
+            per_pod(reader, clients, values, *utilization).await
         }
     }
+}
+
+/// Where the per-pod values of a Pods or Resource metric come from.
+#[derive(Clone, Copy)]
+enum PodValues<'a> {
+    /// custom.metrics.k8s.io, by pod.
+    Pods {
+        name: &'a str,
+        selector: Option<&'a str>,
+    },
+    /// metrics.k8s.io usage of this resource, by pod.
+    Resource { name: &'a str },
+}
+
+impl PodValues<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Self::Pods { name, .. } | Self::Resource { name } => name,
+        }
+    }
+
+    /// The resource whose readiness rules and requests apply (`None` for a Pods metric).
+    fn resource(&self) -> Option<&str> {
+        match self {
+            Self::Pods { .. } => None,
+            Self::Resource { name } => Some(name),
+        }
+    }
+
+    async fn read(
+        &self,
+        client: &Client,
+        namespace: &str,
+        pods: &str,
+    ) -> Result<std::collections::BTreeMap<String, member::PodValue>, String> {
+        match *self {
+            Self::Pods { name, selector } => {
+                member::pods_metric_per_pod(client, namespace, name, pods, selector).await
+            }
+            Self::Resource { name } => {
+                member::resource_usage_per_pod(client, namespace, name, pods).await
+            }
+        }
+    }
+}
+
+/// A Pods or Resource metric: in every member, the target's pods (from the shared pod watch when
+/// the selector is known as a structure, else listed) and their values, each pod classified;
+/// then every member's samples as one pod set.
+async fn per_pod(
+    reader: &Reader<'_>,
+    clients: &[MemberRead<'_>],
+    values: PodValues<'_>,
+    utilization: bool,
+) -> Result<hpa::MetricReading, String> {
+    let Reader {
+        namespace,
+        lanes,
+        shared_pods,
+        now,
+    } = *reader;
+    let resource = values.resource();
+    let results = futures::future::join_all(clients.iter().map(|r| async move {
+        let c = r.member.name.as_str();
+        let read = async {
+            let selector = r.scale.selector.as_deref().ok_or_else(|| {
+                format!("the target's scale subresource in {c} reports no pod selector")
+            })?;
+            let shared = r
+                .scale
+                .label_selector
+                .as_ref()
+                .and_then(|ls| shared_pods.pods(r.member, namespace, ls, resource));
+            let listed = async {
+                match shared {
+                    Some(pods) => Ok(pods),
+                    None => member::target_pods(&r.client, namespace, selector, resource).await,
+                }
+            };
+            let (listed, values) =
+                futures::future::join(listed, values.read(&r.client, namespace, selector)).await;
+            member::samples(&listed?, &values?, resource, utilization, now)
+        };
+        (c, in_lane(lanes, c, read).await)
+    }))
+    .await;
+    pooled(per_member(results)?, values.name())
+}
+
+/// What every member read of one poll shares: the policy's namespace, the member lanes, the
+/// shared pod watches and the poll's time.
+#[derive(Clone, Copy)]
+struct Reader<'a> {
+    namespace: &'a str,
+    lanes: &'a Lanes,
+    shared_pods: &'a MemberPods,
+    now: hpa::Timestamp,
 }
 
 /// One member to read a metric from: the member, its client, the target's scale there.
