@@ -658,6 +658,16 @@ impl Drop for Outage<'_> {
 }
 
 impl TestBed {
+    /// Deletes a test's host namespace and waits until it is gone. Call it while an operator
+    /// still runs: the finalizers of the namespace's federated objects are the operator's to
+    /// remove, and a backlog of them left for the next test's operator delays that test.
+    pub fn delete_namespace_and_wait(&self, ns: &str) {
+        self.kubectl_ok(
+            "host",
+            &["delete", "namespace", ns, "--wait=true", "--timeout=300s"],
+        );
+    }
+
     /// Creates a fresh namespace on the host for one test; returns its name.
     pub fn create_namespace(&self, prefix: &str) -> String {
         let ns = self.namespace(prefix);

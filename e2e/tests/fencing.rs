@@ -145,7 +145,7 @@ async fn a_paused_leader_writes_nothing_after_its_lease_deadline_and_exits() {
     );
     let overlap: Vec<_> = accepted.iter().filter(|w| w.at >= b_first).collect();
     assert!(overlap.is_empty(), "audited overlap: {overlap:?}");
-    bed.kubectl_ok("host", &["delete", "namespace", &ns, "--wait=false"]);
+    bed.delete_namespace_and_wait(&ns);
 }
 
 #[tokio::test]
@@ -188,7 +188,7 @@ async fn a_leader_cut_off_from_the_host_stops_writing_to_members_within_the_rene
     federated_ingress(&bed, &ns, "after", "after.example.com");
     bed.wait_for_copy("member1", &ns, "after").await;
     assert_eq!(lease_holder(&bed).await.as_deref(), Some("cut-b"));
-    bed.kubectl_ok("host", &["delete", "namespace", &ns, "--wait=false"]);
+    bed.delete_namespace_and_wait(&ns);
 }
 
 #[tokio::test]
@@ -248,7 +248,7 @@ async fn a_host_outage_ends_the_leader_and_a_replica_leads_within_one_lease_afte
     federated_ingress(&bed, &ns, "after", "after.example.com");
     bed.wait_for_copy("member1", &ns, "after").await;
     assert!(a2.is_running() && b.is_running());
-    bed.kubectl_ok("host", &["delete", "namespace", &ns, "--wait=false"]);
+    bed.delete_namespace_and_wait(&ns);
 }
 
 /// 1,000 objects being reconciled while the leader is rolled twice. (Renewals once shared the
@@ -348,5 +348,5 @@ async fn a_rolling_restart_of_the_leader_under_load_never_has_two_replicas_writi
             );
         }
     }
-    bed.kubectl_ok("host", &["delete", "namespace", &ns, "--wait=false"]);
+    bed.delete_namespace_and_wait(&ns);
 }
