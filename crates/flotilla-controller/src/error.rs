@@ -34,6 +34,9 @@ pub enum Error {
 
     #[error("object has no {0}")]
     MissingObjectKey(&'static str),
+
+    #[error("reconcile abandoned after {seconds}s (a request did not answer); retried")]
+    ReconcileTimeout { seconds: u64 },
 }
 
 impl Error {
@@ -48,6 +51,7 @@ impl Error {
             Error::Cleanup(_) => "cleanup",
             Error::MissingObjectKey(_) => "missing_object_key",
             Error::Fenced(_) => "fenced",
+            Error::ReconcileTimeout { .. } => "reconcile_timeout",
         }
     }
 }

@@ -19,6 +19,7 @@ use cli::{Cli, Command};
 /// member copy listed and decoded at once) leaves glibc's heap fragmented, and the freed memory
 /// stayed resident (a restart with 9,000 copies: 121 MB RSS for a 58 MB heap peak). jemalloc
 /// returns unused pages to the system from a background thread (feature `background_threads`).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+use compact_str::CompactString;
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -41,7 +42,21 @@ pub enum CopyEvent {
     Relisted { member: String },
 }
 
-type Projections = HashMap<(String, String), CopyMeta>;
+/// Keyed by (namespace, name). Boxed: a table keeps spare slots as it grows, and a slot holds
+/// only the key and a pointer.
+type Projections = HashMap<CopyAt, Box<CopyMeta>>;
+type CopyAt = (CompactString, CompactString);
+
+fn copy_at(origin: &Origin) -> CopyAt {
+    (
+        origin.namespace.as_str().into(),
+        origin.copy_name.as_str().into(),
+    )
+}
+
+fn at_of(meta: &CopyMeta) -> CopyAt {
+    (meta.namespace.clone(), meta.name.clone())
+}
 type Subscribers = Arc<RwLock<HashMap<&'static str, mpsc::Sender<CopyEvent>>>>;
 
 /// Events in flight to one kind's syncer. Bounded: a watch waits for the syncer rather than
@@ -115,9 +130,9 @@ impl CopyInformers {
         let watch = watches.get(&(member.to_string(), resource_key(resource)))?;
         let copies = read(&watch.copies);
         copies
-            .get(&(origin.namespace.clone(), origin.copy_name.clone()))
+            .get(&copy_at(origin))
             .filter(|m| m.is_copy_of(origin))
-            .cloned()
+            .map(|m| CopyMeta::clone(m))
     }
 
     /// Whether the member's watch of `resource` has listed at least once.
@@ -153,7 +168,7 @@ impl CopyInformers {
     /// Members whose watch has listed and sees `origin`'s copy.
     pub fn members_with_copy(&self, resource: &ApiResource, origin: &Origin) -> Vec<String> {
         let key = resource_key(resource);
-        let at = (origin.namespace.clone(), origin.copy_name.clone());
+        let at = copy_at(origin);
         read(&self.watches)
             .iter()
             .filter(|((_, r), w)| {
@@ -178,7 +193,7 @@ impl CopyInformers {
                 w.listed.load(Ordering::Acquire).then(|| {
                     read(&w.copies)
                         .values()
-                        .map(|m| (r.clone(), m.clone()))
+                        .map(|m| (r.clone(), CopyMeta::clone(m)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -242,6 +257,8 @@ impl CopyInformers {
             let subscribers = self.subscribers.clone();
             let task = tokio::spawn(watch_member(WatchTask {
                 ctx_metrics: ctx.metrics.clone(),
+                group: resource.group.as_str().into(),
+                kind: resource.kind.as_str().into(),
                 resource: resource.clone(),
                 member: name.to_string(),
                 api: Api::all_with(client.clone(), &resource),
@@ -267,6 +284,9 @@ impl CopyInformers {
 struct WatchTask {
     ctx_metrics: crate::metrics::Metrics,
     resource: ApiResource,
+    /// The resource's group and kind, shared by every projection this watch keeps.
+    group: Arc<str>,
+    kind: Arc<str>,
     member: String,
     api: Api<DynamicObject>,
     copies: Arc<RwLock<Projections>>,
@@ -311,8 +331,8 @@ impl WatchTask {
         let mut value = serde_json::to_value(object).ok()?;
         let mut meta = CopyMeta::of(&value)?;
         // List items carry no type: the watch knows it.
-        meta.group.clone_from(&self.resource.group);
-        meta.kind.clone_from(&self.resource.kind);
+        meta.group = self.group.clone();
+        meta.kind = self.kind.clone();
         if let Some(v) = value.as_object_mut() {
             v.insert(
                 "apiVersion".into(),
@@ -343,13 +363,15 @@ async fn watch_member(task: WatchTask) {
             Ok(watcher::Event::InitApply(object)) => {
                 if let Some((meta, value)) = task.project(&object) {
                     if let Some(listed) = relisting.as_mut() {
-                        listed.insert((meta.namespace.clone(), meta.name.clone()), meta.clone());
+                        listed.insert(at_of(&meta), Box::new(meta.clone()));
                     }
                     task.applied(meta, value).await;
                 }
             }
             Ok(watcher::Event::InitDone) => {
-                if let Some(listed) = relisting.take() {
+                if let Some(mut listed) = relisting.take() {
+                    // Grown by doubling while listing: up to half of it would stay empty.
+                    listed.shrink_to_fit();
                     *write(&task.copies) = listed;
                 }
                 task.listed.store(true, Ordering::Release);
@@ -360,20 +382,19 @@ async fn watch_member(task: WatchTask) {
             }
             Ok(watcher::Event::Apply(object)) => {
                 if let Some((meta, value)) = task.project(&object) {
-                    write(&task.copies)
-                        .insert((meta.namespace.clone(), meta.name.clone()), meta.clone());
+                    write(&task.copies).insert(at_of(&meta), Box::new(meta.clone()));
                     task.applied(meta, value).await;
                 } else if let (Some(ns), Some(name)) = (
                     object.metadata.namespace.clone(),
                     object.metadata.name.clone(),
                 ) {
                     // The label was removed: no longer a copy.
-                    write(&task.copies).remove(&(ns, name));
+                    write(&task.copies).remove(&(ns.into(), name.into()));
                 }
             }
             Ok(watcher::Event::Delete(object)) => {
                 if let Some((meta, _)) = task.project(&object) {
-                    write(&task.copies).remove(&(meta.namespace.clone(), meta.name.clone()));
+                    write(&task.copies).remove(&at_of(&meta));
                     let kind = meta.origin_kind.clone();
                     task.send(
                         &kind,

@@ -274,6 +274,10 @@ pub async fn remove_copy(
     let existing = match api.get_opt(&origin.copy_name).await {
         Ok(None) => return RemoveOutcome::Done,
         Ok(Some(existing)) => existing,
+        // Not a missing object (`get_opt` answers `None` for that) but a missing resource: the
+        // member no longer serves the kind (its CRD was deleted, with every object of it), so
+        // it holds no copy. Retrying would hold the host object's deletion for ever.
+        Err(kube::Error::Api(s)) if s.code == 404 => return RemoveOutcome::Done,
         Err(kube::Error::Api(s)) if s.code == 403 => {
             return RemoveOutcome::Forbidden(truncate::message(&s.message));
         }

@@ -5,6 +5,9 @@
 //! that object, with the same uid. Anything
 //! else carrying Flotilla's labels (an object in another namespace, a copy of an earlier object
 //! of the same name) is never reported on, adopted silently, or deleted as that object's copy.
+use std::sync::Arc;
+
+use compact_str::CompactString;
 use serde_json::Value;
 
 use flotilla_api::labels::{
@@ -68,20 +71,22 @@ impl Origin {
 }
 
 /// What a member object says about where it comes from: the small projection the copy caches
-/// keep instead of whole objects.
+/// keep instead of whole objects. One is kept per copy in every member, so it is compact: the
+/// API group and kind are shared with the watch that saw it, and names of up to 24 bytes are
+/// stored inline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CopyMeta {
     /// The member object's API group and kind (set by the watch that saw it).
-    pub group: String,
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
+    pub group: Arc<str>,
+    pub kind: Arc<str>,
+    pub namespace: CompactString,
+    pub name: CompactString,
     /// The member object's own uid.
-    pub uid: String,
-    pub origin_kind: String,
-    pub origin_namespace: String,
-    pub origin_name: String,
-    pub origin_uid: String,
+    pub uid: CompactString,
+    pub origin_kind: CompactString,
+    pub origin_namespace: CompactString,
+    pub origin_name: CompactString,
+    pub origin_uid: CompactString,
     pub origin_generation: Option<i64>,
     pub deletion: DeletionPolicy,
     /// For a workload (an object with `spec.replicas`): what its scale subresource would say,
@@ -131,7 +136,7 @@ impl CopyMeta {
     /// The projection of a member object that carries Flotilla's label; `None` otherwise.
     pub fn of(object: &Value) -> Option<Self> {
         let meta = object.get("metadata")?;
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(CompactString::from);
         let labels = meta.get("labels");
         let annotations = meta.get("annotations");
         let label = |k: &str| text(labels.and_then(|l| l.get(k)));
@@ -139,13 +144,21 @@ impl CopyMeta {
         if label(MANAGED_BY).as_deref() != Some(MANAGED_BY_VALUE) {
             return None;
         }
-        let api_version = text(object.get("apiVersion")).unwrap_or_default();
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         Some(Self {
             group: api_version
                 .rsplit_once('/')
-                .map(|(g, _)| g.to_string())
-                .unwrap_or_default(),
-            kind: text(object.get("kind")).unwrap_or_default(),
+                .map(|(g, _)| g)
+                .unwrap_or_default()
+                .into(),
+            kind: object
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .into(),
             namespace: text(meta.get("namespace")).unwrap_or_default(),
             name: text(meta.get("name"))?,
             uid: text(meta.get("uid")).unwrap_or_default(),
@@ -184,10 +197,10 @@ impl CopyMeta {
         let kind = known_kind(&self.origin_kind)?;
         let origin = Origin {
             kind,
-            namespace: self.origin_namespace.clone(),
-            name: self.origin_name.clone(),
-            uid: self.origin_uid.clone(),
-            copy_name: self.name.clone(),
+            namespace: self.origin_namespace.to_string(),
+            name: self.origin_name.to_string(),
+            uid: self.origin_uid.to_string(),
+            copy_name: self.name.to_string(),
         };
         self.is_copy_of(&origin).then_some(origin)
     }

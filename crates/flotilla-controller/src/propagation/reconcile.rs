@@ -32,6 +32,12 @@ use crate::scaled_targets::TargetKey;
 use crate::status_apply::apply_status;
 
 const RESYNC: Duration = Duration::from_secs(300);
+/// The longest one reconcile may take. Member requests have deadlines of their own (the lanes),
+/// host requests only the client's read timeout (minutes): a host that stops answering one
+/// request would hold a worker that long, and enough such reconciles would hold every worker,
+/// so that no object is reconciled until the host answers. Past this the reconcile is
+/// abandoned (each of its steps is idempotent) and retried with backoff.
+const RECONCILE_DEADLINE: Duration = Duration::from_secs(60);
 /// A 409 means the object changed under the reconcile; its watch brings the new version at once.
 const CONFLICT_RETRY: Duration = Duration::from_millis(100);
 /// How soon an object waiting for a member's first probe is looked at again.
@@ -105,6 +111,14 @@ impl<K: Propagated> State<K> {
 }
 
 pub async fn reconcile<K: Propagated>(obj: Arc<K>, state: Arc<State<K>>) -> Result<Action> {
+    tokio::time::timeout(RECONCILE_DEADLINE, reconcile_once(obj, state))
+        .await
+        .map_err(|_| Error::ReconcileTimeout {
+            seconds: RECONCILE_DEADLINE.as_secs(),
+        })?
+}
+
+async fn reconcile_once<K: Propagated>(obj: Arc<K>, state: Arc<State<K>>) -> Result<Action> {
     let start = Instant::now();
     let ctx = &state.engine.ctx;
     let origin =

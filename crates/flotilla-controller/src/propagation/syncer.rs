@@ -8,6 +8,8 @@
 //! Nothing is written when nothing changed.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use compact_str::CompactString;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,28 +67,42 @@ impl Written {
 
 /// What was last written, by host object uid and member: an object's entries are found without
 /// going through every other object's (the Drifted condition is rebuilt from them on every
-/// copy event).
+/// copy event). One entry per copy, and most say nothing (no drift, no address): those are
+/// kept as `None`, a slot of a pointer's size.
 #[derive(Default)]
 struct WrittenEntries {
-    by_uid: HashMap<String, HashMap<String, Written>>,
+    by_uid: HashMap<String, HashMap<CompactString, Option<Box<Written>>>>,
 }
+
+/// The entry of a copy with nothing to report.
+static NOTHING_WRITTEN: Written = Written {
+    drift: None,
+    load_balancer: Vec::new(),
+};
 
 impl WrittenEntries {
     fn get(&self, (uid, member): &Key) -> Option<Written> {
-        self.by_uid.get(uid)?.get(member).cloned()
+        let entry = self.by_uid.get(uid)?.get(member.as_str())?;
+        Some(entry.as_deref().cloned().unwrap_or_default())
     }
 
     fn contains_key(&self, (uid, member): &Key) -> bool {
-        self.by_uid.get(uid).is_some_and(|m| m.contains_key(member))
+        self.by_uid
+            .get(uid)
+            .is_some_and(|m| m.contains_key(member.as_str()))
     }
 
     fn insert(&mut self, (uid, member): Key, written: Written) {
-        self.by_uid.entry(uid).or_default().insert(member, written);
+        let entry = (!written.is_empty()).then(|| Box::new(written));
+        self.by_uid
+            .entry(uid)
+            .or_default()
+            .insert(member.into(), entry);
     }
 
     fn remove(&mut self, (uid, member): &Key) {
         if let Some(members) = self.by_uid.get_mut(uid) {
-            members.remove(member);
+            members.remove(member.as_str());
             if members.is_empty() {
                 self.by_uid.remove(uid);
             }
@@ -94,13 +110,17 @@ impl WrittenEntries {
     }
 
     /// The entries of one object, by member.
-    fn of<'a>(&'a self, uid: &str) -> impl Iterator<Item = (&'a String, &'a Written)> {
-        self.by_uid.get(uid).into_iter().flatten()
+    fn of<'a>(&'a self, uid: &str) -> impl Iterator<Item = (&'a str, &'a Written)> {
+        self.by_uid
+            .get(uid)
+            .into_iter()
+            .flatten()
+            .map(|(member, w)| (member.as_str(), w.as_deref().unwrap_or(&NOTHING_WRITTEN)))
     }
 
     fn retain_members(&mut self, members: &HashSet<String>) {
         self.by_uid.retain(|_, m| {
-            m.retain(|member, _| members.contains(member));
+            m.retain(|member, _| members.contains(member.as_str()));
             !m.is_empty()
         });
     }
