@@ -14,34 +14,9 @@ use super::origin::{DELETION_POLICY_ANNOTATION, ORIGIN_GENERATION_ANNOTATION, Or
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OverrideError(pub String);
 
-/// Paths no override may touch: the copy's identity (the host object's), and what would break
-/// ownership in the member (an ownerReference lets the member's garbage collector delete the
-/// copy, which Flotilla would re-create, in a loop), or is the server's to set.
-pub const FORBIDDEN_PATHS: [&str; 12] = [
-    "/apiVersion",
-    "/kind",
-    "/metadata/name",
-    "/metadata/namespace",
-    "/metadata/ownerReferences",
-    "/metadata/finalizers",
-    "/metadata/resourceVersion",
-    "/metadata/uid",
-    "/metadata/generation",
-    "/metadata/managedFields",
-    "/metadata/creationTimestamp",
-    "/status",
-];
-
-/// The path is one of [`FORBIDDEN_PATHS`] or below one, or a whole object above them.
-pub fn forbidden_path(path: &str) -> bool {
-    path.is_empty()
-        || path == "/"
-        || path == "/metadata"
-        || path == "/metadata/deletionTimestamp"
-        || FORBIDDEN_PATHS
-            .iter()
-            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
-}
+// The paths no override may touch are the API's: its CRD rule refuses them at admission on
+// current API servers; this check holds on every server.
+pub use flotilla_api::overrides::{FORBIDDEN_PATHS, forbidden_path};
 
 /// Builds the object to server-side apply in `cluster` from `template` (see
 /// [`super::Propagated::template`]).
@@ -73,7 +48,14 @@ pub fn desired_copy(
             let what = || format!("override {i} ({:?} {})", op.op, op.path);
             if forbidden_path(&op.path) {
                 return Err(OverrideError(format!(
-                    "{}: this path is the host object's identity, ownership or status, which overrides cannot set",
+                    "{}: {}",
+                    what(),
+                    flotilla_api::overrides::FORBIDDEN_PATH_MESSAGE
+                )));
+            }
+            if flotilla_api::overrides::op_needs_value(op.op) && op.value.is_none() {
+                return Err(OverrideError(format!(
+                    "{}: value is required for op add, replace and test",
                     what()
                 )));
             }
