@@ -111,3 +111,209 @@ pub fn rules_in(schema: &Value) -> Vec<(String, Value)> {
     walk(schema, "", &mut out);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every rule of the CRD for `kind`: (where in its schema, the rule).
+    fn rules_of(kind: &str) -> Vec<(String, Value)> {
+        let file = crate::crd_files()
+            .into_iter()
+            .find(|f| f.crd.spec.names.kind == kind)
+            .unwrap_or_else(|| panic!("no CRD for {kind}"));
+        let crd = serde_json::to_value(&file.crd).expect("CRD as JSON");
+        let schema = crd
+            .pointer("/spec/versions/0/schema/openAPIV3Schema")
+            .expect("a schema");
+        rules_in(schema)
+    }
+
+    /// The rule at `at` whose CEL contains `cel`.
+    fn find<'a>(rules: &'a [(String, Value)], at: &str, cel: &str) -> &'a Value {
+        rules
+            .iter()
+            .find(|(where_, r)| where_ == at && r["rule"].as_str().is_some_and(|s| s.contains(cel)))
+            .map(|(_, r)| r)
+            .unwrap_or_else(|| panic!("no rule containing {cel:?} at {at}; rules: {rules:#?}"))
+    }
+
+    const SPEC: &str = "/properties/spec/properties";
+
+    #[test]
+    fn propagated_kinds_carry_the_placement_and_override_rules() {
+        for kind in [
+            "FederatedObject",
+            "ClusterFederatedObject",
+            "FederatedIngress",
+        ] {
+            let rules = rules_of(kind);
+            let clusters = find(
+                &rules,
+                &format!("{SPEC}/placement/properties/clusters"),
+                "exists_one(y, y == x)",
+            );
+            assert_eq!(clusters["message"], DUPLICATE_CLUSTER);
+            assert_eq!(clusters["reason"], "FieldValueDuplicate");
+            find(
+                &rules,
+                &format!("{SPEC}/placement/properties/failoverPriority/items/properties/clusters"),
+                "exists_one(y, y == x)",
+            );
+            let overrides = find(
+                &rules,
+                &format!("{SPEC}/overrides"),
+                "y.clusterName == x.clusterName",
+            );
+            assert!(
+                overrides["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("one cluster")
+            );
+            let path = find(
+                &rules,
+                &format!("{SPEC}/overrides/items/properties/patches/items"),
+                "self.path.startsWith(p)",
+            );
+            assert_eq!(path["fieldPath"], ".path");
+            assert_eq!(path["reason"], "FieldValueForbidden");
+            for forbidden in crate::overrides::FORBIDDEN_PATHS
+                .iter()
+                .chain(&crate::overrides::FORBIDDEN_EXACT_PATHS)
+            {
+                assert!(
+                    path["rule"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains(&format!("'{forbidden}'")),
+                    "{forbidden} is not in the rule"
+                );
+            }
+            let tolerations =
+                format!("{SPEC}/placement/properties/constraints/properties/tolerations/items");
+            find(&rules, &tolerations, "self.operator == 'Exists' ||");
+            find(&rules, &tolerations, "self.operator != 'Exists' ||");
+        }
+        // A FederatedObject's replica distribution, as a ScalingPolicy's.
+        let rules = rules_of("FederatedObject");
+        let distribution = format!("{SPEC}/replicas/properties/distribution/properties/clusters");
+        find(&rules, &distribution, "y.name == x.name");
+        find(
+            &rules,
+            &format!("{distribution}/items"),
+            "self.minReplicas <= self.maxReplicas",
+        );
+    }
+
+    #[test]
+    fn scaling_policy_carries_bounds_metric_and_distribution_rules() {
+        let rules = rules_of("ScalingPolicy");
+        let bounds = find(
+            &rules,
+            "/properties/spec",
+            "self.minReplicas <= self.maxReplicas",
+        );
+        assert_eq!(bounds["fieldPath"], ".minReplicas");
+        assert_eq!(bounds["message"], "minReplicas must not exceed maxReplicas");
+        find(&rules, "/properties/spec", "size(self.metrics) > 0");
+        let metric = format!("{SPEC}/metrics/items");
+        let exclusive = find(&rules, &metric, "(has(self.resource) ? 1 : 0)");
+        assert!(
+            exclusive["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("mutually exclusive")
+        );
+        for source in ["resource", "pods", "external", "object"] {
+            find(&rules, &metric, &format!("has(self.{source})"));
+        }
+        find(
+            &rules,
+            &format!("{SPEC}/distribution/properties/clusters"),
+            "y.name == x.name",
+        );
+        find(
+            &rules,
+            &format!("{SPEC}/distribution/properties/clusters/items"),
+            "self.minReplicas <= self.maxReplicas",
+        );
+        find(
+            &rules,
+            &format!("{SPEC}/targetRef"),
+            "self.apiVersion.matches(",
+        );
+        find(
+            &rules,
+            &format!("{SPEC}/placement/properties/clusters"),
+            "exists_one(y, y == x)",
+        );
+    }
+
+    #[test]
+    fn policies_refuse_flotillas_own_kinds() {
+        for kind in ["PropagationPolicy", "ClusterPropagationPolicy"] {
+            let rules = rules_of(kind);
+            let own = find(
+                &rules,
+                &format!("{SPEC}/resourceSelectors/items"),
+                "federation.flotilla.dev/",
+            );
+            assert_eq!(own["fieldPath"], ".apiVersion");
+            assert!(
+                own["rule"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(crate::GROUP)
+            );
+        }
+    }
+
+    /// Each rule has a message (no multi-line CEL, no "failed rule: ..." default), its
+    /// `fieldPath` is relative, and a rule that walks a list or a string sits where the schema
+    /// bounds it: the API server refuses a CRD whose estimated cost is over budget.
+    #[test]
+    fn every_rule_has_a_message_and_a_bounded_cost() {
+        for file in crate::crd_files() {
+            let crd = serde_json::to_value(&file.crd).expect("CRD as JSON");
+            let schema = crd
+                .pointer("/spec/versions/0/schema/openAPIV3Schema")
+                .expect("a schema");
+            for (at, rule) in rules_in(schema) {
+                let cel = rule["rule"].as_str().expect("a rule");
+                let message = rule["message"].as_str().unwrap_or_default();
+                assert!(
+                    !message.is_empty() && !message.contains('\n'),
+                    "{at}: {rule}"
+                );
+                if let Some(path) = rule.get("fieldPath") {
+                    assert!(
+                        path.as_str().is_some_and(|p| p.starts_with('.')),
+                        "{at}: {rule}"
+                    );
+                }
+                let here = schema.pointer(&at).expect("the rule's schema");
+                if cel.contains("self.all(") {
+                    assert!(
+                        here.get("maxItems").is_some(),
+                        "{at}: a list rule without maxItems"
+                    );
+                    let items = &here["items"];
+                    if items["type"] == "string" {
+                        assert!(
+                            items.get("maxLength").is_some(),
+                            "{at}: items without maxLength"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn first_duplicate_finds_the_repeated_name() {
+        assert_eq!(first_duplicate(["a", "b", "a"]), Some("a"));
+        assert_eq!(first_duplicate(["a", "b"]), None);
+        assert_eq!(first_duplicate([]), None);
+    }
+}

@@ -18,6 +18,17 @@ pub struct OverrideError(pub String);
 // current API servers; this check holds on every server.
 pub use flotilla_api::overrides::{FORBIDDEN_PATHS, forbidden_path};
 
+/// What is wrong with the overrides as a whole, if anything: two entries for one cluster (the
+/// CRD's rule, checked on every server). Each operation is checked as it is applied.
+pub fn overrides_problem(overrides: &[ClusterOverride]) -> Option<String> {
+    flotilla_api::validation::first_duplicate(overrides.iter().map(|o| o.cluster_name.as_str()))
+        .map(|name| {
+            format!(
+                "overrides: must not have two entries for one cluster ({name:?}): put all of a cluster's patches in its one entry"
+            )
+        })
+}
+
 /// Builds the object to server-side apply in `cluster` from `template` (see
 /// [`super::Propagated::template`]).
 pub fn desired_copy(
@@ -225,6 +236,41 @@ mod tests {
         let o = overriding("m1", PatchOp::Remove, "/metadata/labels", None);
         let doc = render(&o, "m1").expect("labels re-stamped");
         assert_eq!(doc["metadata"]["labels"][MANAGED_BY], "flotilla");
+    }
+
+    #[test]
+    fn add_replace_and_test_need_a_value() {
+        for op in [PatchOp::Add, PatchOp::Replace, PatchOp::Test] {
+            let o = overriding("m1", op, "/metadata/labels/x", None);
+            let err = render(&o, "m1").expect_err("no value");
+            assert!(err.0.contains("value is required"), "{}", err.0);
+        }
+        let o = overriding("m1", PatchOp::Remove, "/metadata/labels/app", None);
+        assert!(render(&o, "m1").is_ok());
+    }
+
+    #[test]
+    fn one_override_entry_per_cluster() {
+        let mut o = overriding("m1", PatchOp::Add, "/metadata/labels/x", Some(json!("1")));
+        assert_eq!(overrides_problem(&o), None);
+        o.extend(overriding(
+            "m2",
+            PatchOp::Add,
+            "/metadata/labels/x",
+            Some(json!("2")),
+        ));
+        assert_eq!(overrides_problem(&o), None);
+        o.extend(overriding(
+            "m1",
+            PatchOp::Add,
+            "/metadata/labels/y",
+            Some(json!("3")),
+        ));
+        let problem = overrides_problem(&o).expect("m1 twice");
+        assert!(
+            problem.contains("overrides") && problem.contains("\"m1\""),
+            "{problem}"
+        );
     }
 
     #[test]
