@@ -25,8 +25,7 @@ pub struct Placement {
     #[schemars(length(max = 100), inner(length(max = 253)))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.all(x, self.exists_one(y, y == x))",
-        "message": "must not name a cluster twice",
-        "reason": "FieldValueDuplicate"
+        "message": "must not name a cluster twice"
     }]))]
     pub clusters: Vec<String>,
 
@@ -114,8 +113,7 @@ pub struct PriorityGroup {
     #[schemars(length(max = 50), inner(length(max = 253)))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.all(x, self.exists_one(y, y == x))",
-        "message": "must not name a cluster twice",
-        "reason": "FieldValueDuplicate"
+        "message": "must not name a cluster twice"
     }]))]
     pub clusters: Vec<String>,
 

@@ -23,8 +23,7 @@ pub struct PropagationSpec {
     #[schemars(length(max = 100))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.all(x, self.exists_one(y, y.clusterName == x.clusterName))",
-        "message": "must not have two entries for one cluster: put all of a cluster's patches in its one entry",
-        "reason": "FieldValueDuplicate"
+        "message": "must not have two entries for one cluster: put all of a cluster's patches in its one entry"
     }]))]
     pub overrides: Vec<ClusterOverride>,
 

@@ -140,8 +140,7 @@ pub struct Distribution {
     #[schemars(length(max = 100))]
     #[schemars(extend("x-kubernetes-validations" = [{
         "rule": "self.all(x, self.exists_one(y, y.name == x.name))",
-        "message": "must not have two entries for one cluster",
-        "reason": "FieldValueDuplicate"
+        "message": "must not have two entries for one cluster"
     }]))]
     pub clusters: Vec<ClusterReplicaPreference>,
 }
