@@ -138,12 +138,31 @@ impl TestBed {
     /// as they are on a server that runs CEL rules; with `--validate=false` on an older one,
     /// whose OpenAPI does not know `x-kubernetes-validations` (kubectl would refuse the file),
     /// and which drops the rules silently (the controller's checks hold there).
+    /// Panics if kubectl fails or warns: the CRDs apply cleanly on every supported version.
     pub fn apply_crds(&self, path: &str) {
-        if self.admission_runs_cel("host") {
-            self.kubectl_ok("host", &["apply", "-f", path]);
+        let args: &[&str] = if self.admission_runs_cel("host") {
+            &["apply", "-f", path]
         } else {
-            self.kubectl_ok("host", &["apply", "--validate=false", "-f", path]);
-        }
+            &["apply", "--validate=false", "-f", path]
+        };
+        let out = self.kubectl("host", args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "kubectl {} failed or warned:\n{stderr}",
+            args.join(" ")
+        );
+    }
+
+    /// Whether the host's CRD `name` carries CEL rules (`x-kubernetes-validations`) in its
+    /// schema as stored (not in kubectl's last-applied annotation, which keeps what was sent).
+    pub fn crd_has_cel_rules(&self, name: &str) -> bool {
+        let crd: serde_json::Value =
+            serde_json::from_str(&self.kubectl_ok("host", &["get", "crd", name, "-o", "json"]))
+                .expect("a CRD as JSON");
+        crd["spec"]["versions"]
+            .to_string()
+            .contains("x-kubernetes-validations")
     }
 
     /// Runs `kubectl --context <context> <args>` from the repository root.
@@ -849,12 +868,18 @@ impl TestBed {
             .current_dir(repo_root())
             .output()
             .expect("helm runs (make tools installs it)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             out.status.success(),
-            "helm {} failed:\n{}{}",
+            "helm {} failed:\n{}{stderr}",
             args.join(" "),
             String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        );
+        // The API server's warnings (e.g. on a CRD field it does not know) are Helm's stderr.
+        assert!(
+            !stderr.contains("Warning") && !stderr.contains("warning:"),
+            "helm {} warned:\n{stderr}",
+            args.join(" ")
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
