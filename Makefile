@@ -54,8 +54,8 @@ test-unit: ## Unit and property tests (no clusters)
 e2e: ## End-to-end tests on the test bed (KUBE_VERSION=1.34|1.20); up if needed, down after if it started it
 	e2e/run.sh
 
-# The compatibility floor: one test each of install, propagation, failover, drift, scaling, any kind
-# and propagation policies on a Kubernetes 1.20 test bed of its own (own state dir and ports, so it never meets the main bed).
+# The compatibility floor: one test each of install, propagation, failover, drift, scaling, any kind,
+# propagation policies and validation (the controller's checks, no CEL) on a Kubernetes 1.20 test bed of its own (own state dir and ports, so it never meets the main bed).
 FLOOR_STATE ?= $(CURDIR)/e2e/.state-floor
 FLOOR_PORT_BASE ?= 28000
 FLOOR_TESTS := chart_installs_and_its_service_account_is_enough_and_no_more \
@@ -64,7 +64,8 @@ FLOOR_TESTS := chart_installs_and_its_service_account_is_enough_and_no_more \
   enforce_reverts_and_records_the_correction \
   scales_with_a_prometheus_metric_within_its_policies_and_weights \
   a_whole_application_is_federated_fails_over_and_is_cleaned_up \
-  a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependencies
+  a_helm_chart_on_the_host_is_propagated_by_one_policy_with_its_dependencies \
+  semantic_mistakes_are_refused_at_admission_or_reported_as_conditions
 
 .PHONY: e2e-floor
 e2e-floor: ## Smoke subset (install, propagation, failover, drift, scaling, any kind, policies) on a Kubernetes 1.20 bed of its own

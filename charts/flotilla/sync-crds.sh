@@ -8,6 +8,10 @@
 #     `helm uninstall` (or turning crds.install off) does not delete the CRDs and with them every
 #     MemberCluster / FederatedIngress / ScalingPolicy in the cluster;
 #   - any .Values.crds.annotations, and the chart's standard labels.
+# and each `x-kubernetes-validations` block (the CEL rules) is kept only on Kubernetes >= 1.28
+# (`.Capabilities.KubeVersion`): older API servers do not know the field, or not the rules'
+# `fieldPath` and `reason` (1.28), and Helm's validation against their OpenAPI would refuse the
+# CRD. There the controllers' own checks, reported as status conditions, are all there is.
 #
 # Deterministic and idempotent: same input, same output. Stale copies (a CRD removed from crds/)
 # are deleted.
@@ -87,7 +91,18 @@ for src in "${srcs[@]}"; do
       { print }
       !meta_done && /^metadata:[ ]*$/ { in_meta = 1 }
       END { if (in_meta) close_metadata(); if (!meta_done) { print "sync-crds: no metadata block" > "/dev/stderr"; exit 2 } }
-    ' "$src"
+    ' "$src" | awk '
+      # The CEL rules: the key, then its list (items at the same indentation or deeper).
+      function indent(line) { match(line, /^ */); return RLENGTH }
+      in_rules && (indent($0) > rules_indent || (indent($0) == rules_indent && $0 ~ /^ *- /)) { print; next }
+      in_rules { print "{{- end }}"; in_rules = 0 }
+      /^ *x-kubernetes-validations:[ ]*$/ {
+        print "{{- if semverCompare \">=1.28-0\" .Capabilities.KubeVersion.Version }}"
+        in_rules = 1; rules_indent = indent($0)
+      }
+      { print }
+      END { if (in_rules) print "{{- end }}" }
+    '
     echo "{{- end }}"
   } >"$tmp/$name"
 done

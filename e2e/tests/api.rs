@@ -20,7 +20,7 @@ const CRDS: [&str; 7] = [
 ];
 
 fn install_crds(bed: &TestBed) {
-    bed.kubectl_ok("host", &["apply", "-f", "crds/"]);
+    bed.apply_crds("crds/");
     let names: Vec<String> = CRDS.iter().map(|c| format!("crd/{c}")).collect();
     let mut args = vec!["wait", "--for=condition=Established", "--timeout=60s"];
     args.extend(names.iter().map(String::as_str));

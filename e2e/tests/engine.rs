@@ -431,7 +431,7 @@ async fn an_undecodable_object_is_reported_and_the_others_keep_working() {
             .then_some(()))
     })
     .await;
-    bed.kubectl_ok("host", &["apply", "-f", &format!("crds/{crd}.yaml")]);
+    bed.apply_crds(&format!("crds/{crd}.yaml"));
     stored.unwrap();
 
     let _op = Operator::start(&bed, "engine-undecodable");

@@ -114,6 +114,13 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
         "--take-ownership",
         "--wait=false",
     ]);
+    // The chart keeps the CRDs' CEL rules only where the API server runs them (1.28 and later);
+    // older servers get the CRDs without them, and the controller's checks.
+    assert_eq!(
+        bed.crd_has_cel_rules("federatedobjects.federation.flotilla.dev"),
+        bed.admission_runs_cel("host"),
+        "the chart's CRDs carry CEL rules on a server that does not run them, or lack them on one that does"
+    );
     let rendered = bed.helm(&[
         "get",
         "manifest",

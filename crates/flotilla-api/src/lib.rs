@@ -17,6 +17,7 @@ pub mod policies;
 pub mod propagation;
 pub mod propagation_policy;
 pub mod scaling_policy;
+pub mod validation;
 
 mod crd;
 

@@ -11,13 +11,22 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The longest failback stabilization, in seconds (one week). Longer is `mode: Never`.
+pub const MAX_FAILBACK_STABILIZATION_SECONDS: u32 = 604_800;
+
 /// Where an object is placed among the member clusters.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Placement {
     /// Names of MemberClusters that may receive the object. Empty means no restriction by name.
     /// When `clusterSelector` is also set, a cluster must be listed here and match the selector.
+    /// Each cluster at most once; at most 100.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(length(max = 253)))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(x, self.exists_one(y, y == x))",
+        "message": "must not name a cluster twice"
+    }]))]
     pub clusters: Vec<String>,
 
     /// A label selector over MemberCluster labels (including `topology.kubernetes.io/region` and
@@ -33,8 +42,9 @@ pub struct Placement {
     /// Ordered preference: the first group is the primary, the next ones are fallbacks. Healthy
     /// clusters of a higher group are selected before those of a lower one. Without
     /// `constraints.maxClusters`, every healthy candidate of the best group that has one is selected.
-    /// Empty means all candidates are equal (ordered by name for stability).
+    /// Empty means all candidates are equal (ordered by name for stability). At most 10 groups.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
     pub failover_priority: Vec<PriorityGroup>,
 
     /// When a higher-priority cluster that had failed becomes healthy again.
@@ -57,7 +67,9 @@ pub struct PlacementConstraints {
 
     /// Cluster taints this object tolerates. A cluster with a NoSchedule taint that is not
     /// tolerated gets no new placements; one with a NoExecute taint loses the ones it has.
+    /// At most 50.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
     pub tolerations: Vec<ClusterToleration>,
 }
 
@@ -96,8 +108,13 @@ pub struct PriorityGroup {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 
-    /// Clusters in this group, by MemberCluster name.
+    /// Clusters in this group, by MemberCluster name. Each cluster at most once; at most 50.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50), inner(length(max = 253)))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(x, self.exists_one(y, y == x))",
+        "message": "must not name a cluster twice"
+    }]))]
     pub clusters: Vec<String>,
 
     /// Clusters in this group, by MemberCluster labels. Combined with `clusters` as a union.
@@ -114,10 +131,10 @@ pub struct Failback {
     #[serde(default)]
     pub mode: FailbackMode,
 
-    /// How long a recovered cluster must stay healthy before the object moves back to it.
-    /// Protects against flapping clusters.
+    /// How long a recovered cluster must stay healthy before the object moves back to it, in
+    /// seconds (0 to 604800, one week). Protects against flapping clusters.
     #[serde(default = "default_failback_stabilization_seconds")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = 604_800))]
     pub stabilization_seconds: u32,
 }
 
@@ -171,6 +188,20 @@ pub enum TaintEffect {
 /// Tolerates a cluster taint, as a pod toleration does a node taint.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.operator == 'Exists' || (has(self.key) && size(self.key) > 0)",
+        "message": "an empty key requires operator Exists",
+        "fieldPath": ".key",
+        "reason": "FieldValueRequired"
+    },
+    {
+        "rule": "self.operator != 'Exists' || !has(self.value) || size(self.value) == 0",
+        "message": "operator Exists takes no value",
+        "fieldPath": ".value",
+        "reason": "FieldValueForbidden"
+    }
+]))]
 pub struct ClusterToleration {
     /// The taint key this toleration matches. Empty with operator `Exists` matches every taint.
     #[serde(default, skip_serializing_if = "Option::is_none")]

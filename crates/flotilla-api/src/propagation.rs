@@ -18,8 +18,13 @@ pub struct PropagationSpec {
     #[serde(default)]
     pub placement: Placement,
 
-    /// Per-cluster changes to the template.
+    /// Per-cluster changes to the template: one entry per cluster, at most 100.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(x, self.exists_one(y, y.clusterName == x.clusterName))",
+        "message": "must not have two entries for one cluster: put all of a cluster's patches in its one entry"
+    }]))]
     pub overrides: Vec<ClusterOverride>,
 
     /// What to do when a member copy is changed by someone else.

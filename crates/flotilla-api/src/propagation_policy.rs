@@ -78,8 +78,8 @@ pub struct ClusterPropagationPolicySpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicySpec {
-    /// Which host objects this policy propagates: an object matching any selector.
-    #[schemars(length(min = 1))]
+    /// Which host objects this policy propagates: an object matching any selector (1 to 100).
+    #[schemars(length(min = 1, max = 100))]
     pub resource_selectors: Vec<ResourceSelector>,
 
     /// When several policies match one object, the highest priority wins; then the more specific
@@ -106,9 +106,23 @@ pub struct PolicySpec {
 /// Host objects of one kind.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.apiVersion.matches('^[^/]*(/[^/]+)?$')",
+        "message": "must be group/version (e.g. apps/v1) or version (v1)",
+        "fieldPath": ".apiVersion",
+        "reason": "FieldValueInvalid"
+    },
+    {
+        "rule": "!self.apiVersion.startsWith('federation.flotilla.dev/')",
+        "message": "Flotilla's own kinds are not propagated by policies",
+        "fieldPath": ".apiVersion",
+        "reason": "FieldValueForbidden"
+    }
+]))]
 pub struct ResourceSelector {
-    /// e.g. `apps/v1`, `v1`.
-    #[schemars(length(min = 1))]
+    /// e.g. `apps/v1`, `v1` (not Flotilla's own `federation.flotilla.dev`).
+    #[schemars(length(min = 1, max = 320))]
     pub api_version: String,
     /// e.g. `Deployment`.
     #[schemars(length(min = 1))]

@@ -48,6 +48,20 @@ use crate::placement_status::PlacementStatus;
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.minReplicas <= self.maxReplicas",
+        "message": "minReplicas must not exceed maxReplicas",
+        "fieldPath": ".minReplicas",
+        "reason": "FieldValueInvalid"
+    },
+    {
+        "rule": "has(self.metrics) && size(self.metrics) > 0",
+        "message": "at least one metric is required",
+        "fieldPath": ".metrics",
+        "reason": "FieldValueRequired"
+    }
+]))]
 pub struct ScalingPolicySpec {
     /// The workload to scale in each placed member: any kind with a scale subresource, in the
     /// same namespace as this policy.
@@ -59,7 +73,7 @@ pub struct ScalingPolicySpec {
     #[serde(default)]
     pub placement: Placement,
 
-    /// The smallest total number of replicas across all clusters.
+    /// The smallest total number of replicas across all clusters (at most `maxReplicas`).
     #[serde(default = "default_min_replicas")]
     #[schemars(range(min = 0))]
     pub min_replicas: i32,
@@ -73,8 +87,10 @@ pub struct ScalingPolicySpec {
     #[serde(default)]
     pub distribution: Distribution,
 
-    /// The metrics that drive scaling. With several, the largest proposal wins, as in the HPA.
+    /// The metrics that drive scaling (at least one). With several, the largest proposal wins,
+    /// as in the HPA. At most 20.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
     pub metrics: Vec<MetricSpec>,
 
     /// Scale-up and scale-down behaviour: stabilization windows and rate policies.
@@ -93,9 +109,15 @@ fn default_min_replicas() -> i32 {
 /// The workload to scale.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.apiVersion.matches('^([^/]+/)?[^/]+$')",
+    "message": "must be a group/version (e.g. apps/v1) or a core version (v1)",
+    "fieldPath": ".apiVersion",
+    "reason": "FieldValueInvalid"
+}]))]
 pub struct ScaleTargetReference {
     /// API version of the workload, e.g. `apps/v1`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 320))]
     pub api_version: String,
     /// Kind of the workload, e.g. `Deployment`.
     #[schemars(length(min = 1))]
@@ -113,8 +135,13 @@ pub struct Distribution {
     #[serde(default = "default_weight")]
     #[schemars(range(min = 0))]
     pub default_weight: u32,
-    /// Per-cluster weights and bounds.
+    /// Per-cluster weights and bounds: one entry per cluster, at most 100.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(x, self.exists_one(y, y.name == x.name))",
+        "message": "must not have two entries for one cluster"
+    }]))]
     pub clusters: Vec<ClusterReplicaPreference>,
 }
 
@@ -134,15 +161,22 @@ impl Default for Distribution {
 /// Weight and bounds for one cluster.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+    "message": "minReplicas must not exceed maxReplicas",
+    "fieldPath": ".minReplicas",
+    "reason": "FieldValueInvalid"
+}]))]
 pub struct ClusterReplicaPreference {
     /// The MemberCluster name.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Relative share of the total.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub weight: Option<u32>,
-    /// This cluster gets at least this many replicas while it is selected and healthy.
+    /// This cluster gets at least this many replicas while it is selected and healthy (at most
+    /// `maxReplicas`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub min_replicas: Option<i32>,
@@ -165,8 +199,39 @@ pub enum ConflictPolicy {
 /// One metric, as in `autoscaling/v2` MetricSpec.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.type != 'Resource' || has(self.resource)",
+        "message": "resource is required for a metric of type Resource",
+        "fieldPath": ".resource",
+        "reason": "FieldValueRequired"
+    },
+    {
+        "rule": "self.type != 'Pods' || has(self.pods)",
+        "message": "pods is required for a metric of type Pods",
+        "fieldPath": ".pods",
+        "reason": "FieldValueRequired"
+    },
+    {
+        "rule": "self.type != 'External' || has(self.external)",
+        "message": "external is required for a metric of type External",
+        "fieldPath": ".external",
+        "reason": "FieldValueRequired"
+    },
+    {
+        "rule": "self.type != 'Object' || has(self.object)",
+        "message": "object is required for a metric of type Object",
+        "fieldPath": ".object",
+        "reason": "FieldValueRequired"
+    },
+    {
+        "rule": "(has(self.resource) ? 1 : 0) + (has(self.pods) ? 1 : 0) + (has(self.external) ? 1 : 0) + (has(self.object) ? 1 : 0) <= 1",
+        "message": "resource, pods, external and object are mutually exclusive: set only the one type names",
+        "reason": "FieldValueForbidden"
+    }
+]))]
 pub struct MetricSpec {
-    /// Which source below is set.
+    /// Which source below is set (only that one).
     #[serde(rename = "type")]
     pub type_: MetricSourceType,
     /// A resource metric (CPU, memory) of the target's pods, from `metrics.k8s.io` in the members.
@@ -263,9 +328,15 @@ pub struct CrossVersionObjectReference {
 /// A PromQL query whose result is one number.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.query.trim() != ''",
+    "message": "must not be empty",
+    "fieldPath": ".query",
+    "reason": "FieldValueRequired"
+}]))]
 pub struct PrometheusQuery {
     /// An instant query returning a single sample, e.g. `sum(kafka_consumergroup_lag{topic="orders"})`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 8192))]
     pub query: String,
 }
 
@@ -284,6 +355,26 @@ pub struct MetricIdentifier {
 /// The value a metric should have.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "self.type != 'Utilization' || has(self.averageUtilization)",
+        "message": "averageUtilization is required for type Utilization",
+        "fieldPath": ".averageUtilization",
+        "reason": "FieldValueRequired"
+    },
+    {
+        "rule": "self.type != 'Value' || has(self.value)",
+        "message": "value is required for type Value",
+        "fieldPath": ".value",
+        "reason": "FieldValueRequired"
+    },
+    {
+        "rule": "self.type != 'AverageValue' || has(self.averageValue)",
+        "message": "averageValue is required for type AverageValue",
+        "fieldPath": ".averageValue",
+        "reason": "FieldValueRequired"
+    }
+]))]
 pub struct MetricTarget {
     /// `Utilization`, `Value` or `AverageValue`.
     #[serde(rename = "type")]

@@ -5,6 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector as ApiSelecto
 
 use flotilla_api::placement as api;
 use flotilla_api::placement_status::{self as status_api, PlacementStatus};
+use flotilla_api::validation::{DUPLICATE_CLUSTER, first_duplicate};
 use flotilla_placement as engine;
 
 use crate::members::health::HealthState;
@@ -47,6 +48,27 @@ fn effect(e: api::TaintEffect) -> engine::TaintEffect {
 
 /// Converts a placement spec. Errors are user mistakes, reported as a status condition.
 pub fn placement_spec(p: &api::Placement) -> Result<engine::PlacementSpec, String> {
+    // What the CRD's rules refuse at admission on current API servers, checked here for the
+    // servers that do not run them (before 1.28) and for objects stored before the rules.
+    let duplicate =
+        |field: &str, names: &[String]| match first_duplicate(names.iter().map(String::as_str)) {
+            Some(name) => Err(format!("{field}: {DUPLICATE_CLUSTER} ({name:?})")),
+            None => Ok(()),
+        };
+    duplicate("placement.clusters", &p.clusters)?;
+    for (i, g) in p.failover_priority.iter().enumerate() {
+        duplicate(
+            &format!("placement.failoverPriority[{i}].clusters"),
+            &g.clusters,
+        )?;
+    }
+    if p.failback.stabilization_seconds > api::MAX_FAILBACK_STABILIZATION_SECONDS {
+        return Err(format!(
+            "placement.failback.stabilizationSeconds: must be at most {} (one week), got {}",
+            api::MAX_FAILBACK_STABILIZATION_SECONDS,
+            p.failback.stabilization_seconds
+        ));
+    }
     let cluster_selector = p
         .cluster_selector
         .as_ref()
@@ -183,6 +205,28 @@ pub fn any_unknown(members: &[Member]) -> bool {
     members.iter().any(|m| m.health == HealthState::Unknown)
 }
 
+/// What is wrong with a replica distribution (`field` is where it sits, e.g.
+/// `replicas.distribution`), if anything: a cluster with two entries, or per-cluster bounds
+/// with `minReplicas` above `maxReplicas` (the CRD's rules, checked on every server).
+pub fn distribution_problem(
+    field: &str,
+    distribution: &flotilla_api::scaling_policy::Distribution,
+) -> Option<String> {
+    if let Some(name) = first_duplicate(distribution.clusters.iter().map(|c| c.name.as_str())) {
+        return Some(format!(
+            "{field}.clusters: must not have two entries for one cluster ({name:?})"
+        ));
+    }
+    distribution.clusters.iter().enumerate().find_map(|(i, c)| {
+        match (c.min_replicas, c.max_replicas) {
+            (Some(min), Some(max)) if min > max => Some(format!(
+                "{field}.clusters[{i}].minReplicas: minReplicas must not exceed maxReplicas ({min} > {max})"
+            )),
+            _ => None,
+        }
+    })
+}
+
 /// The replica division request of a ScalingPolicy for `total` replicas.
 pub fn replica_request(
     distribution: &flotilla_api::scaling_policy::Distribution,
@@ -316,6 +360,44 @@ pub fn next_failback(
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    /// The CRD's rules on placement, held by the controller on every server.
+    #[test]
+    fn a_cluster_named_twice_or_a_failback_window_too_long_is_refused() {
+        let p = api::Placement {
+            clusters: vec!["m1".into(), "m2".into(), "m1".into()],
+            ..Default::default()
+        };
+        let err = placement_spec(&p).expect_err("m1 twice");
+        assert!(
+            err.contains("placement.clusters") && err.contains(DUPLICATE_CLUSTER),
+            "{err}"
+        );
+        let p = api::Placement {
+            failover_priority: vec![
+                api::PriorityGroup {
+                    clusters: vec!["m1".into()],
+                    ..Default::default()
+                },
+                api::PriorityGroup {
+                    clusters: vec!["m2".into(), "m2".into()],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let err = placement_spec(&p).expect_err("m2 twice");
+        assert!(
+            err.contains("placement.failoverPriority[1].clusters"),
+            "{err}"
+        );
+        let mut p = api::Placement::default();
+        p.failback.stabilization_seconds = api::MAX_FAILBACK_STABILIZATION_SECONDS;
+        assert!(placement_spec(&p).is_ok());
+        p.failback.stabilization_seconds += 1;
+        let err = placement_spec(&p).expect_err("over a week");
+        assert!(err.contains("stabilizationSeconds"), "{err}");
+    }
 
     #[test]
     fn unknown_selector_operator_names_the_field() {

@@ -184,7 +184,9 @@ async fn apply<K: Propagated>(
     let previous_status = obj.propagation_status();
 
     // Validate (pure).
-    let placement = match placement_spec(&spec.placement) {
+    let placement = match placement_spec(&spec.placement)
+        .and_then(|p| super::render::overrides_problem(&spec.overrides).map_or(Ok(p), Err))
+    {
         Ok(p) => p,
         Err(message) => {
             write_condition(ctx, api, &obj, Some(false), "InvalidSpec", &message).await?;

@@ -14,33 +14,19 @@ use super::origin::{DELETION_POLICY_ANNOTATION, ORIGIN_GENERATION_ANNOTATION, Or
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OverrideError(pub String);
 
-/// Paths no override may touch: the copy's identity (the host object's), and what would break
-/// ownership in the member (an ownerReference lets the member's garbage collector delete the
-/// copy, which Flotilla would re-create, in a loop), or is the server's to set.
-pub const FORBIDDEN_PATHS: [&str; 12] = [
-    "/apiVersion",
-    "/kind",
-    "/metadata/name",
-    "/metadata/namespace",
-    "/metadata/ownerReferences",
-    "/metadata/finalizers",
-    "/metadata/resourceVersion",
-    "/metadata/uid",
-    "/metadata/generation",
-    "/metadata/managedFields",
-    "/metadata/creationTimestamp",
-    "/status",
-];
+// The paths no override may touch are the API's: its CRD rule refuses them at admission on
+// current API servers; this check holds on every server.
+pub use flotilla_api::overrides::{FORBIDDEN_PATHS, forbidden_path};
 
-/// The path is one of [`FORBIDDEN_PATHS`] or below one, or a whole object above them.
-pub fn forbidden_path(path: &str) -> bool {
-    path.is_empty()
-        || path == "/"
-        || path == "/metadata"
-        || path == "/metadata/deletionTimestamp"
-        || FORBIDDEN_PATHS
-            .iter()
-            .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+/// What is wrong with the overrides as a whole, if anything: two entries for one cluster (the
+/// CRD's rule, checked on every server). Each operation is checked as it is applied.
+pub fn overrides_problem(overrides: &[ClusterOverride]) -> Option<String> {
+    flotilla_api::validation::first_duplicate(overrides.iter().map(|o| o.cluster_name.as_str()))
+        .map(|name| {
+            format!(
+                "overrides: must not have two entries for one cluster ({name:?}): put all of a cluster's patches in its one entry"
+            )
+        })
 }
 
 /// Builds the object to server-side apply in `cluster` from `template` (see
@@ -73,7 +59,14 @@ pub fn desired_copy(
             let what = || format!("override {i} ({:?} {})", op.op, op.path);
             if forbidden_path(&op.path) {
                 return Err(OverrideError(format!(
-                    "{}: this path is the host object's identity, ownership or status, which overrides cannot set",
+                    "{}: {}",
+                    what(),
+                    flotilla_api::overrides::FORBIDDEN_PATH_MESSAGE
+                )));
+            }
+            if flotilla_api::overrides::op_needs_value(op.op) && op.value.is_none() {
+                return Err(OverrideError(format!(
+                    "{}: value is required for op add, replace and test",
                     what()
                 )));
             }
@@ -243,6 +236,41 @@ mod tests {
         let o = overriding("m1", PatchOp::Remove, "/metadata/labels", None);
         let doc = render(&o, "m1").expect("labels re-stamped");
         assert_eq!(doc["metadata"]["labels"][MANAGED_BY], "flotilla");
+    }
+
+    #[test]
+    fn add_replace_and_test_need_a_value() {
+        for op in [PatchOp::Add, PatchOp::Replace, PatchOp::Test] {
+            let o = overriding("m1", op, "/metadata/labels/x", None);
+            let err = render(&o, "m1").expect_err("no value");
+            assert!(err.0.contains("value is required"), "{}", err.0);
+        }
+        let o = overriding("m1", PatchOp::Remove, "/metadata/labels/app", None);
+        assert!(render(&o, "m1").is_ok());
+    }
+
+    #[test]
+    fn one_override_entry_per_cluster() {
+        let mut o = overriding("m1", PatchOp::Add, "/metadata/labels/x", Some(json!("1")));
+        assert_eq!(overrides_problem(&o), None);
+        o.extend(overriding(
+            "m2",
+            PatchOp::Add,
+            "/metadata/labels/x",
+            Some(json!("2")),
+        ));
+        assert_eq!(overrides_problem(&o), None);
+        o.extend(overriding(
+            "m1",
+            PatchOp::Add,
+            "/metadata/labels/y",
+            Some(json!("3")),
+        ));
+        let problem = overrides_problem(&o).expect("m1 twice");
+        assert!(
+            problem.contains("overrides") && problem.contains("\"m1\""),
+            "{problem}"
+        );
     }
 
     #[test]

@@ -11,6 +11,11 @@ use super::Propagated;
 
 /// The division to ask the placement engine for, if the object divides its replicas.
 pub fn request<K: Propagated>(obj: &K, template: &Value) -> Result<Option<ReplicaRequest>, String> {
+    if let Some(problem) = obj.replica_spread().and_then(|s| {
+        crate::placement_input::distribution_problem("replicas.distribution", &s.distribution)
+    }) {
+        return Err(problem);
+    }
     let Some(spread) = obj
         .replica_spread()
         .filter(|s| s.mode == ReplicaMode::Divided)

@@ -158,6 +158,15 @@ pub fn plan(spec: &api::ScalingPolicySpec, scope: QueryScope<'_>) -> Result<Plan
             ),
         });
     }
+    if let Some(message) =
+        crate::placement_input::distribution_problem("distribution", &spec.distribution)
+    {
+        return Err(SpecProblem {
+            condition: "AbleToScale",
+            reason: "InvalidReplicaBounds",
+            message,
+        });
+    }
     let mut metrics = Vec::with_capacity(spec.metrics.len());
     let mut plans = Vec::with_capacity(spec.metrics.len());
     for (i, m) in spec.metrics.iter().enumerate() {
@@ -221,6 +230,17 @@ fn metric(
             field(what)
         ))
     };
+    let sources = [
+        m.resource.is_some(),
+        m.pods.is_some(),
+        m.external.is_some(),
+        m.object.is_some(),
+    ];
+    if sources.into_iter().filter(|set| *set).count() > 1 {
+        return Err(SpecProblem::metric(format!(
+            "metrics[{i}]: resource, pods, external and object are mutually exclusive: set only the one type names"
+        )));
+    }
     match m.type_ {
         api::MetricSourceType::Resource => {
             let r = m
@@ -544,6 +564,51 @@ mod tests {
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": 5, "tolerance": "50m",
                 "policies": [{"type": "Percent", "value": 50, "periodSeconds": 10}]}}
         })
+    }
+
+    /// What the CRD's rules refuse at admission on current servers, the controller refuses on
+    /// every server, with a message naming the field.
+    #[test]
+    fn the_crd_rules_hold_without_admission() {
+        let mut j = base();
+        j["minReplicas"] = serde_json::json!(11);
+        let e = plan_in_tests(&spec(j)).expect_err("min above max");
+        assert_eq!(e.reason, "InvalidReplicaBounds");
+
+        let mut j = base();
+        j["metrics"][0]["resource"] = serde_json::json!({"name": "cpu",
+            "target": {"type": "Utilization", "averageUtilization": 50}});
+        let e = plan_in_tests(&spec(j)).expect_err("two sources");
+        assert_eq!(e.reason, "InvalidMetricSourceType");
+        assert!(
+            e.message.contains("metrics[0]") && e.message.contains("mutually exclusive"),
+            "{}",
+            e.message
+        );
+
+        let mut j = base();
+        j["distribution"] = serde_json::json!({"clusters": [{"name": "m1"}, {"name": "m1"}]});
+        let e = plan_in_tests(&spec(j)).expect_err("a cluster twice");
+        assert_eq!(
+            (e.condition, e.reason),
+            ("AbleToScale", "InvalidReplicaBounds")
+        );
+        assert!(
+            e.message.contains("distribution.clusters") && e.message.contains("\"m1\""),
+            "{}",
+            e.message
+        );
+
+        let mut j = base();
+        j["distribution"] =
+            serde_json::json!({"clusters": [{"name": "m1", "minReplicas": 3, "maxReplicas": 2}]});
+        let e = plan_in_tests(&spec(j)).expect_err("cluster min above max");
+        assert!(
+            e.message.contains("distribution.clusters[0].minReplicas")
+                && e.message.contains("must not exceed maxReplicas"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
