@@ -175,6 +175,63 @@ impl TestBed {
             .contains("x-kubernetes-validations")
     }
 
+    /// Stores `document` on the host past the CEL rules of CRD `crd` (the file
+    /// `crds/<crd>.yaml`), as an object stored on an older server, or before its CRD had the
+    /// rules, would be: the rules are taken out of the stored CRD (a JSON patch, so the CRD's
+    /// metadata stays as `kubectl apply` left it), the object applied, and the CRD applied again
+    /// from `crds/`. For proving the controller's own checks on any server.
+    pub fn store_past_cel_rules(&self, crd: &str, document: &str) {
+        fn rule_paths(v: &serde_json::Value, at: &str, out: &mut Vec<String>) {
+            let escape = |k: &str| k.replace('~', "~0").replace('/', "~1");
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, child) in m {
+                        let path = format!("{at}/{}", escape(k));
+                        if k == "x-kubernetes-validations" {
+                            out.push(path);
+                        } else {
+                            rule_paths(child, &path, out);
+                        }
+                    }
+                }
+                serde_json::Value::Array(a) => {
+                    for (i, child) in a.iter().enumerate() {
+                        rule_paths(child, &format!("{at}/{i}"), out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let stored: serde_json::Value =
+            serde_json::from_str(&self.kubectl_ok("host", &["get", "crd", crd, "-o", "json"]))
+                .expect("a CRD as JSON");
+        let mut paths = Vec::new();
+        rule_paths(&stored["spec"], "/spec", &mut paths);
+        let patch: Vec<_> = paths
+            .iter()
+            .map(|p| serde_json::json!({"op": "remove", "path": p}))
+            .collect();
+        if !patch.is_empty() {
+            let patch = serde_json::Value::from(patch).to_string();
+            self.kubectl_ok("host", &["patch", "crd", crd, "--type=json", "-p", &patch]);
+        }
+        // The API server takes the new schema in a moment: retry until the object is stored.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.kubectl_with_stdin("host", &["apply", "-f", "-"], Some(document));
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the object was not stored past the rules:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        self.apply_crds(&format!("crds/{crd}.yaml"));
+    }
+
     /// Runs `kubectl --context <context> <args>` from the repository root.
     pub fn kubectl(&self, context: &str, args: &[&str]) -> Output {
         self.kubectl_with_stdin(context, args, None)
