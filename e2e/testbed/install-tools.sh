@@ -136,7 +136,14 @@ SRC
   rm -rf "$work"
   log "kubernetes binaries cached in $KUBE_BIN_DIR"
 }
-if [ ! -x "$KUBE_BIN_DIR/kube-apiserver" ] || [ ! -x "$KUBE_BIN_DIR/kube-controller-manager" ]; then
+# 1.34 also runs a node per cluster (kubelet, kube-proxy) and a scheduler; a cache dir made before
+# that holds only the first two binaries and is rebuilt.
+kube_bins=(kube-apiserver kube-controller-manager)
+[ "$KUBE_VERSION" = 1.20 ] || kube_bins+=(kube-scheduler kubelet kube-proxy)
+kube_missing=""
+for b in "${kube_bins[@]}"; do [ -x "$KUBE_BIN_DIR/$b" ] || kube_missing+=" $b"; done
+if [ -n "$kube_missing" ]; then
+  log "missing in $KUBE_BIN_DIR:$kube_missing"
   if [ "$KUBE_VERSION" = 1.20 ]; then
     # A cache from before binaries were kept per version holds the 1.20 build in bin/ itself
     # (copied, not moved: an older checkout sharing the cache still runs it from there).
@@ -148,7 +155,7 @@ if [ ! -x "$KUBE_BIN_DIR/kube-apiserver" ] || [ ! -x "$KUBE_BIN_DIR/kube-control
       build_kubernetes_120
     fi
   else
-    build_from_module "kube-apiserver and kube-controller-manager $KUBE_FULL_VERSION" "$TESTBED_DIR/k8s" "$KUBE_BIN_DIR"
+    build_from_module "${kube_bins[*]} $KUBE_FULL_VERSION" "$TESTBED_DIR/k8s" "$KUBE_BIN_DIR"
   fi
 fi
 
