@@ -58,7 +58,7 @@ strip "$work/pause"
 
 # --- busybox ----------------------------------------------------------------------------------
 bb=/bin/busybox
-[ -x "$bb" ] && file -L "$bb" 2>/dev/null | grep -q 'statically linked' ||
+[ -x "$bb" ] && ! readelf -l "$bb" 2>/dev/null | grep -q 'INTERP' ||
   { echo "$bb is not Debian's busybox-static (apt-get install busybox-static)" >&2; exit 1; }
 links=()
 for a in $("$bb" --list); do
