@@ -142,6 +142,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
   netns_mounts_under_state_dir = true
+  # these VMs drop CAP_SYS_RESOURCE from every process's bounding set: runc cannot lower a
+  # container's oom_score_adj below containerd's own (the kubelet asks -998 for sandboxes)
+  restrict_oom_score_adj = true
   enable_cdi = false
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
@@ -268,6 +271,10 @@ node_netns_up() {
   ip -n "$N_NETNS" link set lo up
   ip -n "$N_NETNS" addr replace "$N_IP/30" dev eth0
   ip -n "$N_NETNS" link set eth0 up
+  # Service ClusterIPs, for processes of the node itself (host-network pods): with no default
+  # route their connect() fails before kube-proxy's DNAT; unDNATed packets die at the host side
+  # of the veth (the host netns does not forward)
+  ip -n "$N_NETNS" route replace "$SERVICE_CIDR" dev eth0 src "$N_IP"
   in_node sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.route_localnet=1 >/dev/null
   local h cg
   for h in $(cgroup_hierarchies); do

@@ -6,7 +6,10 @@
 #                       cache) compiled with gcc -static
 #   OUTDIR/busybox.tar  flotilla.test/busybox:1    Debian's busybox-static with every applet linked
 #                       in /bin (sh, sleep, wget, httpd, ...), /www/index.html for
-#                       `httpd -f -p 8080 -h /www`; default command `sh`
+#                       `httpd -f -p 8080 -h /www`; default command `sh`. Plus Debian's openssl
+#                       and the libraries ldd lists for it: busybox wget runs `openssl s_client`
+#                       for https when it finds it (its own TLS code fails the handshake with the
+#                       API server's Go TLS).
 # Images are written by oci-image.py (generic: files + entrypoint + name:tag -> OCI archive) and
 # imported into each node's containerd by clusters.sh.
 set -euo pipefail
@@ -64,9 +67,19 @@ links=()
 for a in $("$bb" --list); do
   [ "$a" = busybox ] || links+=("link:/bin/$a=busybox")
 done
+# with_libs BIN...: SPECs for each binary and the shared libraries (and loader) ldd lists for it
+with_libs() {
+  local b lib
+  for b in "$@"; do
+    echo "$b=$b"
+    for lib in $(ldd "$b" | grep -o '/[^ ]*'); do echo "$lib=$lib"; done
+  done | sort -u
+}
+mapfile -t openssl < <(with_libs "$(command -v openssl)")
 mkdir -p "$work/www"
 echo 'flotilla test bed' >"$work/www/index.html"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$work/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$work/group"
 "$here/oci-image.py" --name flotilla.test/busybox:1 --out "$out/busybox.tar" --cmd '["sh"]' \
-  "/bin/busybox=$bb" "${links[@]}" "/www/=$work/www" "/etc/passwd=$work/passwd" "/etc/group=$work/group" dir:/tmp dir:/root
+  "/bin/busybox=$bb" "${links[@]}" "/www/=$work/www" "/etc/passwd=$work/passwd" "/etc/group=$work/group" dir:/tmp dir:/root \
+  "${openssl[@]}" "/usr/lib/ssl/openssl.cnf=/usr/lib/ssl/openssl.cnf"
