@@ -34,6 +34,7 @@ PAUSE_IMAGE="flotilla.test/pause:3.10"
 # cgroups) carry it, so two beds on one machine never meet.
 BED_ID="$(printf '%s' "$STATE" | sha256sum | cut -c1-6)"
 
+# shellcheck disable=SC2153 # C_NAME, C_DIR, C_API_PORT come from load_cluster
 load_node() { # sets N_* for the cluster loaded by load_cluster
   local idx slot off
   idx="$(cluster_index "$C_NAME")"
@@ -62,10 +63,12 @@ cert_sign() {
   [ -f "$pki/$name.crt" ] && return 0
   ext="$(mktemp)"
   printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' >"$ext"
-  openssl req -new -nodes -newkey rsa:2048 -sha256 -subj "$subj" -keyout "$pki/$name.key" -out "$pki/$name.csr" 2>/dev/null &&
+  if ! { openssl req -new -nodes -newkey rsa:2048 -sha256 -subj "$subj" -keyout "$pki/$name.key" -out "$pki/$name.csr" 2>/dev/null &&
     openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -set_serial "0x$(openssl rand -hex 12)" \
-      -sha256 -days 3650 -extfile "$ext" -out "$pki/$name.crt" 2>/dev/null ||
-    { rm -f "$ext" "$pki/$name".*; die "[$C_NAME] cannot sign the certificate $name"; }
+      -sha256 -days 3650 -extfile "$ext" -out "$pki/$name.crt" 2>/dev/null; }; then
+    rm -f "$ext" "$pki/$name".*
+    die "[$C_NAME] cannot sign the certificate $name"
+  fi
   rm -f "$ext" "$pki/$name.csr"
   chmod 600 "$pki/$name.key" "$pki/$name.crt"
 }
@@ -291,7 +294,14 @@ node_netns_up() {
 
 sched_healthy() { [ "$(curl -sk --max-time 2 "https://127.0.0.1:$C_SCHED_PORT/healthz" 2>/dev/null)" = ok ]; }
 relay_ready() { [ -S "$N_DIR/api.sock" ] && [ "$(in_node curl -sS --max-time 3 --cacert "$C_DIR/pki/ca.crt" "https://127.0.0.1:$C_API_PORT/readyz" 2>/dev/null)" = ok ]; }
-containerd_ready() { [ -S "$N_SOCK" ] && ctr --address "$N_SOCK" version >/dev/null 2>&1; }
+containerd_ready() { # its CRI plugin loaded (containerd itself runs on when that plugin fails)
+  local p
+  [ -S "$N_SOCK" ] && p="$(ctr --address "$N_SOCK" plugins ls 2>/dev/null)" || return 1
+  if grep -qE '^io\.containerd\.grpc\.v1 +cri .* error' <<<"$p"; then
+    fail_with_log "containerd's CRI plugin failed to load (see 'failed to load plugin' in the log)" containerd
+  fi
+  grep -qE '^io\.containerd\.grpc\.v1 +cri .* ok' <<<"$p"
+}
 kubelet_healthy() { [ "$(in_node curl -sS --max-time 2 http://127.0.0.1:10248/healthz 2>/dev/null)" = ok ]; }
 proxy_healthy() { in_node curl -sS --max-time 2 http://127.0.0.1:10256/healthz 2>/dev/null | grep -q '"lastUpdated"'; }
 node_ready() {
@@ -398,6 +408,14 @@ node_down() {
     for pid in $(ip netns pids "$N_NETNS" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
   fi
   rm -f "$C_DIR"/{kubelet,kube-proxy,scheduler,containerd,api-relay-node,api-relay-host}.pid
+  # libcni's result cache of pods that were killed, not torn down (/var/lib/cni/results)
+  local f id
+  for f in /var/lib/cni/results/"flotilla-$BED_ID-$C_NAME"-*; do
+    [ -f "$f" ] || continue
+    id="${f#/var/lib/cni/results/flotilla-"$BED_ID"-"$C_NAME"-}"
+    id="${id%-eth0}"
+    rm -f "$f" "/var/lib/cni/results/cni-loopback-$id-lo"
+  done
   node_unmount
   if [ -e "/run/netns/$N_NETNS" ]; then
     ip netns del "$N_NETNS" 2>/dev/null || log "[$C_NAME] cannot delete netns $N_NETNS"
@@ -430,6 +448,7 @@ node_unmount() { # everything mounted under the node's dir (overlays, tmpfs volu
   log "[$C_NAME] mounts left under $N_DIR: $(findmnt -rn -o TARGET | grep -cF "$N_DIR/")"
 }
 
+# shellcheck disable=SC2034 # line and all_ok belong to the caller (cmd_status)
 node_status() { # appends to $line; sets all_ok=1 when something is wrong
   load_node
   local comp pid

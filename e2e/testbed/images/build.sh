@@ -61,8 +61,10 @@ strip "$work/pause"
 
 # --- busybox ----------------------------------------------------------------------------------
 bb=/bin/busybox
-[ -x "$bb" ] && ! readelf -l "$bb" 2>/dev/null | grep -q 'INTERP' ||
-  { echo "$bb is not Debian's busybox-static (apt-get install busybox-static)" >&2; exit 1; }
+if [ ! -x "$bb" ] || readelf -l "$bb" 2>/dev/null | grep -q 'INTERP'; then
+  echo "$bb is not Debian's busybox-static (apt-get install busybox-static)" >&2
+  exit 1
+fi
 links=()
 for a in $("$bb" --list); do
   [ "$a" = busybox ] || links+=("link:/bin/$a=busybox")
