@@ -274,6 +274,9 @@ pub async fn remove_copy(
     let existing = match api.get_opt(&origin.copy_name).await {
         Ok(None) => return RemoveOutcome::Done,
         Ok(Some(existing)) => existing,
+        // A 404 that is not the object's NotFound: the member no longer serves the kind (its
+        // CRD went first), so no copy of it can be left there.
+        Err(kube::Error::Api(s)) if s.code == 404 => return RemoveOutcome::Done,
         Err(kube::Error::Api(s)) if s.code == 403 => {
             return RemoveOutcome::Forbidden(truncate::message(&s.message));
         }
