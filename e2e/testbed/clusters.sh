@@ -1106,6 +1106,11 @@ cmd_env() {
         "$c" "$C_SERVER" "$C_ETCD_PORT" "$C_PEER_PORT" "$C_KCM_PORT"
       printf '#           kubeconfig %s  logs %s/{etcd,apiserver,controller-manager}.log\n' \
         "$STATE/$c.kubeconfig" "$C_DIR"
+      if [ "$NODES" = 1 ]; then
+        load_node
+        printf '#           node %s at %s (netns %s), scheduler :%s  logs %s/{scheduler,containerd,kubelet,kube-proxy}.log\n' \
+          "$N_NAME" "$N_IP" "$N_NETNS" "$C_SCHED_PORT" "$C_DIR"
+      fi
     fi
   done
   printf '# example: kubectl --context member1 get namespaces\n'
