@@ -408,6 +408,8 @@ node_down() {
     for pid in $(ip netns pids "$N_NETNS" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
   fi
   rm -f "$C_DIR"/{kubelet,kube-proxy,scheduler,containerd,api-relay-node,api-relay-host}.pid
+  # the kubelet's links to its containers' logs (/var/log/containers is not configurable)
+  find /var/log/containers -maxdepth 1 -type l -lname "$N_DIR/*" -delete 2>/dev/null || true
   # libcni's result cache of pods that were killed, not torn down (/var/lib/cni/results)
   local f id
   for f in /var/lib/cni/results/"flotilla-$BED_ID-$C_NAME"-*; do
