@@ -177,21 +177,39 @@ async fn every_cluster_has_a_ready_node_that_runs_probed_pods_which_reach_the_ap
         .as_str()
         .unwrap()
         .to_string();
-    bed.kubectl_ok(c, &["-n", ns, "exec", &victim, "--", "rm", "/www/index.html"]);
+    bed.kubectl_ok(
+        c,
+        &["-n", ns, "exec", &victim, "--", "rm", "/www/index.html"],
+    );
     eventually(&format!("{victim} unready in {c}"), WAIT, || async {
         let p = bed.object(c, &pod, Some(ns), &victim).await;
         let d = bed
-            .object(c, &api_resource("apps/v1", "Deployment", "deployments"), Some(ns), "web")
+            .object(
+                c,
+                &api_resource("apps/v1", "Deployment", "deployments"),
+                Some(ns),
+                "web",
+            )
             .await;
         Ok((p.is_some_and(|p| !condition_true(&p, "Ready"))
-            && d.and_then(|d| d.pointer("/status/readyReplicas").and_then(Value::as_i64)) == Some(1))
+            && d.and_then(|d| d.pointer("/status/readyReplicas").and_then(Value::as_i64))
+                == Some(1))
         .then_some(()))
     })
     .await
     .unwrap();
     bed.kubectl_ok(
         c,
-        &["-n", ns, "exec", &victim, "--", "sh", "-c", "echo back >/www/index.html"],
+        &[
+            "-n",
+            ns,
+            "exec",
+            &victim,
+            "--",
+            "sh",
+            "-c",
+            "echo back >/www/index.html",
+        ],
     );
     wait_web_ready(&bed, c, ns, 2).await;
 }
@@ -206,10 +224,7 @@ async fn a_federated_deployment_gets_ready_pods_in_every_member() {
     let ns: &str = &guard;
 
     let mut template = web_deployment(2);
-    template["metadata"]
-        .as_object_mut()
-        .unwrap()
-        .remove("name");
+    template["metadata"].as_object_mut().unwrap().remove("name");
     let fobj = json!({"apiVersion": GROUP, "kind": "FederatedObject",
         "metadata": {"name": "web", "namespace": *ns},
         "spec": {"template": template,
@@ -222,23 +237,28 @@ async fn a_federated_deployment_gets_ready_pods_in_every_member() {
     }
     // The operator sees the copies healthy: their pods are available.
     let resource = api_resource(GROUP, "FederatedObject", "federatedobjects");
-    let status = eventually("the FederatedObject Healthy in every member", WAIT, || async {
-        Ok(bed
-            .object("host", &resource, Some(ns), "web")
-            .await
-            .filter(|o| {
-                condition_true(o, "Healthy")
-                    && members.iter().all(|m| {
-                        o.pointer("/status/clusters")
-                            .and_then(Value::as_array)
-                            .is_some_and(|cs| {
-                                cs.iter().any(|e| {
-                                    e["cluster"] == json!(m) && e["health"]["state"] == "Healthy"
+    let status = eventually(
+        "the FederatedObject Healthy in every member",
+        WAIT,
+        || async {
+            Ok(bed
+                .object("host", &resource, Some(ns), "web")
+                .await
+                .filter(|o| {
+                    condition_true(o, "Healthy")
+                        && members.iter().all(|m| {
+                            o.pointer("/status/clusters")
+                                .and_then(Value::as_array)
+                                .is_some_and(|cs| {
+                                    cs.iter().any(|e| {
+                                        e["cluster"] == json!(m)
+                                            && e["health"]["state"] == "Healthy"
+                                    })
                                 })
-                            })
-                    })
-            }))
-    })
+                        })
+                }))
+        },
+    )
     .await
     .unwrap();
     assert!(condition_true(&status, "Ready"), "{}", status["status"]);
