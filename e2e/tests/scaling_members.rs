@@ -38,7 +38,8 @@ fn workload(ns: &str, name: &str, total: i32) -> String {
                     "replicas": total,
                     "selector": {"matchLabels": {"app": name}},
                     "template": {"metadata": {"labels": {"app": name}},
-                        "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]}}
+                        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "app",
+                            "image": "flotilla.test/pause:3.10", "imagePullPolicy": "Never"}]}}
                 }
             },
             "replicas": {"mode": "Divided"},
@@ -119,7 +120,8 @@ async fn condition(
 }
 
 /// The workload's pods in `member`, as a kubelet would report them: Running and Ready since a
-/// while (so their samples count from the start).
+/// while (so their samples count from the start). On a bed with nodes they really run (the
+/// bed's own pause image) and the kubelet reports the same; without nodes this stands in.
 async fn make_ready(bed: &TestBed, member: &str, ns: &str, app: &str) -> Vec<String> {
     let api: Api<Pod> = Api::namespaced(bed.client(member).await, ns);
     let pods = api
