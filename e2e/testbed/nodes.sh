@@ -368,7 +368,7 @@ node_up() { # node_up DEADLINE: the scheduler and the node of the loaded cluster
 node_down() {
   load_cluster "$1"
   load_node
-  local comp pid pids=() i h procs
+  local comp pid pids=() i h procs alive
   for comp in kubelet kube-proxy scheduler; do
     if pid="$(comp_pid "$C_DIR" "$comp")"; then
       kill -CONT "$pid" 2>/dev/null || true
@@ -378,7 +378,7 @@ node_down() {
   done
   # the containers: every process in the node's cgroups (their shims, still alive, reap them)
   for ((i = 0; i < 50; i++)); do
-    procs="$(for h in $(cgroup_hierarchies); do [ -d "$h/$N_CGROUP" ] && find "$h/$N_CGROUP" -name cgroup.procs -exec cat {} + 2>/dev/null; done | sort -un | tr '\n' ' ')"
+    procs="$(node_cgroup_procs | sort -un | tr '\n' ' ')"
     [ -n "${procs// /}" ] || break
     # shellcheck disable=SC2086 # a list of pids
     kill -KILL $procs 2>/dev/null || true
@@ -399,7 +399,9 @@ node_down() {
   fi
   for ((i = 0; i < 100; i++)); do
     alive=0
-    for pid in "${pids[@]}"; do [ -d "/proc/$pid" ] && [ "$(proc_state "$pid")" != Z ] && alive=1; done
+    for pid in "${pids[@]}"; do
+      if [ -d "/proc/$pid" ] && [ "$(proc_state "$pid")" != Z ]; then alive=1; fi
+    done
     [ "$alive" = 0 ] && break
     sleep 0.1
   done
@@ -425,13 +427,20 @@ node_down() {
   ip link del "$N_VETH" 2>/dev/null || true
   for ((i = 0; i < 20; i++)); do
     for h in $(cgroup_hierarchies); do
-      [ -d "$h/$N_CGROUP" ] && find "$h/$N_CGROUP" -depth -type d -exec rmdir {} + 2>/dev/null
+      if [ -d "$h/$N_CGROUP" ]; then find "$h/$N_CGROUP" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
     done
     node_cgroups_left || break
     sleep 0.2
   done
   node_cgroups_left && log "[$C_NAME] cgroups left: /sys/fs/cgroup/*/$N_CGROUP"
   return 0
+}
+
+node_cgroup_procs() { # every pid in the node's cgroups (none, and status 0, when there are none)
+  local h
+  for h in $(cgroup_hierarchies); do
+    if [ -d "$h/$N_CGROUP" ]; then find "$h/$N_CGROUP" -name cgroup.procs -exec cat {} + 2>/dev/null || true; fi
+  done
 }
 
 node_cgroups_left() {
