@@ -496,6 +496,7 @@ up_cluster() {
   if [ "$was_up" = 1 ]; then
     log "[$c] already up and healthy ($C_SERVER)"
   elif [ "$NODES" = 1 ]; then
+    # shellcheck disable=SC2153 # N_NAME and N_IP are set by node_up (load_node)
     log "[$c] ready ($C_SERVER), node $N_NAME Ready at $N_IP"
   else
     log "[$c] ready ($C_SERVER)"
