@@ -73,7 +73,7 @@ e2e-floor: ## Smoke subset (install, propagation, failover, drift, scaling, any 
 	  e2e/run.sh --exact $(FLOOR_TESTS)
 
 .PHONY: tools
-tools: ## Install what the test beds need (etcd, kube-apiserver, kube-controller-manager for 1.34 and 1.20, helm)
+tools: ## Install what the test beds need (etcd, kube-apiserver, kube-controller-manager for 1.34 and 1.20; scheduler, kubelet, kube-proxy, containerd for the 1.34 nodes; helm)
 	KUBE_VERSION=1.34 e2e/testbed/install-tools.sh
 	KUBE_VERSION=1.20 e2e/testbed/install-tools.sh
 

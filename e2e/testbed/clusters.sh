@@ -15,7 +15,11 @@
 #   FLOTILLA_PORT_BASE   first port (default 26000); cluster i (host=0, memberK=K) uses BASE+10*i+{0..3},
 #                        and memberK's Prometheus adapter BASE+10*K+4
 #   FLOTILLA_CACHE       where install-tools.sh caches binaries (default ~/.cache/flotilla)
-#   FLOTILLA_UP_TIMEOUT  seconds to wait for one cluster to become ready (default 240)
+#   FLOTILLA_UP_TIMEOUT  seconds to wait for one cluster to become ready (default 240), and as much
+#                        again for its node
+#   NODES                1 (default on 1.34): each cluster gets a scheduler and one node (kubelet,
+#                        containerd, kube-proxy in a network namespace of its own; nodes.sh);
+#                        0: control planes only, as the 1.20 floor always is. Recorded at the first `up`.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -76,6 +80,14 @@ KUBE_VERSION="${KUBE_VERSION_ASKED:-${RECORDED_KUBE_VERSION:-1.34}}"
 # shellcheck source=versions.sh
 . "$SCRIPT_DIR/versions.sh"
 
+# Nodes: NODES, else what the bed was brought up with, else on for 1.34; the 1.20 floor has none.
+RECORDED_NODES="$(kv "$STATE/testbed.env" NODES)"
+NODES="${NODES:-${RECORDED_NODES:-1}}"
+[ "$KUBE_VERSION" = 1.34 ] || NODES=0
+case "$NODES" in 0 | 1) ;; *) die "NODES must be 0 or 1, got '$NODES'" ;; esac
+# shellcheck source=nodes.sh
+. "$SCRIPT_DIR/nodes.sh"
+
 port_in_use() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
 take_lock() { # serialises up/down on the same state dir; fd 9 is closed in every daemon we start
@@ -100,7 +112,10 @@ ensure_state_dir() {
     die "the test bed in $STATE runs Kubernetes $RECORDED_KUBE_VERSION, not $KUBE_VERSION; run '$0 down' first (or use another FLOTILLA_STATE and FLOTILLA_PORT_BASE)"
   fi
   if [ -z "$rec" ]; then
-    printf 'PROVIDER=%s\nPORT_BASE=%s\nKUBE_VERSION=%s\n' "$PROVIDER" "$PORT_BASE" "$KUBE_VERSION" >"$STATE/testbed.env"
+    printf 'PROVIDER=%s\nPORT_BASE=%s\nKUBE_VERSION=%s\nNODES=%s\n' "$PROVIDER" "$PORT_BASE" "$KUBE_VERSION" "$NODES" >"$STATE/testbed.env"
+  elif [ -z "$RECORDED_NODES" ]; then
+    # a bed from before nodes existed: it has none
+    NODES=0
   fi
 }
 
@@ -127,6 +142,7 @@ component_ports() { # ports a component listens on
     etcd) echo "$C_ETCD_PORT $C_PEER_PORT" ;;
     apiserver) echo "$C_API_PORT" ;;
     controller-manager) echo "$C_KCM_PORT" ;;
+    scheduler) echo "$((C_API_PORT + 5))" ;;
     metrics-adapter) echo "$C_ADAPTER_PORT" ;;
   esac
 }
@@ -266,6 +282,7 @@ init_cluster() { # creates dir, ports, PKI, kubeconfigs and run scripts (each on
         "$c" "$idx" $((base + 10 * idx)) $((base + 10 * idx + 1)) $((base + 10 * idx + 2)) $((base + 10 * idx + 3))
       # the member's Prometheus adapter (`metrics-adapter start`); the host runs none
       [ "$idx" = 0 ] || printf 'ADAPTER_PORT=%s\n' $((base + 10 * idx + 4))
+      printf 'SCHED_PORT=%s\n' $((base + 10 * idx + 5))
     } | write_atomic "$d/cluster.env"
   fi
   load_cluster "$c"
@@ -316,10 +333,18 @@ rules:
 POLICY
   # Flags that differ between versions: the insecure ports are gone in current versions, and with
   # them kube-apiserver's --insecure-port and kube-controller-manager's --port.
-  local api_old=() kcm_old=()
+  local api_old=() kcm_old=() api_node=()
   if [ "$KUBE_VERSION" = 1.20 ]; then
     api_old=(--insecure-port=0)
     kcm_old=(--port=0)
+  fi
+  # With nodes, the apiserver reaches the kubelets (logs, exec, port-forward) at their InternalIP
+  # with a client certificate of its own (the kubelets authorize it by webhook).
+  if [ "$NODES" = 1 ]; then
+    cert_sign apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+    api_node=(--kubelet-client-certificate="$pki/apiserver-kubelet-client.crt"
+      --kubelet-client-key="$pki/apiserver-kubelet-client.key"
+      --kubelet-preferred-address-types=InternalIP)
   fi
   if [ ! -f "$d/run-apiserver.sh" ]; then
     write_run_script "$d/run-apiserver.sh" "$d/apiserver.pid" "$KUBE_BIN_DIR/kube-apiserver" \
@@ -328,6 +353,7 @@ POLICY
       --advertise-address=127.0.0.1 \
       --secure-port="$C_API_PORT" \
       "${api_old[@]}" \
+      "${api_node[@]}" \
       --audit-policy-file="$d/audit-policy.yaml" \
       --audit-log-path="$d/audit.log" \
       --audit-log-maxsize=200 \
@@ -463,8 +489,15 @@ up_cluster() {
   start_component controller-manager
   wait_for "$deadline" controller-manager "controller-manager /healthz on :$C_KCM_PORT" kcm_healthy
   wait_for "$deadline" controller-manager "ServiceAccount default/default" default_sa_ready
+  if [ "$NODES" = 1 ]; then
+    for comp in scheduler "${NODE_COMPONENTS[@]}"; do comp_pid "$C_DIR" "$comp" >/dev/null || was_up=0; done
+    node_up $(($(date +%s) + UP_TIMEOUT))
+  fi
   if [ "$was_up" = 1 ]; then
     log "[$c] already up and healthy ($C_SERVER)"
+  elif [ "$NODES" = 1 ]; then
+    # shellcheck disable=SC2153 # N_NAME and N_IP are set by node_up (load_node)
+    log "[$c] ready ($C_SERVER), node $N_NAME Ready at $N_IP"
   else
     log "[$c] ready ($C_SERVER)"
   fi
@@ -491,6 +524,22 @@ local_up() {
     [ -x "$b" ] || die "$b is missing (install-tools.sh failed?)"
   done
   log "Kubernetes $KUBE_FULL_VERSION, etcd $("$ETCD_BIN" --version 2>/dev/null | head -1 | awk '{print $3}')"
+  if [ "$NODES" = 1 ]; then
+    [ "$(id -u)" = 0 ] || die "nodes need root (network namespaces, cgroups, mounts); run as root or with NODES=0"
+    for b in kube-scheduler kubelet kube-proxy; do
+      [ -x "$KUBE_BIN_DIR/$b" ] || die "$KUBE_BIN_DIR/$b is missing (install-tools.sh failed?)"
+    done
+    for b in containerd containerd-shim-runc-v2 runc ctr socat nsenter iptables conntrack "$CNI_BIN_DIR/bridge" "$CNI_BIN_DIR/host-local" "$CNI_BIN_DIR/portmap" "$CNI_BIN_DIR/loopback"; do
+      command -v "$b" >/dev/null || die "$b is missing (install-tools.sh installs it)"
+    done
+    # containerd's CNI config monitor and every kubelet take inotify instances; the default of 128
+    # per user is used up by four nodes on a busy machine ("too many open files")
+    if (($(sysctl -n fs.inotify.max_user_instances) < 8192)); then
+      sysctl -qw fs.inotify.max_user_instances=8192 || die "cannot raise fs.inotify.max_user_instances"
+    fi
+    "$SCRIPT_DIR/images/build.sh" "$STATE/images" 2>"$STATE/images.log" ||
+      { cat "$STATE/images.log" >&2; die "cannot build the node images"; }
+  fi
   local c pids=() names=() failed=() i start
   start="$(date +%s)"
   for c in $( (existing_clusters; wanted_clusters) | awk '!seen[$0]++'); do
@@ -523,14 +572,21 @@ testbed_pids() {
     case "$cmd" in *"$STATE/"*) ;; *) continue ;; esac # never a recycled pid
     exe="${cmd%% *}"
     case "${exe##*/}" in
-      etcd | kube-apiserver | kube-controller-manager | prometheus-adapter) echo "$pid" ;;
+      etcd | kube-apiserver | kube-controller-manager | prometheus-adapter | kube-scheduler | kubelet | kube-proxy | \
+        containerd | containerd-shim-runc-v2 | socat) echo "$pid" ;;
       bash) case "$cmd" in *"$STATE/"*/run-*.sh*) echo "$pid" ;; esac ;;
     esac
   done
 }
 
 local_down() {
-  local pids i port ports=() f
+  local pids i port ports=() f c
+  # nodes first (containers, daemons, mounts, netns, cgroups), from any state
+  for f in "$STATE"/*/cluster.env; do
+    [ -f "$f" ] || continue
+    c="$(basename "$(dirname "$f")")"
+    ( node_down "$c" )
+  done
   pids="$(testbed_pids | tr '\n' ' ')"
   if [ -n "${pids// /}" ]; then
     log "stopping test bed processes: $pids"
@@ -558,6 +614,7 @@ local_down() {
     [ -f "$f" ] || continue
     ports+=("$(kv "$f" API_PORT)" "$(kv "$f" ETCD_PORT)" "$(kv "$f" ETCD_PEER_PORT)" "$(kv "$f" KCM_PORT)")
     [ -z "$(kv "$f" ADAPTER_PORT)" ] || ports+=("$(kv "$f" ADAPTER_PORT)")
+    [ -z "$(kv "$f" SCHED_PORT)" ] || ports+=("$(kv "$f" SCHED_PORT)")
   done
   for port in "${ports[@]}"; do
     for ((i = 0; i < 100; i++)); do
@@ -589,6 +646,9 @@ remove_state() {
   [ -d "$STATE" ] || return 0
   if [ ! -f "$STATE/$MARKER" ] && [ -n "$(ls -A "$STATE")" ]; then
     die "$STATE does not look like a test bed state dir (no $MARKER); not deleting it"
+  fi
+  if findmnt -rn -o TARGET | grep -qF "$STATE/"; then
+    die "mounts left under $STATE (findmnt | grep $STATE); not deleting it"
   fi
   rm -rf "$STATE"
 }
@@ -1047,6 +1107,11 @@ cmd_env() {
         "$c" "$C_SERVER" "$C_ETCD_PORT" "$C_PEER_PORT" "$C_KCM_PORT"
       printf '#           kubeconfig %s  logs %s/{etcd,apiserver,controller-manager}.log\n' \
         "$STATE/$c.kubeconfig" "$C_DIR"
+      if [ "$NODES" = 1 ]; then
+        load_node
+        printf '#           node %s at %s (netns %s), scheduler :%s  logs %s/{scheduler,containerd,kubelet,kube-proxy}.log\n' \
+          "$N_NAME" "$N_IP" "$N_NETNS" "$C_SCHED_PORT" "$C_DIR"
+      fi
     fi
   done
   printf '# example: kubectl --context member1 get namespaces\n'
@@ -1086,6 +1151,7 @@ cmd_status() {
         line+=" readyz=FAIL"
         all_ok=1
       fi
+      [ "$NODES" = 1 ] && node_status
     fi
     echo "$line"
   done

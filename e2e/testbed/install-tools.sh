@@ -9,6 +9,8 @@
 #   - the Prometheus adapter v0.x   bin/prometheus-adapter-v0.x/prometheus-adapter, built from
 #                  sigs.k8s.io/prometheus-adapter (prometheus-adapter/go.mod), for
 #                  `clusters.sh metrics-adapter` (custom/external metrics APIs of the members)
+#   - kube-scheduler, kubelet, kube-proxy v1.34.x (the nodes), same build and directory
+#   - containerd, runc, CNI plugins, iptables, conntrack, socat, busybox-static, gcc: Debian's
 #   KUBE_VERSION=1.20 (the compatibility floor)
 #   - kube-apiserver, kube-controller-manager v1.20.2   bin/kubernetes-v1.20.2/
 #                  built from Debian bookworm's `kubernetes` source package with Debian's Go 1.19
@@ -136,7 +138,14 @@ SRC
   rm -rf "$work"
   log "kubernetes binaries cached in $KUBE_BIN_DIR"
 }
-if [ ! -x "$KUBE_BIN_DIR/kube-apiserver" ] || [ ! -x "$KUBE_BIN_DIR/kube-controller-manager" ]; then
+# 1.34 also runs a node per cluster (kubelet, kube-proxy) and a scheduler; a cache dir made before
+# that holds only the first two binaries and is rebuilt.
+kube_bins=(kube-apiserver kube-controller-manager)
+[ "$KUBE_VERSION" = 1.20 ] || kube_bins+=(kube-scheduler kubelet kube-proxy)
+kube_missing=""
+for b in "${kube_bins[@]}"; do [ -x "$KUBE_BIN_DIR/$b" ] || kube_missing+=" $b"; done
+if [ -n "$kube_missing" ]; then
+  log "missing in $KUBE_BIN_DIR:$kube_missing"
   if [ "$KUBE_VERSION" = 1.20 ]; then
     # A cache from before binaries were kept per version holds the 1.20 build in bin/ itself
     # (copied, not moved: an older checkout sharing the cache still runs it from there).
@@ -148,7 +157,7 @@ if [ ! -x "$KUBE_BIN_DIR/kube-apiserver" ] || [ ! -x "$KUBE_BIN_DIR/kube-control
       build_kubernetes_120
     fi
   else
-    build_from_module "kube-apiserver and kube-controller-manager $KUBE_FULL_VERSION" "$TESTBED_DIR/k8s" "$KUBE_BIN_DIR"
+    build_from_module "${kube_bins[*]} $KUBE_FULL_VERSION" "$TESTBED_DIR/k8s" "$KUBE_BIN_DIR"
   fi
 fi
 
@@ -177,5 +186,12 @@ fi
 
 # --- tools the tests use ----------------------------------------------------------------------
 apt_install openssl curl procps jq iproute2 util-linux
+
+# --- the nodes of a 1.34 bed (nodes.sh): container runtime, CNI plugins, kube-proxy's iptables,
+# the API relays (socat), and what images/build.sh makes the node images from (gcc and a static
+# libc for the pause binary, busybox-static for the workload image) --------------------------
+if [ "$KUBE_VERSION" != 1.20 ]; then
+  apt_install containerd runc containernetworking-plugins iptables conntrack socat busybox-static gcc libc6-dev binutils
+fi
 
 log "ready: $("$KUBE_BIN_DIR/kube-apiserver" --version 2>&1), etcd $("$ETCD_BIN" --version 2>/dev/null | head -1 | awk '{print $3}'), $("$BIN/helm" version --short 2>/dev/null)${ADAPTER_VERSION:+, prometheus-adapter $ADAPTER_VERSION}"

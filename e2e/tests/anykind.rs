@@ -351,7 +351,8 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
     wait_replicas(&bed, &ns, &[("member1", Some(4)), ("member2", Some(2))]).await;
 
     // Health per kind: the CRD is established, the ConfigMap merely applied, the Deployment
-    // (no kubelet here: its pods never run) progressing, with its replica counts.
+    // progressing, with its replica counts (its pods never run: their image cannot be pulled,
+    // the test bed's nodes reach no registry).
     let crd = wait_host(
         &bed,
         "ClusterFederatedObject",

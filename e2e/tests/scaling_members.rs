@@ -38,7 +38,11 @@ fn workload(ns: &str, name: &str, total: i32) -> String {
                     "replicas": total,
                     "selector": {"matchLabels": {"app": name}},
                     "template": {"metadata": {"labels": {"app": name}},
-                        "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]}}
+                        "spec": {
+                            // kept off the bed's nodes: the pods stay Pending until the test
+                            // sets their status (a kubelet would report its own)
+                            "nodeSelector": {"flotilla.test/no-such-node": "true"},
+                            "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]}}
                 }
             },
             "replicas": {"mode": "Divided"},
@@ -119,7 +123,8 @@ async fn condition(
 }
 
 /// The workload's pods in `member`, as a kubelet would report them: Running and Ready since a
-/// while (so their samples count from the start).
+/// while (so their samples count from the start). They are kept off the bed's nodes, whose
+/// kubelets would report their own status.
 async fn make_ready(bed: &TestBed, member: &str, ns: &str, app: &str) -> Vec<String> {
     let api: Api<Pod> = Api::namespaced(bed.client(member).await, ns);
     let pods = api

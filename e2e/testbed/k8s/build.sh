@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kube-controller-manager from this wrapper module (go.mod pins
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy (the
+# node: see ../nodes.sh) from this wrapper module (go.mod pins
 # k8s.io/kubernetes; see update.sh) into DEST, with the version stamped so /version reports it.
 #   e2e/testbed/k8s/build.sh DEST
 # Uses the machine's Go (GOTOOLCHAIN=local: no toolchain download), modules from the proxy.
@@ -19,4 +20,5 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 mkdir -p "$dest"
 "$GO" build -trimpath -ldflags "$ldflags" -o "$dest/" \
-  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
