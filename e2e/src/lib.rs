@@ -1072,3 +1072,23 @@ impl Drop for BedNamespace<'_> {
         }
     }
 }
+
+/// The text with every list index in a field path (`[0]`, `[12]`) removed: current API servers
+/// name fields with indices (`spec.overrides[0].patches[0].path`), 1.20 without.
+pub fn without_list_indices(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && after[digits..].starts_with(']') {
+            rest = &after[digits + 1..];
+        } else {
+            out.push('[');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use flotilla_api::{FederatedIngress, MemberCluster, ScalingPolicy};
-use flotilla_e2e::{TestBed, eventually, read_yaml_documents, repo_root};
+use flotilla_e2e::{TestBed, eventually, read_yaml_documents, repo_root, without_list_indices};
 use kube::Api;
 
 const CRDS: [&str; 7] = [
@@ -214,25 +214,6 @@ async fn malformed_objects_are_rejected_with_readable_messages() {
         "host",
         &["delete", "namespace", "malformed", "--wait=false"],
     );
-}
-
-/// The text with every list index in a field path (`[0]`, `[12]`) removed.
-fn without_list_indices(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find('[') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        if digits > 0 && after[digits..].starts_with(']') {
-            rest = &after[digits + 1..];
-        } else {
-            out.push('[');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[test]

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use flotilla_e2e::{Operator, TestBed, api_resource, eventually};
+use flotilla_e2e::{Operator, TestBed, api_resource, eventually, without_list_indices};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -317,23 +317,4 @@ async fn semantic_mistakes_are_refused_at_admission_or_reported_as_conditions() 
             "{member}: {listed}"
         );
     }
-}
-
-/// The text with every list index in a field path (`[0]`, `[12]`) removed.
-fn without_list_indices(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find('[') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        if digits > 0 && after[digits..].starts_with(']') {
-            rest = &after[digits + 1..];
-        } else {
-            out.push('[');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
 }
