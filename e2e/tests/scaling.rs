@@ -581,9 +581,19 @@ async fn bad_input_is_reported_as_conditions() {
     );
     assert_eq!(replicas(&bed, &ns, &["member1"]).await, vec![Some(2)]);
 
-    // A target reference that is not a group/version: reported, nothing read or written.
+    // A target reference that is not a group/version: refused at admission where the API
+    // server runs the CRD's rules; stored past them (as on an older server), reported, nothing
+    // read or written.
     doc["spec"]["targetRef"]["apiVersion"] = json!("apps/");
-    bed.apply("host", &doc.to_string());
+    if bed.admission_runs_cel("host") {
+        let out = bed.kubectl_with_stdin("host", &["apply", "-f", "-"], Some(&doc.to_string()));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("spec.targetRef.apiVersion"),
+            "not refused at admission:\n{stderr}"
+        );
+    }
+    bed.store_past_cel_rules("scalingpolicies.federation.flotilla.dev", &doc.to_string());
     let message = wait_condition(&bed, &ns, "AbleToScale", "False", "InvalidTargetRef").await;
     assert!(message.contains("targetRef.apiVersion"), "{message}");
 
