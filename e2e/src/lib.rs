@@ -506,11 +506,14 @@ impl Default for OperatorOptions {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// `N` distinct free ports on 127.0.0.1. Every listener is held until all are bound: taken one
+/// at a time, the kernel may hand out the same port twice (it did: an operator was given one
+/// port for both its metrics and its admin address, and could not start).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("a bound address").port())
 }
 
 impl Operator {
@@ -542,8 +545,7 @@ impl Operator {
 
     /// Starts `flotilla run` without waiting for it to be ready (e.g. while the host is down).
     pub fn spawn_with(bed: &TestBed, name: &str, options: OperatorOptions) -> Self {
-        let metrics_port = free_port();
-        let admin_port = free_port();
+        let [metrics_port, admin_port] = free_ports();
         let log = bed.state_dir().join(format!("operator-{name}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
         let (kubeconfig, context) = options

@@ -35,13 +35,6 @@ pub struct PrometheusStack {
     pub pushgateway_port: u16,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn binary(name: &str) -> PathBuf {
     let found = std::env::var_os("PATH")
         .into_iter()
@@ -134,12 +127,13 @@ impl PrometheusStack {
             std::process::id()
         ));
         std::fs::create_dir_all(dir.join("data")).expect("temp dir");
+        let [prometheus_port, pushgateway_port] = crate::free_ports();
         let mut stack = Self {
             dir,
             prometheus: None,
             pushgateway: None,
-            prometheus_port: free_port(),
-            pushgateway_port: free_port(),
+            prometheus_port,
+            pushgateway_port,
         };
         let template = std::fs::read_to_string(repo_root().join("e2e/prometheus/prometheus.yml"))
             .expect("e2e/prometheus/prometheus.yml");
