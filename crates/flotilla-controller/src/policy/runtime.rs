@@ -293,13 +293,7 @@ fn typed_store<K>(
     changed: &Arc<Notify>,
 ) -> (Store<K>, Arc<AtomicBool>)
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: crate::store::WatchedKind,
 {
     let (reader, writer) = reflector::store();
     let listed = Arc::new(AtomicBool::new(false));

@@ -11,7 +11,6 @@ use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
-use serde::de::DeserializeOwned;
 
 use crate::members::registry::Member;
 
@@ -38,13 +37,7 @@ pub(super) struct MemberWatches<K: Resource<DynamicType = ()> + 'static> {
 
 impl<K> MemberWatches<K>
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: crate::store::WatchedKind,
 {
     pub fn new(trim: fn(&mut K)) -> Self {
         Self {
@@ -86,13 +79,7 @@ where
 
 fn start<K>(client: Client, member: &str, client_generation: u64, trim: fn(&mut K)) -> Watch<K>
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: crate::store::WatchedKind,
 {
     let api: Api<K> = Api::all(client);
     let (store, writer) = reflector::store();
