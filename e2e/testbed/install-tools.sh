@@ -10,6 +10,9 @@
 #                  sigs.k8s.io/prometheus-adapter (prometheus-adapter/go.mod), for
 #                  `clusters.sh metrics-adapter` (custom/external metrics APIs of the members)
 #   - kube-scheduler, kubelet, kube-proxy v1.34.x (the nodes), same build and directory
+#   - metrics-server v0.x   bin/metrics-server-v0.x/metrics-server, built from
+#                  sigs.k8s.io/metrics-server (metrics-server/go.mod): metrics.k8s.io of each
+#                  cluster of a bed with nodes (metrics-server.sh)
 #   - containerd, runc, CNI plugins, iptables, conntrack, socat, busybox-static, gcc: Debian's
 #   KUBE_VERSION=1.20 (the compatibility floor)
 #   - kube-apiserver, kube-controller-manager v1.20.2   bin/kubernetes-v1.20.2/
@@ -166,6 +169,11 @@ if [ -n "${ADAPTER_BIN:-}" ] && [ ! -x "$ADAPTER_BIN" ]; then
   build_from_module "prometheus-adapter $ADAPTER_VERSION" "$TESTBED_DIR/prometheus-adapter" "$(dirname "$ADAPTER_BIN")"
 fi
 
+# --- metrics-server (1.34 only: the nodes' Resource metrics; the 1.20 floor has no nodes) ----
+if [ -n "${METRICS_SERVER_BIN:-}" ] && [ ! -x "$METRICS_SERVER_BIN" ]; then
+  build_from_module "metrics-server $METRICS_SERVER_VERSION" "$TESTBED_DIR/metrics-server" "$(dirname "$METRICS_SERVER_BIN")"
+fi
+
 # --- helm (and a fallback kubectl) ------------------------------------------------------------
 if [ ! -x "$BIN/helm" ]; then
   apt_install unzip
@@ -194,4 +202,4 @@ if [ "$KUBE_VERSION" != 1.20 ]; then
   apt_install containerd runc containernetworking-plugins iptables conntrack socat busybox-static gcc libc6-dev binutils
 fi
 
-log "ready: $("$KUBE_BIN_DIR/kube-apiserver" --version 2>&1), etcd $("$ETCD_BIN" --version 2>/dev/null | head -1 | awk '{print $3}'), $("$BIN/helm" version --short 2>/dev/null)${ADAPTER_VERSION:+, prometheus-adapter $ADAPTER_VERSION}"
+log "ready: $("$KUBE_BIN_DIR/kube-apiserver" --version 2>&1), etcd $("$ETCD_BIN" --version 2>/dev/null | head -1 | awk '{print $3}'), $("$BIN/helm" version --short 2>/dev/null)${ADAPTER_VERSION:+, prometheus-adapter $ADAPTER_VERSION}${METRICS_SERVER_VERSION:+, metrics-server $METRICS_SERVER_VERSION}"

@@ -7,7 +7,9 @@
 # Sets KUBE_VERSION, KUBE_FULL_VERSION (v1.34.12), KUBE_BIN_DIR, ETCD_VERSION (v3.6.17 or
 # "debian"), ETCD_BIN (may not exist yet: install-tools.sh makes it), and for 1.34 only
 # ADAPTER_VERSION (v0.12.0) and ADAPTER_BIN: the Prometheus adapter pinned in
-# prometheus-adapter/go.mod (`clusters.sh metrics-adapter`); both empty for 1.20.
+# prometheus-adapter/go.mod (`clusters.sh metrics-adapter`), and METRICS_SERVER_VERSION (v0.8.0)
+# and METRICS_SERVER_BIN: metrics-server pinned in metrics-server/go.mod (one per cluster of a
+# bed with nodes, metrics-server.sh); all empty for 1.20.
 # shellcheck shell=bash
 TESTBED_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 FLOTILLA_BIN_CACHE="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/bin"
@@ -20,6 +22,8 @@ case "$KUBE_VERSION" in
     ETCD_BIN="$(command -v etcd || echo /usr/bin/etcd)"
     ADAPTER_VERSION=""
     ADAPTER_BIN=""
+    METRICS_SERVER_VERSION=""
+    METRICS_SERVER_BIN=""
     ;;
   1.34 | v1.34 | 1.34.* | v1.34.*)
     KUBE_VERSION=1.34
@@ -28,6 +32,8 @@ case "$KUBE_VERSION" in
     ETCD_BIN="$FLOTILLA_BIN_CACHE/etcd-$ETCD_VERSION/etcd"
     ADAPTER_VERSION="$(grep -o 'sigs.k8s.io/prometheus-adapter v0\.[0-9.]*' "$TESTBED_DIR/prometheus-adapter/go.mod" | head -1 | cut -d' ' -f2)"
     ADAPTER_BIN="$FLOTILLA_BIN_CACHE/prometheus-adapter-$ADAPTER_VERSION/prometheus-adapter"
+    METRICS_SERVER_VERSION="$(grep -o 'sigs.k8s.io/metrics-server v0\.[0-9.]*' "$TESTBED_DIR/metrics-server/go.mod" | head -1 | cut -d' ' -f2)"
+    METRICS_SERVER_BIN="$FLOTILLA_BIN_CACHE/metrics-server-$METRICS_SERVER_VERSION/metrics-server"
     ;;
   *)
     printf 'KUBE_VERSION must be 1.34 or 1.20, got %s\n' "$KUBE_VERSION" >&2
