@@ -13,12 +13,14 @@
 #   PROVIDER             local (default) or kind
 #   FLOTILLA_STATE       state directory (default <repo>/e2e/.state)
 #   FLOTILLA_PORT_BASE   first port (default 26000); cluster i (host=0, memberK=K) uses BASE+10*i+{0..3},
-#                        and memberK's Prometheus adapter BASE+10*K+4
+#                        memberK's Prometheus adapter BASE+10*K+4, with nodes the scheduler
+#                        BASE+10*i+5 and metrics-server BASE+10*i+6
 #   FLOTILLA_CACHE       where install-tools.sh caches binaries (default ~/.cache/flotilla)
 #   FLOTILLA_UP_TIMEOUT  seconds to wait for one cluster to become ready (default 240), and as much
 #                        again for its node
 #   NODES                1 (default on 1.34): each cluster gets a scheduler and one node (kubelet,
-#                        containerd, kube-proxy in a network namespace of its own; nodes.sh);
+#                        containerd, kube-proxy in a network namespace of its own; nodes.sh)
+#                        and a metrics-server (metrics.k8s.io; metrics-server.sh);
 #                        0: control planes only, as the 1.20 floor always is. Recorded at the first `up`.
 set -euo pipefail
 
@@ -87,6 +89,8 @@ NODES="${NODES:-${RECORDED_NODES:-1}}"
 case "$NODES" in 0 | 1) ;; *) die "NODES must be 0 or 1, got '$NODES'" ;; esac
 # shellcheck source=nodes.sh
 . "$SCRIPT_DIR/nodes.sh"
+# shellcheck source=metrics-server.sh
+. "$SCRIPT_DIR/metrics-server.sh"
 
 port_in_use() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
@@ -144,6 +148,7 @@ component_ports() { # ports a component listens on
     controller-manager) echo "$C_KCM_PORT" ;;
     scheduler) echo "$((C_API_PORT + 5))" ;;
     metrics-adapter) echo "$C_ADAPTER_PORT" ;;
+    metrics-server) ms_port ;;
   esac
 }
 
@@ -283,6 +288,7 @@ init_cluster() { # creates dir, ports, PKI, kubeconfigs and run scripts (each on
       # the member's Prometheus adapter (`metrics-adapter start`); the host runs none
       [ "$idx" = 0 ] || printf 'ADAPTER_PORT=%s\n' $((base + 10 * idx + 4))
       printf 'SCHED_PORT=%s\n' $((base + 10 * idx + 5))
+      printf 'MS_PORT=%s\n' $((base + 10 * idx + 6)) # metrics-server (with nodes)
     } | write_atomic "$d/cluster.env"
   fi
   load_cluster "$c"
@@ -490,8 +496,9 @@ up_cluster() {
   wait_for "$deadline" controller-manager "controller-manager /healthz on :$C_KCM_PORT" kcm_healthy
   wait_for "$deadline" controller-manager "ServiceAccount default/default" default_sa_ready
   if [ "$NODES" = 1 ]; then
-    for comp in scheduler "${NODE_COMPONENTS[@]}"; do comp_pid "$C_DIR" "$comp" >/dev/null || was_up=0; done
+    for comp in scheduler "${NODE_COMPONENTS[@]}" metrics-server; do comp_pid "$C_DIR" "$comp" >/dev/null || was_up=0; done
     node_up $(($(date +%s) + UP_TIMEOUT))
+    ms_up $(($(date +%s) + UP_TIMEOUT))
   fi
   if [ "$was_up" = 1 ]; then
     log "[$c] already up and healthy ($C_SERVER)"
@@ -572,8 +579,8 @@ testbed_pids() {
     case "$cmd" in *"$STATE/"*) ;; *) continue ;; esac # never a recycled pid
     exe="${cmd%% *}"
     case "${exe##*/}" in
-      etcd | kube-apiserver | kube-controller-manager | prometheus-adapter | kube-scheduler | kubelet | kube-proxy | \
-        containerd | containerd-shim-runc-v2 | socat) echo "$pid" ;;
+      etcd | kube-apiserver | kube-controller-manager | prometheus-adapter | metrics-server | kube-scheduler | kubelet | \
+        kube-proxy | containerd | containerd-shim-runc-v2 | socat) echo "$pid" ;;
       bash) case "$cmd" in *"$STATE/"*/run-*.sh*) echo "$pid" ;; esac ;;
     esac
   done
@@ -615,6 +622,7 @@ local_down() {
     ports+=("$(kv "$f" API_PORT)" "$(kv "$f" ETCD_PORT)" "$(kv "$f" ETCD_PEER_PORT)" "$(kv "$f" KCM_PORT)")
     [ -z "$(kv "$f" ADAPTER_PORT)" ] || ports+=("$(kv "$f" ADAPTER_PORT)")
     [ -z "$(kv "$f" SCHED_PORT)" ] || ports+=("$(kv "$f" SCHED_PORT)")
+    [ -z "$(kv "$f" MS_PORT)" ] || ports+=("$(kv "$f" MS_PORT)")
   done
   for port in "${ports[@]}"; do
     for ((i = 0; i < 100; i++)); do
@@ -775,8 +783,11 @@ member_clusters() { existing_clusters | grep '^member' || true; }
 
 admin_kubectl() { kubectl --kubeconfig "$STATE/$C_NAME.kubeconfig" --context "$C_NAME" --request-timeout=10s "$@"; }
 
-adapter_pki() { # CA and serving certificate of the current cluster's adapter (once per bed)
-  local dir="$C_DIR/metrics-adapter" tmp
+# service_pki DIR NAME: a CA of its own and a serving certificate for NAME.kube-system.svc (the
+# name the aggregator checks, whatever address it dials), localhost and 127.0.0.1, in DIR (once
+# per bed): for an aggregated API server of the bed (Prometheus adapter, metrics-server)
+service_pki() {
+  local dir="$1" name="$2" tmp
   [ -f "$dir/serving.crt" ] && return 0
   mkdir -p "$dir"
   tmp="$(mktemp -d "$dir/pki.tmp.XXXXXX")"
@@ -785,7 +796,7 @@ adapter_pki() { # CA and serving certificate of the current cluster's adapter (o
 distinguished_name = dn
 prompt = no
 [dn]
-CN = $ADAPTER_NAME
+CN = $name
 [v3_ca]
 basicConstraints = critical, CA:TRUE
 keyUsage = critical, keyCertSign, cRLSign, digitalSignature
@@ -796,77 +807,102 @@ keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
-subjectAltName = DNS:$ADAPTER_NAME.$ADAPTER_NS.svc, DNS:localhost, IP:127.0.0.1
+subjectAltName = DNS:$name.$ADAPTER_NS.svc, DNS:localhost, IP:127.0.0.1
 CNF
   (
     cd "$tmp" &&
       openssl req -x509 -new -nodes -newkey rsa:2048 -sha256 -days 3650 -config openssl.cnf \
-        -extensions v3_ca -subj "/CN=flotilla-$C_NAME-metrics-adapter-ca" -keyout ca.key -out ca.crt &&
+        -extensions v3_ca -subj "/CN=$C_NAME-$name-ca" -keyout ca.key -out ca.crt &&
       openssl req -new -nodes -newkey rsa:2048 -sha256 -config openssl.cnf \
-        -subj "/CN=$ADAPTER_NAME.$ADAPTER_NS.svc" -keyout serving.key -out serving.csr &&
+        -subj "/CN=$name.$ADAPTER_NS.svc" -keyout serving.key -out serving.csr &&
       openssl x509 -req -in serving.csr -CA ca.crt -CAkey ca.key -set_serial "0x$(openssl rand -hex 12)" \
         -sha256 -days 3650 -extfile openssl.cnf -extensions v3_serving -out serving.crt &&
       rm -f serving.csr openssl.cnf &&
       chmod 600 ./*
-  ) >/dev/null 2>"$dir/openssl.err" || { cat "$dir/openssl.err" >&2; die "[$C_NAME] adapter certificate generation failed"; }
+  ) >/dev/null 2>"$dir/openssl.err" || { cat "$dir/openssl.err" >&2; die "[$C_NAME] $name certificate generation failed"; }
   rm -f "$dir/openssl.err"
   mv "$tmp"/* "$dir/"
   rmdir "$tmp"
 }
+adapter_pki() { service_pki "$C_DIR/metrics-adapter" "$ADAPTER_NAME"; }
 
-# The adapter's identity in the member, and a kubeconfig with its token.
-adapter_identity() {
-  local dir="$C_DIR/metrics-adapter" token="" i
-  admin_kubectl apply -f - >/dev/null <<YAML || die "[$C_NAME] cannot create the adapter's ServiceAccount and RBAC"
+# service_identity DIR NAME RULES: the ServiceAccount kube-system/NAME with a token Secret,
+# bound to system:auth-delegator (delegated authn/authz), to the Role
+# extension-apiserver-authentication-reader (the front-proxy CA) and to a ClusterRole NAME with
+# RULES (YAML list items); its kubeconfig in DIR/kubeconfig (token in DIR/token).
+service_identity() {
+  local dir="$1" name="$2" rules="$3" token="" i
+  admin_kubectl apply -f - >/dev/null <<YAML || die "[$C_NAME] cannot create the ServiceAccount and RBAC of $name"
 apiVersion: v1
 kind: ServiceAccount
-metadata: {name: $ADAPTER_NAME, namespace: $ADAPTER_NS}
+metadata: {name: $name, namespace: $ADAPTER_NS}
 ---
 apiVersion: v1
 kind: Secret
 type: kubernetes.io/service-account-token
 metadata:
-  name: $ADAPTER_NAME-token
+  name: $name-token
   namespace: $ADAPTER_NS
-  annotations: {kubernetes.io/service-account.name: $ADAPTER_NAME}
+  annotations: {kubernetes.io/service-account.name: $name}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
-metadata: {name: $ADAPTER_NAME}
+metadata: {name: $name}
 rules:
-  - apiGroups: [""]
+$rules
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: $name}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: $name}
+subjects: [{kind: ServiceAccount, name: $name, namespace: $ADAPTER_NS}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "$name:system:auth-delegator"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
+subjects: [{kind: ServiceAccount, name: $name, namespace: $ADAPTER_NS}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: $name-auth-reader, namespace: kube-system}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: extension-apiserver-authentication-reader}
+subjects: [{kind: ServiceAccount, name: $name, namespace: $ADAPTER_NS}]
+YAML
+  for ((i = 0; i < 120; i++)); do # the controller-manager fills the token in
+    token="$(admin_kubectl -n "$ADAPTER_NS" get secret "$name-token" -o 'jsonpath={.data.token}' 2>/dev/null || true)"
+    [ -n "$token" ] && break
+    sleep 0.5
+  done
+  [ -n "$token" ] || die "[$C_NAME] the token Secret $ADAPTER_NS/$name-token was not filled in"
+  printf '%s' "$token" | base64 -d | write_atomic "$dir/token"
+  emit_kubeconfig "$C_NAME" "$C_NAME|$C_SERVER|$C_DIR/pki/ca.crt|$name|$dir/token" | write_atomic "$dir/kubeconfig"
+}
+
+# service_unregister NAME APISERVICE...: removes what service_identity made and the APIServices,
+# APIServices first: an APIService whose server is gone makes discovery fail, and with it
+# namespace deletion and garbage collection.
+service_unregister() {
+  local name="$1"
+  shift
+  admin_kubectl delete apiservice "$@" --ignore-not-found >/dev/null
+  admin_kubectl -n "$ADAPTER_NS" delete service "$name" --ignore-not-found >/dev/null
+  admin_kubectl -n kube-system delete rolebinding "$name-auth-reader" --ignore-not-found >/dev/null
+  admin_kubectl delete clusterrolebinding "$name" "$name:system:auth-delegator" --ignore-not-found >/dev/null
+  admin_kubectl delete clusterrole "$name" --ignore-not-found >/dev/null
+  admin_kubectl -n "$ADAPTER_NS" delete secret "$name-token" --ignore-not-found >/dev/null
+  admin_kubectl -n "$ADAPTER_NS" delete serviceaccount "$name" --ignore-not-found >/dev/null
+}
+
+# The adapter's identity in the member, and a kubeconfig with its token: it lists the pods a
+# pods/* query names.
+adapter_identity() {
+  service_identity "$C_DIR/metrics-adapter" "$ADAPTER_NAME" '  - apiGroups: [""]
     resources: [pods, namespaces]
     verbs: [get, list, watch]
   - apiGroups: [apps]
     resources: [deployments]
-    verbs: [get, list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: $ADAPTER_NAME}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: $ADAPTER_NAME}
-subjects: [{kind: ServiceAccount, name: $ADAPTER_NAME, namespace: $ADAPTER_NS}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "$ADAPTER_NAME:system:auth-delegator"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:auth-delegator"}
-subjects: [{kind: ServiceAccount, name: $ADAPTER_NAME, namespace: $ADAPTER_NS}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: $ADAPTER_NAME-auth-reader, namespace: kube-system}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: extension-apiserver-authentication-reader}
-subjects: [{kind: ServiceAccount, name: $ADAPTER_NAME, namespace: $ADAPTER_NS}]
-YAML
-  for ((i = 0; i < 120; i++)); do # the controller-manager fills the token in
-    token="$(admin_kubectl -n "$ADAPTER_NS" get secret "$ADAPTER_NAME-token" -o 'jsonpath={.data.token}' 2>/dev/null || true)"
-    [ -n "$token" ] && break
-    sleep 0.5
-  done
-  [ -n "$token" ] || die "[$C_NAME] the token Secret $ADAPTER_NS/$ADAPTER_NAME-token was not filled in"
-  printf '%s' "$token" | base64 -d | write_atomic "$dir/token"
-  emit_kubeconfig "$C_NAME" "$C_NAME|$C_SERVER|$C_DIR/pki/ca.crt|$ADAPTER_NAME|$dir/token" | write_atomic "$dir/kubeconfig"
+    verbs: [get, list, watch]'
 }
 
 # The Service and APIServices that send the member's metrics API groups to its adapter.
@@ -914,17 +950,7 @@ spec:
 YAML
 }
 
-# Removes everything adapter_identity and adapter_register made, APIServices first: an APIService
-# whose server is gone makes discovery fail, and with it namespace deletion and garbage collection.
-adapter_unregister() {
-  admin_kubectl delete apiservice "${ADAPTER_APISERVICES[@]}" --ignore-not-found >/dev/null
-  admin_kubectl -n "$ADAPTER_NS" delete service "$ADAPTER_NAME" --ignore-not-found >/dev/null
-  admin_kubectl -n kube-system delete rolebinding "$ADAPTER_NAME-auth-reader" --ignore-not-found >/dev/null
-  admin_kubectl delete clusterrolebinding "$ADAPTER_NAME" "$ADAPTER_NAME:system:auth-delegator" --ignore-not-found >/dev/null
-  admin_kubectl delete clusterrole "$ADAPTER_NAME" --ignore-not-found >/dev/null
-  admin_kubectl -n "$ADAPTER_NS" delete secret "$ADAPTER_NAME-token" --ignore-not-found >/dev/null
-  admin_kubectl -n "$ADAPTER_NS" delete serviceaccount "$ADAPTER_NAME" --ignore-not-found >/dev/null
-}
+adapter_unregister() { service_unregister "$ADAPTER_NAME" "${ADAPTER_APISERVICES[@]}"; }
 
 adapter_healthy() {
   [ "$(curl -sS --max-time 2 --cacert "$C_DIR/metrics-adapter/ca.crt" "https://127.0.0.1:$C_ADAPTER_PORT/healthz" 2>/dev/null)" = ok ]
@@ -1109,8 +1135,8 @@ cmd_env() {
         "$STATE/$c.kubeconfig" "$C_DIR"
       if [ "$NODES" = 1 ]; then
         load_node
-        printf '#           node %s at %s (netns %s), scheduler :%s  logs %s/{scheduler,containerd,kubelet,kube-proxy}.log\n' \
-          "$N_NAME" "$N_IP" "$N_NETNS" "$C_SCHED_PORT" "$C_DIR"
+        printf '#           node %s at %s (netns %s), scheduler :%s, metrics-server :%s  logs %s/{scheduler,containerd,kubelet,kube-proxy,metrics-server}.log\n' \
+          "$N_NAME" "$N_IP" "$N_NETNS" "$C_SCHED_PORT" "$(ms_port)" "$C_DIR"
       fi
     fi
   done
@@ -1151,7 +1177,10 @@ cmd_status() {
         line+=" readyz=FAIL"
         all_ok=1
       fi
-      [ "$NODES" = 1 ] && node_status
+      if [ "$NODES" = 1 ]; then
+        node_status
+        ms_status
+      fi
     fi
     echo "$line"
   done

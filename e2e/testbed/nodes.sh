@@ -57,12 +57,18 @@ load_node() { # sets N_* for the cluster loaded by load_cluster
 in_node() { nsenter --net="/run/netns/$N_NETNS" "$@"; }
 node_ctr() { ctr --address "$N_SOCK" --namespace k8s.io "$@"; }
 
-# cert_sign NAME SUBJECT: a client certificate signed by the cluster CA, in pki/NAME.{crt,key}
+# cert_sign NAME SUBJECT [SANS]: a certificate signed by the cluster CA, in pki/NAME.{crt,key}: a
+# client certificate, or with SANS ("DNS:a,IP:b") a serving one
 cert_sign() {
-  local pki="$C_DIR/pki" name="$1" subj="$2" ext
+  local pki="$C_DIR/pki" name="$1" subj="$2" sans="${3:-}" ext
   [ -f "$pki/$name.crt" ] && return 0
   ext="$(mktemp)"
-  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' >"$ext"
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n' >"$ext"
+  if [ -n "$sans" ]; then
+    printf 'extendedKeyUsage=serverAuth\nsubjectAltName=%s\n' "$sans" >>"$ext"
+  else
+    printf 'extendedKeyUsage=clientAuth\n' >>"$ext"
+  fi
   if ! { openssl req -new -nodes -newkey rsa:2048 -sha256 -subj "$subj" -keyout "$pki/$name.key" -out "$pki/$name.csr" 2>/dev/null &&
     openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -set_serial "0x$(openssl rand -hex 12)" \
       -sha256 -days 3650 -extfile "$ext" -out "$pki/$name.crt" 2>/dev/null; }; then
@@ -110,6 +116,10 @@ node_init() { # identities, configs and run scripts of the cluster's node and sc
   cert_sign kubelet "/O=system:nodes/CN=system:node:$N_NAME"
   cert_sign kube-proxy "/CN=system:kube-proxy"
   cert_sign apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client"
+  # The kubelet's serving certificate, from the cluster CA for the node's name and address: its
+  # own self-signed one names only the host name, which nothing resolves here, so metrics-server
+  # (which dials the InternalIP) could not verify it.
+  cert_sign kubelet-serving "/CN=$N_NAME" "DNS:$N_NAME,IP:$N_IP"
   [ -f "$C_DIR/scheduler.kubeconfig" ] || cert_kubeconfig "$C_SERVER" kube-scheduler | write_atomic "$C_DIR/scheduler.kubeconfig"
   [ -f "$N_DIR/kubelet.kubeconfig" ] || cert_kubeconfig "$C_SERVER" kubelet | write_atomic "$N_DIR/kubelet.kubeconfig"
   [ -f "$N_DIR/kube-proxy.kubeconfig" ] || cert_kubeconfig "$C_SERVER" kube-proxy | write_atomic "$N_DIR/kube-proxy.kubeconfig"
@@ -209,6 +219,8 @@ authentication:
   webhook: {enabled: true}
   x509: {clientCAFile: "$C_DIR/pki/ca.crt"}
 authorization: {mode: Webhook}
+tlsCertFile: "$C_DIR/pki/kubelet-serving.crt"
+tlsPrivateKeyFile: "$C_DIR/pki/kubelet-serving.key"
 containerRuntimeEndpoint: "unix://$N_SOCK"
 cgroupDriver: cgroupfs
 cgroupRoot: "/$N_CGROUP"
