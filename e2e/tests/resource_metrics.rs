@@ -56,12 +56,25 @@ fn raw(bed: &TestBed, cluster: &str, path: &str) -> anyhow::Result<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// Fails at once, with the reason, where the bed runs no metrics-server (rather than after a
+/// long wait for metrics that never come).
+fn require_metrics_server(bed: &TestBed, contexts: &[String]) {
+    for c in contexts {
+        if let Err(e) = raw(bed, c, "/apis/metrics.k8s.io/v1beta1") {
+            panic!(
+                "{c} serves no metrics.k8s.io (a bed brought up with NODES=0, or before metrics-server?): {e:#}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_cluster_serves_the_cpu_and_memory_of_its_running_pods() {
     let bed = TestBed::get();
     let contexts: Vec<String> = std::iter::once("host".to_string())
         .chain(bed.members())
         .collect();
+    require_metrics_server(&bed, &contexts);
     let guard = bed.namespace_everywhere("metrics");
     let ns: &str = &guard;
     for c in &contexts {
@@ -202,6 +215,7 @@ async fn a_scaling_policy_scales_a_federated_deployment_on_its_pods_cpu() {
     let _op = Operator::start(&bed, "resource-metrics");
     let members = bed.members();
     assert!(!members.is_empty(), "the test bed has no members");
+    require_metrics_server(&bed, &members);
     let n = members.len() as i32;
     let guard = bed.namespace_everywhere("sp-cpu");
     let ns: &str = &guard;
