@@ -31,6 +31,8 @@ pub enum ApplyOutcome {
     Failed { message: String, permanent: bool },
     /// The member's credentials may not do this (the message names verb and resource).
     Forbidden(String),
+    /// The member no longer serves the kind (its CRD was deleted there): the copy waits for it.
+    KindGone(String),
 }
 
 /// The member API of `resource`; an empty namespace is a cluster-scoped copy.
@@ -115,6 +117,9 @@ pub async fn apply_copy(
         Ok(applied) => ApplyOutcome::Applied(Box::new(
             serde_json::to_value(applied).unwrap_or(Value::Null),
         )),
+        // Still not found with its namespace there (or cluster-scoped): the resource itself is
+        // gone.
+        Err(e) if resource_missing(&e) => kind_gone(resource),
         Err(kube::Error::Api(s)) if s.code == 409 && !force => {
             ApplyOutcome::Conflict(truncate::message(&format!(
                 "{} {}/{} was created in the member by someone else meanwhile: {}",
@@ -133,6 +138,19 @@ pub async fn apply_copy(
         }
         Err(e) => failed("", &e),
     }
+}
+
+/// A 404 answering an apply: an apply creates a missing object, so the resource path itself is
+/// missing (the member does not serve the kind), or, before it is created, the namespace.
+fn resource_missing(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+fn kind_gone(resource: &ApiResource) -> ApplyOutcome {
+    ApplyOutcome::KindGone(format!(
+        "the member no longer serves {} {}",
+        resource.api_version, resource.kind
+    ))
 }
 
 fn failed(context: &str, e: &kube::Error) -> ApplyOutcome {
@@ -272,12 +290,11 @@ pub async fn remove_copy(
 ) -> RemoveOutcome {
     let api = api(client, resource, &origin.namespace);
     let existing = match api.get_opt(&origin.copy_name).await {
+        // `get_opt` answers `None` for any 404: a missing object, or a missing resource (the
+        // member no longer serves the kind: its CRD was deleted, with every object of it).
+        // Either way the member holds no copy.
         Ok(None) => return RemoveOutcome::Done,
         Ok(Some(existing)) => existing,
-        // Not a missing object (`get_opt` answers `None` for that) but a missing resource: the
-        // member no longer serves the kind (its CRD was deleted, with every object of it), so
-        // it holds no copy. Retrying would hold the host object's deletion for ever.
-        Err(kube::Error::Api(s)) if s.code == 404 => return RemoveOutcome::Done,
         Err(kube::Error::Api(s)) if s.code == 403 => {
             return RemoveOutcome::Forbidden(truncate::message(&s.message));
         }

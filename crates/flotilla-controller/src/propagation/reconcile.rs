@@ -513,6 +513,11 @@ impl<K: Propagated> Job<'_, K> {
                 ClusterResult::Applied
             }
             Ok(ApplyOutcome::Conflict(m)) => ClusterResult::Conflict(m),
+            Ok(ApplyOutcome::KindGone(m)) => {
+                // Asked again by discovery from now on, like a kind never served there.
+                self.engine.kinds.no_longer_served(cluster, self.gvk, &m);
+                ClusterResult::WaitingForKind(m)
+            }
             Ok(ApplyOutcome::Forbidden(m)) => {
                 self.engine.log_member_failure(cluster, "apply", &m, true);
                 ClusterResult::Forbidden(m)
