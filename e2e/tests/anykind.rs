@@ -97,11 +97,21 @@ async fn wait_host(
     what: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    eventually(what, WAIT, || async {
+    match eventually(what, WAIT, || async {
         Ok(host_object(bed, kind, ns, name).await.filter(|o| check(o)))
     })
     .await
-    .unwrap()
+    {
+        Ok(o) => o,
+        // What it was instead, to tell a slow machine from a status that stopped moving.
+        Err(e) => panic!(
+            "{e}; {kind} {name} is now: {:#}",
+            host_object(bed, kind, ns, name)
+                .await
+                .and_then(|o| o.get("status").cloned())
+                .unwrap_or_default()
+        ),
+    }
 }
 
 fn ready(o: &Value) -> bool {
