@@ -45,6 +45,14 @@ impl Member {
             .then_some(self.client.as_ref())
             .flatten()
     }
+
+    /// Not probed yet, though it can be: not known to be down. Placing and cleanup wait for its
+    /// first probe rather than treat it as down (a copy there would be left behind or moved
+    /// away for nothing). A member without usable credentials or refused as a duplicate is
+    /// down, not waited for.
+    pub fn awaiting_first_probe(&self) -> bool {
+        self.health == HealthState::Unknown && self.client.is_some() && self.duplicate_of.is_none()
+    }
 }
 
 /// A change in the registry.
