@@ -114,6 +114,14 @@ async fn wait_host(
     }
 }
 
+/// `kubectl delete ARGS` in `context`, waiting (up to a minute) until the objects are gone.
+fn delete_and_wait(bed: &TestBed, context: &str, args: &[&str]) {
+    let mut all = vec!["delete"];
+    all.extend_from_slice(args);
+    all.extend(["--wait=true", "--timeout=60s"]);
+    bed.kubectl_ok(context, &all);
+}
+
 fn ready(o: &Value) -> bool {
     condition(o, "Ready").is_some_and(|c| c["status"] == "True")
 }
@@ -508,29 +516,9 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
         |o| o.pointer("/status/observedGeneration") == o.pointer("/metadata/generation"),
     )
     .await;
-    bed.kubectl_ok(
-        "host",
-        &[
-            "-n",
-            &ns,
-            "delete",
-            "federatedobjects",
-            "--all",
-            "--wait=true",
-            "--timeout=60s",
-        ],
-    );
+    delete_and_wait(&bed, "host", &["-n", &ns, "federatedobjects", "--all"]);
     for name in [&shared_ns, &role, &crd_name.to_string()] {
-        bed.kubectl_ok(
-            "host",
-            &[
-                "delete",
-                "clusterfederatedobject",
-                name,
-                "--wait=true",
-                "--timeout=60s",
-            ],
-        );
+        delete_and_wait(&bed, "host", &["clusterfederatedobject", name]);
     }
     for member in ["member1", "member2"] {
         for (r, namespace, name) in &expect {
@@ -690,28 +678,12 @@ async fn bad_templates_become_conditions() {
         ready,
     )
     .await;
-    bed.kubectl_ok(
+    delete_and_wait(
+        &bed,
         "host",
-        &[
-            "delete",
-            "clusterfederatedobject",
-            &format!("{ns}-prio"),
-            "--wait=true",
-            "--timeout=60s",
-        ],
+        &["clusterfederatedobject", &format!("{ns}-prio")],
     );
-    bed.kubectl_ok(
-        "host",
-        &[
-            "-n",
-            &ns,
-            "delete",
-            "federatedobjects",
-            "--all",
-            "--wait=true",
-            "--timeout=60s",
-        ],
-    );
+    delete_and_wait(&bed, "host", &["-n", &ns, "federatedobjects", "--all"]);
 }
 
 /// A member whose owner deletes a CRD stops serving its kind: the next apply there is
@@ -745,17 +717,7 @@ async fn a_member_that_stops_serving_a_kind_waits_for_it() {
         );
     };
     let remove_crd = |bed: &TestBed| {
-        bed.kubectl_ok(
-            "member1",
-            &[
-                "delete",
-                "crd",
-                crd_name,
-                "--ignore-not-found",
-                "--wait=true",
-                "--timeout=60s",
-            ],
-        );
+        delete_and_wait(bed, "member1", &["crd", crd_name, "--ignore-not-found"]);
     };
     establish(&bed);
     let widget = |gears: i64| {
@@ -821,18 +783,7 @@ async fn a_member_that_stops_serving_a_kind_waits_for_it() {
     )
     .await;
 
-    bed.kubectl_ok(
-        "host",
-        &[
-            "-n",
-            &ns,
-            "delete",
-            "federatedobject",
-            "w",
-            "--wait=true",
-            "--timeout=60s",
-        ],
-    );
+    delete_and_wait(&bed, "host", &["-n", &ns, "federatedobject", "w"]);
     // Left as found for the other tests: their CRD is Flotilla's copy.
     remove_crd(&bed);
 }
