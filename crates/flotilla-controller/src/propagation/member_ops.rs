@@ -91,6 +91,8 @@ pub async fn apply_copy(
                 }
                 Err(outcome) => return outcome,
             },
+            // See `remove_copy`: the resource path itself is gone.
+            Err(e) if resource_missing(&e) => return kind_gone(resource),
             Err(e) => return failed("reading the existing object", &e),
         }
     }
@@ -140,8 +142,9 @@ pub async fn apply_copy(
     }
 }
 
-/// A 404 answering an apply: an apply creates a missing object, so the resource path itself is
-/// missing (the member does not serve the kind), or, before it is created, the namespace.
+/// A 404 that is not an object's NotFound: answering a read (`get_opt` takes those as `None`)
+/// or an apply (which creates a missing object), the resource path itself is missing (the
+/// member does not serve the kind), or, for an apply before it is created, the namespace.
 fn resource_missing(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
@@ -290,11 +293,13 @@ pub async fn remove_copy(
 ) -> RemoveOutcome {
     let api = api(client, resource, &origin.namespace);
     let existing = match api.get_opt(&origin.copy_name).await {
-        // `get_opt` answers `None` for any 404: a missing object, or a missing resource (the
-        // member no longer serves the kind: its CRD was deleted, with every object of it).
-        // Either way the member holds no copy.
         Ok(None) => return RemoveOutcome::Done,
         Ok(Some(existing)) => existing,
+        // A missing resource rather than a missing object: the member no longer serves the kind
+        // (its CRD was deleted, with every object of it), so it holds no copy. Its API server
+        // answers "404 page not found" in plain text, which is not a NotFound Status, so
+        // `get_opt` does not read it as `None`. Retrying would hold the deletion for ever.
+        Err(e) if resource_missing(&e) => return RemoveOutcome::Done,
         Err(kube::Error::Api(s)) if s.code == 403 => {
             return RemoveOutcome::Forbidden(truncate::message(&s.message));
         }
@@ -387,6 +392,27 @@ pub fn release_patch(object: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn api_error(code: u16, reason: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status {
+                code,
+                reason: reason.into(),
+                ..Default::default()
+            }
+            .boxed(),
+        )
+    }
+
+    #[test]
+    fn a_plain_text_404_is_a_missing_resource_which_get_opt_does_not_take_as_none() {
+        // What kube makes of an API server's "404 page not found" (a path nothing serves).
+        let gone = api_error(404, "Failed to parse error data");
+        assert!(resource_missing(&gone));
+        assert!(matches!(&gone, kube::Error::Api(s) if !s.is_not_found()));
+        assert!(!resource_missing(&api_error(409, "Conflict")));
+        assert!(!resource_missing(&api_error(403, "Forbidden")));
+    }
 
     #[test]
     fn release_removes_every_tracking_key_and_our_field_ownership_guarded_by_uid() {
