@@ -401,15 +401,20 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
         "FederatedObject",
         Some(&ns),
         "web",
-        "Deployment progressing",
-        |o| ready(o) && entry(o, "member1").is_some_and(|e| e["health"]["state"] == "Progressing"),
+        "Deployment progressing, its replicas counted",
+        // (Before the member's Deployment controller has seen the copy, it is Progressing
+        // "waiting for the controller to observe the latest spec".)
+        |o| {
+            ready(o)
+                && entry(o, "member1").is_some_and(|e| {
+                    e["health"]["state"] == "Progressing"
+                        && e["health"]["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("/4 replicas available"))
+                })
+        },
     )
     .await;
-    let message = entry(&web, "member1").unwrap()["health"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(message.contains("/4 replicas available"), "{message}");
     assert_eq!(condition(&web, "Healthy").unwrap()["reason"], "Progressing");
 
     // No false drift from the server's defaults on a Deployment (strategy, revisionHistoryLimit,
