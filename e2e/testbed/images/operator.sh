@@ -9,7 +9,7 @@
 # The image is what the Dockerfile's is to the chart: entrypoint /flotilla, command `run`, user
 # 65532 (the chart's securityContext). A static binary (a musl build) goes in alone; a glibc
 # one goes in with the shared libraries and the dynamic loader that ldd lists for it, at the
-# same paths. Debug info is stripped first (objcopy --strip-debug: a debug build is ~415 MB
+# same paths, with the machine's CA bundle. Debug info is stripped first (objcopy --strip-debug: a debug build is ~415 MB
 # with it, ~80 MB without; symbols stay, so backtraces keep their names). Load it into a bed's
 # node with `clusters.sh load-image host OUT.tar`, install with image.pullPolicy=Never.
 set -euo pipefail
@@ -33,6 +33,10 @@ if readelf -l "$work/flotilla" | grep -q 'INTERP'; then
   # dynamically linked: each library (and the loader) at the path the binary looks it up at
   for lib in $(ldd "$work/flotilla" | grep -o '/[^ ]*' | sort -u); do specs+=("$lib=$lib"); done
 fi
+# the CA bundle the Dockerfile's distroless base carries (an https Prometheus URL is verified
+# against it)
+ca=/etc/ssl/certs/ca-certificates.crt
+[ ! -f "$ca" ] || specs+=("$ca=$ca")
 names=()
 for n in "$@"; do names+=(--name "$n"); done
 "$here/oci-image.py" "${names[@]}" --out "$out" --entrypoint '["/flotilla"]' --cmd '["run"]' \
