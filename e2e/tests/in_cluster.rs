@@ -123,6 +123,18 @@ async fn two_ready_pods(bed: &TestBed, tag: &str) -> Vec<String> {
     })
 }
 
+/// Container restarts of the live operator pods: a restarted container's earlier log is not in
+/// `kubectl logs`, so the overlap check needs none.
+async fn restarts(bed: &TestBed) -> i32 {
+    live_pods(bed)
+        .await
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+        .flatten()
+        .map(|c| c.restart_count)
+        .sum()
+}
+
 async fn lease_holder(bed: &TestBed) -> Option<String> {
     let api: Api<Lease> = Api::namespaced(bed.client("host").await, OPERATOR_NAMESPACE);
     api.get_opt("flotilla-leader")
@@ -252,6 +264,7 @@ async fn the_operator_runs_as_pods_from_its_image_and_helm_upgrades_and_uninstal
     // --- upgrade, while objects keep changing ----------------------------------------------
     bed.apply("host", &federated_ingress(&ns, "rolling", "r0.example.com"));
     copies_with_host(&bed, &ns, "rolling", "r0.example.com").await;
+    assert_eq!(restarts(&bed).await, 0, "an operator container restarted");
     let mut old_logs: Vec<PodLog> = first.iter().map(|p| PodLog::follow(&bed, p)).collect();
     let stop = Arc::new(AtomicBool::new(false));
     let last = Arc::new(AtomicU32::new(0));
@@ -317,6 +330,11 @@ async fn the_operator_runs_as_pods_from_its_image_and_helm_upgrades_and_uninstal
             log.pod
         );
     }
+    assert_eq!(
+        restarts(&bed).await,
+        0,
+        "a new operator container restarted: its earlier log is gone"
+    );
     let mut logs = old_logs;
     logs.extend(second.iter().map(|p| PodLog::snapshot(&bed, p)));
     let mut leaders: Vec<&PodLog> = logs.iter().filter(|l| l.led_since().is_some()).collect();
