@@ -739,7 +739,7 @@ mod tests {
             let endpoint = evaluate(&text, PolicyOptions::default())
                 .unwrap_or_else(|e| panic!("refused ({}):\n{text}", e.reason()));
             assert_eq!(endpoint.tls_server_name.as_deref(), name, "{text}");
-            let config = Kubeconfig::from_yaml(&text).unwrap();
+            let config = Kubeconfig::from_yaml(&text).expect("a kubeconfig");
             assert_eq!(cluster_tls_server_name(&config).as_deref(), name);
         }
     }
