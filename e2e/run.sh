@@ -41,6 +41,6 @@ fi
 export FLOTILLA_KUBECONFIG="$state/kubeconfig"
 # The tests drive the real binary, as users do.
 cargo build -p flotilla-operator --bin flotilla
-export FLOTILLA_BIN="$PWD/target/debug/flotilla"
+export FLOTILLA_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/flotilla"
 # One test binary at a time: scenarios share the clusters.
 cargo test -p flotilla-e2e -- --test-threads=1 "$@"
