@@ -51,11 +51,14 @@ test-unit: ## Unit and property tests (no clusters)
 	$(CARGO) test --workspace --exclude flotilla-e2e
 
 .PHONY: e2e
-e2e: ## End-to-end tests on the test bed (KUBE_VERSION=1.34|1.20); up if needed, down after if it started it
+e2e: ## End-to-end tests on the test bed (KUBE_VERSION=1.34|1.20); up if needed, down after if it started it (on 1.34 with nodes: the operator in pods too, in_cluster.rs)
 	e2e/run.sh
 
 # The compatibility floor: one test each of install, propagation, failover, drift, scaling, any kind,
 # propagation policies and validation (the controller's checks, no CEL) on a Kubernetes 1.20 test bed of its own (own state dir and ports, so it never meets the main bed).
+# Its install test runs the operator as a process with the chart's ServiceAccount token (a 1.20 bed
+# has no node); the operator as the chart's pods, from its own image, is in_cluster.rs, which
+# `make e2e` runs on the 1.34 bed with nodes.
 FLOOR_STATE ?= $(CURDIR)/e2e/.state-floor
 FLOOR_PORT_BASE ?= 28000
 FLOOR_TESTS := chart_installs_and_its_service_account_is_enough_and_no_more \

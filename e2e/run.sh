@@ -4,6 +4,7 @@
 # test bed is left alone). Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/bin:$PATH" # helm, kubectl (install-tools.sh)
 
 testbed=e2e/testbed/clusters.sh
 state="${FLOTILLA_STATE:-$PWD/e2e/.state}"
@@ -31,9 +32,15 @@ if [ -f "$state/demo-operator.pid" ]; then
   kill "$(cat "$state/demo-operator.pid")" 2>/dev/null || true
   rm -f "$state/demo-operator.pid"
 fi
+# Likewise the operator pods `make demo` installs on a bed with nodes (the CRDs and objects stay:
+# crds.keep); the install tests install the release again.
+if [ "$(sed -n 's/^NODES=//p' "$state/testbed.env" 2>/dev/null)" = 1 ]; then
+  helm uninstall flotilla --namespace flotilla-system --kubeconfig "$state/kubeconfig" --kube-context host \
+    --ignore-not-found >/dev/null
+fi
 export FLOTILLA_KUBECONFIG="$state/kubeconfig"
 # The tests drive the real binary, as users do.
 cargo build -p flotilla-operator --bin flotilla
-export FLOTILLA_BIN="$PWD/target/debug/flotilla"
+export FLOTILLA_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/flotilla"
 # One test binary at a time: scenarios share the clusters.
 cargo test -p flotilla-e2e -- --test-threads=1 "$@"

@@ -26,7 +26,9 @@ running() { [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/nu
 start() {
   "$HERE/install.sh"
   mkdir -p "$STATE/data"
-  sed -e "s/@PUSHGATEWAY@/127.0.0.1:$PGW_PORT/" -e "s/@SCRAPE_INTERVAL@/${SCRAPE_INTERVAL:-1s}/" "$HERE/prometheus.yml" >"$STATE/prometheus.yml"
+  mkdir -p "$STATE/targets"
+  sed -e "s/@PUSHGATEWAY@/127.0.0.1:$PGW_PORT/" -e "s/@SCRAPE_INTERVAL@/${SCRAPE_INTERVAL:-1s}/" \
+    -e "s|@TARGETS@|$STATE/targets|" "$HERE/prometheus.yml" >"$STATE/prometheus.yml"
   if ! running pushgateway; then
     prometheus-pushgateway --web.listen-address="127.0.0.1:$PGW_PORT" >"$STATE/pushgateway.log" 2>&1 &
     echo $! >"$STATE/pushgateway.pid"

@@ -18,6 +18,7 @@ use kube::{Api, Client};
 pub mod audit;
 pub mod bench;
 pub mod metrics_adapter;
+pub mod pods;
 pub mod prometheus;
 pub mod proxy;
 
@@ -333,6 +334,27 @@ pub const OPERATOR_NAMESPACE: &str = "flotilla-system";
 
 static FEDERATION: std::sync::Once = std::sync::Once::new();
 
+/// The region a member is joined with (the examples' MemberClusters agree).
+pub fn region_of(member: &str) -> &'static str {
+    match member {
+        "member1" => "eu-west",
+        "member2" => "eu-central",
+        "member3" => "us-east",
+        _ => "elsewhere",
+    }
+}
+
+/// The timestamps of the lines of an operator's log (text format: the time first) that contain
+/// `needle`.
+pub fn log_times(log: &Path, needle: &str) -> Vec<jiff::Timestamp> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
 impl TestBed {
     /// Runs a test-bed command (`stop-apiserver member1`, …).
     pub fn testbed(&self, args: &[&str]) {
@@ -364,18 +386,8 @@ impl TestBed {
                     "crd/memberclusters.federation.flotilla.dev",
                 ],
             );
-            let regions = [
-                ("member1", "eu-west"),
-                ("member2", "eu-central"),
-                ("member3", "us-east"),
-            ];
             for member in self.members() {
-                let region = regions
-                    .iter()
-                    .find(|(m, _)| *m == member)
-                    .map(|(_, r)| *r)
-                    .unwrap_or("elsewhere");
-                self.join(&member, region);
+                self.join(&member, region_of(&member));
             }
             self.kubectl_ok(
                 "host",
@@ -897,12 +909,7 @@ impl Operator {
 
     /// The timestamps of this operator's log lines that contain `needle`.
     pub fn logged(&self, needle: &str) -> Vec<jiff::Timestamp> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(needle))
-            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-            .collect()
+        log_times(&self.log, needle)
     }
 
     /// When the lease guard permitted a write (logged by a [`Self::replica_with`]).

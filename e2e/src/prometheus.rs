@@ -142,7 +142,9 @@ impl PrometheusStack {
                 "@PUSHGATEWAY@",
                 &format!("127.0.0.1:{}", stack.pushgateway_port),
             )
-            .replace("@SCRAPE_INTERVAL@", interval);
+            .replace("@SCRAPE_INTERVAL@", interval)
+            .replace("@TARGETS@", &stack.dir.join("targets").to_string_lossy());
+        std::fs::create_dir_all(stack.dir.join("targets")).expect("targets dir");
         std::fs::write(stack.dir.join("prometheus.yml"), config).expect("write config");
         let log = std::fs::File::create(stack.dir.join("pushgateway.log")).expect("log");
         stack.pushgateway = Some(
@@ -163,6 +165,16 @@ impl PrometheusStack {
     /// Prometheus' base URL (what the operator gets as `--prometheus-url`).
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.prometheus_port)
+    }
+
+    /// Scrapes `target` (`host:port`, its `/metrics`) too, as job `job` (file-based discovery:
+    /// Prometheus picks it up within about a second). Query `up{job="<job>"}` for its health.
+    pub fn scrape(&self, job: &str, target: &str) {
+        let groups = serde_json::json!([{"targets": [target], "labels": {"job": job}}]);
+        let path = self.dir.join("targets").join(format!("{job}.json"));
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, groups.to_string()).expect("write targets");
+        std::fs::rename(&tmp, &path).expect("write targets");
     }
 
     /// (Re)starts Prometheus on the same port and data dir, and waits until it scrapes the

@@ -559,6 +559,8 @@ local_up() {
   done
   write_kubeconfigs
   [ ${#failed[@]} -eq 0 ] || die "cluster(s) not ready: ${failed[*]} (logs: $STATE/<cluster>/*.log)"
+  # every member's API server for the pods of the host's node (nodes.sh: member_relays_up)
+  if [ "$NODES" = 1 ] && [ -n "$(member_clusters)" ]; then ( member_relays_up ); fi
   log "${#names[@]} clusters ready in $(($(date +%s) - start))s; kubeconfig: $STATE/kubeconfig"
 }
 
@@ -1249,6 +1251,9 @@ Usage: $(basename "$0") <command>
                             registered with APIServices; restarts one whose URL changed
   metrics-adapter stop      unregister the APIServices and stop the adapters
   metrics-adapter status    one line per member; exit 1 unless all serve
+  load-image <cluster> IMAGE.tar
+                            import an OCI image archive (images/operator.sh) into the cluster's
+                            node (nodes only), for pods with imagePullPolicy Never
 Environment: MEMBERS=$MEMBERS PROVIDER=$PROVIDER FLOTILLA_STATE=$STATE FLOTILLA_PORT_BASE=$PORT_BASE
 USAGE
 }
@@ -1263,6 +1268,11 @@ main() {
     status) cmd_status ;;
     stop-apiserver | start-apiserver | hang-apiserver | resume-apiserver) cmd_fault "$cmd" "$@" ;;
     metrics-adapter) cmd_metrics_adapter "$@" ;;
+    load-image)
+      if [ $# -ne 2 ] || ! cluster_index "$1" >/dev/null; then die "usage: $0 load-image <cluster> IMAGE.tar"; fi
+      [ "$(recorded_provider)" = local ] || die "load-image needs a bed of PROVIDER=local (kind: kind load image-archive)"
+      node_load_image "$1" "$2"
+      ;;
     help | -h | --help) usage ;;
     *)
       usage >&2

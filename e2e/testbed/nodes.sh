@@ -428,7 +428,7 @@ node_down() {
   if [ -e "/run/netns/$N_NETNS" ]; then
     for pid in $(ip netns pids "$N_NETNS" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
   fi
-  rm -f "$C_DIR"/{kubelet,kube-proxy,scheduler,containerd,api-relay-node,api-relay-host}.pid
+  rm -f "$C_DIR"/{kubelet,kube-proxy,scheduler,containerd,api-relay-node,api-relay-host}.pid "$C_DIR"/member-relay-*.pid
   # the kubelet's links to its containers' logs (/var/log/containers is not configurable)
   find /var/log/containers -maxdepth 1 -type l -lname "$N_DIR/*" -delete 2>/dev/null || true
   # libcni's result cache of pods that were killed, not torn down (/var/lib/cni/results)
@@ -488,8 +488,71 @@ node_status() { # appends to $line; sets all_ok=1 when something is wrong
       all_ok=1
     fi
   done
+  local f
+  for f in "$C_DIR"/member-relay-*.pid; do
+    [ -f "$f" ] || continue
+    comp="$(basename "$f" .pid)"
+    if pid="$(comp_pid "$C_DIR" "$comp")"; then line+=" $comp=running(pid=$pid)"; else
+      line+=" $comp=stopped"
+      all_ok=1
+    fi
+  done
   if node_ready; then line+=" node=Ready($N_NAME,$N_IP)"; else
     line+=" node=NotReady($N_NAME)"
     all_ok=1
   fi
+}
+
+# --- The members' API servers, as pods of the host's node reach them ----------------------------
+# An operator in a pod of the host cluster needs every member's API server, which listens on
+# 127.0.0.1 of the machine (the host netns) only. One relay per member, in the host node's netns:
+#   member-relay-<member>: socat TCP-LISTEN:<host node address>:<member's apiserver port>
+#                          -> <state>/<member>/node/api.sock
+# (the member's own api-relay-host socket, which forwards to 127.0.0.1:<member port>). Pods reach
+# it through their default route (the pod bridge is the host node's), this machine's processes
+# through the veth /30, both at https://<host node address>:<member port>. The members' serving
+# certificates do not name that address, so `<member>.internal.kubeconfig` (written here, as the
+# kind provider writes its own) says `tls-server-name: localhost`, a name they carry: TLS is
+# verified against the member's CA as before, nothing is skipped. `flotilla join` with
+# `--member-kubeconfig <state>/<member>.internal.kubeconfig` copies server and name into the
+# member's Secret.
+member_relays_up() { # for every member, in the host's node
+  local m m_dir m_port deadline
+  load_cluster host
+  load_node
+  deadline=$(($(date +%s) + UP_TIMEOUT))
+  for m in $(member_clusters); do
+    m_dir="$STATE/$m"
+    m_port="$(kv "$m_dir/cluster.env" API_PORT)"
+    write_run_script "$C_DIR/run-member-relay-$m.sh" "$C_DIR/member-relay-$m.pid" \
+      nsenter "--net=/run/netns/$N_NETNS" socat -lf "$C_DIR/member-relay-$m.log" \
+      "TCP-LISTEN:$m_port,bind=$N_IP,fork,reuseaddr" "UNIX-CONNECT:$m_dir/node/api.sock"
+    start_component "member-relay-$m"
+    # the member's admin kubeconfig, with the relay's address and the TLS name it checks
+    sed -e "s|^\(    server: \)https://127.0.0.1:$m_port\$|\1https://$N_IP:$m_port\n    tls-server-name: localhost|" \
+      "$STATE/$m.kubeconfig" | write_atomic "$STATE/$m.internal.kubeconfig"
+    grep -q 'tls-server-name: localhost' "$STATE/$m.internal.kubeconfig" ||
+      die "[$m] cannot write $m.internal.kubeconfig (no server https://127.0.0.1:$m_port in $m.kubeconfig)"
+    wait_for "$deadline" "member-relay-$m" \
+      "$m's apiserver through the host node's relay (https://$N_IP:$m_port)" \
+      member_relay_ready "$m_port" "$m_dir"
+  done
+}
+
+member_relay_ready() { # member_relay_ready MEMBER_PORT MEMBER_DIR: with the member's admin token
+  [ "$(curl -sS --max-time 3 --cacert "$2/pki/ca.crt" --connect-to "localhost:$1:$N_IP:$1" \
+    -H "Authorization: Bearer $(<"$2/pki/admin.token")" "https://localhost:$1/readyz" 2>/dev/null)" = ok ]
+}
+
+# load-image CLUSTER ARCHIVE: an OCI archive (images/operator.sh, images/build.sh) imported into
+# that cluster's node, for pods with imagePullPolicy Never or IfNotPresent.
+node_load_image() {
+  local c="$1" archive="$2"
+  [ -f "$archive" ] || die "no such image archive: $archive"
+  load_cluster "$c"
+  load_node
+  if [ "$NODES" != 1 ] || [ ! -S "$N_SOCK" ]; then die "[$c] has no node (NODES=$NODES) or its containerd is not running"; fi
+  node_ctr images import "$archive" >>"$C_DIR/containerd.log" 2>&1 ||
+    fail_with_log "cannot import $archive" containerd
+  log "[$c] imported $(tar -xOf "$archive" index.json | jq -r '[.manifests[].annotations["io.containerd.image.name"]] | join(" ")') into $N_NAME"
 }

@@ -97,11 +97,29 @@ async fn wait_host(
     what: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Value {
-    eventually(what, WAIT, || async {
+    match eventually(what, WAIT, || async {
         Ok(host_object(bed, kind, ns, name).await.filter(|o| check(o)))
     })
     .await
-    .unwrap()
+    {
+        Ok(o) => o,
+        // What it was instead, to tell a slow machine from a status that stopped moving.
+        Err(e) => panic!(
+            "{e}; {kind} {name} is now: {:#}",
+            host_object(bed, kind, ns, name)
+                .await
+                .and_then(|o| o.get("status").cloned())
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// `kubectl delete ARGS` in `context`, waiting (up to a minute) until the objects are gone.
+fn delete_and_wait(bed: &TestBed, context: &str, args: &[&str]) {
+    let mut all = vec!["delete"];
+    all.extend_from_slice(args);
+    all.extend(["--wait=true", "--timeout=60s"]);
+    bed.kubectl_ok(context, &all);
 }
 
 fn ready(o: &Value) -> bool {
@@ -383,15 +401,20 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
         "FederatedObject",
         Some(&ns),
         "web",
-        "Deployment progressing",
-        |o| ready(o) && entry(o, "member1").is_some_and(|e| e["health"]["state"] == "Progressing"),
+        "Deployment progressing, its replicas counted",
+        // (Before the member's Deployment controller has seen the copy, it is Progressing
+        // "waiting for the controller to observe the latest spec".)
+        |o| {
+            ready(o)
+                && entry(o, "member1").is_some_and(|e| {
+                    e["health"]["state"] == "Progressing"
+                        && e["health"]["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("/4 replicas available"))
+                })
+        },
     )
     .await;
-    let message = entry(&web, "member1").unwrap()["health"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(message.contains("/4 replicas available"), "{message}");
     assert_eq!(condition(&web, "Healthy").unwrap()["reason"], "Progressing");
 
     // No false drift from the server's defaults on a Deployment (strategy, revisionHistoryLimit,
@@ -498,29 +521,9 @@ async fn a_whole_application_is_federated_fails_over_and_is_cleaned_up() {
         |o| o.pointer("/status/observedGeneration") == o.pointer("/metadata/generation"),
     )
     .await;
-    bed.kubectl_ok(
-        "host",
-        &[
-            "-n",
-            &ns,
-            "delete",
-            "federatedobjects",
-            "--all",
-            "--wait=true",
-            "--timeout=60s",
-        ],
-    );
+    delete_and_wait(&bed, "host", &["-n", &ns, "federatedobjects", "--all"]);
     for name in [&shared_ns, &role, &crd_name.to_string()] {
-        bed.kubectl_ok(
-            "host",
-            &[
-                "delete",
-                "clusterfederatedobject",
-                name,
-                "--wait=true",
-                "--timeout=60s",
-            ],
-        );
+        delete_and_wait(&bed, "host", &["clusterfederatedobject", name]);
     }
     for member in ["member1", "member2"] {
         for (r, namespace, name) in &expect {
@@ -680,26 +683,112 @@ async fn bad_templates_become_conditions() {
         ready,
     )
     .await;
-    bed.kubectl_ok(
+    delete_and_wait(
+        &bed,
         "host",
-        &[
-            "delete",
-            "clusterfederatedobject",
-            &format!("{ns}-prio"),
-            "--wait=true",
-            "--timeout=60s",
-        ],
+        &["clusterfederatedobject", &format!("{ns}-prio")],
     );
-    bed.kubectl_ok(
-        "host",
-        &[
-            "-n",
-            &ns,
-            "delete",
-            "federatedobjects",
-            "--all",
-            "--wait=true",
-            "--timeout=60s",
-        ],
+    delete_and_wait(&bed, "host", &["-n", &ns, "federatedobjects", "--all"]);
+}
+
+/// A member whose owner deletes a CRD stops serving its kind: the next apply there is
+/// `WaitingForKind` (not a failure retried for ever against a path that is gone), and the copy
+/// comes back once the member serves the kind again.
+#[tokio::test]
+async fn a_member_that_stops_serving_a_kind_waits_for_it() {
+    let bed = TestBed::get();
+    federation(&bed);
+    let _op = operator(&bed, "anykind-kind-gone");
+    let ns = bed.create_namespace("gone");
+    let crd_name = "widgets.demo.flotilla.dev";
+    // The member's own CRD, not Flotilla's.
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": crd_name},
+        "spec": {"group": "demo.flotilla.dev", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}})
+    .to_string();
+    let establish = |bed: &TestBed| {
+        bed.apply("member1", &crd);
+        bed.kubectl_ok(
+            "member1",
+            &[
+                "wait",
+                "--for=condition=Established",
+                &format!("crd/{crd_name}"),
+                "--timeout=60s",
+            ],
+        );
+    };
+    let remove_crd = |bed: &TestBed| {
+        delete_and_wait(bed, "member1", &["crd", crd_name, "--ignore-not-found"]);
+    };
+    establish(&bed);
+    let widget = |gears: i64| {
+        json!({"apiVersion": GROUP, "kind": "FederatedObject",
+            "metadata": {"name": "w", "namespace": ns},
+            "spec": {"template": {"apiVersion": "demo.flotilla.dev/v1", "kind": "Widget", "spec": {"gears": gears}},
+                "placement": {"clusters": ["member1"]}}})
+        .to_string()
+    };
+    let widgets = api_resource("demo.flotilla.dev/v1", "Widget", "widgets");
+    let gears_in_member1 = |gears: i64| {
+        let (bed, widgets, ns) = (&bed, &widgets, &ns);
+        async move {
+            eventually(
+                &format!("a widget with {gears} gears in member1"),
+                WAIT,
+                || async move {
+                    Ok(bed
+                        .object("member1", widgets, Some(ns), "w")
+                        .await
+                        .filter(|w| w.pointer("/spec/gears") == Some(&json!(gears)))
+                        .map(|_| ()))
+                },
+            )
+            .await
+            .unwrap();
+        }
+    };
+    bed.apply("host", &widget(3));
+    gears_in_member1(3).await;
+
+    remove_crd(&bed);
+    bed.apply("host", &widget(4));
+    let waiting = wait_host(
+        &bed,
+        "FederatedObject",
+        Some(&ns),
+        "w",
+        "member1 waits for the kind",
+        |o| {
+            o.pointer("/status/observedGeneration") == o.pointer("/metadata/generation")
+                && entry(o, "member1").is_some_and(|e| e["state"] == "WaitingForKind")
+        },
+    )
+    .await;
+    let message = entry(&waiting, "member1").unwrap()["message"].to_string();
+    assert!(message.contains("Widget"), "{message}");
+    assert_eq!(
+        condition(&waiting, "Ready").unwrap()["reason"],
+        "WaitingForKind"
     );
+
+    // Served again: the copy comes back (at the waiting objects' backoff, at most 30 s).
+    establish(&bed);
+    gears_in_member1(4).await;
+    wait_host(
+        &bed,
+        "FederatedObject",
+        Some(&ns),
+        "w",
+        "member1 applied again",
+        |o| entry(o, "member1").is_some_and(|e| e["state"] == "Applied"),
+    )
+    .await;
+
+    delete_and_wait(&bed, "host", &["-n", &ns, "federatedobject", "w"]);
+    // Left as found for the other tests: their CRD is Flotilla's copy.
+    remove_crd(&bed);
 }

@@ -303,6 +303,21 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // The refused name is down, not "being probed": an object that could be placed on every
+    // member (the alias included) is placed on the others at once.
+    bed.apply(
+        "host",
+        &serde_json::json!({
+            "apiVersion": "federation.flotilla.dev/v1alpha1", "kind": "FederatedIngress",
+            "metadata": {"name": "everywhere", "namespace": ns},
+            "spec": {"template": {"spec": {"rules": [{"host": "everywhere.example.com"}]}},
+                     "placement": {"constraints": {"tolerations": [{"key": "flotilla.dev/cost-tier", "operator": "Exists"}]}}},
+        })
+        .to_string(),
+    );
+    for member in ["member1", "member2", "member3"] {
+        bed.wait_for_copy(member, &ns, "everywhere").await;
+    }
     assert_eq!(mc.spec.region.as_deref(), Some("us-east"));
     // The operator reads only Secrets labelled as member credentials: join labels its Secret.
     let label = bed.kubectl_ok(

@@ -202,7 +202,7 @@ pub fn namespace_access(
 /// Whether some member's health is not known yet (just after start-up). Deciding then would
 /// treat it as down and move or prune copies that are fine.
 pub fn any_unknown(members: &[Member]) -> bool {
-    members.iter().any(|m| m.health == HealthState::Unknown)
+    members.iter().any(Member::awaiting_first_probe)
 }
 
 /// What is wrong with a replica distribution (`field` is where it sits, e.g.

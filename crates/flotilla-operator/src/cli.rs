@@ -134,6 +134,11 @@ pub struct JoinArgs {
     /// The member API server URL as the operator reaches it (default: the context's server).
     #[arg(long)]
     pub member_server: Option<String>,
+    /// The name the member's serving certificate is checked against, when the operator reaches
+    /// it at an address the certificate does not name (a relay, a tunnel): written as the
+    /// Secret's `tls-server-name` (default: the context's `tls-server-name`, if any).
+    #[arg(long)]
+    pub member_tls_server_name: Option<String>,
     /// The operator's namespace on the host, where the credentials Secret goes.
     #[arg(long, default_value = "flotilla-system")]
     pub namespace: String,
@@ -157,7 +162,7 @@ pub struct JoinArgs {
     pub token_ttl: std::time::Duration,
     /// Only rotate the token now: request a new one with the credentials already on the host and
     /// write it to the Secret (no member admin credentials needed while the token is valid).
-    #[arg(long, conflicts_with_all = ["member_kubeconfig", "member_server", "region", "zone", "labels"])]
+    #[arg(long, conflicts_with_all = ["member_kubeconfig", "member_server", "member_tls_server_name", "region", "zone", "labels"])]
     pub rotate: bool,
 }
 

@@ -253,7 +253,12 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
         Some(ca) => ca,
         None => published_root_ca(&member).await?,
     };
-    let kubeconfig = service_account_kubeconfig(&args.name, &server, &ca, &token);
+    let tls_server_name = args
+        .member_tls_server_name
+        .clone()
+        .or_else(|| cluster_tls_server_name(&member_config));
+    let kubeconfig =
+        service_account_kubeconfig(&args.name, &server, tls_server_name.as_deref(), &ca, &token);
 
     // On the host.
     let host = host_client(&args.host).await?;
@@ -436,6 +441,18 @@ async fn member_client(
     Ok((client, only_cluster, server))
 }
 
+/// The context's `tls-server-name`: the member is reached at an address its certificate does not
+/// name (the test bed's relay for pods, a tunnel), and the operator must check the same name.
+fn cluster_tls_server_name(config: &Kubeconfig) -> Option<String> {
+    config
+        .clusters
+        .first()?
+        .cluster
+        .as_ref()?
+        .tls_server_name
+        .clone()
+}
+
 fn cluster_ca(config: &Kubeconfig) -> Option<Vec<u8>> {
     let cluster = config.clusters.first()?.cluster.as_ref()?;
     if let Some(data) = &cluster.certificate_authority_data {
@@ -563,10 +580,19 @@ async fn rotate(args: &JoinArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn service_account_kubeconfig(name: &str, server: &str, ca: &[u8], token: &str) -> String {
+fn service_account_kubeconfig(
+    name: &str,
+    server: &str,
+    tls_server_name: Option<&str>,
+    ca: &[u8],
+    token: &str,
+) -> String {
     let ca = encode_base64(ca);
+    let tls_server_name = tls_server_name
+        .map(|n| format!("    tls-server-name: {n}\n"))
+        .unwrap_or_default();
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: flotilla\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: flotilla\ncurrent-context: {name}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {server}\n{tls_server_name}    certificate-authority-data: {ca}\nusers:\n- name: flotilla\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: flotilla\ncurrent-context: {name}\n"
     )
 }
 
@@ -694,6 +720,28 @@ mod tests {
             assert_eq!(decode_base64(&encode_base64(input)).as_deref(), Some(input));
         }
         assert_eq!(encode_base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    /// The Secret's kubeconfig passes the operator's policy, with and without a TLS name, and
+    /// keeps the name it was given.
+    #[test]
+    fn member_kubeconfig_carries_the_tls_server_name() {
+        use flotilla_controller::members::kubeconfig_policy::evaluate;
+        const CA_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----\nMIIBdzCCAR2gAwIBAgIUQ2dQ8xGz1eV2G8F3Xk7f0nX6p1gwCgYIKoZIzj0EAwIw\nETEPMA0GA1UEAwwGdGVzdGNhMB4XDTI0MDEwMTAwMDAwMFoXDTM0MDEwMTAwMDAw\nMFowETEPMA0GA1UEAwwGdGVzdGNhMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END CERTIFICATE-----\n";
+        for name in [None, Some("localhost")] {
+            let text = service_account_kubeconfig(
+                "member1",
+                "https://10.220.0.2:26010",
+                name,
+                CA_PEM,
+                "tok",
+            );
+            let endpoint = evaluate(&text, PolicyOptions::default())
+                .unwrap_or_else(|e| panic!("refused ({}):\n{text}", e.reason()));
+            assert_eq!(endpoint.tls_server_name.as_deref(), name, "{text}");
+            let config = Kubeconfig::from_yaml(&text).expect("a kubeconfig");
+            assert_eq!(cluster_tls_server_name(&config).as_deref(), name);
+        }
     }
 
     /// No wildcard group or verb anywhere; a wildcard resource only for reading the metrics

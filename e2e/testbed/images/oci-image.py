@@ -2,8 +2,8 @@
 """Writes a single-layer OCI image archive (an OCI image layout in a tar), without Docker or a
 registry, for `ctr images import`.
 
-  oci-image.py --name REPO:TAG --out IMAGE.tar [--entrypoint JSON] [--cmd JSON] [--env K=V]...
-               [--workdir DIR] [--user U] [--port 8080/tcp] SPEC...
+  oci-image.py --name REPO:TAG [--name REPO:TAG2]... --out IMAGE.tar [--entrypoint JSON]
+               [--cmd JSON] [--env K=V]... [--workdir DIR] [--user U] [--port 8080/tcp] SPEC...
 
 SPEC is one of
   /dest=SRC          the file SRC (mode kept, symlinks followed) at /dest in the image
@@ -14,7 +14,7 @@ Parent directories are created as needed. The layer is an uncompressed tar with 
 to 0 and owner root, so the same inputs give the same image digest. The archive is importable by
 containerd (`ctr -n k8s.io images import IMAGE.tar`, the image is named REPO:TAG through the
 io.containerd.image.name annotation) and is a valid OCI layout for other tools (podman, skopeo
-`oci-archive:`).
+`oci-archive:`). Several --name give the one image several names (tags of the same digest).
 """
 import argparse
 import hashlib
@@ -98,7 +98,8 @@ def blob(data):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--name", required=True, help="REPO:TAG, e.g. flotilla.test/busybox:1")
+    ap.add_argument("--name", required=True, action="append",
+                    help="REPO:TAG, e.g. flotilla.test/busybox:1 (repeatable: more names, same image)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--entrypoint", type=json.loads, default=None, help='JSON list, e.g. ["/pause"]')
     ap.add_argument("--cmd", type=json.loads, default=None, help="JSON list")
@@ -109,9 +110,10 @@ def main():
     ap.add_argument("--arch", default="amd64")
     ap.add_argument("specs", nargs="+", metavar="SPEC")
     a = ap.parse_args()
-    repo, sep, tag = a.name.rpartition(":")
-    if not sep or "/" in tag:
-        sys.exit(f"--name must be REPO:TAG, got {a.name!r}")
+    for name in a.name:
+        _, sep, tag = name.rpartition(":")
+        if not sep or "/" in tag:
+            sys.exit(f"--name must be REPO:TAG, got {name!r}")
 
     layer_digest, layer = blob(layer_tar(layer_entries(a.specs)))
     env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] + a.env
@@ -149,9 +151,9 @@ def main():
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": manifest_digest, "size": len(manifest),
             "platform": {"architecture": a.arch, "os": "linux"},
-            "annotations": {"io.containerd.image.name": a.name,
-                            "org.opencontainers.image.ref.name": tag},
-        }],
+            "annotations": {"io.containerd.image.name": name,
+                            "org.opencontainers.image.ref.name": name.rpartition(":")[2]},
+        } for name in a.name],
     }, sort_keys=True, separators=(",", ":")).encode()
 
     tmp = a.out + ".tmp"
@@ -165,7 +167,7 @@ def main():
         for digest, data in ((layer_digest, layer), (config_digest, config_json), (manifest_digest, manifest)):
             add("blobs/sha256/" + digest.split(":")[1], data)
     os.replace(tmp, a.out)
-    print(f"{a.out}: {a.name} {manifest_digest} ({len(layer)} bytes of layer)", file=sys.stderr)
+    print(f"{a.out}: {' '.join(a.name)} {manifest_digest} ({len(layer)} bytes of layer)", file=sys.stderr)
 
 
 if __name__ == "__main__":

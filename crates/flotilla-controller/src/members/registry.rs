@@ -45,6 +45,14 @@ impl Member {
             .then_some(self.client.as_ref())
             .flatten()
     }
+
+    /// Not probed yet, though it can be: not known to be down. Placing and cleanup wait for its
+    /// first probe rather than treat it as down (a copy there would be left behind or moved
+    /// away for nothing). A member without usable credentials or refused as a duplicate is
+    /// down, not waited for.
+    pub fn awaiting_first_probe(&self) -> bool {
+        self.health == HealthState::Unknown && self.client.is_some() && self.duplicate_of.is_none()
+    }
 }
 
 /// A change in the registry.
@@ -214,7 +222,10 @@ impl MemberRegistry {
                     m.duplicate_of = None;
                 } else if m.duplicate_of.as_deref() != Some(holder.as_str()) {
                     m.duplicate_of = Some(holder.clone());
-                    if m.health == HealthState::Ready {
+                    // Never Ready, and known as such: one left Unknown (a new alias, never
+                    // probed Ready) would hold back every object that could be placed on it,
+                    // waiting for a first probe that never makes it Ready.
+                    if m.health != HealthState::NotReady {
                         m.health = HealthState::NotReady;
                         m.health_since = Timestamp::now();
                         demoted.push(m.name.clone());
@@ -342,6 +353,32 @@ mod tests {
         r.remove("m1");
         assert_eq!(r.claim("alias", "cluster-a", new), Ok(()));
         assert_eq!(r.get("alias").expect("present").duplicate_of, None);
+    }
+
+    #[test]
+    fn a_new_duplicate_is_not_ready_at_once_not_unknown() {
+        let r = MemberRegistry::new();
+        let mut rx = r.subscribe();
+        r.upsert("m1", BTreeMap::new(), vec![]);
+        r.upsert("alias", BTreeMap::new(), vec![]);
+        assert_eq!(r.claim("m1", "cluster-a", Timestamp::UNIX_EPOCH), Ok(()));
+        while rx.try_recv().is_ok() {}
+        assert_eq!(
+            r.get("alias").expect("present").health,
+            HealthState::Unknown
+        );
+        assert_eq!(
+            r.claim("alias", "cluster-a", Timestamp::now()),
+            Err("m1".into())
+        );
+        assert_eq!(
+            r.get("alias").expect("present").health,
+            HealthState::NotReady
+        );
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(RegistryEvent::BecameNotReady("alias".into()))
+        );
     }
 
     #[test]

@@ -355,8 +355,11 @@ async fn watch_member(task: WatchTask) {
     let mut events = watcher(task.api.clone(), config).default_backoff().boxed();
     let mut relisting: Option<Projections> = None;
     while let Some(event) = events.next().await {
-        if event.is_ok() && task.failing.swap(false, Ordering::AcqRel) {
-            tracing::info!(member = %task.member, "copy watch recovered");
+        // `Init` comes before the list request, which may fail again (a kind this member does
+        // not serve): only an answer counts as recovery.
+        let answered = matches!(&event, Ok(e) if !matches!(e, watcher::Event::Init));
+        if answered && task.failing.swap(false, Ordering::AcqRel) {
+            tracing::info!(member = %task.member, resource = %task.api.resource_url(), "copy watch recovered");
         }
         match event {
             Ok(watcher::Event::Init) => relisting = Some(Projections::new()),

@@ -149,6 +149,20 @@ impl Kinds {
         })
     }
 
+    /// The member answered that it does not serve `gvk` any more (its CRD was deleted): believed
+    /// like a discovery miss, so the next resolve asks discovery again.
+    pub fn no_longer_served(&self, member: &str, gvk: &GroupVersionKind, why: &str) {
+        let key = (member.to_string(), gvk_key(gvk));
+        self.served
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        self.not_served
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (Instant::now(), why.to_string()));
+    }
+
     /// Forgets what a member served (its credentials or cluster changed).
     pub fn forget_member(&self, member: &str) {
         self.served

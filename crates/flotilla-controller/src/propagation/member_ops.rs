@@ -31,6 +31,8 @@ pub enum ApplyOutcome {
     Failed { message: String, permanent: bool },
     /// The member's credentials may not do this (the message names verb and resource).
     Forbidden(String),
+    /// The member no longer serves the kind (its CRD was deleted there): the copy waits for it.
+    KindGone(String),
 }
 
 /// The member API of `resource`; an empty namespace is a cluster-scoped copy.
@@ -89,6 +91,8 @@ pub async fn apply_copy(
                 }
                 Err(outcome) => return outcome,
             },
+            // See `remove_copy`: the resource path itself is gone.
+            Err(e) if resource_missing(&e) => return kind_gone(resource),
             Err(e) => return failed("reading the existing object", &e),
         }
     }
@@ -115,6 +119,9 @@ pub async fn apply_copy(
         Ok(applied) => ApplyOutcome::Applied(Box::new(
             serde_json::to_value(applied).unwrap_or(Value::Null),
         )),
+        // Still not found with its namespace there (or cluster-scoped): the resource itself is
+        // gone.
+        Err(e) if resource_missing(&e) => kind_gone(resource),
         Err(kube::Error::Api(s)) if s.code == 409 && !force => {
             ApplyOutcome::Conflict(truncate::message(&format!(
                 "{} {}/{} was created in the member by someone else meanwhile: {}",
@@ -133,6 +140,20 @@ pub async fn apply_copy(
         }
         Err(e) => failed("", &e),
     }
+}
+
+/// A 404 that is not an object's NotFound: answering a read (`get_opt` takes those as `None`)
+/// or an apply (which creates a missing object), the resource path itself is missing (the
+/// member does not serve the kind), or, for an apply before it is created, the namespace.
+fn resource_missing(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+fn kind_gone(resource: &ApiResource) -> ApplyOutcome {
+    ApplyOutcome::KindGone(format!(
+        "the member no longer serves {} {}",
+        resource.api_version, resource.kind
+    ))
 }
 
 fn failed(context: &str, e: &kube::Error) -> ApplyOutcome {
@@ -274,10 +295,11 @@ pub async fn remove_copy(
     let existing = match api.get_opt(&origin.copy_name).await {
         Ok(None) => return RemoveOutcome::Done,
         Ok(Some(existing)) => existing,
-        // Not a missing object (`get_opt` answers `None` for that) but a missing resource: the
-        // member no longer serves the kind (its CRD was deleted, with every object of it), so
-        // it holds no copy. Retrying would hold the host object's deletion for ever.
-        Err(kube::Error::Api(s)) if s.code == 404 => return RemoveOutcome::Done,
+        // A missing resource rather than a missing object: the member no longer serves the kind
+        // (its CRD was deleted, with every object of it), so it holds no copy. Its API server
+        // answers "404 page not found" in plain text, which is not a NotFound Status, so
+        // `get_opt` does not read it as `None`. Retrying would hold the deletion for ever.
+        Err(e) if resource_missing(&e) => return RemoveOutcome::Done,
         Err(kube::Error::Api(s)) if s.code == 403 => {
             return RemoveOutcome::Forbidden(truncate::message(&s.message));
         }
@@ -370,6 +392,27 @@ pub fn release_patch(object: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn api_error(code: u16, reason: &str) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status {
+                code,
+                reason: reason.into(),
+                ..Default::default()
+            }
+            .boxed(),
+        )
+    }
+
+    #[test]
+    fn a_plain_text_404_is_a_missing_resource_which_get_opt_does_not_take_as_none() {
+        // What kube makes of an API server's "404 page not found" (a path nothing serves).
+        let gone = api_error(404, "Failed to parse error data");
+        assert!(resource_missing(&gone));
+        assert!(matches!(&gone, kube::Error::Api(s) if !s.is_not_found()));
+        assert!(!resource_missing(&api_error(409, "Conflict")));
+        assert!(!resource_missing(&api_error(403, "Forbidden")));
+    }
 
     #[test]
     fn release_removes_every_tracking_key_and_our_field_ownership_guarded_by_uid() {

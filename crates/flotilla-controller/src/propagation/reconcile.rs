@@ -23,7 +23,6 @@ use super::{Engine, Placed, Propagated, triggers};
 use crate::conditions::{NewCondition, set_condition};
 use crate::error::{Error, Result};
 use crate::finalizer;
-use crate::members::health::HealthState;
 use crate::placement_change::PlacementChange;
 use crate::placement_input::{
     inventory, next_failback, placement_spec, previous, timestamp, to_status,
@@ -138,7 +137,7 @@ async fn reconcile_once<K: Propagated>(obj: Arc<K>, state: Arc<State<K>>) -> Res
 fn probing<K: Propagated>(obj: &K, members: &[crate::members::registry::Member]) -> Vec<String> {
     members
         .iter()
-        .filter(|m| m.health == HealthState::Unknown && triggers::concerns(obj, &m.name))
+        .filter(|m| m.awaiting_first_probe() && triggers::concerns(obj, &m.name))
         .map(|m| m.name.clone())
         .collect()
 }
@@ -513,6 +512,11 @@ impl<K: Propagated> Job<'_, K> {
                 ClusterResult::Applied
             }
             Ok(ApplyOutcome::Conflict(m)) => ClusterResult::Conflict(m),
+            Ok(ApplyOutcome::KindGone(m)) => {
+                // Asked again by discovery from now on, like a kind never served there.
+                self.engine.kinds.no_longer_served(cluster, self.gvk, &m);
+                ClusterResult::WaitingForKind(m)
+            }
             Ok(ApplyOutcome::Forbidden(m)) => {
                 self.engine.log_member_failure(cluster, "apply", &m, true);
                 ClusterResult::Forbidden(m)
@@ -666,9 +670,11 @@ async fn cleanup<K: Propagated>(
     let unprobed: Vec<&String> = clusters
         .iter()
         .filter(|c| {
-            engine.ctx.registry.get(c).is_some_and(|m| {
-                m.health == HealthState::Unknown && m.client.is_some() && m.duplicate_of.is_none()
-            })
+            engine
+                .ctx
+                .registry
+                .get(c)
+                .is_some_and(|m| m.awaiting_first_probe())
         })
         .collect();
     if !unprobed.is_empty() {

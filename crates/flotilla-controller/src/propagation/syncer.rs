@@ -361,6 +361,10 @@ impl<K: Propagated> Syncer<K> {
             return;
         };
         let key = (origin.uid.clone(), member.to_string());
+        // This sighting supersedes one kept for later: judged now, or kept instead below. A
+        // stale one left behind would be judged at the next recheck after this newer one and
+        // put the copy back as it was (a CRD's "not established yet", for good).
+        self.early.remove(&key);
         let entry = obj
             .propagation_status()
             .and_then(|s| s.clusters.iter().find(|c| c.cluster == member))
@@ -373,7 +377,6 @@ impl<K: Propagated> Syncer<K> {
                 self.engine.ledger.removed(&origin.uid, member);
             }
             self.correcting.remove(&key);
-            self.early.remove(&key);
             // A copy that is still there (kept while its member was away, or not removed yet):
             // judged if the engine places it there again (the recheck after that placement's
             // status write); its deletion event drops it.
