@@ -254,8 +254,8 @@ async fn join_grants_only_what_flotilla_manages_and_unjoin_removes_it() {
     let granted = flotilla_e2e::can_i_matrix(&list);
     assert_eq!(granted, expected, "{list}");
 
-    // Metrics (no adapter or metrics server on the test bed): pods' resource usage, and metrics
-    // addressed by name, readable whatever the name, never writable.
+    // Metrics, by SubjectAccessReview (whether a metrics API is served does not matter): pods'
+    // resource usage, and metrics addressed by name, readable whatever the name, never writable.
     for (verb, group, resource, allowed) in [
         ("list", "metrics.k8s.io", "pods", true),
         ("get", "external.metrics.k8s.io", "queue_depth", true),
