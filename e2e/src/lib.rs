@@ -970,6 +970,25 @@ impl TestBed {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `helm upgrade --install` of the chart as release `flotilla` in the operator's namespace,
+    /// taking over the CRDs the tests applied with kubectl, not waiting; `values` are more
+    /// arguments (`--set …`).
+    pub fn helm_install_chart(&self, values: &[&str]) -> String {
+        let mut args = vec![
+            "upgrade",
+            "--install",
+            "flotilla",
+            "charts/flotilla",
+            "--namespace",
+            OPERATOR_NAMESPACE,
+            "--create-namespace",
+            "--take-ownership",
+            "--wait=false",
+        ];
+        args.extend_from_slice(values);
+        self.helm(&args)
+    }
+
     /// An object of any resource in `cluster` (`namespace` `None` for a cluster-scoped one), as
     /// JSON; `None` when it does not exist (or cannot be read).
     pub async fn object(

@@ -31,17 +31,8 @@ const POD_WAIT: Duration = Duration::from_secs(240);
 
 /// `helm upgrade --install` of the chart with the bed's image under `tag`.
 fn install(bed: &TestBed, tag: &str) {
-    bed.helm(&[
-        "upgrade",
-        "--install",
-        "flotilla",
-        "charts/flotilla",
-        "--namespace",
-        OPERATOR_NAMESPACE,
-        "--create-namespace",
-        // the CRDs were applied with kubectl by `federation()`
-        "--take-ownership",
-        "--wait=false",
+    // (the CRDs were applied with kubectl by `federation()`: taken over)
+    bed.helm_install_chart(&[
         "--set",
         &format!("image.repository={IMAGE_REPOSITORY}"),
         "--set",

@@ -103,17 +103,7 @@ async fn chart_installs_and_its_service_account_is_enough_and_no_more() {
     let bed = TestBed::get();
     bed.federation();
     // The CRDs were applied with kubectl by the other tests; helm takes them over.
-    bed.helm(&[
-        "upgrade",
-        "--install",
-        "flotilla",
-        "charts/flotilla",
-        "--namespace",
-        OPERATOR_NAMESPACE,
-        "--create-namespace",
-        "--take-ownership",
-        "--wait=false",
-    ]);
+    bed.helm_install_chart(&[]);
     // The chart keeps the CRDs' CEL rules only where the API server runs them (1.28 and later);
     // older servers get the CRDs without them, and the controller's checks.
     assert_eq!(
