@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use flotilla_api::FederatedObject;
 use flotilla_e2e::bench::{
-    MemberWatch, bench, create_all, create_namespace, drop_namespace, env_secs, env_usize, grow,
-    member_names, members_ready, memory_kb, object_latency, on_members, settle, summarize,
-    wait_all_seen,
+    CpuSnapshot, MemberWatch, bench, create_all, create_namespace, drop_namespace, env_secs,
+    env_usize, grow, member_names, members_ready, memory_kb, object_latency, on_members, settle,
+    summarize, wait_all_seen,
 };
 use flotilla_e2e::{Operator, TestBed, api_resource};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -95,8 +95,13 @@ async fn run() -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let api: Api<FederatedObject> = Api::namespaced(host.clone(), &ns);
+    let cpu_before = CpuSnapshot::take(&bed, op.pid());
     let creates = create_all(&api, Arc::new(docs), WORKERS).await?;
     wait_all_seen(&deployments, &names, timeout, "Deployments").await?;
+    eprintln!(
+        "any kind: {}",
+        CpuSnapshot::take(&bed, op.pid()).describe_since(&cpu_before)
+    );
     let latencies: Vec<f64> = names
         .iter()
         .enumerate()
@@ -148,10 +153,15 @@ async fn run() -> Result<()> {
         })
         .collect::<Result<_, _>>()?;
     let cm_api: Api<ConfigMap> = Api::namespaced(host.clone(), &ns2);
+    let cpu_before = CpuSnapshot::take(&bed, op.pid());
     let started = Instant::now();
     create_all(&cm_api, Arc::new(cms), WORKERS).await?;
     wait_all_seen(&copies, &cm_names, timeout, "ConfigMaps").await?;
     let all = started.elapsed();
+    eprintln!(
+        "policy: {}",
+        CpuSnapshot::take(&bed, op.pid()).describe_since(&cpu_before)
+    );
     eprintln!(
         "policy: {configmaps} ConfigMaps x {MEMBERS} members, every copy after {:.1} s",
         all.as_secs_f64()
@@ -161,7 +171,8 @@ async fn run() -> Result<()> {
     let mut all_watches = deployments;
     all_watches.extend(copies);
     let settled = settle(scrape, &all_watches, quiet, timeout, || true).await?;
-    let (rss, _) = memory_kb(op.pid())?;
+    // VmRSS once settled, not VmHWM (the burst's peak).
+    let (_, rss) = memory_kb(op.pid())?;
     eprintln!(
         "settled after {:.0} s; RSS {} kB",
         settled.as_secs_f64(),

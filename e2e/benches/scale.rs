@@ -48,11 +48,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use flotilla_api::{FederatedIngress, MemberCluster};
 use flotilla_e2e::bench::{
-    MemberWatch, bench, clean_up, create_all, create_namespace, drop_namespace, env_secs,
-    env_usize, federated_ingress, force_remove, member_names, member_ready_is, members_ready,
-    memory_kb, metric_series, metric_where, metrics_delta, ms, object_latency, on_members,
-    remove_leftovers, restore, settle, singles, summarize, wait_all_seen, wait_for_object,
-    watch_events, watch_members,
+    CpuSnapshot, MemberWatch, bench, clean_up, create_all, create_namespace, drop_namespace,
+    env_secs, env_usize, federated_ingress, force_remove, member_names, member_ready_is,
+    members_ready, memory_kb, metric_series, metric_where, metrics_delta, ms, object_latency,
+    on_members, remove_leftovers, restore, settle, singles, summarize, wait_all_seen,
+    wait_for_object, watch_events, watch_members,
 };
 use flotilla_e2e::{Operator, OperatorOptions, Outage, TestBed, eventually};
 use futures::StreamExt;
@@ -467,7 +467,7 @@ async fn ten_members(
     let watches = watch_members(bed, &members, &namespace).await?;
     let n = cfg.objects;
 
-    let placed = scale(host, &operator, cfg, &namespace, &watches, failed).await;
+    let placed = scale(bed, host, &operator, cfg, &namespace, &watches, failed).await;
     if placed && cfg.wants("resync") {
         match resync(bed, host, &mut operator, cfg, &watches).await {
             Ok(took) => bench("resync_10k_objects_10_members_s", took.as_secs_f64(), "s"),
@@ -497,6 +497,7 @@ async fn ten_members(
 /// Grows the bed to [`SCALE_MEMBERS`] members (as bench-drift does) and joins the new ones.
 /// The burst; returns whether every copy got placed (the later sections need them).
 async fn scale(
+    bed: &TestBed,
     host: &Client,
     op: &Operator,
     cfg: &Config,
@@ -507,6 +508,7 @@ async fn scale(
     let n = cfg.objects;
     let members = member_names(SCALE_MEMBERS);
     let before = scrape(op);
+    let cpu_before = CpuSnapshot::take(bed, op.pid());
     let b = match burst(host, namespace, watches, n, "scale", |_| {
         on_members(&members)
     })
@@ -523,6 +525,8 @@ async fn scale(
         "scale: operator metrics until every copy was seen: {}",
         metrics_delta(&before, &scrape(op))
     );
+    let cpu_after = CpuSnapshot::take(bed, op.pid());
+    eprintln!("scale: {}", cpu_after.describe_since(&cpu_before));
     if cfg.wants("scale") {
         match summarize(b.latencies) {
             Ok(s) => {
@@ -537,6 +541,13 @@ async fn scale(
                 bench("scale_distribution_p50_ms", s.p50, "ms");
                 bench("scale_distribution_p99_ms", s.p99, "ms");
                 bench("scale_all_copies_s", b.all_copies.as_secs_f64(), "s");
+                // What the operator itself spent per copy: the part of the burst that does not
+                // depend on how many control planes share this machine's cores.
+                bench(
+                    "scale_operator_cpu_ms_per_copy",
+                    ms(cpu_after.operator_since(&cpu_before)) / (n * SCALE_MEMBERS) as f64,
+                    "ms",
+                );
             }
             Err(e) => {
                 eprintln!("scale: {e:#}");

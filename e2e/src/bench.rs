@@ -388,6 +388,115 @@ pub fn cpu_time(pid: u32) -> Result<Duration> {
     Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
+/// Where the CPU went during a phase: the test bed's processes per component (summed over every
+/// cluster), the operator, this benchmark process and the whole machine. On a machine that runs
+/// every cluster's control plane on the same cores, the operator's own share is the figure that
+/// carries over to real clusters; the rest is the bed.
+pub struct CpuSnapshot {
+    components: std::collections::BTreeMap<String, Duration>,
+    operator: Duration,
+    bench: Duration,
+    machine_busy: Duration,
+    at: Instant,
+}
+
+impl CpuSnapshot {
+    pub fn take(bed: &TestBed, operator_pid: u32) -> Self {
+        let mut components = std::collections::BTreeMap::new();
+        for cluster in std::fs::read_dir(bed.state_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for file in std::fs::read_dir(cluster.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let path = file.path();
+                if path.extension().is_none_or(|e| e != "pid") {
+                    continue;
+                }
+                let component = path.file_stem().unwrap_or_default().to_string_lossy();
+                let used = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|p| p.trim().parse().ok())
+                    .and_then(|pid| cpu_time(pid).ok())
+                    .unwrap_or_default();
+                *components.entry(component.into_owned()).or_default() += used;
+            }
+        }
+        Self {
+            components,
+            operator: cpu_time(operator_pid).unwrap_or_default(),
+            bench: cpu_time(std::process::id()).unwrap_or_default(),
+            machine_busy: machine_busy().unwrap_or_default(),
+            at: Instant::now(),
+        }
+    }
+
+    /// The operator's CPU time since `earlier`.
+    pub fn operator_since(&self, earlier: &Self) -> Duration {
+        self.operator.saturating_sub(earlier.operator)
+    }
+
+    /// One line: each part's CPU seconds since `earlier` and its share of the machine's busy time.
+    pub fn describe_since(&self, earlier: &Self) -> String {
+        let busy = self.machine_busy.saturating_sub(earlier.machine_busy);
+        let share = |d: Duration| 100.0 * d.as_secs_f64() / busy.as_secs_f64().max(0.001);
+        let mut parts = vec![format!(
+            "operator {:.0} s ({:.0}%)",
+            self.operator_since(earlier).as_secs_f64(),
+            share(self.operator_since(earlier))
+        )];
+        for (component, used) in &self.components {
+            let d = used.saturating_sub(
+                earlier
+                    .components
+                    .get(component)
+                    .copied()
+                    .unwrap_or_default(),
+            );
+            parts.push(format!(
+                "{component} {:.0} s ({:.0}%)",
+                d.as_secs_f64(),
+                share(d)
+            ));
+        }
+        let bench = self.bench.saturating_sub(earlier.bench);
+        parts.push(format!(
+            "this benchmark {:.0} s ({:.0}%)",
+            bench.as_secs_f64(),
+            share(bench)
+        ));
+        format!(
+            "CPU over {:.0} s: machine busy {:.0} of {:.0} core-s; {}",
+            (self.at - earlier.at).as_secs_f64(),
+            busy.as_secs_f64(),
+            (self.at - earlier.at).as_secs_f64()
+                * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+            parts.join(", ")
+        )
+    }
+}
+
+/// CPU time the whole machine spent busy (not idle, not waiting for I/O), from /proc/stat.
+fn machine_busy() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …, in clock ticks of 10 ms
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    Ok(Duration::from_millis(total.saturating_sub(idle) * 10))
+}
+
 /// How many lines of the operator's log contain every one of `needles` (colour codes removed).
 pub fn log_lines_with(log: &std::path::Path, needles: &[&str]) -> usize {
     let text = std::fs::read_to_string(log).unwrap_or_default();
