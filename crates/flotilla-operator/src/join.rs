@@ -258,7 +258,7 @@ pub async fn join(args: JoinArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| cluster_tls_server_name(&member_config));
     let kubeconfig =
-        service_account_kubeconfig(&args.name, &server, tls_server_name.as_deref(), &ca, &token);
+        service_account_kubeconfig(&args.name, &server, tls_server_name.as_deref(), &ca, &token)?;
 
     // On the host.
     let host = host_client(&args.host).await?;
@@ -580,20 +580,51 @@ async fn rotate(args: &JoinArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The member Secret's kubeconfig: one cluster (server, CA, and the TLS name to check when the
+/// server's address is not in its certificate), the ServiceAccount's token, one context.
 fn service_account_kubeconfig(
     name: &str,
     server: &str,
     tls_server_name: Option<&str>,
     ca: &[u8],
     token: &str,
-) -> String {
-    let ca = encode_base64(ca);
-    let tls_server_name = tls_server_name
-        .map(|n| format!("    tls-server-name: {n}\n"))
-        .unwrap_or_default();
-    format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {server}\n{tls_server_name}    certificate-authority-data: {ca}\nusers:\n- name: flotilla\n  user:\n    token: {token}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: flotilla\ncurrent-context: {name}\n"
-    )
+) -> anyhow::Result<String> {
+    use kube::config::{AuthInfo, Cluster, Context, NamedAuthInfo, NamedCluster, NamedContext};
+    const USER: &str = "flotilla";
+    let config = Kubeconfig {
+        api_version: Some("v1".into()),
+        kind: Some("Config".into()),
+        clusters: vec![NamedCluster {
+            name: name.into(),
+            cluster: Some(Cluster {
+                server: Some(server.into()),
+                tls_server_name: tls_server_name.map(Into::into),
+                certificate_authority_data: Some(encode_base64(ca)),
+                ..Cluster::default()
+            }),
+            ..NamedCluster::default()
+        }],
+        auth_infos: vec![NamedAuthInfo {
+            name: USER.into(),
+            auth_info: Some(AuthInfo {
+                token: Some(token.to_owned().into()),
+                ..AuthInfo::default()
+            }),
+            ..NamedAuthInfo::default()
+        }],
+        contexts: vec![NamedContext {
+            name: name.into(),
+            context: Some(Context {
+                cluster: name.into(),
+                user: Some(USER.into()),
+                ..Context::default()
+            }),
+            ..NamedContext::default()
+        }],
+        current_context: Some(name.into()),
+        ..Kubeconfig::default()
+    };
+    serde_saphyr::to_string(&config).context("writing the member kubeconfig")
 }
 
 async fn apply(
@@ -735,12 +766,22 @@ mod tests {
                 name,
                 CA_PEM,
                 "tok",
-            );
+            )
+            .expect("a kubeconfig");
             let endpoint = evaluate(&text, PolicyOptions::default())
                 .unwrap_or_else(|e| panic!("refused ({}):\n{text}", e.reason()));
             assert_eq!(endpoint.tls_server_name.as_deref(), name, "{text}");
             let config = Kubeconfig::from_yaml(&text).expect("a kubeconfig");
             assert_eq!(cluster_tls_server_name(&config).as_deref(), name);
+            let token = config.auth_infos[0]
+                .auth_info
+                .as_ref()
+                .and_then(|a| a.token.as_ref());
+            assert_eq!(
+                token.map(secrecy::ExposeSecret::expose_secret),
+                Some("tok"),
+                "{text}"
+            );
         }
     }
 

@@ -102,10 +102,7 @@ impl Kinds {
                     gvk.api_version(),
                     gvk.kind
                 );
-                self.not_served
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, (Instant::now(), why.clone()));
+                self.no_longer_served(member, gvk, &why);
                 Resolution::NotServed(why)
             }
             Err(e) => Resolution::Failed(super::truncate::message(&format!(
