@@ -166,8 +166,8 @@ struct Syncer<K: Propagated> {
     drifted: HashMap<String, (bool, String)>,
     /// Each copy's health as last seen (kinds that report health).
     health: HashMap<Key, CopyHealth>,
-    /// Objects whose health changed since the last flush.
-    health_dirty: HashMap<String, ObjectRef<K>>,
+    /// Objects whose health changed since the last flush, oldest first.
+    health_dirty: super::write_queue::WriteQueue<ObjectRef<K>>,
     /// The health part of the status last written, by host object uid.
     health_written: HashMap<String, Value>,
     /// Objects whose health write is in flight.
@@ -199,7 +199,7 @@ pub async fn run<K: Propagated>(
         written: WrittenEntries::default(),
         drifted: HashMap::new(),
         health: HashMap::new(),
-        health_dirty: HashMap::new(),
+        health_dirty: Default::default(),
         health_written: HashMap::new(),
         health_in_flight: HashSet::new(),
         health_done,
@@ -578,30 +578,24 @@ impl<K: Propagated> Syncer<K> {
         // condition says where it stands).
         if changed || !self.health_written.contains_key(&key.0) {
             self.health_dirty
-                .insert(key.0.clone(), ObjectRef::from_obj(obj));
+                .mark(key.0.clone(), ObjectRef::from_obj(obj));
         }
     }
 
     /// Writes the health of objects whose copies' health changed: one write per object, under
     /// one field manager, with every placed member's entry and the Healthy condition; nothing
     /// when the object's status already says it (after a restart, most do). At most
-    /// [`HEALTH_BATCH`] objects per flush, [`HEALTH_WRITES`] writes at once, so copy events are
+    /// [`HEALTH_BATCH`] objects per flush (oldest first), [`HEALTH_WRITES`] writes at once, so copy events are
     /// not held up behind a long flush.
     async fn flush_health(&mut self) {
         // An object whose last write is still in flight waits for it (writes of one object stay
         // in order).
-        let batch: Vec<String> = self
+        let in_flight = &self.health_in_flight;
+        let batch = self
             .health_dirty
-            .keys()
-            .filter(|u| !self.health_in_flight.contains(*u))
-            .take(HEALTH_BATCH)
-            .cloned()
-            .collect();
+            .take_oldest(HEALTH_BATCH, |uid| !in_flight.contains(uid));
         let mut writes = Vec::new();
-        for uid in batch {
-            let Some(reference) = self.health_dirty.remove(&uid) else {
-                continue;
-            };
+        for (uid, reference) in batch {
             let Some(obj) = self
                 .objects
                 .get(&reference)
@@ -652,7 +646,7 @@ impl<K: Propagated> Syncer<K> {
             self.health_written.insert(w.uid, w.status);
         } else {
             // Tried again at the next flush.
-            self.health_dirty.insert(w.uid, w.reference);
+            self.health_dirty.mark(w.uid, w.reference);
         }
     }
 
