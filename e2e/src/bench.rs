@@ -418,9 +418,18 @@ impl CpuSnapshot {
                     continue;
                 }
                 let component = path.file_stem().unwrap_or_default().to_string_lossy();
+                // Only a process that is still this cluster's (its command line names the
+                // cluster's dir), as clusters.sh's comp_pid checks: pids get recycled.
+                let ours = |pid: &u32| {
+                    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                        String::from_utf8_lossy(&c)
+                            .contains(&format!("{}/", cluster.path().display()))
+                    })
+                };
                 let used = std::fs::read_to_string(&path)
                     .ok()
                     .and_then(|p| p.trim().parse().ok())
+                    .filter(ours)
                     .and_then(|pid| cpu_time(pid).ok())
                     .unwrap_or_default();
                 *components.entry(component.into_owned()).or_default() += used;
@@ -443,31 +452,21 @@ impl CpuSnapshot {
     /// One line: each part's CPU seconds since `earlier` and its share of the machine's busy time.
     pub fn describe_since(&self, earlier: &Self) -> String {
         let busy = self.machine_busy.saturating_sub(earlier.machine_busy);
-        let share = |d: Duration| 100.0 * d.as_secs_f64() / busy.as_secs_f64().max(0.001);
-        let mut parts = vec![format!(
-            "operator {:.0} s ({:.0}%)",
-            self.operator_since(earlier).as_secs_f64(),
-            share(self.operator_since(earlier))
-        )];
+        let part = |name: &str, used: Duration| {
+            let share = 100.0 * used.as_secs_f64() / busy.as_secs_f64().max(0.001);
+            format!("{name} {:.0} s ({share:.0}%)", used.as_secs_f64())
+        };
+        let mut parts = vec![part("operator", self.operator_since(earlier))];
         for (component, used) in &self.components {
-            let d = used.saturating_sub(
-                earlier
-                    .components
-                    .get(component)
-                    .copied()
-                    .unwrap_or_default(),
-            );
-            parts.push(format!(
-                "{component} {:.0} s ({:.0}%)",
-                d.as_secs_f64(),
-                share(d)
+            let before = earlier.components.get(component).copied();
+            parts.push(part(
+                component,
+                used.saturating_sub(before.unwrap_or_default()),
             ));
         }
-        let bench = self.bench.saturating_sub(earlier.bench);
-        parts.push(format!(
-            "this benchmark {:.0} s ({:.0}%)",
-            bench.as_secs_f64(),
-            share(bench)
+        parts.push(part(
+            "this benchmark",
+            self.bench.saturating_sub(earlier.bench),
         ));
         format!(
             "CPU over {:.0} s: machine busy {:.0} of {:.0} core-s; {}",

@@ -585,8 +585,8 @@ impl<K: Propagated> Syncer<K> {
     /// Writes the health of objects whose copies' health changed: one write per object, under
     /// one field manager, with every placed member's entry and the Healthy condition; nothing
     /// when the object's status already says it (after a restart, most do). At most
-    /// [`HEALTH_BATCH`] objects per flush (oldest first), [`HEALTH_WRITES`] writes at once, so copy events are
-    /// not held up behind a long flush.
+    /// [`HEALTH_BATCH`] objects per flush, oldest first, and [`HEALTH_WRITES`] writes at once, so
+    /// copy events are not held up behind a long flush.
     async fn flush_health(&mut self) {
         // An object whose last write is still in flight waits for it (writes of one object stay
         // in order).
