@@ -2,7 +2,7 @@
 //! unmet constraint. Controllers put it in status; the `preview` command prints it.
 //!
 //! ```text
-//! member-a  Selected  priority 0  PrimaryHealthy: priority 0, the best rank; already placed
+//! member-a  Selected  priority 0  PrimaryHealthy: priority 0, the best rank
 //! member-b  Standby   priority 1  LowerPriority: a better-ranked failover group supplies the selection
 //! member-c  Filtered  -           NotInClusterList: not listed in placement.clusters
 //! ```

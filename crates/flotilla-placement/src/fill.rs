@@ -65,21 +65,17 @@ pub(crate) fn fill(
         if outcomes[i].is_some() {
             continue;
         }
-        // Thousands of clusters can get the first two: their texts are fixed (the priority
-        // column shows the rank) so that they cost no allocation.
+        // Thousands of clusters can get LowerPriority or MaxClustersReached: their texts are fixed
+        // (the priority column shows the rank) so that they cost no allocation.
+        // Spread before maxClusters: once the count is reached the group counts are final, so a
+        // cluster's verdict depends on the final selection only, not on whether it was looked at
+        // before or after the count filled (which stickiness reorders from one reconcile to the
+        // next).
         let outcome = if !in_scope(c.rank) {
             Outcome {
                 verdict: Verdict::Standby,
                 reason: Reason::LowerPriority,
                 message: Cow::Borrowed("a better-ranked failover group supplies the selection"),
-            }
-        } else if chosen >= limit {
-            Outcome {
-                verdict: Verdict::Standby,
-                reason: Reason::MaxClustersReached,
-                message: Cow::Borrowed(
-                    "maxClusters is reached by clusters ranked or already placed ahead",
-                ),
             }
         } else if let Some(k) = spread.full(spec, c.topology) {
             let constraint = spec.constraints.spread.get(k);
@@ -93,6 +89,14 @@ pub(crate) fn fill(
                     constraint.and_then(|s| s.max_per_group).unwrap_or(0)
                 )
                 .into(),
+            }
+        } else if chosen >= limit {
+            Outcome {
+                verdict: Verdict::Standby,
+                reason: Reason::MaxClustersReached,
+                message: Cow::Borrowed(
+                    "maxClusters is reached by clusters ranked or already placed ahead",
+                ),
             }
         } else {
             spread.add(c.topology);
@@ -112,28 +116,24 @@ fn selected(
     in_scope: bool,
     for_spread: bool,
 ) -> Outcome {
-    let placed = if c.sticky() {
-        "already placed"
-    } else {
-        "newly placed"
-    };
+    // Whether the cluster held the copy already is left out on purpose: it flips once for every
+    // object (from "newly" to "already" placed at its next reconcile) and so cost every object a
+    // second status write with nothing else changed. Where stickiness decides, the Standby
+    // cluster it displaced says so ("ranked or already placed ahead").
     let (reason, mut message) = if for_spread && !in_scope {
-        (
-            Reason::SpreadCoverage,
-            format!("{}; {placed}", group_label(spec, c.rank)),
-        )
+        (Reason::SpreadCoverage, group_label(spec, c.rank))
     } else if !context.uses_priority {
-        (Reason::Matched, format!("matches the placement; {placed}"))
+        (Reason::Matched, "matches the placement".to_owned())
     } else if Some(c.rank) == context.primary_rank {
         (
             Reason::PrimaryHealthy,
-            format!("{}, the best rank; {placed}", group_label(spec, c.rank)),
+            format!("{}, the best rank", group_label(spec, c.rank)),
         )
     } else if context.unavailable_rank.is_some_and(|u| u < c.rank) {
         (
             Reason::FailedOver,
             format!(
-                "{}; a higher-priority cluster is unavailable; {placed}",
+                "{}; a higher-priority cluster is unavailable",
                 group_label(spec, c.rank)
             ),
         )
@@ -141,7 +141,7 @@ fn selected(
         (
             Reason::LowerPriorityNeeded,
             format!(
-                "{}; needed to reach the cluster count or spread; {placed}",
+                "{}; needed to reach the cluster count or spread",
                 group_label(spec, c.rank)
             ),
         )

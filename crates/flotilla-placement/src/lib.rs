@@ -33,7 +33,7 @@
 //! assert_eq!(decision.selected, ["eu-1"]);
 //! assert_eq!(
 //!     decision.to_string(),
-//!     "eu-1  Selected  priority 0  PrimaryHealthy: priority 0, the best rank; newly placed\n\
+//!     "eu-1  Selected  priority 0  PrimaryHealthy: priority 0, the best rank\n\
 //!      us-1  Standby   priority 1  LowerPriority: a better-ranked failover group supplies the selection\n"
 //! );
 //! # Ok::<(), flotilla_placement::SpecError>(())

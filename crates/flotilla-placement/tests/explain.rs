@@ -23,7 +23,7 @@ fn one_line_per_cluster_then_unsatisfied() {
     let text = d.to_string();
     let expected = "\
 lab      Filtered   -           NotInClusterList: not listed in placement.clusters
-member1  Selected   priority 0  PrimaryHealthy: priority 0, the best rank; newly placed  replicas 3
+member1  Selected   priority 0  PrimaryHealthy: priority 0, the best rank  replicas 3
 member2  Standby    priority 1  LowerPriority: a better-ranked failover group supplies the selection
 member3  Unhealthy  priority 2  ClusterNotReady: not ready for 1m0s
 unsatisfied: cluster ghost is listed in placement.clusters but is not a member cluster
@@ -37,8 +37,5 @@ unsatisfied: cluster ghost is listed in placement.clusters but is not a member c
 fn a_single_verdict_renders_on_one_line() {
     let d = run_fresh(&Default::default(), &[plain("a")]);
     let line = d.clusters[0].to_string();
-    assert_eq!(
-        line,
-        "a  Selected  -  Matched: matches the placement; newly placed"
-    );
+    assert_eq!(line, "a  Selected  -  Matched: matches the placement");
 }

@@ -103,3 +103,19 @@ fn a_proven_cluster_is_preferred_for_a_new_slot() {
     let d = run(&spec(1), &inventory, &Default::default(), 2_050);
     assert_eq!(selected(&d), ["a"]);
 }
+
+#[test]
+fn a_decision_fed_back_as_previous_is_unchanged() {
+    // Controllers write the decision to status and feed it back on the next reconcile: a verdict
+    // that changed only because its cluster is now placed would cost every object a second
+    // status write with nothing new in it.
+    let mut spec = spec(3);
+    spec.constraints.spread = vec![SpreadConstraint::new(REGION, Some(1), Some(2))];
+    let prio = priority(&[&["m", "c"], &["x"]]);
+    for spec in [spec, prio, PlacementSpec::default()] {
+        let first = run_fresh(&spec, &fleet());
+        let again = run(&spec, &fleet(), &was(&selected(&first)), 2_000);
+        // The text users read (and status holds) must be the same; timestamps may differ.
+        assert_eq!(first.to_string(), again.to_string());
+    }
+}
