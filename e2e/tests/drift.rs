@@ -75,7 +75,7 @@ async fn wait_drift<T>(
                 .status
                 .as_ref()
                 .and_then(|s| s.clusters.iter().find(|c| c.cluster == member));
-            Ok(check(entry.and_then(|e| e.drift.as_ref())))
+            Ok(check(entry.and_then(|e| e.drift.as_deref())))
         }
     })
     .await

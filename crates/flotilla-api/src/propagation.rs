@@ -86,7 +86,7 @@ pub struct MemberCopyStatus {
     pub load_balancer: Vec<LoadBalancerAddress>,
     /// Differences between the member copy and what Flotilla applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drift: Option<DriftStatus>,
+    pub drift: Option<Box<DriftStatus>>,
     /// The copy's health, from its status in the member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<CopyHealth>,

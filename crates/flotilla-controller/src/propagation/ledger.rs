@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use compact_str::CompactString;
 use serde_json::Value;
 
 /// One object's latest placement.
@@ -25,7 +26,58 @@ pub struct Placed {
 pub struct Ledger {
     placed: Mutex<HashMap<String, Placed>>,
     leaving: Mutex<HashSet<(String, String)>>,
-    baselines: Mutex<HashMap<(String, String), Arc<str>>>,
+    baselines: Mutex<Baselines>,
+}
+
+/// Every copy's baseline, by host object uid and then member: an object's are found (and
+/// forgotten) without going through every other object's. One per copy: 100,000 at the scale
+/// this is built for, so the text is shared. Copies of one object in members that normalise it
+/// alike (most) have the same baseline, and hold one text between them.
+#[derive(Default)]
+struct Baselines {
+    by_uid: HashMap<String, Vec<(CompactString, Arc<str>)>>,
+    /// The texts in use, each once. A text no copy holds any more is dropped by [`Ledger::tidy`].
+    texts: HashSet<Arc<str>>,
+}
+
+impl Baselines {
+    fn intern(&mut self, text: String) -> Arc<str> {
+        if let Some(t) = self.texts.get(text.as_str()) {
+            return t.clone();
+        }
+        let t: Arc<str> = Arc::from(text);
+        self.texts.insert(t.clone());
+        t
+    }
+
+    fn insert(&mut self, uid: &str, member: &str, text: String) {
+        let text = self.intern(text);
+        let copies = match self.by_uid.get_mut(uid) {
+            Some(c) => c,
+            None => self.by_uid.entry(uid.to_string()).or_default(),
+        };
+        match copies.iter_mut().find(|(m, _)| m == member) {
+            Some((_, t)) => *t = text,
+            None => copies.push((member.into(), text)),
+        }
+    }
+
+    fn get(&self, uid: &str, member: &str) -> Option<Arc<str>> {
+        self.by_uid
+            .get(uid)?
+            .iter()
+            .find(|(m, _)| m == member)
+            .map(|(_, t)| t.clone())
+    }
+
+    fn remove(&mut self, uid: &str, member: &str) {
+        if let Some(copies) = self.by_uid.get_mut(uid) {
+            copies.retain(|(m, _)| m != member);
+            if copies.is_empty() {
+                self.by_uid.remove(uid);
+            }
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -52,7 +104,7 @@ impl Ledger {
 
     /// The copy the engine was removing is gone: its baseline goes too.
     pub fn removed(&self, uid: &str, member: &str) {
-        lock(&self.baselines).remove(&(uid.to_string(), member.to_string()));
+        lock(&self.baselines).remove(uid, member);
     }
 
     /// Whether the engine is removing (or removed) `uid`'s copy from `member`.
@@ -62,17 +114,14 @@ impl Ledger {
 
     /// Records the member's answer to an apply, restricted to the paths of `desired`.
     pub fn applied(&self, uid: &str, member: &str, desired: &Value, answer: &Value) {
-        let key = (uid.to_string(), member.to_string());
-        lock(&self.leaving).remove(&key);
+        lock(&self.leaving).remove(&(uid.to_string(), member.to_string()));
         let baseline = restrict(answer, desired).to_string();
-        lock(&self.baselines).insert(key, Arc::from(baseline));
+        lock(&self.baselines).insert(uid, member, baseline);
     }
 
     /// What Flotilla's last apply of `uid` to `member` left there, as the member normalised it.
     pub fn baseline(&self, uid: &str, member: &str) -> Option<Value> {
-        let text = lock(&self.baselines)
-            .get(&(uid.to_string(), member.to_string()))
-            .cloned()?;
+        let text = lock(&self.baselines).get(uid, member)?;
         serde_json::from_str(&text).ok()
     }
 
@@ -80,13 +129,24 @@ impl Ledger {
     pub fn forget_object(&self, uid: &str) {
         lock(&self.placed).remove(uid);
         lock(&self.leaving).retain(|(u, _)| u != uid);
-        lock(&self.baselines).retain(|(u, _), _| u != uid);
+        lock(&self.baselines).by_uid.remove(uid);
     }
 
     /// Forgets members that were removed (keeps those in `live`).
     pub fn retain_members(&self, live: &HashSet<String>) {
         lock(&self.leaving).retain(|(_, m)| live.contains(m));
-        lock(&self.baselines).retain(|(_, m), _| live.contains(m));
+        lock(&self.baselines).by_uid.retain(|_, copies| {
+            copies.retain(|(m, _)| live.contains(m.as_str()));
+            !copies.is_empty()
+        });
+    }
+
+    /// Drops baseline texts no copy holds any more (after their objects or members went, or
+    /// were applied anew).
+    pub fn tidy(&self) {
+        let mut baselines = lock(&self.baselines);
+        baselines.texts.retain(|t| Arc::strong_count(t) > 1);
+        baselines.texts.shrink_to_fit();
     }
 
     /// Objects of host kind `kind` recorded, for tidying up against that kind's store.
@@ -160,5 +220,35 @@ mod tests {
         ledger.expect_removal("u", "m1");
         ledger.forget_object("u");
         assert!(!ledger.is_leaving("u", "m1"));
+    }
+
+    #[test]
+    fn copies_alike_share_one_baseline_text_until_none_holds_it() {
+        let ledger = Ledger::default();
+        let desired = json!({"spec": {"rules": [{"host": "a"}]}});
+        for member in ["m1", "m2", "m3"] {
+            ledger.applied("u", member, &desired, &desired);
+        }
+        ledger.applied("v", "m1", &json!({"spec": {}}), &json!({"spec": {}}));
+        assert_eq!(lock(&ledger.baselines).texts.len(), 2);
+        let shared = lock(&ledger.baselines).get("u", "m1").expect("baseline");
+        assert!(Arc::ptr_eq(
+            &shared,
+            &lock(&ledger.baselines).get("u", "m3").expect("baseline")
+        ));
+        drop(shared);
+        assert_eq!(ledger.baseline("u", "m2"), Some(desired.clone()));
+
+        ledger.removed("u", "m1");
+        assert_eq!(ledger.baseline("u", "m1"), None);
+        assert_eq!(ledger.baseline("u", "m2"), Some(desired.clone()));
+        ledger.retain_members(&HashSet::from(["m1".to_string(), "m2".to_string()]));
+        assert_eq!(ledger.baseline("u", "m3"), None);
+        ledger.forget_object("u");
+        assert_eq!(ledger.baseline("u", "m2"), None);
+        ledger.tidy();
+        // Only v's text is still held.
+        assert_eq!(lock(&ledger.baselines).texts.len(), 1);
+        assert_eq!(ledger.baseline("v", "m1"), Some(json!({"spec": {}})));
     }
 }

@@ -31,6 +31,7 @@ pub mod sweeper;
 pub mod syncer;
 pub mod triggers;
 pub mod truncate;
+pub mod uid;
 pub mod write_queue;
 
 use std::sync::Arc;

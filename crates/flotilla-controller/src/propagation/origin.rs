@@ -8,6 +8,8 @@
 use std::sync::Arc;
 
 use compact_str::CompactString;
+
+use super::uid::Uid;
 use serde_json::Value;
 
 use flotilla_api::labels::{
@@ -82,11 +84,11 @@ pub struct CopyMeta {
     pub namespace: CompactString,
     pub name: CompactString,
     /// The member object's own uid.
-    pub uid: CompactString,
+    pub uid: Uid,
     pub origin_kind: CompactString,
     pub origin_namespace: CompactString,
     pub origin_name: CompactString,
-    pub origin_uid: CompactString,
+    pub origin_uid: Uid,
     pub origin_generation: Option<i64>,
     pub deletion: DeletionPolicy,
     /// For a workload (an object with `spec.replicas`): what its scale subresource would say,
@@ -161,11 +163,11 @@ impl CopyMeta {
                 .into(),
             namespace: text(meta.get("namespace")).unwrap_or_default(),
             name: text(meta.get("name"))?,
-            uid: text(meta.get("uid")).unwrap_or_default(),
+            uid: Uid::new(text(meta.get("uid")).as_deref().unwrap_or_default()),
             origin_kind: label(ORIGIN_KIND).unwrap_or_default(),
             origin_namespace: annotation(ORIGIN_NAMESPACE).unwrap_or_default(),
             origin_name: annotation(ORIGIN_NAME).unwrap_or_default(),
-            origin_uid: annotation(ORIGIN_UID).unwrap_or_default(),
+            origin_uid: Uid::new(annotation(ORIGIN_UID).as_deref().unwrap_or_default()),
             origin_generation: annotation(ORIGIN_GENERATION_ANNOTATION)
                 .and_then(|g| g.parse().ok()),
             deletion: match annotation(DELETION_POLICY_ANNOTATION).as_deref() {

@@ -111,7 +111,7 @@ async fn sweep<K: Propagated>(engine: &Engine, store: &Store<K>, member: &str) {
 /// and the name and kind `obj` gives its copies now (a copy left by an earlier template name
 /// or kind is stale).
 pub fn makes<K: Propagated>(obj: &K, copy: &CopyMeta) -> bool {
-    Origin::of(obj).is_some_and(|o| o.uid == copy.origin_uid && o.copy_name == copy.name)
+    Origin::of(obj).is_some_and(|o| copy.origin_uid == o.uid && o.copy_name == copy.name)
         && obj
             .member_kind()
             .is_ok_and(|gvk| *gvk.group == *copy.group && *gvk.kind == *copy.kind)

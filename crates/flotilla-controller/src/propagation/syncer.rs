@@ -48,8 +48,29 @@ pub fn entry_manager(member: &str) -> String {
 struct HealthWritten<K: kube::Resource> {
     uid: String,
     reference: ObjectRef<K>,
-    status: Value,
+    digest: u64,
     ok: bool,
+}
+
+/// A digest of a status part, to tell whether it is the one last written. Kept instead of the
+/// part itself: as a `Value`, ten members' entries took kilobytes per object (every small JSON
+/// map is a tree node of its own).
+fn digest(value: &Value) -> u64 {
+    use std::hash::Hasher;
+    struct Digest(std::collections::hash_map::DefaultHasher);
+    impl std::io::Write for Digest {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut d = Digest(Default::default());
+    // Maps serialise with their keys in order: equal values give equal bytes.
+    let _ = serde_json::to_writer(&mut d, value);
+    d.0.finish()
 }
 
 /// What was last written for one (object, member).
@@ -168,8 +189,8 @@ struct Syncer<K: Propagated> {
     health: HashMap<Key, CopyHealth>,
     /// Objects whose health changed since the last flush, oldest first.
     health_dirty: super::write_queue::WriteQueue<ObjectRef<K>>,
-    /// The health part of the status last written, by host object uid.
-    health_written: HashMap<String, Value>,
+    /// The digest of the health part of the status last written, by host object uid.
+    health_written: HashMap<String, u64>,
     /// Objects whose health write is in flight.
     health_in_flight: HashSet<String>,
     health_done: mpsc::UnboundedSender<HealthWritten<K>>,
@@ -350,6 +371,7 @@ impl<K: Propagated> Syncer<K> {
                 self.engine.ledger.forget_object(&uid);
             }
         }
+        self.engine.ledger.tidy();
     }
 
     /// Judges one member's copy of `obj` (`None`: the copy is gone).
@@ -464,7 +486,7 @@ impl<K: Propagated> Syncer<K> {
             d.remove("kind");
         }
         let before = self.written.get(&key).unwrap_or_else(|| Written {
-            drift: entry.as_ref().and_then(|e| e.drift.clone()),
+            drift: entry.as_ref().and_then(|e| e.drift.as_deref().cloned()),
             load_balancer: entry
                 .as_ref()
                 .map(|e| e.load_balancer.clone())
@@ -608,11 +630,12 @@ impl<K: Propagated> Syncer<K> {
             }
             let placed = self.placement(&obj, &uid).selected;
             let status = self.health_status(&obj, &uid, &placed);
-            if self.health_written.get(&uid) == Some(&status) {
+            let written = digest(&status);
+            if self.health_written.get(&uid) == Some(&written) {
                 continue;
             }
             if health_part(obj.propagation_status()) == status {
-                self.health_written.insert(uid, status);
+                self.health_written.insert(uid, written);
                 continue;
             }
             writes.push((uid, reference, obj, status));
@@ -628,11 +651,12 @@ impl<K: Propagated> Syncer<K> {
             self.health_in_flight.insert(uid.clone());
             tokio::spawn(async move {
                 let _slot = slots.acquire_owned().await;
-                let ok = write_status(&engine, obj.as_ref(), HEALTH_MANAGER, status.clone()).await;
+                let digest = digest(&status);
+                let ok = write_status(&engine, obj.as_ref(), HEALTH_MANAGER, status).await;
                 let _ = done.send(HealthWritten {
                     uid,
                     reference,
-                    status,
+                    digest,
                     ok,
                 });
             });
@@ -643,7 +667,7 @@ impl<K: Propagated> Syncer<K> {
     fn health_write_done(&mut self, w: HealthWritten<K>) {
         self.health_in_flight.remove(&w.uid);
         if w.ok {
-            self.health_written.insert(w.uid, w.status);
+            self.health_written.insert(w.uid, w.digest);
         } else {
             // Tried again at the next flush.
             self.health_dirty.mark(w.uid, w.reference);
@@ -859,4 +883,21 @@ fn describe(member: &str, drift: Option<&DriftStatus>) -> String {
         .map(|(m, paths)| format!("{} changed by {m}", paths.join(", ")))
         .collect();
     format!("{member}: {}", parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_digest_tells_health_parts_apart_and_not_key_order() {
+        let a = json!({"clusters": [{"cluster": "m1", "health": {"state": "Healthy"}}], "conditions": []});
+        let same = serde_json::from_str::<Value>(
+            r#"{"conditions": [], "clusters": [{"health": {"state": "Healthy"}, "cluster": "m1"}]}"#,
+        )
+        .expect("json");
+        let other = json!({"clusters": [{"cluster": "m1", "health": {"state": "Progressing"}}], "conditions": []});
+        assert_eq!(digest(&a), digest(&same));
+        assert_ne!(digest(&a), digest(&other));
+    }
 }
