@@ -89,10 +89,11 @@ impl Written {
 /// What was last written, by host object uid and member: an object's entries are found without
 /// going through every other object's (the Drifted condition is rebuilt from them on every
 /// copy event). One entry per copy, and most say nothing (no drift, no address): those are
-/// kept as `None`, a slot of a pointer's size.
+/// kept as `None`, a slot of a pointer's size. An object's few members are a list, not a table
+/// of their own (a small hash table costs more than the ten entries it holds).
 #[derive(Default)]
 struct WrittenEntries {
-    by_uid: HashMap<String, HashMap<CompactString, Option<Box<Written>>>>,
+    by_uid: HashMap<String, Vec<(CompactString, Option<Box<Written>>)>>,
 }
 
 /// The entry of a copy with nothing to report.
@@ -102,28 +103,34 @@ static NOTHING_WRITTEN: Written = Written {
 };
 
 impl WrittenEntries {
-    fn get(&self, (uid, member): &Key) -> Option<Written> {
-        let entry = self.by_uid.get(uid)?.get(member.as_str())?;
-        Some(entry.as_deref().cloned().unwrap_or_default())
+    fn entry(&self, (uid, member): &Key) -> Option<&Option<Box<Written>>> {
+        self.by_uid
+            .get(uid)?
+            .iter()
+            .find(|(m, _)| m == member)
+            .map(|(_, w)| w)
     }
 
-    fn contains_key(&self, (uid, member): &Key) -> bool {
-        self.by_uid
-            .get(uid)
-            .is_some_and(|m| m.contains_key(member.as_str()))
+    fn get(&self, key: &Key) -> Option<Written> {
+        Some(self.entry(key)?.as_deref().cloned().unwrap_or_default())
+    }
+
+    fn contains_key(&self, key: &Key) -> bool {
+        self.entry(key).is_some()
     }
 
     fn insert(&mut self, (uid, member): Key, written: Written) {
         let entry = (!written.is_empty()).then(|| Box::new(written));
-        self.by_uid
-            .entry(uid)
-            .or_default()
-            .insert(member.into(), entry);
+        let members = self.by_uid.entry(uid).or_default();
+        match members.iter_mut().find(|(m, _)| *m == member) {
+            Some((_, w)) => *w = entry,
+            None => members.push((member.into(), entry)),
+        }
     }
 
     fn remove(&mut self, (uid, member): &Key) {
         if let Some(members) = self.by_uid.get_mut(uid) {
-            members.remove(member.as_str());
+            members.retain(|(m, _)| m != member);
             if members.is_empty() {
                 self.by_uid.remove(uid);
             }
@@ -141,7 +148,7 @@ impl WrittenEntries {
 
     fn retain_members(&mut self, members: &HashSet<String>) {
         self.by_uid.retain(|_, m| {
-            m.retain(|member, _| members.contains(member.as_str()));
+            m.retain(|(member, _)| members.contains(member.as_str()));
             !m.is_empty()
         });
     }
@@ -899,5 +906,35 @@ mod tests {
         let other = json!({"clusters": [{"cluster": "m1", "health": {"state": "Progressing"}}], "conditions": []});
         assert_eq!(digest(&a), digest(&same));
         assert_ne!(digest(&a), digest(&other));
+    }
+
+    #[test]
+    fn written_entries_are_kept_per_object_and_member() {
+        let key = |u: &str, m: &str| (u.to_string(), m.to_string());
+        let drifted = Written {
+            drift: Some(DriftStatus::default()),
+            load_balancer: Vec::new(),
+        };
+        let mut w = WrittenEntries::default();
+        w.insert(key("u", "m1"), Written::default());
+        w.insert(key("u", "m2"), drifted.clone());
+        w.insert(key("v", "m1"), drifted.clone());
+        assert!(w.contains_key(&key("u", "m1")));
+        assert!(w.get(&key("u", "m1")).is_some_and(|e| e.is_empty()));
+        assert!(w.get(&key("u", "m2")) == Some(drifted.clone()));
+        assert!(w.get(&key("u", "m3")).is_none());
+        // Written again: replaced, not added.
+        w.insert(key("u", "m2"), Written::default());
+        assert_eq!(w.of("u").count(), 2);
+        assert!(w.of("u").all(|(_, e)| e.is_empty()));
+        w.remove(&key("u", "m1"));
+        w.retain_members(&HashSet::from(["m1".to_string()]));
+        assert!(!w.contains_key(&key("u", "m2")));
+        assert!(
+            w.by_uid.get("u").is_none(),
+            "an object with no entries left is dropped"
+        );
+        w.retain_objects(&HashSet::new());
+        assert!(w.by_uid.is_empty());
     }
 }
