@@ -93,8 +93,11 @@ impl Written {
 /// of their own (a small hash table costs more than the ten entries it holds).
 #[derive(Default)]
 struct WrittenEntries {
-    by_uid: HashMap<String, Vec<(CompactString, Option<Box<Written>>)>>,
+    by_uid: HashMap<String, Vec<MemberWritten>>,
 }
+
+/// A member's entry: `None` when it says nothing.
+type MemberWritten = (CompactString, Option<Box<Written>>);
 
 /// The entry of a copy with nothing to report.
 static NOTHING_WRITTEN: Written = Written {
