@@ -934,7 +934,7 @@ mod tests {
         w.retain_members(&HashSet::from(["m1".to_string()]));
         assert!(!w.contains_key(&key("u", "m2")));
         assert!(
-            w.by_uid.get("u").is_none(),
+            !w.by_uid.contains_key("u"),
             "an object with no entries left is dropped"
         );
         w.retain_objects(&HashSet::new());
