@@ -10,7 +10,6 @@ use crate::namespace::ObjectNamespace;
 use crate::selector::{LabelSelector, label};
 use crate::spec::PlacementSpec;
 use crate::taint::{Taint, TaintEffect, first_untolerated};
-use crate::time::{Timestamp, human};
 
 /// The spec prepared for fast per-cluster checks (name lists become hash sets).
 pub(crate) struct Compiled<'a> {
@@ -87,7 +86,6 @@ impl<'a> Compiled<'a> {
         cluster: &'a ClusterInfo,
         namespace: Option<&ObjectNamespace<'_>>,
         previously_selected: bool,
-        now: Timestamp,
     ) -> Classified<'a> {
         if let Some(ns) = namespace
             && !cluster.namespaces.admits(ns)
@@ -161,11 +159,9 @@ impl<'a> Compiled<'a> {
         let tolerations = &self.spec.constraints.tolerations;
         if let Some(taint) = first_untolerated(&cluster.taints, tolerations, TaintEffect::NoExecute)
         {
-            let message = if previously_selected {
-                format!("taint {taint} is not tolerated; the object is moved away")
-            } else {
-                format!("taint {taint} is not tolerated")
-            };
+            // The same text whether or not the object was there before: the move itself is an
+            // event, and the verdict must read the same at the next reconcile.
+            let message = format!("taint {taint} is not tolerated");
             return classified(out(Verdict::Tainted, Reason::TaintNotTolerated, message));
         }
         let no_schedule = first_untolerated(&cluster.taints, tolerations, TaintEffect::NoSchedule);
@@ -179,12 +175,10 @@ impl<'a> Compiled<'a> {
             ));
         }
         if !cluster.health.ready {
-            let down_for = human(now.saturating_since(cluster.health.since));
-            let message = if previously_selected {
-                format!("not ready for {down_for}; failed over away")
-            } else {
-                format!("not ready for {down_for}")
-            };
+            // An instant, not an age ("for 3m20s"): the text stays the same from one reconcile to
+            // the next, so an outage does not rewrite the status of every object that could be
+            // placed on the cluster at each of their reconciles.
+            let message = format!("not ready since {}", cluster.health.since);
             return classified(out(Verdict::Unhealthy, Reason::ClusterNotReady, message));
         }
         classified(Standing::Eligible {

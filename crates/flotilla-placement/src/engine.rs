@@ -82,12 +82,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Result<Decision, SpecError> {
     let mut topology: Vec<&str> = Vec::new();
     for cluster in &inventory {
         let selected_since = previous.get(&*cluster.name).copied();
-        let cls = compiled.classify(
-            cluster,
-            input.namespace.as_ref(),
-            selected_since.is_some(),
-            now,
-        );
+        let cls = compiled.classify(cluster, input.namespace.as_ref(), selected_since.is_some());
         let min = |r: Option<u32>| Some(r.map_or(cls.rank, |r| r.min(cls.rank)));
         if cls.candidate {
             context.primary_rank = min(context.primary_rank);

@@ -44,6 +44,18 @@ impl Timestamp {
     }
 }
 
+/// RFC 3339 to the second, in UTC (`2026-12-06T09:15:54Z`), as Kubernetes shows times.
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let seconds = i64::try_from(self.0 / 1_000).unwrap_or(i64::MAX);
+        match jiff::Timestamp::from_second(seconds) {
+            Ok(t) => write!(f, "{t}"),
+            // Past the year 9999: no calendar date to show.
+            Err(_) => write!(f, "{} ms after the Unix epoch", self.0),
+        }
+    }
+}
+
 /// A short human rendering of a duration for explanations: `45s`, `3m20s`, `2h5m`, `3d4h`.
 pub(crate) fn human(duration: Duration) -> String {
     let s = duration.as_secs();
@@ -68,6 +80,20 @@ mod tests {
             Duration::from_millis(2_500)
         );
         assert_eq!(earlier.saturating_since(later), Duration::ZERO);
+    }
+
+    #[test]
+    fn shows_as_rfc3339_to_the_second() {
+        assert_eq!(
+            Timestamp::from_unix_millis(1_796_548_554_999).to_string(),
+            "2026-12-06T09:15:54Z"
+        );
+        assert_eq!(Timestamp::default().to_string(), "1970-01-01T00:00:00Z");
+        assert!(
+            Timestamp::from_unix_millis(u64::MAX)
+                .to_string()
+                .contains("ms after")
+        );
     }
 
     #[test]

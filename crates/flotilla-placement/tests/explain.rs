@@ -25,7 +25,7 @@ fn one_line_per_cluster_then_unsatisfied() {
 lab      Filtered   -           NotInClusterList: not listed in placement.clusters
 member1  Selected   priority 0  PrimaryHealthy: priority 0, the best rank  replicas 3
 member2  Standby    priority 1  LowerPriority: a better-ranked failover group supplies the selection
-member3  Unhealthy  priority 2  ClusterNotReady: not ready for 1m0s
+member3  Unhealthy  priority 2  ClusterNotReady: not ready since 1970-01-01T00:15:40Z
 unsatisfied: cluster ghost is listed in placement.clusters but is not a member cluster
 ";
     assert_eq!(text, expected, "\n{text}");

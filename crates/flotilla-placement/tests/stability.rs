@@ -119,3 +119,20 @@ fn a_decision_fed_back_as_previous_is_unchanged() {
         assert_eq!(first.to_string(), again.to_string());
     }
 }
+
+#[test]
+fn an_unhealthy_cluster_reads_the_same_as_its_outage_goes_on() {
+    // An age in the text ("not ready for 3m20s") would rewrite the status of every object that
+    // could be placed on the cluster at each of their reconciles, for as long as it is down.
+    let clusters = [plain("a"), down(plain("b"), 100)];
+    let spec = PlacementSpec::default();
+    let early = run(&spec, &clusters, &was(&["a"]), 1_000);
+    let later = run(&spec, &clusters, &was(&["a"]), 100_000);
+    assert_eq!(early.to_string(), later.to_string());
+    assert!(
+        early
+            .to_string()
+            .contains("not ready since 1970-01-01T00:01:40Z"),
+        "{early}"
+    );
+}
