@@ -838,9 +838,20 @@ pub async fn clean_up(
 ) -> Result<Duration> {
     let started = Instant::now();
     let api: Api<FederatedIngress> = Api::namespaced(host.clone(), namespace);
-    api.delete_collection(&DeleteParams::default(), &ListParams::default())
+    // Deleting 10,000 objects in one request can outlast the host's request timeout on a busy
+    // bed (the server then closes the connection): asked again, it goes on from where it was.
+    let mut attempts = 0;
+    while let Err(e) = api
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await
-        .context("deleting the FederatedIngresses")?;
+    {
+        attempts += 1;
+        if attempts == 5 {
+            return Err(e).context("deleting the FederatedIngresses (5 attempts)");
+        }
+        eprintln!("{namespace}: deleting the FederatedIngresses: {e}; asking again");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
     loop {
         let left: Vec<(String, usize)> = watches
             .iter()
