@@ -163,11 +163,16 @@ impl CopyMeta {
                 .into(),
             namespace: text(meta.get("namespace")).unwrap_or_default(),
             name: text(meta.get("name"))?,
-            uid: Uid::new(text(meta.get("uid")).as_deref().unwrap_or_default()),
+            uid: Uid::new(meta.get("uid").and_then(Value::as_str).unwrap_or_default()),
             origin_kind: label(ORIGIN_KIND).unwrap_or_default(),
             origin_namespace: annotation(ORIGIN_NAMESPACE).unwrap_or_default(),
             origin_name: annotation(ORIGIN_NAME).unwrap_or_default(),
-            origin_uid: Uid::new(annotation(ORIGIN_UID).as_deref().unwrap_or_default()),
+            origin_uid: Uid::new(
+                annotations
+                    .and_then(|a| a.get(ORIGIN_UID))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            ),
             origin_generation: annotation(ORIGIN_GENERATION_ANNOTATION)
                 .and_then(|g| g.parse().ok()),
             deletion: match annotation(DELETION_POLICY_ANNOTATION).as_deref() {

@@ -56,16 +56,6 @@ impl Uid {
             None => Uid::Text(text.into()),
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        matches!(self, Uid::Text(t) if t.is_empty())
-    }
-}
-
-impl From<&str> for Uid {
-    fn from(text: &str) -> Self {
-        Uid::new(text)
-    }
 }
 
 impl fmt::Display for Uid {
@@ -139,7 +129,6 @@ mod tests {
         }
         assert_ne!(Uid::new(&upper), *UID);
         assert_ne!(Uid::new(UID), *upper.as_str());
-        assert!(Uid::new("").is_empty());
     }
 
     #[test]
