@@ -9,8 +9,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use compact_str::CompactString;
 use serde_json::Value;
+
+use super::per_copy::PerCopy;
 
 /// One object's latest placement.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,13 +30,12 @@ pub struct Ledger {
     baselines: Mutex<Baselines>,
 }
 
-/// Every copy's baseline, by host object uid and then member: an object's are found (and
-/// forgotten) without going through every other object's. One per copy: 100,000 at the scale
-/// this is built for, so the text is shared. Copies of one object in members that normalise it
-/// alike (most) have the same baseline, and hold one text between them.
+/// Every copy's baseline (one per copy: 100,000 at the scale this is built for, so the text is
+/// shared). Copies of one object in members that normalise it alike (most) have the same
+/// baseline, and hold one text between them.
 #[derive(Default)]
 struct Baselines {
-    by_uid: HashMap<String, Vec<(CompactString, Arc<str>)>>,
+    by_copy: PerCopy<Arc<str>>,
     /// The texts in use, each once. A text no copy holds any more is dropped by [`Ledger::tidy`].
     texts: HashSet<Arc<str>>,
 }
@@ -52,31 +52,11 @@ impl Baselines {
 
     fn insert(&mut self, uid: &str, member: &str, text: String) {
         let text = self.intern(text);
-        let copies = match self.by_uid.get_mut(uid) {
-            Some(c) => c,
-            None => self.by_uid.entry(uid.to_string()).or_default(),
-        };
-        match copies.iter_mut().find(|(m, _)| m == member) {
-            Some((_, t)) => *t = text,
-            None => copies.push((member.into(), text)),
-        }
+        self.by_copy.insert(uid, member, text);
     }
 
     fn get(&self, uid: &str, member: &str) -> Option<Arc<str>> {
-        self.by_uid
-            .get(uid)?
-            .iter()
-            .find(|(m, _)| m == member)
-            .map(|(_, t)| t.clone())
-    }
-
-    fn remove(&mut self, uid: &str, member: &str) {
-        if let Some(copies) = self.by_uid.get_mut(uid) {
-            copies.retain(|(m, _)| m != member);
-            if copies.is_empty() {
-                self.by_uid.remove(uid);
-            }
-        }
+        self.by_copy.get(uid, member).cloned()
     }
 }
 
@@ -104,7 +84,7 @@ impl Ledger {
 
     /// The copy the engine was removing is gone: its baseline goes too.
     pub fn removed(&self, uid: &str, member: &str) {
-        lock(&self.baselines).remove(uid, member);
+        lock(&self.baselines).by_copy.remove(uid, member);
     }
 
     /// Whether the engine is removing (or removed) `uid`'s copy from `member`.
@@ -129,16 +109,13 @@ impl Ledger {
     pub fn forget_object(&self, uid: &str) {
         lock(&self.placed).remove(uid);
         lock(&self.leaving).retain(|(u, _)| u != uid);
-        lock(&self.baselines).by_uid.remove(uid);
+        lock(&self.baselines).by_copy.remove_object(uid);
     }
 
     /// Forgets members that were removed (keeps those in `live`).
     pub fn retain_members(&self, live: &HashSet<String>) {
         lock(&self.leaving).retain(|(_, m)| live.contains(m));
-        lock(&self.baselines).by_uid.retain(|_, copies| {
-            copies.retain(|(m, _)| live.contains(m.as_str()));
-            !copies.is_empty()
-        });
+        lock(&self.baselines).by_copy.retain_members(live);
     }
 
     /// Drops baseline texts no copy holds any more (after their objects or members went, or

@@ -22,6 +22,7 @@ pub mod list_keys;
 pub mod log_limit;
 pub mod member_ops;
 pub mod origin;
+pub mod per_copy;
 pub mod reconcile;
 pub mod render;
 pub mod replicas;

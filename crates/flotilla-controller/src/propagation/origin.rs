@@ -8,14 +8,14 @@
 use std::sync::Arc;
 
 use compact_str::CompactString;
-
-use super::uid::Uid;
 use serde_json::Value;
 
 use flotilla_api::labels::{
     MANAGED_BY, MANAGED_BY_VALUE, ORIGIN_KIND, ORIGIN_NAME, ORIGIN_NAMESPACE, ORIGIN_UID,
 };
 use flotilla_api::policies::DeletionPolicy;
+
+use super::uid::Uid;
 
 /// Annotation recording the host object's deletion policy on each copy, so a copy left in a
 /// member that was unreachable when its host object was deleted is still handled as the user

@@ -8,8 +8,6 @@
 //! Nothing is written when nothing changed.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use compact_str::CompactString;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +26,7 @@ use flotilla_syncer::{DriftInput, drift_status, same_drift};
 
 use super::informers::CopyEvent;
 use super::origin::{CopyMeta, Origin};
+use super::per_copy::PerCopy;
 use super::render::desired_copy;
 use super::{Engine, Placed, Propagated, truncate};
 use crate::conditions::{NewCondition, set_condition};
@@ -86,18 +85,11 @@ impl Written {
     }
 }
 
-/// What was last written, by host object uid and member: an object's entries are found without
-/// going through every other object's (the Drifted condition is rebuilt from them on every
-/// copy event). One entry per copy, and most say nothing (no drift, no address): those are
-/// kept as `None`, a slot of a pointer's size. An object's few members are a list, not a table
-/// of their own (a small hash table costs more than the ten entries it holds).
+/// What was last written, per copy. The Drifted condition is rebuilt from an object's entries on
+/// every copy event. Most entries say nothing (no drift, no address): those are kept as `None`,
+/// a slot of a pointer's size.
 #[derive(Default)]
-struct WrittenEntries {
-    by_uid: HashMap<String, Vec<MemberWritten>>,
-}
-
-/// A member's entry: `None` when it says nothing.
-type MemberWritten = (CompactString, Option<Box<Written>>);
+struct WrittenEntries(PerCopy<Option<Box<Written>>>);
 
 /// The entry of a copy with nothing to report.
 static NOTHING_WRITTEN: Written = Written {
@@ -106,58 +98,37 @@ static NOTHING_WRITTEN: Written = Written {
 };
 
 impl WrittenEntries {
-    fn entry(&self, (uid, member): &Key) -> Option<&Option<Box<Written>>> {
-        self.by_uid
-            .get(uid)?
-            .iter()
-            .find(|(m, _)| m == member)
-            .map(|(_, w)| w)
+    fn get(&self, (uid, member): &Key) -> Option<Written> {
+        let entry = self.0.get(uid, member)?;
+        Some(entry.as_deref().cloned().unwrap_or_default())
     }
 
-    fn get(&self, key: &Key) -> Option<Written> {
-        Some(self.entry(key)?.as_deref().cloned().unwrap_or_default())
-    }
-
-    fn contains_key(&self, key: &Key) -> bool {
-        self.entry(key).is_some()
+    fn contains_key(&self, (uid, member): &Key) -> bool {
+        self.0.get(uid, member).is_some()
     }
 
     fn insert(&mut self, (uid, member): Key, written: Written) {
         let entry = (!written.is_empty()).then(|| Box::new(written));
-        let members = self.by_uid.entry(uid).or_default();
-        match members.iter_mut().find(|(m, _)| *m == member) {
-            Some((_, w)) => *w = entry,
-            None => members.push((member.into(), entry)),
-        }
+        self.0.insert(&uid, &member, entry);
     }
 
     fn remove(&mut self, (uid, member): &Key) {
-        if let Some(members) = self.by_uid.get_mut(uid) {
-            members.retain(|(m, _)| m != member);
-            if members.is_empty() {
-                self.by_uid.remove(uid);
-            }
-        }
+        self.0.remove(uid, member);
     }
 
     /// The entries of one object, by member.
     fn of<'a>(&'a self, uid: &str) -> impl Iterator<Item = (&'a str, &'a Written)> {
-        self.by_uid
-            .get(uid)
-            .into_iter()
-            .flatten()
-            .map(|(member, w)| (member.as_str(), w.as_deref().unwrap_or(&NOTHING_WRITTEN)))
+        self.0
+            .of(uid)
+            .map(|(member, w)| (member, w.as_deref().unwrap_or(&NOTHING_WRITTEN)))
     }
 
     fn retain_members(&mut self, members: &HashSet<String>) {
-        self.by_uid.retain(|_, m| {
-            m.retain(|(member, _)| members.contains(member.as_str()));
-            !m.is_empty()
-        });
+        self.0.retain_members(members);
     }
 
     fn retain_objects(&mut self, live: &HashSet<String>) {
-        self.by_uid.retain(|uid, _| live.contains(uid));
+        self.0.retain_objects(live);
     }
 }
 
@@ -648,11 +619,11 @@ impl<K: Propagated> Syncer<K> {
                 self.health_written.insert(uid, written);
                 continue;
             }
-            writes.push((uid, reference, obj, status));
+            writes.push((uid, reference, obj, status, written));
         }
         // Written in the background, so copy events (drift) are not held up behind the host's
         // answers; the results come back through `health_done`.
-        for (uid, reference, obj, status) in writes {
+        for (uid, reference, obj, status, digest) in writes {
             let (engine, done, slots) = (
                 self.engine.clone(),
                 self.health_done.clone(),
@@ -661,7 +632,6 @@ impl<K: Propagated> Syncer<K> {
             self.health_in_flight.insert(uid.clone());
             tokio::spawn(async move {
                 let _slot = slots.acquire_owned().await;
-                let digest = digest(&status);
                 let ok = write_status(&engine, obj.as_ref(), HEALTH_MANAGER, status).await;
                 let _ = done.send(HealthWritten {
                     uid,
@@ -933,11 +903,12 @@ mod tests {
         w.remove(&key("u", "m1"));
         w.retain_members(&HashSet::from(["m1".to_string()]));
         assert!(!w.contains_key(&key("u", "m2")));
-        assert!(
-            !w.by_uid.contains_key("u"),
+        assert_eq!(
+            w.of("u").count(),
+            0,
             "an object with no entries left is dropped"
         );
         w.retain_objects(&HashSet::new());
-        assert!(w.by_uid.is_empty());
+        assert!(w.0.is_empty());
     }
 }

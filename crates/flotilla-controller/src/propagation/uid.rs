@@ -15,12 +15,6 @@ pub enum Uid {
     Text(CompactString),
 }
 
-impl Default for Uid {
-    fn default() -> Self {
-        Uid::Text(CompactString::default())
-    }
-}
-
 /// Where the hyphens of a UUID's text are.
 const HYPHENS: [usize; 4] = [8, 13, 18, 23];
 
