@@ -20,8 +20,8 @@ use anyhow::{Context, Result, bail};
 use flotilla_api::FederatedObject;
 use flotilla_e2e::bench::{
     CpuSnapshot, MemberWatch, bench, create_all, create_namespace, drop_namespace, env_secs,
-    env_usize, grow, member_names, members_ready, memory_kb, object_latency, on_members, settle,
-    summarize, wait_all_seen,
+    env_usize, grow, heap_mb, member_names, members_ready, memory_kb, object_latency, on_members,
+    settle, summarize, wait_all_seen,
 };
 use flotilla_e2e::{Operator, TestBed, api_resource};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -176,8 +176,14 @@ async fn run() -> Result<()> {
         Ok(took) => {
             // VmRSS once settled, not VmHWM (the burst's peak).
             let (_, rss) = memory_kb(op.pid())?;
-            eprintln!("settled after {:.0} s; RSS {} kB", took.as_secs_f64(), rss);
+            let (allocated, resident) = heap_mb(&scrape());
+            eprintln!(
+                "settled after {:.0} s; RSS {} kB; heap {allocated:.1} MB allocated, {resident:.1} MB resident in the allocator",
+                took.as_secs_f64(),
+                rss
+            );
             bench("operator_rss_mb_any_kind", rss as f64 / 1024.0, "MB");
+            bench("operator_heap_allocated_mb_any_kind", allocated, "MB");
         }
         Err(e) => {
             let rss = memory_kb(op.pid())

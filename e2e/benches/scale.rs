@@ -49,7 +49,7 @@ use anyhow::{Context, Result, bail};
 use flotilla_api::{FederatedIngress, MemberCluster};
 use flotilla_e2e::bench::{
     CpuSnapshot, MemberWatch, bench, clean_up, create_all, create_namespace, drop_namespace,
-    env_secs, env_usize, federated_ingress, force_remove, member_names, member_ready_is,
+    env_secs, env_usize, federated_ingress, force_remove, heap_mb, member_names, member_ready_is,
     members_ready, memory_kb, metric_series, metric_where, metrics_delta, ms, object_latency,
     on_members, remove_leftovers, restore, settle, singles, summarize, wait_all_seen,
     wait_for_object, watch_events, watch_members,
@@ -295,6 +295,8 @@ async fn rss_three(bed: &TestBed, host: &Client, op: &Operator, cfg: &Config) ->
         )
         .await?;
         let (hwm, rss) = memory_kb(op.pid())?;
+        let (allocated, resident) = heap_mb(&scrape(op));
+        eprintln!("rss3: heap {allocated:.1} MB allocated, {resident:.1} MB resident in the allocator");
         eprintln!(
             "rss3: settled {:.0} s after the last copy; operator VmRSS {:.1} MB (VmHWM {:.1} MB) with {count} objects on 3 members",
             took.as_secs_f64(),
@@ -572,10 +574,19 @@ async fn scale(
                     rss as f64 / 1024.0,
                     hwm as f64 / 1024.0
                 );
+                let (allocated, resident) = heap_mb(&scrape(op));
+                eprintln!(
+                    "scale: heap {allocated:.1} MB allocated, {resident:.1} MB resident in the allocator"
+                );
                 if cfg.wants("scale") {
                     bench(
                         "operator_rss_mb_10k_objects_10_members",
                         rss as f64 / 1024.0,
+                        "MB",
+                    );
+                    bench(
+                        "operator_heap_allocated_mb_10k_objects_10_members",
+                        allocated,
                         "MB",
                     );
                 }

@@ -533,6 +533,19 @@ pub fn metric_where(text: &str, name: &str, filter: &str) -> f64 {
         .fold(0.0, |a, b| a + b)
 }
 
+/// The operator's heap by jemalloc's account (`flotilla_heap_bytes`), in MB: what its data holds
+/// and what the allocator keeps resident; zeros when the operator runs without jemalloc.
+pub fn heap_mb(metrics: &str) -> (f64, f64) {
+    let mb = |state: &str| {
+        metric_where(
+            metrics,
+            "flotilla_heap_bytes",
+            &format!("state=\"{state}\""),
+        ) / 1048576.0
+    };
+    (mb("allocated"), mb("resident"))
+}
+
 /// Sums the samples of one metric on the operator's /metrics (all label sets).
 pub fn metric(text: &str, name: &str) -> f64 {
     metric_where(text, name, "")

@@ -79,13 +79,14 @@ async fn metrics_handler(State(state): State<AppState>) -> impl IntoResponse {
         .get()
         .map(LeaseGuard::counts)
         .unwrap_or_default();
+    let heap = crate::allocator::exposition();
     body.insert_str(
         eof,
         &format!(
             "# HELP flotilla_leader 1 when this replica holds the leader Lease.\n# TYPE flotilla_leader gauge\nflotilla_leader {leading}\n\
              # HELP flotilla_lease_guard_checks Writes the lease guard permitted or refused.\n# TYPE flotilla_lease_guard_checks counter\n\
              flotilla_lease_guard_checks_total{{result=\"permitted\"}} {permitted}\n\
-             flotilla_lease_guard_checks_total{{result=\"refused\"}} {refused}\n"
+             flotilla_lease_guard_checks_total{{result=\"refused\"}} {refused}\n{heap}"
         ),
     );
     (

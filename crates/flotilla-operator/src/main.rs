@@ -1,4 +1,5 @@
 //! `flotilla`: the Flotilla federation operator and its tools.
+mod allocator;
 mod cli;
 mod crd;
 mod http;

@@ -64,11 +64,18 @@ impl Drop for NativeWatch {
 /// Runs until `shutdown`.
 pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send) {
     let changed = Arc::new(Notify::new());
-    let namespaced = typed_store::<PropagationPolicy>(&ctx, None, &changed);
-    let cluster = typed_store::<ClusterPropagationPolicy>(&ctx, None, &changed);
+    let namespaced = typed_store::<PropagationPolicy>(&ctx, None, &changed, |_| {});
+    let cluster = typed_store::<ClusterPropagationPolicy>(&ctx, None, &changed, |_| {});
     let selector = format!("{GENERATED_BY}={GENERATED_BY_VALUE}");
-    let records = typed_store::<FederatedObject>(&ctx, Some(&selector), &changed);
-    let cluster_records = typed_store::<ClusterFederatedObject>(&ctx, Some(&selector), &changed);
+    // Of its records the planner reads metadata and spec: their status (the engine's, a
+    // placement verdict and a copy entry per member) would only take memory here.
+    let records = typed_store::<FederatedObject>(&ctx, Some(&selector), &changed, |o| {
+        o.status = None;
+    });
+    let cluster_records =
+        typed_store::<ClusterFederatedObject>(&ctx, Some(&selector), &changed, |o| {
+            o.status = None;
+        });
     let mut watches: HashMap<(String, String), NativeWatch> = HashMap::new();
     let mut kind_errors: HashMap<(String, String), String> = HashMap::new();
     let mut resync = tokio::time::interval(RESYNC);
@@ -286,11 +293,13 @@ impl Report<'_> {
     }
 }
 
-/// A reflector of `K` (optionally label-filtered) that notifies `changed`; and whether it has listed.
+/// A reflector of `K` (optionally label-filtered) that notifies `changed`; and whether it has
+/// listed. Stored objects have no managed fields, and whatever else `trim` takes out.
 fn typed_store<K>(
     ctx: &Context,
     labels: Option<&str>,
     changed: &Arc<Notify>,
+    mut trim: impl FnMut(&mut K) + Send + 'static,
 ) -> (Store<K>, Arc<AtomicBool>)
 where
     K: crate::store::WatchedKind,
@@ -303,6 +312,10 @@ where
     }
     let stream = watcher(Api::<K>::all(ctx.host.clone()), config)
         .default_backoff()
+        .modify(move |o| {
+            o.managed_fields_mut().clear();
+            trim(o);
+        })
         .reflect(writer);
     follow(stream, listed.clone(), changed.clone());
     (reader, listed)

@@ -38,8 +38,9 @@ pub trait Propagated:
     fn host_api(client: Client, namespace: &str) -> Api<Self>;
 
     fn propagation(&self) -> &PropagationSpec;
-    fn propagation_status(&self) -> Option<&PropagationStatus>;
-    fn set_propagation_status(&mut self, status: PropagationStatus);
+    /// Takes the status out of the object. Stored objects carry none: the engine keeps it
+    /// beside the store and reads it there ([`super::statuses::Statuses`]).
+    fn take_propagation_status(&mut self) -> Option<PropagationStatus>;
 
     /// The kind of its member copies; the engine finds its resource in each member.
     fn member_kind(&self) -> Result<GroupVersionKind, String>;
@@ -91,18 +92,17 @@ pub fn load_balancer_of(copy: &Value) -> Vec<LoadBalancerAddress> {
 
 /// The accessors every host kind shares, for a kind whose spec flattens a `PropagationSpec` into
 /// `spec.propagation` and whose status is a `PropagationStatus`: expands, inside an
-/// `impl Propagated for …`, to `propagation`, `propagation_status` and `set_propagation_status`.
+/// `impl Propagated for …`, to `propagation` and `take_propagation_status`.
 #[macro_export]
 macro_rules! propagation_accessors {
     () => {
         fn propagation(&self) -> &flotilla_api::propagation::PropagationSpec {
             &self.spec.propagation
         }
-        fn propagation_status(&self) -> Option<&flotilla_api::propagation::PropagationStatus> {
-            self.status.as_ref()
-        }
-        fn set_propagation_status(&mut self, status: flotilla_api::propagation::PropagationStatus) {
-            self.status = Some(status);
+        fn take_propagation_status(
+            &mut self,
+        ) -> Option<flotilla_api::propagation::PropagationStatus> {
+            self.status.take()
         }
     };
 }

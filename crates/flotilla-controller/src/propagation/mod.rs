@@ -28,6 +28,7 @@ pub mod render;
 pub mod replicas;
 pub mod server_fields;
 pub mod status;
+pub mod statuses;
 pub mod sweeper;
 pub mod syncer;
 pub mod triggers;
@@ -37,7 +38,7 @@ pub mod write_queue;
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, Store};
@@ -68,6 +69,9 @@ pub struct Engine {
     pub lanes: lanes::Lanes,
     /// Each copy kind's resource, per member.
     pub kinds: kinds::Kinds,
+    /// Every host kind's objects' status (uids are unique across kinds); stored objects carry
+    /// none.
+    pub statuses: Arc<statuses::Statuses>,
     log_limit: log_limit::LogLimit,
 }
 
@@ -82,6 +86,7 @@ impl Engine {
             ledger: Ledger::default(),
             lanes: lanes::Lanes::default(),
             kinds: kinds::Kinds::default(),
+            statuses: Arc::default(),
             log_limit: log_limit::LogLimit::default(),
         })
     }
@@ -113,28 +118,43 @@ impl Engine {
     }
 }
 
+/// A host kind's objects as the engine caches them: the store, whose objects carry no status,
+/// and their statuses beside it.
+#[derive(Clone)]
+pub struct HostObjects<K: kube::Resource<DynamicType = ()> + 'static> {
+    pub store: Store<K>,
+    pub statuses: Arc<statuses::Statuses>,
+}
+
 /// Runs `K`'s controller, status syncer and sweeper on `engine`, with at most `concurrency`
-/// reconciles at once, until `shutdown` resolves. Returns the host object store. Copies are
+/// reconciles at once, until `shutdown` resolves. Returns the host objects. Copies are
 /// watched in each member once an object of their kind is reconciled there.
 pub fn run<K: Propagated>(
     engine: Arc<Engine>,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> (Store<K>, impl std::future::Future<Output = ()>) {
+) -> (HostObjects<K>, impl std::future::Future<Output = ()>) {
     let ctx = engine.ctx.clone();
     let (reader, writer) = reflector::store();
     let (invalid, invalid_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(host_watch::report(ctx.clone(), K::KIND, invalid_rx));
+    let statuses = engine.statuses.clone();
+    let engine_statuses = engine.statuses.clone();
     let stream = triggers::host_changes(
         host_watch::watch::<K>(&ctx, invalid)
-            // Nothing reads them, and they are a good part of every cached object.
-            .modify(|o| o.managed_fields_mut().clear())
+            .map_ok(move |event| {
+                // Nothing reads the managed fields, and they are a good part of every cached
+                // object; the status is kept beside the store, packed.
+                let mut event = event.modify(|o| o.managed_fields_mut().clear());
+                statuses.observe(&mut event);
+                event
+            })
             .reflect(writer),
     );
     let changes = futures::stream::select(
         futures::stream::select(
-            triggers::member_changes(&ctx.registry, reader.clone()),
-            triggers::kind_changes(&engine.kinds, reader.clone()),
+            triggers::member_changes(&ctx.registry, reader.clone(), engine.statuses.clone()),
+            triggers::kind_changes(&engine.kinds, reader.clone(), engine.statuses.clone()),
         ),
         triggers::scaling_changes(&ctx.scaled, reader.clone()),
     );
@@ -157,7 +177,11 @@ pub fn run<K: Propagated>(
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, state)
         .for_each(|_| futures::future::ready(()));
-    (reader, run)
+    let objects = HostObjects {
+        store: reader,
+        statuses: engine_statuses,
+    };
+    (objects, run)
 }
 
 fn tokio_stream_of<T: Send + 'static>(

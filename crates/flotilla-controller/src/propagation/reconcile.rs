@@ -123,10 +123,12 @@ async fn reconcile_once<K: Propagated>(obj: Arc<K>, state: Arc<State<K>>) -> Res
     let origin =
         Origin::of(obj.as_ref()).ok_or(Error::MissingObjectKey("namespace, name or uid"))?;
     let api = K::host_api(ctx.host.clone(), &origin.namespace);
+    // Stored objects carry no status; it is kept beside the store.
+    let previous = state.engine.statuses.of(obj.as_ref());
     let action = if obj.meta().deletion_timestamp.is_some() {
-        cleanup(&state, &api, &obj, &origin).await?
+        cleanup(&state, &api, &obj, previous.as_ref(), &origin).await?
     } else {
-        apply(&state, &api, obj, &origin).await?
+        apply(&state, &api, obj, previous.as_ref(), &origin).await?
     };
     ctx.metrics.reconciled(K::CONTROLLER, start.elapsed());
     Ok(action)
@@ -134,10 +136,14 @@ async fn reconcile_once<K: Propagated>(obj: Arc<K>, state: Arc<State<K>>) -> Res
 
 /// Members whose health is not known yet and that this object could be placed on: deciding
 /// now would treat them as down. Members it cannot use do not hold it back.
-fn probing<K: Propagated>(obj: &K, members: &[crate::members::registry::Member]) -> Vec<String> {
+fn probing<K: Propagated>(
+    obj: &K,
+    status: Option<&PropagationStatus>,
+    members: &[crate::members::registry::Member],
+) -> Vec<String> {
     members
         .iter()
-        .filter(|m| m.awaiting_first_probe() && triggers::concerns(obj, &m.name))
+        .filter(|m| m.awaiting_first_probe() && triggers::concerns(obj, status, &m.name))
         .map(|m| m.name.clone())
         .collect()
 }
@@ -146,6 +152,7 @@ async fn apply<K: Propagated>(
     state: &State<K>,
     api: &Api<K>,
     obj: Arc<K>,
+    previous_status: Option<&PropagationStatus>,
     origin: &Origin,
 ) -> Result<Action> {
     let engine = &state.engine;
@@ -154,14 +161,23 @@ async fn apply<K: Propagated>(
         return Ok(Action::requeue(PROBE_WAIT));
     }
     let members = ctx.registry.snapshot();
-    let unknown = probing(obj.as_ref(), &members);
+    let unknown = probing(obj.as_ref(), previous_status, &members);
     if !unknown.is_empty() {
         if state.waited(&origin.uid) >= PROBE_PATIENCE {
             let message = format!(
                 "waiting for the first health probe of {} before placing",
                 unknown.join(", ")
             );
-            write_condition(ctx, api, &obj, None, "MemberBeingProbed", &message).await?;
+            write_condition(
+                ctx,
+                api,
+                &obj,
+                previous_status,
+                None,
+                "MemberBeingProbed",
+                &message,
+            )
+            .await?;
         }
         return Ok(Action::requeue(PROBE_WAIT));
     }
@@ -169,7 +185,7 @@ async fn apply<K: Propagated>(
     // A new object gets its finalizer while its first copies are applied, not before: that is
     // one host round trip less before the copies exist. Any other object without it (someone
     // removed it) gets it first, as copies may exist already.
-    let fresh = !finalizer::has_finalizer(obj.as_ref()) && obj.propagation_status().is_none();
+    let fresh = !finalizer::has_finalizer(obj.as_ref()) && previous_status.is_none();
     let obj = if fresh || finalizer::has_finalizer(obj.as_ref()) {
         obj
     } else {
@@ -180,7 +196,6 @@ async fn apply<K: Propagated>(
         )
     };
     let spec = obj.propagation();
-    let previous_status = obj.propagation_status();
 
     // Validate (pure).
     let placement = match placement_spec(&spec.placement)
@@ -188,27 +203,63 @@ async fn apply<K: Propagated>(
     {
         Ok(p) => p,
         Err(message) => {
-            write_condition(ctx, api, &obj, Some(false), "InvalidSpec", &message).await?;
+            write_condition(
+                ctx,
+                api,
+                &obj,
+                previous_status,
+                Some(false),
+                "InvalidSpec",
+                &message,
+            )
+            .await?;
             return Ok(Action::await_change());
         }
     };
     let template = match obj.template() {
         Ok(t) => t,
         Err(message) => {
-            write_condition(ctx, api, &obj, Some(false), "InvalidTemplate", &message).await?;
+            write_condition(
+                ctx,
+                api,
+                &obj,
+                previous_status,
+                Some(false),
+                "InvalidTemplate",
+                &message,
+            )
+            .await?;
             return Ok(Action::await_change());
         }
     };
     let gvk = match obj.member_kind() {
         Ok(gvk) => gvk,
         Err(message) => {
-            write_condition(ctx, api, &obj, Some(false), "InvalidTemplate", &message).await?;
+            write_condition(
+                ctx,
+                api,
+                &obj,
+                previous_status,
+                Some(false),
+                "InvalidTemplate",
+                &message,
+            )
+            .await?;
             return Ok(Action::await_change());
         }
     };
     if !ctx.federated_kinds.allows(&gvk.group, &gvk.kind) {
         let message = ctx.federated_kinds.refusal(&gvk.group, &gvk.kind);
-        write_condition(ctx, api, &obj, Some(false), "KindNotAllowed", &message).await?;
+        write_condition(
+            ctx,
+            api,
+            &obj,
+            previous_status,
+            Some(false),
+            "KindNotAllowed",
+            &message,
+        )
+        .await?;
         return Ok(Action::await_change());
     }
     if template.pointer("/spec/replicas").is_some() && !ctx.scaled.is_synced() {
@@ -219,7 +270,16 @@ async fn apply<K: Propagated>(
     let replicas = match super::replicas::request(obj.as_ref(), &template) {
         Ok(r) => r,
         Err(message) => {
-            write_condition(ctx, api, &obj, Some(false), "InvalidSpec", &message).await?;
+            write_condition(
+                ctx,
+                api,
+                &obj,
+                previous_status,
+                Some(false),
+                "InvalidSpec",
+                &message,
+            )
+            .await?;
             return Ok(Action::await_change());
         }
     };
@@ -333,7 +393,6 @@ async fn apply<K: Propagated>(
     );
     if previous_status.map(status::controller_part).as_ref() != Some(&new_status) {
         apply_status(ctx, K::CONTROLLER, api, &origin.name, &new_status).await?;
-        let mut written = obj.as_ref().clone();
         let mut merged = new_status;
         for entry in &mut merged.clusters {
             if let Some(old) =
@@ -352,8 +411,9 @@ async fn apply<K: Propagated>(
                 merged.conditions.push(c.clone());
             }
         }
-        written.set_propagation_status(merged);
-        let _ = state.rechecks.send(Arc::new(written));
+        // The syncer looks again with the status just written, before its watch event is back.
+        engine.statuses.put(&origin.uid, &merged);
+        let _ = state.rechecks.send(obj.clone());
     }
 
     let failed = results.iter().any(|o| {
@@ -621,6 +681,7 @@ async fn cleanup<K: Propagated>(
     state: &State<K>,
     api: &Api<K>,
     obj: &K,
+    status: Option<&PropagationStatus>,
     origin: &Origin,
 ) -> Result<Action> {
     let engine = &state.engine;
@@ -644,7 +705,7 @@ async fn cleanup<K: Propagated>(
         .unwrap_or_default()
         .into_iter()
         .collect();
-    if let Some(s) = obj.propagation_status() {
+    if let Some(s) = status {
         clusters.extend(
             s.clusters
                 .iter()
@@ -731,11 +792,12 @@ async fn write_condition<K: Propagated>(
     ctx: &crate::Context,
     api: &Api<K>,
     obj: &K,
+    previous: Option<&PropagationStatus>,
     ready: Option<bool>,
     reason: &str,
     message: &str,
 ) -> Result<()> {
-    let before = obj.propagation_status().map(status::controller_part);
+    let before = previous.map(status::controller_part);
     let mut status = before.clone().unwrap_or_default();
     let now = Time(jiff::Timestamp::now());
     set_condition(

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use flotilla_api::labels::FIELD_MANAGER;
 use flotilla_api::policies::DriftMode;
 use flotilla_api::propagation::{
-    CopyHealth, CopyState, DriftStatus, HealthState, LoadBalancerAddress,
+    CopyHealth, CopyState, DriftStatus, HealthState, LoadBalancerAddress, PropagationStatus,
 };
 use flotilla_syncer::{DriftInput, drift_status, same_drift};
 
@@ -142,7 +142,7 @@ const HEALTH_WRITES: usize = 8;
 
 /// The health part of a status as [`Syncer::health_status`] builds it: each entry's health and
 /// the Healthy condition.
-fn health_part(status: Option<&flotilla_api::propagation::PropagationStatus>) -> Value {
+fn health_part(status: Option<&PropagationStatus>) -> Value {
     let entries: Vec<Value> = status
         .iter()
         .flat_map(|s| s.clusters.iter())
@@ -252,7 +252,8 @@ impl<K: Propagated> Syncer<K> {
 
     fn placement(&self, obj: &K, uid: &str) -> Placed {
         self.engine.ledger.placement(uid).unwrap_or_else(|| {
-            let status = obj.propagation_status();
+            let status = self.engine.statuses.of(obj);
+            let status = status.as_ref();
             Placed {
                 kind: K::KIND,
                 generation: status
@@ -368,8 +369,9 @@ impl<K: Propagated> Syncer<K> {
         // stale one left behind would be judged at the next recheck after this newer one and
         // put the copy back as it was (a CRD's "not established yet", for good).
         self.early.remove(&key);
-        let entry = obj
-            .propagation_status()
+        let status = self.engine.statuses.of(obj.as_ref());
+        let entry = status
+            .as_ref()
             .and_then(|s| s.clusters.iter().find(|c| c.cluster == member))
             .cloned();
         let leaving = self.engine.ledger.is_leaving(&origin.uid, member);
@@ -441,8 +443,8 @@ impl<K: Propagated> Syncer<K> {
                     return;
                 };
                 // This member's share, when replicas are divided.
-                let share = obj
-                    .propagation_status()
+                let share = status
+                    .as_ref()
                     .and_then(|s| s.placement.as_ref())
                     .and_then(|p| p.clusters.iter().find(|c| c.cluster == member))
                     .and_then(|c| c.replicas);
@@ -610,12 +612,13 @@ impl<K: Propagated> Syncer<K> {
                 continue;
             }
             let placed = self.placement(&obj, &uid).selected;
-            let status = self.health_status(&obj, &uid, &placed);
+            let current = self.engine.statuses.of(obj.as_ref());
+            let status = self.health_status(&obj, current.as_ref(), &uid, &placed);
             let written = digest(&status);
             if self.health_written.get(&uid) == Some(&written) {
                 continue;
             }
-            if health_part(obj.propagation_status()) == status {
+            if health_part(current.as_ref()) == status {
                 self.health_written.insert(uid, written);
                 continue;
             }
@@ -698,10 +701,13 @@ impl<K: Propagated> Syncer<K> {
         } else {
             (true, truncate::message(&drifted.join("; ")))
         };
+        let stored = || self.engine.statuses.of(obj);
         let previous = self.drifted.get(&uid).cloned().or_else(|| {
-            obj.propagation_status()
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Drifted"))
-                .map(|c| (c.status == "True", c.message.clone()))
+            stored()?
+                .conditions
+                .into_iter()
+                .find(|c| c.type_ == "Drifted")
+                .map(|c| (c.status == "True", c.message))
         });
         // Never written and nothing to say: absence already means no drift.
         if previous.is_none() && !state.0 && corrected == 0 {
@@ -710,10 +716,7 @@ impl<K: Propagated> Syncer<K> {
         if previous.as_ref() == Some(&state) {
             return;
         }
-        let mut conditions = obj
-            .propagation_status()
-            .map(|s| s.conditions.clone())
-            .unwrap_or_default();
+        let mut conditions = stored().map(|s| s.conditions).unwrap_or_default();
         conditions.retain(|c| c.type_ == "Drifted");
         set_condition(
             &mut conditions,
@@ -736,7 +739,13 @@ impl<K: Propagated> Syncer<K> {
 
     /// The health part of `obj`'s status: every placed member's copy health and the Healthy
     /// condition (every placed copy healthy, or applied for kinds with nothing to judge).
-    fn health_status(&self, obj: &K, uid: &str, placed: &[String]) -> Value {
+    fn health_status(
+        &self,
+        obj: &K,
+        current: Option<&PropagationStatus>,
+        uid: &str,
+        placed: &[String],
+    ) -> Value {
         let mut entries = Vec::new();
         let mut unhealthy = Vec::new();
         let mut progressing = Vec::new();
@@ -763,10 +772,7 @@ impl<K: Propagated> Syncer<K> {
         } else {
             (true, "Healthy", format!("healthy in {}", placed.join(", ")))
         };
-        let mut conditions = obj
-            .propagation_status()
-            .map(|s| s.conditions.clone())
-            .unwrap_or_default();
+        let mut conditions = current.map(|s| s.conditions.clone()).unwrap_or_default();
         conditions.retain(|c| c.type_ == "Healthy");
         set_condition(
             &mut conditions,

@@ -7,7 +7,10 @@ use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
+use flotilla_api::propagation::PropagationStatus;
+
 use super::Propagated;
+use super::statuses::Statuses;
 
 use crate::finalizer;
 use crate::members::registry::{MemberRegistry, RegistryEvent};
@@ -112,22 +115,29 @@ where
 /// Whether a health change of `member` can change where `fi` is placed or what its status
 /// says: the member may be selected for it (its cluster list is empty or names the member), or
 /// it is selected or holds a copy now.
-pub fn concerns<K: Propagated>(fi: &K, member: &str) -> bool {
+pub fn concerns<K: Propagated>(fi: &K, status: Option<&PropagationStatus>, member: &str) -> bool {
+    may_select(fi, member) || status.is_some_and(|s| uses(s, member))
+}
+
+/// Whether `member` may be selected for `fi`: its cluster list is empty or names the member.
+fn may_select<K: Propagated>(fi: &K, member: &str) -> bool {
     let listed = &fi.propagation().placement.clusters;
-    if listed.is_empty() || listed.iter().any(|c| c == member) {
-        return true;
-    }
-    fi.propagation_status().is_some_and(|s| {
-        s.clusters.iter().any(|e| e.cluster == member)
-            || s.placement
-                .as_ref()
-                .is_some_and(|p| p.selected.iter().any(|c| c == member))
-    })
+    listed.is_empty() || listed.iter().any(|c| c == member)
+}
+
+/// Whether a status says `member` is selected or holds a copy.
+fn uses(status: &PropagationStatus, member: &str) -> bool {
+    status.clusters.iter().any(|e| e.cluster == member)
+        || status
+            .placement
+            .as_ref()
+            .is_some_and(|p| p.selected.iter().any(|c| c == member))
 }
 
 /// The objects a registry event concerns; `None` (events were missed) concerns every object.
 fn concerned<K: Propagated>(
     objects: Vec<Arc<K>>,
+    statuses: &Statuses,
     event: Option<RegistryEvent>,
 ) -> Vec<ObjectRef<K>> {
     let member = match event {
@@ -138,7 +148,12 @@ fn concerned<K: Propagated>(
     };
     objects
         .iter()
-        .filter(|fi| member.as_deref().is_none_or(|m| concerns(fi.as_ref(), m)))
+        .filter(|fi| {
+            // The status is decoded only for objects the spec alone does not decide.
+            member.as_deref().is_none_or(|m| {
+                may_select(fi.as_ref(), m) || statuses.of(fi.as_ref()).is_some_and(|s| uses(&s, m))
+            })
+        })
         .map(|fi| ObjectRef::from_obj(fi.as_ref()))
         .collect()
 }
@@ -147,10 +162,11 @@ fn concerned<K: Propagated>(
 pub fn member_changes<K: Propagated>(
     registry: &MemberRegistry,
     store: Store<K>,
+    statuses: Arc<Statuses>,
 ) -> impl Stream<Item = ObjectRef<K>> + Send + 'static {
     registry
         .event_stream()
-        .flat_map(move |event| futures::stream::iter(concerned(store.state(), event)))
+        .flat_map(move |event| futures::stream::iter(concerned(store.state(), &statuses, event)))
 }
 
 /// The objects whose workload a ScalingPolicy started or stopped scaling: its replicas change
@@ -192,13 +208,14 @@ fn workload_is<K: Propagated>(obj: &K, key: &crate::scaled_targets::TargetKey) -
 pub fn kind_changes<K: Propagated>(
     kinds: &super::kinds::Kinds,
     store: Store<K>,
+    statuses: Arc<Statuses>,
 ) -> impl Stream<Item = ObjectRef<K>> + Send + 'static {
     kinds.changes().flat_map(move |member| {
         let waiting: Vec<ObjectRef<K>> = store
             .state()
             .iter()
             .filter(|o| {
-                o.propagation_status().is_some_and(|s| {
+                statuses.of(o.as_ref()).is_some_and(|s| {
                     s.clusters.iter().any(|e| {
                         e.cluster == member
                             && e.state == flotilla_api::propagation::CopyState::WaitingForKind
@@ -304,15 +321,17 @@ mod tests {
 
     #[test]
     fn a_member_concerns_objects_that_may_or_do_use_it() {
-        assert!(concerns(&object("u", 1, &[], &[]), "m1"));
-        assert!(concerns(&object("u", 1, &[], &["m1", "m2"]), "m1"));
-        assert!(!concerns(&object("u", 1, &[], &["m2"]), "m1"));
-        let mut placed = object("u", 1, &[], &["m2"]);
-        placed.status = serde_json::from_value(json!({"placement": {"selected": ["m1"]}})).ok();
-        assert!(concerns(&placed, "m1"));
-        let mut holding = object("u", 1, &[], &["m2"]);
-        holding.status = serde_json::from_value(json!({"clusters": [{"cluster": "m1"}]})).ok();
-        assert!(concerns(&holding, "m1"));
+        assert!(concerns(&object("u", 1, &[], &[]), None, "m1"));
+        assert!(concerns(&object("u", 1, &[], &["m1", "m2"]), None, "m1"));
+        let elsewhere = object("u", 1, &[], &["m2"]);
+        assert!(!concerns(&elsewhere, None, "m1"));
+        let placed: PropagationStatus =
+            serde_json::from_value(json!({"placement": {"selected": ["m1"]}})).expect("status");
+        assert!(concerns(&elsewhere, Some(&placed), "m1"));
+        let holding: PropagationStatus =
+            serde_json::from_value(json!({"clusters": [{"cluster": "m1"}]})).expect("status");
+        assert!(concerns(&elsewhere, Some(&holding), "m1"));
+        assert!(!concerns(&elsewhere, Some(&holding), "m3"));
     }
 
     #[test]
@@ -325,6 +344,7 @@ mod tests {
         assert_eq!(
             names(concerned(
                 objects.clone(),
+                &Statuses::default(),
                 Some(RegistryEvent::BecameNotReady("m1".into()))
             )),
             1
@@ -332,10 +352,11 @@ mod tests {
         assert_eq!(
             names(concerned(
                 objects.clone(),
+                &Statuses::default(),
                 Some(RegistryEvent::Changed("m1".into()))
             )),
             2
         );
-        assert_eq!(names(concerned(objects, None)), 2);
+        assert_eq!(names(concerned(objects, &Statuses::default(), None)), 2);
     }
 }

@@ -39,7 +39,6 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
 
 use flotilla_api::{FederatedObject, ScalingPolicy};
-use kube::runtime::reflector::Store;
 
 use super::conflicts;
 use super::prometheus::Prometheus;
@@ -238,7 +237,7 @@ fn spec_or_lifecycle(sp: &ScalingPolicy) -> Option<u64> {
 pub async fn controller(
     ctx: Arc<Context>,
     config: ScalingConfig,
-    workloads: Store<FederatedObject>,
+    workloads: crate::propagation::HostObjects<FederatedObject>,
     copies: Arc<crate::propagation::CopyInformers>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {

@@ -97,7 +97,7 @@ pub(super) struct State {
     /// The policies as watched, to tell which ones still exist.
     pub store: Store<ScalingPolicy>,
     /// The FederatedObjects, to tell a workload Flotilla propagates (see [`super::workload`]).
-    pub workloads: Store<flotilla_api::FederatedObject>,
+    pub workloads: crate::propagation::HostObjects<flotilla_api::FederatedObject>,
     /// The engine's copy watches: the scale of a federated workload's copies.
     pub copies: Arc<crate::propagation::CopyInformers>,
     /// The members' HPAs, one watch per member.

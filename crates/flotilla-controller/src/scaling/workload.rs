@@ -8,7 +8,6 @@
 //! with a condition. The propagation engine leaves the copies' `spec.replicas` to the policy
 //! (see `crate::scaled_targets`). Pure.
 use kube::ResourceExt;
-use kube::runtime::reflector::Store;
 
 use flotilla_api::FederatedObject;
 use flotilla_api::placement::Placement;
@@ -16,7 +15,7 @@ use flotilla_api::placement_status::PlacementStatus;
 use flotilla_api::scaling_policy::{Distribution, ScalingPolicySpec};
 
 use super::spec::{SpecProblem, Target};
-use crate::propagation::Propagated;
+use crate::propagation::{HostObjects, Propagated};
 
 /// The condition reason of a policy whose own placement or distribution contradicts the
 /// workload's.
@@ -38,11 +37,12 @@ pub(super) struct Workload {
 /// The FederatedObject in `namespace` that propagates `target`, if any (the oldest, should two
 /// claim the same copy name: the engine reports the other as a conflict).
 pub(super) fn find(
-    store: &Store<FederatedObject>,
+    workloads: &HostObjects<FederatedObject>,
     namespace: &str,
     target: &Target,
 ) -> Option<Workload> {
-    store
+    workloads
+        .store
         .state()
         .into_iter()
         .filter(|fo| fo.metadata.deletion_timestamp.is_none())
@@ -62,7 +62,7 @@ pub(super) fn find(
                 .as_ref()
                 .map(|r| r.distribution.clone())
                 .unwrap_or_default(),
-            previous: fo.propagation_status().and_then(|s| s.placement.clone()),
+            previous: workloads.statuses.of(fo.as_ref()).and_then(|s| s.placement),
             origin: crate::propagation::origin::Origin::of(fo.as_ref()),
         })
 }
