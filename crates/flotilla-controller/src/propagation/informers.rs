@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use flotilla_api::labels::{FIELD_MANAGER, MANAGED_BY, MANAGED_BY_VALUE};
 
-use super::origin::{CopyMeta, Origin};
+use super::origin::{CopyMeta, CopyType, Origin};
 use crate::context::Context;
 use crate::members::registry::RegistryEvent;
 
@@ -257,8 +257,10 @@ impl CopyInformers {
             let subscribers = self.subscribers.clone();
             let task = tokio::spawn(watch_member(WatchTask {
                 ctx_metrics: ctx.metrics.clone(),
-                group: resource.group.as_str().into(),
-                kind: resource.kind.as_str().into(),
+                type_: Arc::new(CopyType {
+                    group: resource.group.clone(),
+                    kind: resource.kind.clone(),
+                }),
                 resource: resource.clone(),
                 member: name.to_string(),
                 api: Api::all_with(client.clone(), &resource),
@@ -285,8 +287,7 @@ struct WatchTask {
     ctx_metrics: crate::metrics::Metrics,
     resource: ApiResource,
     /// The resource's group and kind, shared by every projection this watch keeps.
-    group: Arc<str>,
-    kind: Arc<str>,
+    type_: Arc<CopyType>,
     member: String,
     api: Api<DynamicObject>,
     copies: Arc<RwLock<Projections>>,
@@ -306,9 +307,11 @@ impl WatchTask {
     }
 
     async fn applied(&self, meta: CopyMeta, object: Value) {
-        let kind = meta.origin_kind.clone();
+        let Some(kind) = meta.origin_kind else {
+            return;
+        };
         self.send(
-            &kind,
+            kind,
             CopyEvent::Applied {
                 member: self.member.clone(),
                 meta,
@@ -331,8 +334,7 @@ impl WatchTask {
         let mut value = serde_json::to_value(object).ok()?;
         let mut meta = CopyMeta::of(&value)?;
         // List items carry no type: the watch knows it.
-        meta.group = self.group.clone();
-        meta.kind = self.kind.clone();
+        meta.type_ = self.type_.clone();
         if let Some(v) = value.as_object_mut() {
             v.insert(
                 "apiVersion".into(),
@@ -406,9 +408,11 @@ async fn watch_member(task: WatchTask) {
             Ok(watcher::Event::Delete(object)) => {
                 if let Some((meta, _)) = task.project(&object) {
                     write(&task.copies).remove(&at_of(&meta));
-                    let kind = meta.origin_kind.clone();
+                    let Some(kind) = meta.origin_kind else {
+                        continue;
+                    };
                     task.send(
-                        &kind,
+                        kind,
                         CopyEvent::Deleted {
                             member: task.member.clone(),
                             meta,

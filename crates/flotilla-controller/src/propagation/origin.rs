@@ -73,27 +73,37 @@ impl Origin {
 }
 
 /// What a member object says about where it comes from: the small projection the copy caches
-/// keep instead of whole objects. One is kept per copy in every member, so it is compact: the
-/// API group and kind are shared with the watch that saw it, and names of up to 24 bytes are
-/// stored inline.
+/// keep instead of whole objects. One is kept per copy in every member (100,000 at 10,000
+/// objects on 10 members), so it is compact: the API group and kind are one pointer shared with
+/// the watch that saw it, the origin's kind is one of the engine's own, its namespace and name
+/// are kept only where they are not the copy's, and names of up to 24 bytes are stored inline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CopyMeta {
-    /// The member object's API group and kind (set by the watch that saw it).
-    pub group: Arc<str>,
-    pub kind: Arc<str>,
+    /// The member object's API group and kind (shared with the watch that saw it).
+    pub type_: Arc<CopyType>,
     pub namespace: CompactString,
     pub name: CompactString,
     /// The member object's own uid.
     pub uid: Uid,
-    pub origin_kind: CompactString,
-    pub origin_namespace: CompactString,
-    pub origin_name: CompactString,
+    /// Its `origin-kind` label, when that names a kind the engine propagates: a member object
+    /// labelled with any other is no copy of Flotilla's.
+    pub origin_kind: Option<&'static str>,
+    /// Its origin's namespace and name, when they are not its own (a copy named apart from its
+    /// host object, or a mislabelled object).
+    origin_elsewhere: Option<Box<(CompactString, CompactString)>>,
     pub origin_uid: Uid,
     pub origin_generation: Option<i64>,
     pub deletion: DeletionPolicy,
     /// For a workload (an object with `spec.replicas`): what its scale subresource would say,
     /// and who owns the count. Boxed: most copies are not workloads.
     pub scale: Option<Box<CopyScale>>,
+}
+
+/// A member object's API group and kind.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CopyType {
+    pub group: String,
+    pub kind: String,
 }
 
 /// A workload copy's scale, as its watch sees it: the engine leaves a scaled workload's replicas
@@ -150,23 +160,30 @@ impl CopyMeta {
             .get("apiVersion")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        let namespace = text(meta.get("namespace")).unwrap_or_default();
+        let name = text(meta.get("name"))?;
+        let origin_namespace = annotation(ORIGIN_NAMESPACE).unwrap_or_default();
+        let origin_name = annotation(ORIGIN_NAME).unwrap_or_default();
+        let origin_elsewhere = (origin_namespace != namespace || origin_name != name)
+            .then(|| Box::new((origin_namespace, origin_name)));
         Some(Self {
-            group: api_version
-                .rsplit_once('/')
-                .map(|(g, _)| g)
-                .unwrap_or_default()
-                .into(),
-            kind: object
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .into(),
-            namespace: text(meta.get("namespace")).unwrap_or_default(),
-            name: text(meta.get("name"))?,
+            type_: Arc::new(CopyType {
+                group: api_version
+                    .rsplit_once('/')
+                    .map(|(g, _)| g)
+                    .unwrap_or_default()
+                    .into(),
+                kind: object
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .into(),
+            }),
+            namespace,
+            name,
             uid: Uid::new(meta.get("uid").and_then(Value::as_str).unwrap_or_default()),
-            origin_kind: label(ORIGIN_KIND).unwrap_or_default(),
-            origin_namespace: annotation(ORIGIN_NAMESPACE).unwrap_or_default(),
-            origin_name: annotation(ORIGIN_NAME).unwrap_or_default(),
+            origin_kind: label(ORIGIN_KIND).as_deref().and_then(known_kind),
+            origin_elsewhere,
             origin_uid: Uid::new(
                 annotations
                     .and_then(|a| a.get(ORIGIN_UID))
@@ -186,11 +203,25 @@ impl CopyMeta {
     /// Whether this object stands where `origin`'s copy stands and claims to be one of that
     /// kind (of `origin` itself or of an earlier object of the same name).
     pub fn in_place_of(&self, origin: &Origin) -> bool {
-        self.origin_kind == origin.kind
+        self.origin_kind == Some(origin.kind)
             && self.namespace == origin.namespace
             && self.name == origin.copy_name
-            && self.origin_namespace == origin.namespace
-            && self.origin_name == origin.name
+            && self.origin_namespace() == origin.namespace
+            && self.origin_name() == origin.name
+    }
+
+    /// The namespace its origin annotation names.
+    pub fn origin_namespace(&self) -> &str {
+        self.origin_elsewhere
+            .as_deref()
+            .map_or(&self.namespace, |(namespace, _)| namespace)
+    }
+
+    /// The name its origin annotation names.
+    pub fn origin_name(&self) -> &str {
+        self.origin_elsewhere
+            .as_deref()
+            .map_or(&self.name, |(_, name)| name)
     }
 
     /// Whether this object is `origin`'s copy: in its place, and with its uid.
@@ -201,11 +232,10 @@ impl CopyMeta {
     /// The host object this copy names, when it stands in that object's namespace; `None` for a
     /// mislabelled object. The caller checks the host object still names its copies so.
     pub fn claimed_origin(&self) -> Option<Origin> {
-        let kind = known_kind(&self.origin_kind)?;
         let origin = Origin {
-            kind,
-            namespace: self.origin_namespace.to_string(),
-            name: self.origin_name.to_string(),
+            kind: self.origin_kind?,
+            namespace: self.origin_namespace().to_string(),
+            name: self.origin_name().to_string(),
             uid: self.origin_uid.to_string(),
             copy_name: self.name.to_string(),
         };
@@ -271,6 +301,33 @@ mod tests {
         let meta = CopyMeta::of(&copy("shop", "web", "u-0")).expect("tracked");
         assert!(meta.in_place_of(&origin()));
         assert!(!meta.is_copy_of(&origin()));
+    }
+
+    #[test]
+    fn a_copy_named_apart_from_its_origin_keeps_the_origin_name() {
+        let mut object = copy("shop", "web-copy", "u-1");
+        object["metadata"]["labels"][ORIGIN_KIND] = json!("FederatedObject");
+        let meta = CopyMeta::of(&object).expect("tracked");
+        assert_eq!(
+            (meta.origin_namespace(), meta.origin_name()),
+            ("shop", "web")
+        );
+        let origin = Origin {
+            kind: "FederatedObject",
+            copy_name: "web-copy".into(),
+            ..origin()
+        };
+        assert_eq!(meta.claimed_origin(), Some(origin));
+    }
+
+    #[test]
+    fn an_unknown_origin_kind_is_no_copy() {
+        let mut object = copy("shop", "web", "u-1");
+        object["metadata"]["labels"][ORIGIN_KIND] = json!("Deployment");
+        let meta = CopyMeta::of(&object).expect("tracked");
+        assert_eq!(meta.origin_kind, None);
+        assert!(!meta.in_place_of(&origin()));
+        assert_eq!(meta.claimed_origin(), None);
     }
 
     #[test]

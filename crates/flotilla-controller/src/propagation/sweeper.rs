@@ -114,5 +114,5 @@ pub fn makes<K: Propagated>(obj: &K, copy: &CopyMeta) -> bool {
     Origin::of(obj).is_some_and(|o| copy.origin_uid == o.uid && o.copy_name == copy.name)
         && obj
             .member_kind()
-            .is_ok_and(|gvk| *gvk.group == *copy.group && *gvk.kind == *copy.kind)
+            .is_ok_and(|gvk| gvk.group == copy.type_.group && gvk.kind == copy.type_.kind)
 }
