@@ -330,6 +330,17 @@ mod tests {
         assert_eq!(meta.claimed_origin(), None);
     }
 
+    /// One is kept per copy: 100,000 at 10,000 objects on 10 members. 160 bytes now; with its
+    /// type and its origin's place as strings of its own it was 232 (by arithmetic).
+    #[test]
+    fn a_projection_stays_small() {
+        assert!(
+            std::mem::size_of::<CopyMeta>() <= 160,
+            "{}",
+            std::mem::size_of::<CopyMeta>()
+        );
+    }
+
     #[test]
     fn an_unlabelled_object_is_not_tracked() {
         assert_eq!(CopyMeta::of(&json!({"metadata": {"name": "x"}})), None);
