@@ -196,71 +196,40 @@ async fn apply<K: Propagated>(
         )
     };
     let spec = obj.propagation();
-
-    // Validate (pure).
-    let placement = match placement_spec(&spec.placement)
-        .and_then(|p| super::render::overrides_problem(&spec.overrides).map_or(Ok(p), Err))
-    {
-        Ok(p) => p,
-        Err(message) => {
-            write_condition(
-                ctx,
-                api,
-                &obj,
-                previous_status,
-                Some(false),
-                "InvalidSpec",
-                &message,
-            )
-            .await?;
-            return Ok(Action::await_change());
-        }
-    };
-    let template = match obj.template() {
-        Ok(t) => t,
-        Err(message) => {
-            write_condition(
-                ctx,
-                api,
-                &obj,
-                previous_status,
-                Some(false),
-                "InvalidTemplate",
-                &message,
-            )
-            .await?;
-            return Ok(Action::await_change());
-        }
-    };
-    let gvk = match obj.member_kind() {
-        Ok(gvk) => gvk,
-        Err(message) => {
-            write_condition(
-                ctx,
-                api,
-                &obj,
-                previous_status,
-                Some(false),
-                "InvalidTemplate",
-                &message,
-            )
-            .await?;
-            return Ok(Action::await_change());
-        }
-    };
-    if !ctx.federated_kinds.allows(&gvk.group, &gvk.kind) {
-        let message = ctx.federated_kinds.refusal(&gvk.group, &gvk.kind);
+    // A spec Flotilla cannot act on: said in the Ready condition, and nothing more is done
+    // until the object changes.
+    let refuse = async |reason: &'static str, message: String| -> Result<Action> {
         write_condition(
             ctx,
             api,
             &obj,
             previous_status,
             Some(false),
-            "KindNotAllowed",
+            reason,
             &message,
         )
         .await?;
-        return Ok(Action::await_change());
+        Ok(Action::await_change())
+    };
+
+    // Validate (pure).
+    let placement = match placement_spec(&spec.placement)
+        .and_then(|p| super::render::overrides_problem(&spec.overrides).map_or(Ok(p), Err))
+    {
+        Ok(p) => p,
+        Err(message) => return refuse("InvalidSpec", message).await,
+    };
+    let template = match obj.template() {
+        Ok(t) => t,
+        Err(message) => return refuse("InvalidTemplate", message).await,
+    };
+    let gvk = match obj.member_kind() {
+        Ok(gvk) => gvk,
+        Err(message) => return refuse("InvalidTemplate", message).await,
+    };
+    if !ctx.federated_kinds.allows(&gvk.group, &gvk.kind) {
+        let message = ctx.federated_kinds.refusal(&gvk.group, &gvk.kind);
+        return refuse("KindNotAllowed", message).await;
     }
     if template.pointer("/spec/replicas").is_some() && !ctx.scaled.is_synced() {
         // Whether a ScalingPolicy owns these replicas is not known before the policies are
@@ -269,19 +238,7 @@ async fn apply<K: Propagated>(
     }
     let replicas = match super::replicas::request(obj.as_ref(), &template) {
         Ok(r) => r,
-        Err(message) => {
-            write_condition(
-                ctx,
-                api,
-                &obj,
-                previous_status,
-                Some(false),
-                "InvalidSpec",
-                &message,
-            )
-            .await?;
-            return Ok(Action::await_change());
-        }
+        Err(message) => return refuse("InvalidSpec", message).await,
     };
 
     // Build (pure): the decision.
