@@ -39,10 +39,12 @@ if [ -z "$pause_c" ] || [ ! -f "$pause_c" ]; then
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#define STRINGIFY(x) #x
+#define VERSION_STRING(x) STRINGIFY(x)
 static void sigdown(int signo) { psignal(signo, "Shutting down, got signal"); exit(0); }
 static void sigreap(int signo) { while (waitpid(-1, NULL, WNOHANG) > 0); }
 int main(int argc, char **argv) {
-  if (argc > 1 && !strcmp(argv[1], "-v")) { printf("pause.c %s\n", VERSION); return 0; }
+  if (argc > 1 && !strcmp(argv[1], "-v")) { printf("pause.c %s\n", VERSION_STRING(VERSION)); return 0; }
   if (getpid() != 1) fprintf(stderr, "Warning: pause should be the first process\n");
   struct sigaction down = {.sa_handler = sigdown}, reap = {.sa_handler = sigreap, .sa_flags = SA_NOCLDSTOP};
   if (sigaction(SIGINT, &down, NULL) < 0) return 1;
