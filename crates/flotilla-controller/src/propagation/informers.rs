@@ -332,9 +332,8 @@ impl WatchTask {
     /// managedFields entry (drift is attributed to other managers only).
     fn project(&self, object: &DynamicObject) -> Option<(CopyMeta, Value)> {
         let mut value = serde_json::to_value(object).ok()?;
-        let mut meta = CopyMeta::of(&value)?;
         // List items carry no type: the watch knows it.
-        meta.type_ = self.type_.clone();
+        let meta = CopyMeta::with_type(&value, || self.type_.clone())?;
         if let Some(v) = value.as_object_mut() {
             v.insert(
                 "apiVersion".into(),

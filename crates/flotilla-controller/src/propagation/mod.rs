@@ -138,8 +138,11 @@ pub fn run<K: Propagated>(
     let (reader, writer) = reflector::store();
     let (invalid, invalid_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(host_watch::report(ctx.clone(), K::KIND, invalid_rx));
+    let objects = HostObjects {
+        store: reader.clone(),
+        statuses: engine.statuses.clone(),
+    };
     let statuses = engine.statuses.clone();
-    let engine_statuses = engine.statuses.clone();
     let stream = triggers::host_changes(
         host_watch::watch::<K>(&ctx, invalid)
             .map_ok(move |event| {
@@ -177,10 +180,6 @@ pub fn run<K: Propagated>(
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, state)
         .for_each(|_| futures::future::ready(()));
-    let objects = HostObjects {
-        store: reader,
-        statuses: engine_statuses,
-    };
     (objects, run)
 }
 

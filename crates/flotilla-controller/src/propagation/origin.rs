@@ -144,9 +144,39 @@ impl CopyScale {
     }
 }
 
+/// The host object's generation a member object says it was built from.
+pub fn origin_generation(object: &Value) -> Option<i64> {
+    object
+        .pointer("/metadata/annotations")?
+        .get(ORIGIN_GENERATION_ANNOTATION)?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+impl CopyType {
+    /// The type an object names (`apiVersion`, `kind`).
+    fn of(object: &Value) -> Arc<Self> {
+        let text = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or_default();
+        Arc::new(Self {
+            group: text("apiVersion")
+                .rsplit_once('/')
+                .map(|(g, _)| g)
+                .unwrap_or_default()
+                .into(),
+            kind: text("kind").into(),
+        })
+    }
+}
+
 impl CopyMeta {
     /// The projection of a member object that carries Flotilla's label; `None` otherwise.
     pub fn of(object: &Value) -> Option<Self> {
+        Self::with_type(object, || CopyType::of(object))
+    }
+
+    /// [`Self::of`] for a watch that knows the type (list items carry none): its shared one.
+    pub fn with_type(object: &Value, type_: impl FnOnce() -> Arc<CopyType>) -> Option<Self> {
         let meta = object.get("metadata")?;
         let text = |v: Option<&Value>| v.and_then(Value::as_str).map(CompactString::from);
         let labels = meta.get("labels");
@@ -156,10 +186,6 @@ impl CopyMeta {
         if label(MANAGED_BY).as_deref() != Some(MANAGED_BY_VALUE) {
             return None;
         }
-        let api_version = object
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
         let namespace = text(meta.get("namespace")).unwrap_or_default();
         let name = text(meta.get("name"))?;
         let origin_namespace = annotation(ORIGIN_NAMESPACE).unwrap_or_default();
@@ -167,18 +193,7 @@ impl CopyMeta {
         let origin_elsewhere = (origin_namespace != namespace || origin_name != name)
             .then(|| Box::new((origin_namespace, origin_name)));
         Some(Self {
-            type_: Arc::new(CopyType {
-                group: api_version
-                    .rsplit_once('/')
-                    .map(|(g, _)| g)
-                    .unwrap_or_default()
-                    .into(),
-                kind: object
-                    .get("kind")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .into(),
-            }),
+            type_: type_(),
             namespace,
             name,
             uid: Uid::new(meta.get("uid").and_then(Value::as_str).unwrap_or_default()),
@@ -190,8 +205,7 @@ impl CopyMeta {
                     .and_then(Value::as_str)
                     .unwrap_or_default(),
             ),
-            origin_generation: annotation(ORIGIN_GENERATION_ANNOTATION)
-                .and_then(|g| g.parse().ok()),
+            origin_generation: origin_generation(object),
             deletion: match annotation(DELETION_POLICY_ANNOTATION).as_deref() {
                 Some("Orphan") => DeletionPolicy::Orphan,
                 _ => DeletionPolicy::Delete,

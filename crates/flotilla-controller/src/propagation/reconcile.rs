@@ -143,7 +143,7 @@ fn probing<K: Propagated>(
 ) -> Vec<String> {
     members
         .iter()
-        .filter(|m| m.awaiting_first_probe() && triggers::concerns(obj, status, &m.name))
+        .filter(|m| m.awaiting_first_probe() && triggers::concerns(obj, &m.name, || status))
         .map(|m| m.name.clone())
         .collect()
 }

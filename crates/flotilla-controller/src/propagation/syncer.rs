@@ -142,6 +142,20 @@ const HEALTH_WRITES: usize = 8;
 
 /// The health part of a status as [`Syncer::health_status`] builds it: each entry's health and
 /// the Healthy condition.
+/// The placement a status records.
+fn placed_in<K: Propagated>(status: Option<&PropagationStatus>) -> Placed {
+    Placed {
+        kind: K::KIND,
+        generation: status
+            .and_then(|s| s.observed_generation)
+            .unwrap_or_default(),
+        selected: status
+            .and_then(|s| s.placement.as_ref())
+            .map(|p| p.selected.clone())
+            .unwrap_or_default(),
+    }
+}
+
 fn health_part(status: Option<&PropagationStatus>) -> Value {
     let entries: Vec<Value> = status
         .iter()
@@ -250,21 +264,21 @@ impl<K: Propagated> Syncer<K> {
             .filter(|o| super::sweeper::makes(o.as_ref(), meta))
     }
 
+    /// Where the engine placed `uid`: as its ledger says, or else as the object's status says
+    /// (decoded only then).
     fn placement(&self, obj: &K, uid: &str) -> Placed {
-        self.engine.ledger.placement(uid).unwrap_or_else(|| {
-            let status = self.engine.statuses.of(obj);
-            let status = status.as_ref();
-            Placed {
-                kind: K::KIND,
-                generation: status
-                    .and_then(|s| s.observed_generation)
-                    .unwrap_or_default(),
-                selected: status
-                    .and_then(|s| s.placement.as_ref())
-                    .map(|p| p.selected.clone())
-                    .unwrap_or_default(),
-            }
-        })
+        self.engine
+            .ledger
+            .placement(uid)
+            .unwrap_or_else(|| placed_in::<K>(self.engine.statuses.of(obj).as_ref()))
+    }
+
+    /// [`Self::placement`] for a caller holding the status decoded already.
+    fn placement_with(&self, uid: &str, status: Option<&PropagationStatus>) -> Placed {
+        self.engine
+            .ledger
+            .placement(uid)
+            .unwrap_or_else(|| placed_in::<K>(status))
     }
 
     /// After a member's watch listed afresh: copies deleted while nobody watched have no
@@ -375,7 +389,7 @@ impl<K: Propagated> Syncer<K> {
             .and_then(|s| s.clusters.iter().find(|c| c.cluster == member))
             .cloned();
         let leaving = self.engine.ledger.is_leaving(&origin.uid, member);
-        let placed = self.placement(&obj, &origin.uid);
+        let placed = self.placement_with(&origin.uid, status.as_ref());
         if leaving || !placed.selected.iter().any(|m| m == member) {
             // The engine removed it, or it is not placed here: nothing to report here any more.
             if copy.is_none() {
@@ -423,7 +437,7 @@ impl<K: Propagated> Syncer<K> {
                         && e.applied_generation == Some(generation)
                 }));
         if let Some(c) = &copy {
-            let copy_generation = CopyMeta::of(c).and_then(|m| m.origin_generation);
+            let copy_generation = super::origin::origin_generation(c);
             if copy_generation != Some(generation) {
                 return;
             }
@@ -611,8 +625,8 @@ impl<K: Propagated> Syncer<K> {
             if obj.meta().deletion_timestamp.is_some() {
                 continue;
             }
-            let placed = self.placement(&obj, &uid).selected;
             let current = self.engine.statuses.of(obj.as_ref());
+            let placed = self.placement_with(&uid, current.as_ref()).selected;
             let status = self.health_status(&obj, current.as_ref(), &uid, &placed);
             let written = digest(&status);
             if self.health_written.get(&uid) == Some(&written) {

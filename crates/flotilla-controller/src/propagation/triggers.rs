@@ -1,5 +1,6 @@
 //! When the engine reconciles a host object: which host-object changes and which member
 //! changes are reasons to, and which objects a member change concerns.
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -114,9 +115,13 @@ where
 
 /// Whether a health change of `member` can change where `fi` is placed or what its status
 /// says: the member may be selected for it (its cluster list is empty or names the member), or
-/// it is selected or holds a copy now.
-pub fn concerns<K: Propagated>(fi: &K, status: Option<&PropagationStatus>, member: &str) -> bool {
-    may_select(fi, member) || status.is_some_and(|s| uses(s, member))
+/// it is selected or holds a copy now. `status` is asked for only when the spec does not decide.
+pub fn concerns<K: Propagated, S: Borrow<PropagationStatus>>(
+    fi: &K,
+    member: &str,
+    status: impl FnOnce() -> Option<S>,
+) -> bool {
+    may_select(fi, member) || status().is_some_and(|s| uses(s.borrow(), member))
 }
 
 /// Whether `member` may be selected for `fi`: its cluster list is empty or names the member.
@@ -149,10 +154,9 @@ fn concerned<K: Propagated>(
     objects
         .iter()
         .filter(|fi| {
-            // The status is decoded only for objects the spec alone does not decide.
-            member.as_deref().is_none_or(|m| {
-                may_select(fi.as_ref(), m) || statuses.of(fi.as_ref()).is_some_and(|s| uses(&s, m))
-            })
+            member
+                .as_deref()
+                .is_none_or(|m| concerns(fi.as_ref(), m, || statuses.of(fi.as_ref())))
         })
         .map(|fi| ObjectRef::from_obj(fi.as_ref()))
         .collect()
@@ -321,17 +325,18 @@ mod tests {
 
     #[test]
     fn a_member_concerns_objects_that_may_or_do_use_it() {
-        assert!(concerns(&object("u", 1, &[], &[]), None, "m1"));
-        assert!(concerns(&object("u", 1, &[], &["m1", "m2"]), None, "m1"));
+        let none = || None::<PropagationStatus>;
+        assert!(concerns(&object("u", 1, &[], &[]), "m1", none));
+        assert!(concerns(&object("u", 1, &[], &["m1", "m2"]), "m1", none));
         let elsewhere = object("u", 1, &[], &["m2"]);
-        assert!(!concerns(&elsewhere, None, "m1"));
+        assert!(!concerns(&elsewhere, "m1", none));
         let placed: PropagationStatus =
             serde_json::from_value(json!({"placement": {"selected": ["m1"]}})).expect("status");
-        assert!(concerns(&elsewhere, Some(&placed), "m1"));
+        assert!(concerns(&elsewhere, "m1", || Some(&placed)));
         let holding: PropagationStatus =
             serde_json::from_value(json!({"clusters": [{"cluster": "m1"}]})).expect("status");
-        assert!(concerns(&elsewhere, Some(&holding), "m1"));
-        assert!(!concerns(&elsewhere, Some(&holding), "m3"));
+        assert!(concerns(&elsewhere, "m1", || Some(&holding)));
+        assert!(!concerns(&elsewhere, "m3", || Some(&holding)));
     }
 
     #[test]
