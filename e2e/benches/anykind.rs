@@ -20,8 +20,8 @@ use anyhow::{Context, Result, bail};
 use flotilla_api::FederatedObject;
 use flotilla_e2e::bench::{
     CpuSnapshot, MemberWatch, bench, create_all, create_namespace, drop_namespace, env_secs,
-    env_usize, grow, heap_mb, member_names, members_ready, memory_kb, object_latency, on_members,
-    settle, summarize, wait_all_seen,
+    env_usize, grow, heap_mb, member_names, members_ready, memory_kb, metrics_delta,
+    object_latency, on_members, settle, summarize, wait_all_seen,
 };
 use flotilla_e2e::{Operator, TestBed, api_resource};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -96,8 +96,13 @@ async fn run() -> Result<()> {
         .collect::<Result<_>>()?;
     let api: Api<FederatedObject> = Api::namespaced(host.clone(), &ns);
     let cpu_before = CpuSnapshot::take(&bed, op.pid());
+    let metrics_before = scrape();
     let creates = create_all(&api, Arc::new(docs), WORKERS).await?;
     wait_all_seen(&deployments, &names, timeout, "Deployments").await?;
+    eprintln!(
+        "any kind: operator metrics until every copy was seen: {}",
+        metrics_delta(&metrics_before, &scrape())
+    );
     eprintln!(
         "any kind: {}",
         CpuSnapshot::take(&bed, op.pid()).describe_since(&cpu_before)
@@ -155,6 +160,7 @@ async fn run() -> Result<()> {
         .collect::<Result<_, _>>()?;
     let cm_api: Api<ConfigMap> = Api::namespaced(host.clone(), &ns2);
     let cpu_before = CpuSnapshot::take(&bed, op.pid());
+    let metrics_before = scrape();
     let started = Instant::now();
     let cm_creates = create_all(&cm_api, Arc::new(cms), WORKERS).await?;
     wait_all_seen(&copies, &cm_names, timeout, "ConfigMaps").await?;
@@ -170,6 +176,10 @@ async fn run() -> Result<()> {
     eprintln!(
         "policy: {configmaps} ConfigMaps x {MEMBERS} members, every copy after {:.1} s",
         all.as_secs_f64()
+    );
+    eprintln!(
+        "policy: operator metrics until every copy was seen: {}",
+        metrics_delta(&metrics_before, &scrape())
     );
     bench("policy_all_copies_s", all.as_secs_f64(), "s");
 

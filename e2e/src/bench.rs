@@ -577,13 +577,26 @@ pub fn metrics_delta(before: &str, after: &str) -> String {
             f64::NAN
         }
     };
+    // Status writes by writer (the controller of a kind, the syncer, the policy controller, …).
+    let earlier = metric_series(before, "flotilla_status_writes_total");
+    let by_writer: Vec<String> = metric_series(after, "flotilla_status_writes_total")
+        .into_iter()
+        .map(|(labels, now)| {
+            let then = earlier
+                .iter()
+                .find(|(l, _)| *l == labels)
+                .map_or(0.0, |(_, v)| *v);
+            format!("{labels} {:.0}", now - then)
+        })
+        .collect();
     format!(
-        "{:.0} reconciles ({:.0} failed), mean reconcile {:.0} ms, mean propagation to members {:.0} ms, {:.0} status writes, {:.0} member probes with mean latency {:.0} ms, {:.0} member transitions",
+        "{:.0} reconciles ({:.0} failed), mean reconcile {:.0} ms, mean propagation to members {:.0} ms, {:.0} status writes ({}), {:.0} member probes with mean latency {:.0} ms, {:.0} member transitions",
         d("flotilla_reconciles_total"),
         d("flotilla_reconcile_errors_total"),
         mean_ms("flotilla_reconcile_duration_seconds"),
         mean_ms("flotilla_propagation_duration_seconds"),
         d("flotilla_status_writes_total"),
+        by_writer.join(", "),
         d("flotilla_member_probe_latency_seconds_count"),
         mean_ms("flotilla_member_probe_latency_seconds"),
         d("flotilla_member_transitions_total"),
@@ -655,11 +668,32 @@ where
         + Sync
         + 'static,
 {
+    create_all_then(api, objects, workers, |_| ()).await
+}
+
+/// [`create_all`], calling `created(i)` the moment object `i`'s create has returned.
+pub async fn create_all_then<K>(
+    api: &Api<K>,
+    objects: Arc<Vec<K>>,
+    workers: usize,
+    created: impl Fn(usize) + Clone + Send + 'static,
+) -> Result<Creates>
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let phase = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..workers {
         let (api, next, objects) = (api.clone(), next.clone(), objects.clone());
+        let created = created.clone();
         tasks.push(tokio::spawn(async move {
             let mut timings = Vec::new();
             loop {
@@ -669,6 +703,7 @@ where
                 api.create(&PostParams::default(), object)
                     .await
                     .with_context(|| format!("creating {}", object.name_any()))?;
+                created(i);
                 timings.push((i, started, Instant::now()));
             }
             anyhow::Ok(timings)
