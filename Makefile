@@ -104,7 +104,7 @@ demo: ## Bring up the test bed, install the CRDs, apply the examples and show th
 
 ## --- benchmarks (lines: BENCH <name> <value> <unit>) -------------------------------------------
 .PHONY: bench
-bench: bench-placement bench-leader bench-drift bench-propagation bench-scale bench-anykind bench-scaling bench-scaling-cost ## Every benchmark
+bench: bench-placement bench-leader bench-drift bench-propagation bench-scale bench-anykind bench-ceiling bench-scaling bench-scaling-cost ## Every benchmark
 
 .PHONY: bench-placement
 bench-placement: ## Placement engine benchmarks (no clusters)
@@ -125,6 +125,10 @@ bench-scale: ## FederatedIngress at 10,000 objects x 10 members, isolation from 
 .PHONY: bench-anykind
 bench-anykind: ## Any kind: 1,000 FederatedObjects (Deployments) and 1,000 ConfigMaps by one PropagationPolicy, each on 10 members; operator memory (test bed grown to 10)
 	e2e/bench.sh anykind
+
+.PHONY: bench-ceiling
+bench-ceiling: ## What the test bed allows with no operator: the floor under bench-scale's and bench-anykind's latency and all-copies figures (test bed grown to 10)
+	e2e/bench.sh ceiling
 
 .PHONY: bench-scaling
 bench-scaling: ## ScalingPolicy reaction time from a metric change to replicas in every member (test bed + Prometheus)

@@ -6,6 +6,7 @@
 pub mod allowlist;
 pub mod conditions;
 pub mod context;
+pub mod digest;
 pub mod error;
 pub mod federated_object;
 pub mod finalizer;

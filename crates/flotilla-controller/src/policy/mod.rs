@@ -7,5 +7,6 @@
 //! - [`dependencies`]: what a propagated object needs from its namespace (pure).
 //! - [`runtime`]: the watches, and applying the difference.
 pub mod dependencies;
+pub mod expectations;
 pub mod plan;
 pub mod runtime;

@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -31,6 +31,7 @@ use flotilla_api::{
 };
 
 use super::dependencies;
+use super::expectations::Expectations;
 use super::plan::{
     DEPENDENCIES_ANNOTATION, GENERATED_BY, GENERATED_BY_VALUE, HostObject, POLICY_ANNOTATION,
     Policy, Record, SOURCE_ANNOTATION, plan,
@@ -78,6 +79,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         });
     let mut watches: HashMap<(String, String), NativeWatch> = HashMap::new();
     let mut kind_errors: HashMap<(String, String), String> = HashMap::new();
+    let mut expectations: Expectations<RecordKey> = Expectations::default();
     let mut resync = tokio::time::interval(RESYNC);
     tokio::pin!(shutdown);
     loop {
@@ -174,27 +176,42 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
             .iter()
             .map(|r| (r.kind.to_string(), r.namespace.clone(), r.name.clone()))
             .collect();
-        let mut to_write: Vec<Record> = Vec::new();
+        let now = Instant::now();
+        expectations.expire(now);
+        let mut to_write: Vec<(RecordKey, Record, Option<String>)> = Vec::new();
         for r in &planned.records {
             let key = (r.kind.to_string(), r.namespace.clone(), r.name.clone());
-            if !existing.get(&key).is_some_and(|e| same(r, e)) {
-                to_write.push(r.clone());
+            let stored = existing.get(&key);
+            if stored.is_some_and(|e| same(r, e)) {
+                continue;
             }
+            let version = stored.and_then(|e| e.resource_version.as_deref());
+            if expectations.in_flight(&key, &r.object, version, now) {
+                continue;
+            }
+            to_write.push((key, r.clone(), stored.and_then(|e| e.uid.clone())));
         }
         let writes: Vec<_> = to_write
             .into_iter()
-            .map(|r| {
+            .map(|(key, r, ours)| {
                 let ctx = ctx.clone();
-                async move { apply_record(&ctx, &r).await }
+                async move {
+                    let written = apply_record(&ctx, &r, ours).await;
+                    (key, r, written)
+                }
             })
             .collect();
         let mut conflicts: HashMap<String, Vec<String>> = HashMap::new();
-        let results: Vec<Result<(), (String, String)>> = futures::stream::iter(writes)
+        let results: Vec<_> = futures::stream::iter(writes)
             .buffer_unordered(WRITES)
             .collect()
             .await;
-        for (policy, message) in results.into_iter().filter_map(Result::err) {
-            conflicts.entry(policy).or_default().push(message);
+        let now = Instant::now();
+        for (key, r, written) in results {
+            match written {
+                Ok(version) => expectations.wrote(key, &r.object, version, now),
+                Err((policy, message)) => conflicts.entry(policy).or_default().push(message),
+            }
         }
         let policy_ids: HashSet<String> = policies.iter().map(Policy::id).collect();
         let mut to_delete: Vec<(RecordKey, Option<String>)> = Vec::new();
@@ -401,6 +418,7 @@ struct Existing {
     annotations: std::collections::BTreeMap<String, String>,
     owner_uid: Option<String>,
     uid: Option<String>,
+    resource_version: Option<String>,
     policy: String,
     /// (group, kind) of the object it was generated from.
     source_kind: (String, String),
@@ -445,6 +463,7 @@ fn existing_records(
                     .and_then(|o| o.first())
                     .map(|o| o.uid.clone()),
                 uid: meta.uid.clone(),
+                resource_version: meta.resource_version.clone(),
                 source_kind: (group, kind),
             },
         )
@@ -509,36 +528,47 @@ fn record_api(ctx: &Context, kind: &str, namespace: Option<&str>) -> Api<Dynamic
     }
 }
 
-/// Creates or updates a record; `Err((policy, why))` when it cannot (a user's own object of that
-/// name is in the way, or the host refused).
-async fn apply_record(ctx: &Context, r: &Record) -> Result<(), (String, String)> {
+/// Creates or updates a record; the resourceVersion written, or `Err((policy, why))` when it
+/// cannot (a user's own object of that name is in the way, or the host refused). `ours`: the uid
+/// of the generated record the watch has under that name, if any.
+async fn apply_record(
+    ctx: &Context,
+    r: &Record,
+    ours: Option<String>,
+) -> Result<Option<String>, (String, String)> {
     let api = record_api(ctx, r.kind, r.namespace.as_deref());
     let fail = |m: String| Err((r.policy.clone(), truncate::message(&m)));
-    // Never take over an object of that name that no policy generated.
-    match api.get_metadata_opt(&r.name).await {
-        Ok(Some(o))
-            if o.labels().get(GENERATED_BY).map(String::as_str) != Some(GENERATED_BY_VALUE) =>
-        {
-            return fail(format!(
-                "{} {} exists and was not generated by a policy; its object is not propagated",
-                r.kind, r.name
-            ));
-        }
-        Err(e) => return fail(format!("reading {} {}: {e}", r.kind, r.name)),
-        _ => {}
+    let mut object = std::borrow::Cow::Borrowed(&r.object);
+    match ours {
+        // A record this controller generated: updated only if it is still that object (the
+        // uid is the apply's precondition; it is not a field anyone owns), so no read first.
+        Some(uid) => object.to_mut()["metadata"]["uid"] = json!(uid),
+        // Never take over an object of that name that no policy generated.
+        None => match api.get_metadata_opt(&r.name).await {
+            Ok(Some(o))
+                if o.labels().get(GENERATED_BY).map(String::as_str) != Some(GENERATED_BY_VALUE) =>
+            {
+                return fail(format!(
+                    "{} {} exists and was not generated by a policy; its object is not propagated",
+                    r.kind, r.name
+                ));
+            }
+            Err(e) => return fail(format!("reading {} {}: {e}", r.kind, r.name)),
+            _ => {}
+        },
     }
     match ctx
         .lease
         .fence(api.patch(
             &r.name,
             &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&r.object),
+            &Patch::Apply(object.as_ref()),
         ))
         .await
     {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(written)) => Ok(written.metadata.resource_version),
         Ok(Err(e)) => fail(format!("writing {} {}: {e}", r.kind, r.name)),
-        Err(_) => Ok(()),
+        Err(_) => Ok(None),
     }
 }
 

@@ -30,6 +30,7 @@ use super::per_copy::PerCopy;
 use super::render::desired_copy;
 use super::{Engine, Placed, Propagated, truncate};
 use crate::conditions::{NewCondition, set_condition};
+use crate::digest::digest;
 
 /// The field manager of the Drifted condition.
 const CONDITION_MANAGER: &str = "flotilla-drift";
@@ -49,27 +50,6 @@ struct HealthWritten<K: kube::Resource> {
     reference: ObjectRef<K>,
     digest: u64,
     ok: bool,
-}
-
-/// A digest of a status part, to tell whether it is the one last written. Kept instead of the
-/// part itself: as a `Value`, ten members' entries took kilobytes per object (every small JSON
-/// map is a tree node of its own).
-fn digest(value: &Value) -> u64 {
-    use std::hash::Hasher;
-    struct Digest(std::collections::hash_map::DefaultHasher);
-    impl std::io::Write for Digest {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.write(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut d = Digest(Default::default());
-    // Maps serialise with their keys in order: equal values give equal bytes.
-    let _ = serde_json::to_writer(&mut d, value);
-    d.0.finish()
 }
 
 /// What was last written for one (object, member).
@@ -139,6 +119,8 @@ const HEALTH_FLUSH: Duration = Duration::from_millis(500);
 /// Objects whose health is written per flush, and writes in flight at once.
 const HEALTH_BATCH: usize = 128;
 const HEALTH_WRITES: usize = 8;
+/// How long an object's health write waits for the first sighting of copies it expects.
+const HEALTH_SETTLE: Duration = Duration::from_secs(2);
 
 /// The health part of a status as [`Syncer::health_status`] builds it: each entry's health and
 /// the Healthy condition.
@@ -596,8 +578,11 @@ impl<K: Propagated> Syncer<K> {
         // An object never written yet is written once, even with nothing to say (its Healthy
         // condition says where it stands).
         if changed || !self.health_written.contains_key(&key.0) {
-            self.health_dirty
-                .mark(key.0.clone(), ObjectRef::from_obj(obj));
+            self.health_dirty.mark(
+                key.0.clone(),
+                ObjectRef::from_obj(obj),
+                std::time::Instant::now(),
+            );
         }
     }
 
@@ -613,8 +598,11 @@ impl<K: Propagated> Syncer<K> {
         let batch = self
             .health_dirty
             .take_oldest(HEALTH_BATCH, |uid| !in_flight.contains(uid));
+        let now = std::time::Instant::now();
         let mut writes = Vec::new();
-        for (uid, reference) in batch {
+        let mut settling = Vec::new();
+        for taken in batch {
+            let (uid, reference) = (taken.key.clone(), taken.value.clone());
             let Some(obj) = self
                 .objects
                 .get(&reference)
@@ -627,6 +615,16 @@ impl<K: Propagated> Syncer<K> {
             }
             let current = self.engine.statuses.of(obj.as_ref());
             let placed = self.placement_with(&uid, current.as_ref()).selected;
+            // Copies just applied show up one member after another: one write once they are all
+            // seen instead of a "no copy observed yet" write now and another in a moment. For
+            // [`HEALTH_SETTLE`] at most, so a copy that does not come is reported.
+            let unseen = placed
+                .iter()
+                .any(|m| !self.health.contains_key(&(uid.clone(), m.clone())));
+            if unseen && now.duration_since(taken.since) < HEALTH_SETTLE {
+                settling.push(taken);
+                continue;
+            }
             let status = self.health_status(&obj, current.as_ref(), &uid, &placed);
             let written = digest(&status);
             if self.health_written.get(&uid) == Some(&written) {
@@ -637,6 +635,9 @@ impl<K: Propagated> Syncer<K> {
                 continue;
             }
             writes.push((uid, reference, obj, status, written));
+        }
+        for taken in settling {
+            self.health_dirty.put_back(taken);
         }
         // Written in the background, so copy events (drift) are not held up behind the host's
         // answers; the results come back through `health_done`.
@@ -667,7 +668,8 @@ impl<K: Propagated> Syncer<K> {
             self.health_written.insert(w.uid, w.digest);
         } else {
             // Tried again at the next flush.
-            self.health_dirty.mark(w.uid, w.reference);
+            self.health_dirty
+                .mark(w.uid, w.reference, std::time::Instant::now());
         }
     }
 
@@ -888,18 +890,6 @@ fn describe(member: &str, drift: Option<&DriftStatus>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_digest_tells_health_parts_apart_and_not_key_order() {
-        let a = json!({"clusters": [{"cluster": "m1", "health": {"state": "Healthy"}}], "conditions": []});
-        let same = serde_json::from_str::<Value>(
-            r#"{"conditions": [], "clusters": [{"health": {"state": "Healthy"}, "cluster": "m1"}]}"#,
-        )
-        .expect("json");
-        let other = json!({"clusters": [{"cluster": "m1", "health": {"state": "Progressing"}}], "conditions": []});
-        assert_eq!(digest(&a), digest(&same));
-        assert_ne!(digest(&a), digest(&other));
-    }
 
     #[test]
     fn written_entries_are_kept_per_object_and_member() {
