@@ -21,7 +21,7 @@ use flotilla_api::FederatedObject;
 use flotilla_e2e::bench::{
     CpuSnapshot, MemberWatch, bench, create_all, create_namespace, drop_namespace, env_secs,
     env_usize, grow, heap_mb, member_names, members_ready, memory_kb, metrics_delta,
-    object_latency, on_members, settle, summarize, wait_all_seen,
+    object_latency, on_members, settle, summarize, wait_all_seen, wait_namespace_gone,
 };
 use flotilla_e2e::{Operator, TestBed, api_resource};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -224,6 +224,11 @@ async fn run() -> Result<()> {
     .await;
     if empty.is_err() {
         bail!("copies left after the namespaces were deleted");
+    }
+    // The host goes on deleting the records and ConfigMaps after the copies are gone: the next
+    // benchmark (or run) must not start while it does.
+    for namespace in [&ns, &ns2] {
+        wait_namespace_gone(&host, namespace, timeout).await?;
     }
     settled.map(|_| ())
 }

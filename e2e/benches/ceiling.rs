@@ -33,7 +33,7 @@ use flotilla_api::labels::{
 use flotilla_e2e::bench::{
     CpuSnapshot, MemberWatch, bench, create_all_then, create_namespace, drop_namespace, env_usize,
     federated_ingress, grow, member_names, ms, object_latency, on_members, summarize,
-    wait_all_seen,
+    wait_all_seen, wait_namespace_gone,
 };
 use flotilla_e2e::{TestBed, api_resource};
 use k8s_openapi::api::core::v1::Namespace;
@@ -196,26 +196,15 @@ async fn run_section(
         }
     })
     .await;
-    let gone = tokio::time::timeout(Duration::from_secs(300), async {
-        while Api::<Namespace>::all(host.clone())
-            .get_opt(&ns)
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-        {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    })
-    .await;
+    let gone = wait_namespace_gone(&host, &ns, Duration::from_secs(300)).await;
     result?;
-    if emptied.is_err() || gone.is_err() {
+    if emptied.is_err() {
         bail!(
-            "{}: namespace {ns} not gone after the section",
+            "{}: copies in {ns} not gone after the section",
             section.name
         );
     }
-    Ok(())
+    gone
 }
 
 #[allow(clippy::too_many_arguments)]

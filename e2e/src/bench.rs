@@ -929,6 +929,20 @@ pub async fn drop_namespace(bed: &TestBed, namespace: &str) {
     }
 }
 
+/// Waits until the host namespace is gone (deleted with everything in it: a later phase or
+/// benchmark must not share the machine with its deletion), or fails after `timeout`.
+pub async fn wait_namespace_gone(host: &Client, namespace: &str, timeout: Duration) -> Result<()> {
+    let api = Api::<Namespace>::all(host.clone());
+    let started = Instant::now();
+    while api.get_opt(namespace).await?.is_some() {
+        if started.elapsed() > timeout {
+            bail!("namespace {namespace} still on the host after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
+}
+
 /// Removes what an interrupted earlier run left behind: namespaces `bench-*` on the host and
 /// the members. Runs before the operator starts, so the finalizers are dropped by hand (the copies
 /// go with the members' namespaces).
