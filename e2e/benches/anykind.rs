@@ -46,10 +46,7 @@ async fn watches(
 
 #[tokio::main]
 async fn main() {
-    if let Err(e) = run().await {
-        eprintln!("bench anykind FAILED: {e:#}");
-        std::process::exit(1);
-    }
+    flotilla_e2e::bench::finish("anykind", run().await);
 }
 
 async fn run() -> Result<()> {

@@ -31,8 +31,8 @@ use flotilla_api::labels::{
     ORIGIN_UID,
 };
 use flotilla_e2e::bench::{
-    CpuSnapshot, MemberWatch, bench, create_all_then, create_namespace, drop_namespace, env_usize,
-    federated_ingress, grow, member_names, ms, object_latency, on_members, summarize,
+    CpuSnapshot, MemberWatch, bench, burst_latencies, create_all_then, create_namespace,
+    drop_namespace, env_usize, federated_ingress, grow, member_names, on_members, summarize,
     wait_all_seen, wait_namespace_gone,
 };
 use flotilla_e2e::{TestBed, api_resource};
@@ -81,10 +81,7 @@ struct Section {
 
 #[tokio::main]
 async fn main() {
-    if let Err(e) = run().await {
-        eprintln!("bench ceiling FAILED: {e:#}");
-        std::process::exit(1);
-    }
+    flotilla_e2e::bench::finish("ceiling", run().await);
 }
 
 async fn run() -> Result<()> {
@@ -288,15 +285,8 @@ async fn measure(
         section.name,
         CpuSnapshot::take(bed, std::process::id()).describe_since(&cpu_before)
     );
-    let mut latencies = Vec::with_capacity(count);
-    let mut last_seen = creates.phase;
-    for (name, start) in names.iter().zip(&creates.started) {
-        let latency = object_latency(watches, name, *start)
-            .with_context(|| format!("{name}: copy not seen"))?;
-        latencies.push(ms(latency));
-        last_seen = last_seen.max(*start + latency);
-    }
-    let all_copies = (last_seen - creates.phase).as_secs_f64();
+    let (latencies, all_copies) = burst_latencies(watches, &names, &creates)?;
+    let all_copies = all_copies.as_secs_f64();
     let s = summarize(latencies)?;
     eprintln!(
         "{}: {count} host objects by {WORKERS} workers ({:.1} s, {:.0}/s), {} copies on {} members: distribution {} (n = {}); every copy {all_copies:.1} s after the first create",

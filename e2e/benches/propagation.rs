@@ -356,10 +356,7 @@ async fn failover(bed: &TestBed, host: &Client) -> Result<(Summary, Summary)> {
 
 #[tokio::main]
 async fn main() {
-    if let Err(e) = run().await {
-        eprintln!("bench propagation FAILED: {e:#}");
-        std::process::exit(1);
-    }
+    flotilla_e2e::bench::finish("propagation", run().await);
 }
 
 async fn run() -> Result<()> {

@@ -48,9 +48,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use flotilla_api::{FederatedIngress, MemberCluster};
 use flotilla_e2e::bench::{
-    CpuSnapshot, MemberWatch, bench, clean_up, create_all, create_namespace, drop_namespace,
-    env_secs, env_usize, federated_ingress, force_remove, heap_mb, member_names, member_ready_is,
-    members_ready, memory_kb, metric_series, metric_where, metrics_delta, ms, object_latency,
+    CpuSnapshot, MemberWatch, bench, burst_latencies, clean_up, create_all, create_namespace,
+    drop_namespace, env_secs, env_usize, federated_ingress, force_remove, heap_mb, member_names,
+    member_ready_is, members_ready, memory_kb, metric_series, metric_where, metrics_delta, ms,
     on_members, remove_leftovers, restore, settle, singles, summarize, wait_all_seen,
     wait_for_object, watch_events, watch_members,
 };
@@ -113,10 +113,7 @@ fn scrape(op: &Operator) -> String {
 
 #[tokio::main]
 async fn main() {
-    if let Err(e) = run().await {
-        eprintln!("bench scale FAILED: {e:#}");
-        std::process::exit(1);
-    }
+    flotilla_e2e::bench::finish("scale", run().await);
 }
 
 async fn run() -> Result<()> {
@@ -255,17 +252,10 @@ async fn burst(
     );
     let copies = count * watches.len();
     wait_all_seen(watches, &names, Config::copies_timeout(copies), prefix).await?;
-    let mut latencies = Vec::with_capacity(count);
-    let mut last_seen = creates.phase;
-    for (name, start) in names.iter().zip(&creates.started) {
-        let latency = object_latency(watches, name, *start)
-            .with_context(|| format!("{name}: copy not seen"))?;
-        latencies.push(ms(latency));
-        last_seen = last_seen.max(*start + latency);
-    }
+    let (latencies, all_copies) = burst_latencies(watches, &names, &creates)?;
     Ok(Burst {
         latencies,
-        all_copies: last_seen - creates.phase,
+        all_copies,
         create_phase,
     })
 }

@@ -38,10 +38,7 @@ const IDENTITY: &str = "bench-scaling-cost";
 
 #[tokio::main]
 async fn main() {
-    if let Err(e) = run().await {
-        eprintln!("bench scaling_cost FAILED: {e:#}");
-        std::process::exit(1);
-    }
+    flotilla_e2e::bench::finish("scaling_cost", run().await);
 }
 
 async fn run() -> Result<()> {

@@ -26,6 +26,15 @@ use crate::{Outage, TestBed, eventually};
 /// The label every copy carries.
 pub const MANAGED: &str = "app.kubernetes.io/managed-by=flotilla";
 
+/// A benchmark's end: on failure its error on stderr and exit status 1 (bench.sh then shows the
+/// end of its log).
+pub fn finish(name: &str, result: Result<()>) {
+    if let Err(e) = result {
+        eprintln!("bench {name} FAILED: {e:#}");
+        std::process::exit(1);
+    }
+}
+
 /// A number from the environment (for scaling a benchmark down in trials), else `default`.
 /// Prints a `BENCH <name> <value> <unit>` line at once (stdout is a pipe under bench.sh).
 pub fn bench(name: &str, value: f64, unit: &str) {
@@ -649,6 +658,31 @@ pub fn restore(outage: &mut Outage<'_>) -> Result<()> {
 
 /// When each create of a burst started (the client's time just before the call), and when the
 /// whole create phase began and ended.
+/// What [`create_all`] can create.
+pub trait Creatable:
+    kube::Resource
+    + Clone
+    + serde::de::DeserializeOwned
+    + serde::Serialize
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Creatable for K where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 pub struct Creates {
     pub started: Vec<Instant>,
     pub phase: Instant,
@@ -659,14 +693,7 @@ pub struct Creates {
 /// object as soon as its create returns.
 pub async fn create_all<K>(api: &Api<K>, objects: Arc<Vec<K>>, workers: usize) -> Result<Creates>
 where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Creatable,
 {
     create_all_then(api, objects, workers, |_| ()).await
 }
@@ -679,14 +706,7 @@ pub async fn create_all_then<K>(
     created: impl Fn(usize) + Clone + Send + 'static,
 ) -> Result<Creates>
 where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Creatable,
 {
     let next = Arc::new(AtomicUsize::new(0));
     let phase = Instant::now();
@@ -722,6 +742,24 @@ where
         phase,
         last_returned,
     })
+}
+
+/// Each object's latency in ms (in the order of `names`, created as `creates` says), and the time
+/// from the first create to the last copy seen; an error names an object some watch has not seen.
+pub fn burst_latencies(
+    watches: &[MemberWatch],
+    names: &[String],
+    creates: &Creates,
+) -> Result<(Vec<f64>, Duration)> {
+    let mut latencies = Vec::with_capacity(names.len());
+    let mut last_seen = creates.phase;
+    for (name, start) in names.iter().zip(&creates.started) {
+        let latency = object_latency(watches, name, *start)
+            .with_context(|| format!("{name}: copy not seen"))?;
+        latencies.push(ms(latency));
+        last_seen = last_seen.max(*start + latency);
+    }
+    Ok((latencies, last_seen - creates.phase))
 }
 
 /// Waits until every watch has seen every one of `names` (at some point), or fails after
