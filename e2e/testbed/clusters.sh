@@ -454,7 +454,13 @@ wait_for() { # wait_for DEADLINE COMPONENT WHAT CHECK...
   local deadline="$1" comp="$2" what="$3"
   shift 3
   while ! "$@"; do
-    comp_pid "$C_DIR" "$comp" >/dev/null || fail_with_log "$comp exited while waiting for $what" "$comp"
+    # Looked at twice before it counts as gone: /proc/PID/cmdline can read empty while the run
+    # script execs its program (seen once in CI: containerd reported "exited" while it was
+    # booting, and ran on until the bed was taken down).
+    if ! comp_pid "$C_DIR" "$comp" >/dev/null; then
+      sleep 0.3
+      comp_pid "$C_DIR" "$comp" >/dev/null || fail_with_log "$comp exited while waiting for $what" "$comp"
+    fi
     if (($(date +%s) >= deadline)); then
       fail_with_log "timed out after ${UP_TIMEOUT}s waiting for $what" "$comp"
     fi
