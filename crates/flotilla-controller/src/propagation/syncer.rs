@@ -122,8 +122,6 @@ const HEALTH_WRITES: usize = 8;
 /// How long an object's health write waits for the first sighting of copies it expects.
 const HEALTH_SETTLE: Duration = Duration::from_secs(2);
 
-/// The health part of a status as [`Syncer::health_status`] builds it: each entry's health and
-/// the Healthy condition.
 /// The placement a status records.
 fn placed_in<K: Propagated>(status: Option<&PropagationStatus>) -> Placed {
     Placed {
@@ -138,6 +136,8 @@ fn placed_in<K: Propagated>(status: Option<&PropagationStatus>) -> Placed {
     }
 }
 
+/// The health part of a status as [`Syncer::health_status`] builds it: each entry's health and
+/// the Healthy condition.
 fn health_part(status: Option<&PropagationStatus>) -> Value {
     let entries: Vec<Value> = status
         .iter()
@@ -154,8 +154,7 @@ fn health_part(status: Option<&PropagationStatus>) -> Value {
 }
 
 /// A health part with its conditions' `lastTransitionTime` left out.
-fn without_transition_times(part: &Value) -> Value {
-    let mut part = part.clone();
+fn without_transition_times(mut part: Value) -> Value {
     if let Some(conditions) = part.get_mut("conditions").and_then(Value::as_array_mut) {
         for c in conditions.iter_mut().filter_map(Value::as_object_mut) {
             c.remove("lastTransitionTime");
@@ -640,11 +639,11 @@ impl<K: Propagated> Syncer<K> {
             // Compared without the condition's transition time: while the watch has not brought
             // back the last health write, the condition is built afresh with a new time, and the
             // same health was written a second time for 4 objects in 10 of a policy's burst.
-            let written = digest(&without_transition_times(&status));
+            let written = digest(&without_transition_times(status.clone()));
             if self.health_written.get(&uid) == Some(&written) {
                 continue;
             }
-            if digest(&without_transition_times(&health_part(current.as_ref()))) == written {
+            if digest(&without_transition_times(health_part(current.as_ref()))) == written {
                 self.health_written.insert(uid, written);
                 continue;
             }
@@ -916,14 +915,14 @@ mod tests {
         let b = at("2026-12-06T15:00:02Z");
         assert_ne!(a, b);
         assert_eq!(
-            digest(&without_transition_times(&a)),
-            digest(&without_transition_times(&b))
+            digest(&without_transition_times(a.clone())),
+            digest(&without_transition_times(b))
         );
         let mut unhealthy = a.clone();
         unhealthy["conditions"][0]["status"] = json!("False");
         assert_ne!(
-            digest(&without_transition_times(&a)),
-            digest(&without_transition_times(&unhealthy))
+            digest(&without_transition_times(a)),
+            digest(&without_transition_times(unhealthy))
         );
     }
 
