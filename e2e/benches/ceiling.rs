@@ -33,7 +33,7 @@ use flotilla_api::labels::{
 use flotilla_e2e::bench::{
     CpuSnapshot, MemberWatch, bench, burst_latencies, create_all_then, create_namespace,
     drop_namespace, env_usize, federated_ingress, grow, member_names, on_members, summarize,
-    wait_all_seen, wait_namespace_gone,
+    wait_all_seen, wait_copies_gone, wait_namespace_gone,
 };
 use flotilla_e2e::{TestBed, api_resource};
 use k8s_openapi::api::core::v1::Namespace;
@@ -182,25 +182,10 @@ async fn run_section(
     // Clean up whatever happened, and wait for the copies to go: the next section (or benchmark)
     // must start on a quiet bed.
     drop_namespace(bed, &ns).await;
-    let emptied = tokio::time::timeout(Duration::from_secs(900), async {
-        while watches
-            .iter()
-            .map(|w| w.with(|v| v.present.len()))
-            .sum::<usize>()
-            > 0
-        {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    })
-    .await;
+    let emptied = wait_copies_gone(&watches, Duration::from_secs(900)).await;
     let gone = wait_namespace_gone(&host, &ns, Duration::from_secs(300)).await;
     result?;
-    if emptied.is_err() {
-        bail!(
-            "{}: copies in {ns} not gone after the section",
-            section.name
-        );
-    }
+    emptied.with_context(|| format!("{}: namespace {ns}", section.name))?;
     gone
 }
 

@@ -656,8 +656,6 @@ pub fn restore(outage: &mut Outage<'_>) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // bursts and single objects
 
-/// When each create of a burst started (the client's time just before the call), and when the
-/// whole create phase began and ended.
 /// What [`create_all`] can create.
 pub trait Creatable:
     kube::Resource
@@ -683,6 +681,8 @@ impl<K> Creatable for K where
 {
 }
 
+/// When each create of a burst started (the client's time just before the call), and when the
+/// whole create phase began and ended.
 pub struct Creates {
     pub started: Vec<Instant>,
     pub phase: Instant,
@@ -965,6 +965,24 @@ pub async fn drop_namespace(bed: &TestBed, namespace: &str) {
         let api: Api<Namespace> = Api::all(bed.client(&context).await);
         let _ = api.delete(namespace, &DeleteParams::default()).await;
     }
+}
+
+/// Waits until none of `watches` sees a copy any more, or fails after `timeout`.
+pub async fn wait_copies_gone(watches: &[MemberWatch], timeout: Duration) -> Result<()> {
+    let left = || {
+        watches
+            .iter()
+            .map(|w| w.with(|v| v.present.len()))
+            .sum::<usize>()
+    };
+    let started = Instant::now();
+    while left() > 0 {
+        if started.elapsed() > timeout {
+            bail!("{} copies still in the members after {timeout:?}", left());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(())
 }
 
 /// Waits until the host namespace is gone (deleted with everything in it: a later phase or
