@@ -13,6 +13,7 @@
 //! sweeper on the shared engine.
 pub mod health;
 pub mod host_watch;
+pub mod in_order;
 pub mod informers;
 pub mod kind;
 pub mod kinds;
@@ -31,6 +32,7 @@ pub mod status;
 pub mod statuses;
 pub mod sweeper;
 pub mod syncer;
+pub mod syncer_writes;
 pub mod triggers;
 pub mod truncate;
 pub mod uid;

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
-use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -28,29 +27,13 @@ use super::informers::CopyEvent;
 use super::origin::{CopyMeta, Origin};
 use super::per_copy::PerCopy;
 use super::render::desired_copy;
+use super::syncer_writes::{Part, SyncerWrites};
 use super::{Engine, Placed, Propagated, truncate};
 use crate::conditions::{NewCondition, set_condition};
 use crate::digest::digest;
 
-/// The field manager of the Drifted condition.
-const CONDITION_MANAGER: &str = "flotilla-drift";
-/// The field manager of the Healthy condition.
-const HEALTH_MANAGER: &str = "flotilla-health";
 /// How often state about objects and members that are gone is dropped.
 const TIDY_EVERY: Duration = Duration::from_secs(60);
-
-/// The field manager of one member's status entry.
-pub fn entry_manager(member: &str) -> String {
-    format!("flotilla-syncer.{member}")
-}
-
-/// A background health write's outcome.
-struct HealthWritten<K: kube::Resource> {
-    uid: String,
-    reference: ObjectRef<K>,
-    digest: u64,
-    ok: bool,
-}
 
 /// What was last written for one (object, member).
 #[derive(Clone, Default, PartialEq)]
@@ -116,9 +99,8 @@ impl WrittenEntries {
 /// several times as it rolls out, in every member; one write per object per period carries all of
 /// it.
 const HEALTH_FLUSH: Duration = Duration::from_millis(500);
-/// Objects whose health is written per flush, and writes in flight at once.
+/// Objects whose health is written per flush.
 const HEALTH_BATCH: usize = 128;
-const HEALTH_WRITES: usize = 8;
 /// How long an object's health write waits for the first sighting of copies it expects.
 const HEALTH_SETTLE: Duration = Duration::from_secs(2);
 
@@ -178,11 +160,8 @@ struct Syncer<K: Propagated> {
     health_dirty: super::write_queue::WriteQueue<ObjectRef<K>>,
     /// The digest of the health part of the status last written, by host object uid.
     health_written: HashMap<String, u64>,
-    /// Objects whose health write is in flight.
-    health_in_flight: HashSet<String>,
-    health_done: mpsc::UnboundedSender<HealthWritten<K>>,
-    /// Bounds the health writes in flight.
-    health_slots: Arc<tokio::sync::Semaphore>,
+    /// Every host write, in the background.
+    writes: SyncerWrites<K>,
     /// Copies handed to the engine to restore (Enforce): their next clean sighting is a correction.
     correcting: HashSet<Key>,
     /// Copies seen before the engine recorded them applied: judged on the next recheck.
@@ -199,7 +178,7 @@ pub async fn run<K: Propagated>(
     enforce: mpsc::UnboundedSender<ObjectRef<K>>,
 ) {
     crate::store::wait_until_listed(&objects).await;
-    let (health_done, mut health_results) = mpsc::unbounded_channel();
+    let (writes, mut finished) = SyncerWrites::new(engine.clone(), objects.clone());
     let mut syncer = Syncer {
         engine,
         objects,
@@ -209,9 +188,7 @@ pub async fn run<K: Propagated>(
         health: HashMap::new(),
         health_dirty: Default::default(),
         health_written: HashMap::new(),
-        health_in_flight: HashSet::new(),
-        health_done,
-        health_slots: Arc::new(tokio::sync::Semaphore::new(HEALTH_WRITES)),
+        writes,
         correcting: HashSet::new(),
         early: HashMap::new(),
     };
@@ -222,21 +199,21 @@ pub async fn run<K: Propagated>(
         tokio::select! {
             event = events.recv() => match event {
                 Some(CopyEvent::Applied { member, meta, object }) => {
-                    syncer.observe_copy(&member, &meta, Some(object)).await
+                    syncer.observe_copy(&member, &meta, Some(object))
                 }
                 Some(CopyEvent::Deleted { member, meta }) => {
-                    syncer.observe_copy(&member, &meta, None).await
+                    syncer.observe_copy(&member, &meta, None)
                 }
-                Some(CopyEvent::Relisted { member }) => syncer.relisted(&member).await,
+                Some(CopyEvent::Relisted { member }) => syncer.relisted(&member),
                 None => return,
             },
-            Some(obj) = rechecks.recv() => syncer.recheck(obj).await,
+            Some(obj) = rechecks.recv() => syncer.recheck(obj),
             _ = tidy.tick() => syncer.tidy(),
-            Some(done) = health_results.recv() => syncer.health_write_done(done),
+            Some(f) = finished.recv() => syncer.writes.finished(f),
             _ = health_flush.tick(), if !syncer.health_dirty.is_empty() => {
                 let t = std::time::Instant::now();
                 let n = syncer.health_dirty.len();
-                syncer.flush_health().await;
+                syncer.flush_health();
                 tracing::debug!(kind = K::KIND, dirty = n, elapsed_ms = t.elapsed().as_millis() as u64, "health flushed");
             }
         }
@@ -275,7 +252,7 @@ impl<K: Propagated> Syncer<K> {
 
     /// After a member's watch listed afresh: copies deleted while nobody watched have no
     /// Delete event; find them from what the engine placed there.
-    async fn relisted(&mut self, member: &str) {
+    fn relisted(&mut self, member: &str) {
         for obj in self.objects.state() {
             let Some(origin) = Origin::of(obj.as_ref()) else {
                 continue;
@@ -300,30 +277,30 @@ impl<K: Propagated> Syncer<K> {
                     .copy(member, &resource, &origin)
                     .is_none()
             {
-                self.observe(member, obj.clone(), None).await;
+                self.observe(member, obj.clone(), None);
             }
         }
     }
 
     /// The engine wrote `obj`'s status: judge the copies seen before it recorded them applied.
-    async fn recheck(&mut self, obj: Arc<K>) {
+    fn recheck(&mut self, obj: Arc<K>) {
         let Some(uid) = obj.meta().uid.clone() else {
             return;
         };
         for member in self.placement(&obj, &uid).selected {
             if let Some(copy) = self.early.remove(&(uid.clone(), member.clone())) {
-                self.observe(&member, obj.clone(), Some(copy)).await;
+                self.observe(&member, obj.clone(), Some(copy));
             }
         }
     }
 
-    async fn observe_copy(&mut self, member: &str, meta: &CopyMeta, copy: Option<Arc<Value>>) {
+    fn observe_copy(&mut self, member: &str, meta: &CopyMeta, copy: Option<Arc<Value>>) {
         // Not a copy of an existing host object (its host object is gone, or it is a
         // mislabelled object elsewhere): the sweeper's business, never reported.
         let Some(obj) = self.host_object(meta) else {
             return;
         };
-        self.observe(member, obj, copy).await;
+        self.observe(member, obj, copy);
     }
 
     /// Drops state about objects and members that are gone.
@@ -348,6 +325,7 @@ impl<K: Propagated> Syncer<K> {
             .filter_map(|o| o.meta().uid.clone())
             .collect();
         self.written.retain_objects(&live);
+        self.writes.retain_objects(&live);
         self.drifted.retain(|u, _| live.contains(u));
         self.health
             .retain(|(u, m), _| live.contains(u) && members.contains(m));
@@ -363,7 +341,7 @@ impl<K: Propagated> Syncer<K> {
     }
 
     /// Judges one member's copy of `obj` (`None`: the copy is gone).
-    async fn observe(&mut self, member: &str, obj: Arc<K>, copy: Option<Arc<Value>>) {
+    fn observe(&mut self, member: &str, obj: Arc<K>, copy: Option<Arc<Value>>) {
         if obj.meta().deletion_timestamp.is_some() {
             return;
         }
@@ -395,13 +373,13 @@ impl<K: Propagated> Syncer<K> {
                 self.early.insert(key.clone(), c.clone());
             }
             self.set_health(&obj, &key, None);
-            if (entry.is_some_and(|e| e.drift.is_some() || !e.load_balancer.is_empty())
-                || self.written.contains_key(&key))
-                && self.write_entry(&obj, member, &Written::default()).await
+            if entry.is_some_and(|e| e.drift.is_some() || !e.load_balancer.is_empty())
+                || self.written.contains_key(&key)
             {
+                self.write_entry(&obj, member, &Written::default());
                 self.written.remove(&key);
             }
-            self.update_condition(&obj).await;
+            self.update_condition(&obj);
             return;
         }
         if K::REPORTS_HEALTH {
@@ -568,11 +546,12 @@ impl<K: Propagated> Syncer<K> {
         };
         let changed = !same_drift(before.drift.as_ref(), after.drift.as_ref())
             || before.load_balancer != after.load_balancer;
-        // Remember only what reached the host: a failed write is retried on the next event.
-        if !changed || self.write_entry(&obj, member, &after).await {
-            self.written.insert(key, after);
+        // What is written is remembered at once: the writes retry until they land.
+        if changed {
+            self.write_entry(&obj, member, &after);
         }
-        self.update_condition(&obj).await;
+        self.written.insert(key, after);
+        self.update_condition(&obj);
     }
 
     /// Records a copy's health (`None`: no copy, or not placed there); the object's health is
@@ -599,15 +578,10 @@ impl<K: Propagated> Syncer<K> {
     /// Writes the health of objects whose copies' health changed: one write per object, under
     /// one field manager, with every placed member's entry and the Healthy condition; nothing
     /// when the object's status already says it (after a restart, most do). At most
-    /// [`HEALTH_BATCH`] objects per flush, oldest first, and [`HEALTH_WRITES`] writes at once, so
-    /// copy events are not held up behind a long flush.
-    async fn flush_health(&mut self) {
-        // An object whose last write is still in flight waits for it (writes of one object stay
-        // in order).
-        let in_flight = &self.health_in_flight;
-        let batch = self
-            .health_dirty
-            .take_oldest(HEALTH_BATCH, |uid| !in_flight.contains(uid));
+    /// [`HEALTH_BATCH`] objects per flush, oldest first, so copy events are not held up behind a
+    /// long flush.
+    fn flush_health(&mut self) {
+        let batch = self.health_dirty.take_oldest(HEALTH_BATCH);
         let now = std::time::Instant::now();
         let mut writes = Vec::new();
         let mut settling = Vec::new();
@@ -647,48 +621,20 @@ impl<K: Propagated> Syncer<K> {
                 self.health_written.insert(uid, written);
                 continue;
             }
-            writes.push((uid, reference, obj, status, written));
+            writes.push((uid, obj, status, written));
         }
         for taken in settling {
             self.health_dirty.put_back(taken);
         }
-        // Written in the background, so copy events (drift) are not held up behind the host's
-        // answers; the results come back through `health_done`.
-        for (uid, reference, obj, status, digest) in writes {
-            let (engine, done, slots) = (
-                self.engine.clone(),
-                self.health_done.clone(),
-                self.health_slots.clone(),
-            );
-            self.health_in_flight.insert(uid.clone());
-            tokio::spawn(async move {
-                let _slot = slots.acquire_owned().await;
-                let ok = write_status(&engine, obj.as_ref(), HEALTH_MANAGER, status).await;
-                let _ = done.send(HealthWritten {
-                    uid,
-                    reference,
-                    digest,
-                    ok,
-                });
-            });
-        }
-    }
-
-    /// A background health write finished.
-    fn health_write_done(&mut self, w: HealthWritten<K>) {
-        self.health_in_flight.remove(&w.uid);
-        if w.ok {
-            self.health_written.insert(w.uid, w.digest);
-        } else {
-            // Tried again at the next flush.
-            self.health_dirty
-                .mark(w.uid, w.reference, std::time::Instant::now());
+        for (uid, obj, status, written) in writes {
+            self.writes.write(&obj, &uid, Part::Health, status);
+            self.health_written.insert(uid, written);
         }
     }
 
     /// Writes one member's entry under that member's own field manager. An empty entry releases
     /// it (the controller's fields of the entry stay).
-    async fn write_entry(&self, obj: &K, member: &str, written: &Written) -> bool {
+    fn write_entry(&mut self, obj: &Arc<K>, member: &str, written: &Written) {
         let status = if written.is_empty() {
             json!({})
         } else {
@@ -701,11 +647,15 @@ impl<K: Propagated> Syncer<K> {
             }
             json!({"clusters": [entry]})
         };
-        self.apply_status(obj, &entry_manager(member), status).await
+        let Some(uid) = obj.meta().uid.as_deref() else {
+            return;
+        };
+        self.writes
+            .write(obj, uid, Part::Entry(member.to_string()), status);
     }
 
     /// The Drifted condition, from what this syncer last wrote for every member of the object.
-    async fn update_condition(&mut self, obj: &K) {
+    fn update_condition(&mut self, obj: &Arc<K>) {
         let Some(uid) = obj.meta().uid.clone() else {
             return;
         };
@@ -730,7 +680,7 @@ impl<K: Propagated> Syncer<K> {
         } else {
             (true, truncate::message(&drifted.join("; ")))
         };
-        let stored = || self.engine.statuses.of(obj);
+        let stored = || self.engine.statuses.of(obj.as_ref());
         let previous = self.drifted.get(&uid).cloned().or_else(|| {
             stored()?
                 .conditions
@@ -758,12 +708,9 @@ impl<K: Propagated> Syncer<K> {
             },
             Time(jiff::Timestamp::now()),
         );
-        if self
-            .apply_status(obj, CONDITION_MANAGER, json!({"conditions": conditions}))
-            .await
-        {
-            self.drifted.insert(uid, state);
-        }
+        self.writes
+            .write(obj, &uid, Part::Drifted, json!({"conditions": conditions}));
+        self.drifted.insert(uid, state);
     }
 
     /// The health part of `obj`'s status: every placed member's copy health and the Healthy
@@ -815,55 +762,6 @@ impl<K: Propagated> Syncer<K> {
             Time(jiff::Timestamp::now()),
         );
         json!({"clusters": entries, "conditions": conditions})
-    }
-
-    /// Whether the write succeeded.
-    async fn apply_status(&self, obj: &K, manager: &str, status: Value) -> bool {
-        write_status(&self.engine, obj, manager, status).await
-    }
-}
-
-/// Applies `status` to `obj` under `manager`; whether the write succeeded.
-async fn write_status<K: Propagated>(
-    engine: &Engine,
-    obj: &K,
-    manager: &str,
-    status: Value,
-) -> bool {
-    let patch = json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
-    let api = K::host_api(
-        engine.ctx.host.clone(),
-        &obj.namespace().unwrap_or_default(),
-    );
-    let written = engine
-        .ctx
-        .lease
-        .fence(api.patch_status(
-            &obj.name_any(),
-            &PatchParams::apply(manager).force(),
-            &Patch::Apply(&patch),
-        ))
-        .await;
-    let Ok(written) = written else {
-        return false;
-    };
-    match written {
-        Ok(_) => {
-            engine
-                .ctx
-                .metrics
-                .status_written("syncer", patch.to_string().len());
-            true
-        }
-        Err(e) => {
-            let error = truncate::message(&e.to_string());
-            tracing::warn!(object = %obj.name_any(), manager, %error, "could not write status");
-            false
-        }
     }
 }
 

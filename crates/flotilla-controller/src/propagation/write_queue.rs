@@ -61,24 +61,16 @@ impl<V> WriteQueue<V> {
         self.waiting.is_empty()
     }
 
-    /// Up to `n` of the oldest keys that are `ready`, taken out; the others keep their places.
-    pub fn take_oldest(&mut self, n: usize, ready: impl Fn(&str) -> bool) -> Vec<Taken<V>> {
+    /// Up to `n` of the oldest keys, taken out.
+    pub fn take_oldest(&mut self, n: usize) -> Vec<Taken<V>> {
         let mut taken = Vec::new();
-        let mut passed = Vec::new();
         while taken.len() < n {
             let Some(key) = self.order.pop_front() else {
                 break;
             };
-            if !ready(&key) {
-                passed.push(key);
-                continue;
-            }
             if let Some(Waiting { value, since }) = self.waiting.remove(&key) {
                 taken.push(Taken { key, value, since });
             }
-        }
-        for key in passed.into_iter().rev() {
-            self.order.push_front(key);
         }
         taken
     }
@@ -104,25 +96,14 @@ mod tests {
             q.mark(k.to_string(), 1, now);
         }
         q.mark("a".into(), 2, now); // changed again while waiting: still first, with the new value
-        let taken = q.take_oldest(2, |_| true);
+        let taken = q.take_oldest(2);
         assert_eq!(
             pairs(taken),
             vec![("a".to_string(), 2), ("b".to_string(), 1)]
         );
         q.mark("a".into(), 3, now); // marked after its write: behind the others
-        assert_eq!(keys(q.take_oldest(10, |_| true)), ["c", "d", "a"]);
+        assert_eq!(keys(q.take_oldest(10)), ["c", "d", "a"]);
         assert!(q.is_empty());
-    }
-
-    #[test]
-    fn keys_that_are_not_ready_keep_their_places() {
-        let mut q = WriteQueue::default();
-        for k in ["a", "b", "c"] {
-            q.mark(k.to_string(), (), Instant::now());
-        }
-        assert_eq!(keys(q.take_oldest(1, |k| k != "a")), ["b"]);
-        assert_eq!(q.len(), 2);
-        assert_eq!(keys(q.take_oldest(10, |_| true)), ["a", "c"]);
     }
 
     #[test]
@@ -134,7 +115,7 @@ mod tests {
         }
         let mut written = std::collections::HashSet::new();
         for _ in 0..10 {
-            for t in q.take_oldest(10, |_| true) {
+            for t in q.take_oldest(10) {
                 written.insert(t.key);
             }
             q.mark("o0".into(), (), now); // changes again after every write
@@ -153,11 +134,11 @@ mod tests {
         let mut q = WriteQueue::default();
         q.mark("a".into(), 1, start);
         q.mark("a".into(), 2, later);
-        let mut taken = q.take_oldest(1, |_| true);
+        let mut taken = q.take_oldest(1);
         assert_eq!(taken[0].since, start);
         q.put_back(taken.remove(0));
         q.mark("a".into(), 3, later);
-        let taken = q.take_oldest(1, |_| true);
+        let taken = q.take_oldest(1);
         assert_eq!((taken[0].value, taken[0].since), (3, start));
     }
 }
