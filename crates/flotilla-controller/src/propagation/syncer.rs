@@ -99,8 +99,10 @@ impl WrittenEntries {
 /// several times as it rolls out, in every member; one write per object per period carries all of
 /// it.
 const HEALTH_FLUSH: Duration = Duration::from_millis(500);
-/// Objects whose health is written per flush.
+/// Objects whose health is written per flush, and objects looked at (most of them may still be
+/// settling).
 const HEALTH_BATCH: usize = 128;
+const HEALTH_EXAMINED: usize = 16 * HEALTH_BATCH;
 /// How long an object's health write waits for the first sighting of copies it expects.
 const HEALTH_SETTLE: Duration = Duration::from_secs(2);
 
@@ -398,9 +400,16 @@ impl<K: Propagated> Syncer<K> {
         }
         let generation = obj.meta().generation.unwrap_or_default();
         let baseline = self.engine.ledger.baseline(&origin.uid, member);
+        // A baseline of an earlier generation: the engine's apply of this one has not returned
+        // yet (the member's watch can show the copy first). Judged against that older baseline,
+        // every template change under load was reported as drift of the changed fields.
+        let baseline_behind = baseline
+            .as_ref()
+            .is_some_and(|b| super::origin::origin_generation(b) != Some(generation));
         // Judge only a copy the engine applied from the object's current generation: otherwise
         // it has not applied it yet (or this view is behind) and will.
         let applied_now = placed.generation == generation
+            && !baseline_behind
             && (baseline.is_some()
                 || entry.as_ref().is_some_and(|e| {
                     matches!(e.state, CopyState::Applied | CopyState::Unreachable)
@@ -581,11 +590,18 @@ impl<K: Propagated> Syncer<K> {
     /// [`HEALTH_BATCH`] objects per flush, oldest first, so copy events are not held up behind a
     /// long flush.
     fn flush_health(&mut self) {
-        let batch = self.health_dirty.take_oldest(HEALTH_BATCH);
         let now = std::time::Instant::now();
         let mut writes = Vec::new();
         let mut settling = Vec::new();
-        for taken in batch {
+        // Objects still settling do not count against the batch: in a burst they were most of
+        // the oldest, and objects ready to be written waited behind them.
+        let mut budget = HEALTH_BATCH;
+        let mut examined = 0;
+        while budget > 0 && examined < HEALTH_EXAMINED {
+            let Some(taken) = self.health_dirty.take_oldest(1).pop() else {
+                break;
+            };
+            examined += 1;
             let (uid, reference) = (taken.key.clone(), taken.value.clone());
             let Some(obj) = self
                 .objects
@@ -597,8 +613,15 @@ impl<K: Propagated> Syncer<K> {
             if obj.meta().deletion_timestamp.is_some() {
                 continue;
             }
-            let current = self.engine.statuses.of(obj.as_ref());
-            let placed = self.placement_with(&uid, current.as_ref()).selected;
+            // The ledger's placement when it has one: the status is decoded only to be written.
+            let ledger = self.engine.ledger.placement(&uid);
+            let current = ledger
+                .is_none()
+                .then(|| self.engine.statuses.of(obj.as_ref()))
+                .flatten();
+            let placed = ledger
+                .unwrap_or_else(|| placed_in::<K>(current.as_ref()))
+                .selected;
             // Copies just applied show up one member after another: one write once they are all
             // seen instead of a "no copy observed yet" write now and another in a moment. For
             // [`HEALTH_SETTLE`] at most, so a copy that does not come is reported.
@@ -609,6 +632,8 @@ impl<K: Propagated> Syncer<K> {
                 settling.push(taken);
                 continue;
             }
+            budget -= 1;
+            let current = current.or_else(|| self.engine.statuses.of(obj.as_ref()));
             let status = self.health_status(&obj, current.as_ref(), &uid, &placed);
             // Compared without the condition's transition time: while the watch has not brought
             // back the last health write, the condition is built afresh with a new time, and the

@@ -4,8 +4,13 @@
 //! together. Writes of one part of one object (a member's entry, the Drifted condition, the
 //! health) go one at a time and in order, the newest winning ([`InOrder`]); a failed one is
 //! retried with backoff while its object exists, so what the syncer remembers as written is what
-//! the host will show.
+//! the host will show. The Drifted condition, a summary of the entries, is written
+//! [`CONDITION_DELAY`] after the change that asks for it: several members' drift of one object
+//! (one script run against every cluster) is then one condition write, and the entries, which
+//! say what changed where, reach the host first.
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -24,6 +29,8 @@ const HEALTH_MANAGER: &str = "flotilla-health";
 /// up drift writes behind them.
 const HEALTH_WRITES: usize = 8;
 const DRIFT_WRITES: usize = 8;
+/// How long a Drifted condition write waits for more changes of its object.
+const CONDITION_DELAY: Duration = Duration::from_millis(250);
 
 /// The field manager of one member's status entry.
 pub fn entry_manager(member: &str) -> String {
@@ -79,12 +86,16 @@ enum Outcome {
     Failed,
     /// The object is gone (or going): nothing to write any more.
     Gone,
+    /// A delayed write's time has come.
+    Due,
 }
 
 pub struct SyncerWrites<K: Propagated> {
     engine: Arc<Engine>,
     objects: Store<K>,
     queue: InOrder<Key, Write<K>>,
+    /// Writes waiting out [`CONDITION_DELAY`]; a newer one replaces the one waiting.
+    delayed: HashMap<Key, Write<K>>,
     done: mpsc::UnboundedSender<Finished>,
     health_slots: Arc<Semaphore>,
     drift_slots: Arc<Semaphore>,
@@ -101,6 +112,7 @@ impl<K: Propagated> SyncerWrites<K> {
             engine,
             objects,
             queue: InOrder::default(),
+            delayed: HashMap::new(),
             done,
             health_slots: Arc::new(Semaphore::new(HEALTH_WRITES)),
             drift_slots: Arc::new(Semaphore::new(DRIFT_WRITES)),
@@ -116,6 +128,23 @@ impl<K: Propagated> SyncerWrites<K> {
             obj: obj.clone(),
             status: Arc::new(status),
         };
+        if key.1 == Part::Drifted {
+            if self.delayed.insert(key.clone(), write).is_none() {
+                let done = self.done.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(CONDITION_DELAY).await;
+                    let _ = done.send(Finished {
+                        key,
+                        outcome: Outcome::Due,
+                    });
+                });
+            }
+            return;
+        }
+        self.offer(key, write);
+    }
+
+    fn offer(&mut self, key: Key, write: Write<K>) {
         if let Some(write) = self.queue.offer(key.clone(), digest(&write.status), write) {
             self.send(key, write, None);
         }
@@ -123,6 +152,12 @@ impl<K: Propagated> SyncerWrites<K> {
 
     /// A write finished: sends what waited for it, or retries it.
     pub fn finished(&mut self, f: Finished) {
+        if f.outcome == Outcome::Due {
+            if let Some(write) = self.delayed.remove(&f.key) {
+                self.offer(f.key, write);
+            }
+            return;
+        }
         if f.outcome == Outcome::Gone {
             self.queue.forget(&f.key);
             return;
@@ -137,9 +172,10 @@ impl<K: Propagated> SyncerWrites<K> {
     /// Drops what waits for objects that are gone.
     pub fn retain_objects(&mut self, live: &std::collections::HashSet<String>) {
         self.queue.retain(|(uid, _)| live.contains(uid));
+        self.delayed.retain(|(uid, _), _| live.contains(uid));
     }
 
-    fn send(&self, key: Key, write: Write<K>, after: Option<std::time::Duration>) {
+    fn send(&self, key: Key, write: Write<K>, after: Option<Duration>) {
         let slots = match key.1 {
             Part::Health => self.health_slots.clone(),
             Part::Entry(_) | Part::Drifted => self.drift_slots.clone(),
