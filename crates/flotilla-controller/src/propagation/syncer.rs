@@ -99,10 +99,8 @@ impl WrittenEntries {
 /// several times as it rolls out, in every member; one write per object per period carries all of
 /// it.
 const HEALTH_FLUSH: Duration = Duration::from_millis(500);
-/// Objects whose health is written per flush, and objects looked at (most of them may still be
-/// settling).
+/// Objects whose health is looked at per flush.
 const HEALTH_BATCH: usize = 128;
-const HEALTH_EXAMINED: usize = 16 * HEALTH_BATCH;
 /// How long an object's health write waits for the first sighting of copies it expects.
 const HEALTH_SETTLE: Duration = Duration::from_secs(2);
 
@@ -593,15 +591,11 @@ impl<K: Propagated> Syncer<K> {
         let now = std::time::Instant::now();
         let mut writes = Vec::new();
         let mut settling = Vec::new();
-        // Objects still settling do not count against the batch: in a burst they were most of
-        // the oldest, and objects ready to be written waited behind them.
-        let mut budget = HEALTH_BATCH;
-        let mut examined = 0;
-        while budget > 0 && examined < HEALTH_EXAMINED {
-            let Some(taken) = self.health_dirty.take_oldest(1).pop() else {
-                break;
-            };
-            examined += 1;
+        // Objects still settling count against the batch. Letting them pass (tried once) writes
+        // ready objects sooner but more often: with it, a policy's 1,000 ConfigMaps on 10 members
+        // took 1,355 syncer writes instead of 889-981 (an object written before all its copies
+        // were seen is written again when they are).
+        for taken in self.health_dirty.take_oldest(HEALTH_BATCH) {
             let (uid, reference) = (taken.key.clone(), taken.value.clone());
             let Some(obj) = self
                 .objects
@@ -632,7 +626,6 @@ impl<K: Propagated> Syncer<K> {
                 settling.push(taken);
                 continue;
             }
-            budget -= 1;
             let current = current.or_else(|| self.engine.statuses.of(obj.as_ref()));
             let status = self.health_status(&obj, current.as_ref(), &uid, &placed);
             // Compared without the condition's transition time: while the watch has not brought
