@@ -1,8 +1,9 @@
-//! Waiting for a reflector store to be listed.
+//! Waiting for a reflector store to be listed, and reading live objects from one.
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Resource;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use serde::de::DeserializeOwned;
 
 /// What a typed watch and its reflector store need of a kind with a static type: one name for
@@ -21,6 +22,17 @@ impl<K> WatchedKind for K where
         + Sync
         + 'static
 {
+}
+
+/// The object `reference` names if it is still the one with `uid` (not a replacement of the same
+/// name) and is not being deleted.
+pub fn live<K>(store: &Store<K>, reference: &ObjectRef<K>, uid: &str) -> Option<Arc<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .get(reference)
+        .filter(|o| o.meta().uid.as_deref() == Some(uid) && o.meta().deletion_timestamp.is_none())
 }
 
 /// Resolves once the store has listed. `Store::wait_until_ready` keeps only the most recent

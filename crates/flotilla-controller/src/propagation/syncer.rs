@@ -597,25 +597,12 @@ impl<K: Propagated> Syncer<K> {
         // were seen is written again when they are).
         for taken in self.health_dirty.take_oldest(HEALTH_BATCH) {
             let (uid, reference) = (taken.key.clone(), taken.value.clone());
-            let Some(obj) = self
-                .objects
-                .get(&reference)
-                .filter(|o| o.meta().uid.as_deref() == Some(uid.as_str()))
-            else {
+            let Some(obj) = crate::store::live(&self.objects, &reference, &uid) else {
                 continue;
             };
-            if obj.meta().deletion_timestamp.is_some() {
-                continue;
-            }
-            // The ledger's placement when it has one: the status is decoded only to be written.
-            let ledger = self.engine.ledger.placement(&uid);
-            let current = ledger
-                .is_none()
-                .then(|| self.engine.statuses.of(obj.as_ref()))
-                .flatten();
-            let placed = ledger
-                .unwrap_or_else(|| placed_in::<K>(current.as_ref()))
-                .selected;
+            // Where the engine placed it (its ledger; the status only for objects it has not
+            // placed since start-up, decoded once more below if written).
+            let placed = self.placement(&obj, &uid).selected;
             // Copies just applied show up one member after another: one write once they are all
             // seen instead of a "no copy observed yet" write now and another in a moment. For
             // [`HEALTH_SETTLE`] at most, so a copy that does not come is reported.
@@ -626,7 +613,7 @@ impl<K: Propagated> Syncer<K> {
                 settling.push(taken);
                 continue;
             }
-            let current = current.or_else(|| self.engine.statuses.of(obj.as_ref()));
+            let current = self.engine.statuses.of(obj.as_ref());
             let status = self.health_status(&obj, current.as_ref(), &uid, &placed);
             // Compared without the condition's transition time: while the watch has not brought
             // back the last health write, the condition is built afresh with a new time, and the

@@ -8,7 +8,7 @@
 //! [`CONDITION_DELAY`] after the change that asks for it: several members' drift of one object
 //! (one script run against every cluster) is then one condition write, and the entries, which
 //! say what changed where, reach the host first.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -170,7 +170,7 @@ impl<K: Propagated> SyncerWrites<K> {
     }
 
     /// Drops what waits for objects that are gone.
-    pub fn retain_objects(&mut self, live: &std::collections::HashSet<String>) {
+    pub fn retain_objects(&mut self, live: &HashSet<String>) {
         self.queue.retain(|(uid, _)| live.contains(uid));
         self.delayed.retain(|(uid, _), _| live.contains(uid));
     }
@@ -186,13 +186,8 @@ impl<K: Propagated> SyncerWrites<K> {
             if let Some(after) = after {
                 tokio::time::sleep(after).await;
             }
-            let live = objects
-                .get(&ObjectRef::from_obj(write.obj.as_ref()))
-                .is_some_and(|o| {
-                    o.meta().uid.as_deref() == Some(key.0.as_str())
-                        && o.meta().deletion_timestamp.is_none()
-                });
-            let outcome = if !live {
+            let reference = ObjectRef::from_obj(write.obj.as_ref());
+            let outcome = if crate::store::live(&objects, &reference, &key.0).is_none() {
                 Outcome::Gone
             } else {
                 let _slot = slots.acquire_owned().await;
